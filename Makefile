@@ -1,0 +1,36 @@
+# Two entry points a fresh machine needs: `make refresh` and `make test`.
+# Each creates .venv on first use (Python 3.11+ from PATH, or PYTHON=...).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: refresh test lint bench accuracy clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+refresh: $(STAMP)
+	$(BIN)/pipeline refresh
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet '.[bench]'
+	$(BIN)/pipeline bench
+
+accuracy: $(STAMP)
+	$(BIN)/pipeline accuracy ../shared/corpora/pages.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

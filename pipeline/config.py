@@ -1,0 +1,263 @@
+"""Typed settings: defaults, load from YAML, validate, apply CLI overrides.
+
+Reads: a YAML file (default ``config/pipeline.yaml``). Returns: a frozen ``Settings``.
+An unknown key, a wrong type or an impossible value raises ``ConfigError`` whose message names the
+key's dotted path (``http.per_host_concurrency: …``). Relative paths in the file are resolved against the
+current directory, so the same file works from cron (which sets WorkingDirectory) and a terminal.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the setting."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusSettings(_Section):
+    roots: list[Path] = Field(default_factory=lambda: [Path("seeds")], min_length=1)
+    patterns: list[str] = Field(default_factory=lambda: ["*.md", "*.txt"], min_length=1)
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+
+
+class LinkSettings(_Section):
+    # Field names (at the top level and in each item of every list in `nested`) whose values are URLs.
+    # `images[].url` means: the `url` of every item of the `images` list.
+    fields: list[str] = Field(
+        default_factory=lambda: ["originalUrl", "webUrl", "ampWebUrl", "cdnAmpWebUrl", "images[].url"],
+        min_length=1,
+    )
+    nested: list[str] = Field(default_factory=lambda: ["related"])
+    # Regular expressions; a URL matching any is reported `skipped` and never requested.
+    exclude: list[str] = Field(default_factory=list)
+    # Fields whose page is fetched whole (GET) so that its metadata can be refreshed.
+    page_fields: list[str] = Field(default_factory=lambda: ["webUrl", "originalUrl"])
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_shape(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"[A-Za-z_][\w-]*(\[\]\.[A-Za-z_][\w-]*)?", item):
+                raise ValueError(f"{item!r} is not a field name or `list[].field`")
+        return value
+
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
+        return value
+
+
+class HttpSettings(_Section):
+    user_agent: str = "link-pipeline/0.1 (+https://github.com/link-pipeline/link-pipeline; link health checker)"
+    max_concurrency: int = Field(default=128, ge=1, le=10_000)
+    per_host_concurrency: int = Field(default=8, ge=1, le=1_000)
+    min_host_interval: float = Field(default=0.0, ge=0, le=3600)  # seconds between request starts per host
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
+    read_timeout: float = Field(default=20.0, gt=0, le=600)
+    total_timeout: float = Field(default=45.0, gt=0, le=3600)  # one request, all redirects included
+    max_redirects: int = Field(default=10, ge=0, le=50)
+    max_page_bytes: int = Field(default=1024 * 1024, gt=0)  # head of a page read for metadata
+    max_decompressed_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_header_bytes: int = Field(default=64 * 1024, gt=0)
+    verify_tls: bool = True
+    ca_bundle: Path | None = None  # extra CA file (PEM), e.g. an intranet's
+    # Networks the address guard lets through (loopback, private, …). Empty: public addresses only.
+    allow_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a network: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _per_host_within_global(self) -> HttpSettings:
+        if self.per_host_concurrency > self.max_concurrency:
+            raise ValueError("per_host_concurrency cannot exceed max_concurrency")
+        return self
+
+
+class RetrySettings(_Section):
+    attempts: int = Field(default=3, ge=1, le=10)  # total tries for transient failures
+    backoff_initial: float = Field(default=1.0, ge=0, le=600)
+    backoff_max: float = Field(default=30.0, ge=0, le=3600)
+    retry_after_max: float = Field(default=60.0, ge=0, le=3600)  # a longer Retry-After gives up instead
+
+
+class Threshold(_Section):
+    runs: int = Field(ge=1, le=1000)
+    days: float = Field(ge=0, le=3650)
+
+
+class OutageSettings(_Section):
+    # The run is an outage when at least this share of the hosts checked failed below HTTP ...
+    network_failure_ratio: float = Field(default=0.8, gt=0, le=1)
+    # ... and at least this many hosts were checked (a tiny run cannot tell an outage from bad luck).
+    min_hosts: int = Field(default=3, ge=1)
+    # URLs that must answer for the run to count; if any fails, the run is an outage.
+    canary_urls: list[str] = Field(default_factory=list)
+
+
+class HealthSettings(_Section):
+    hard: Threshold = Threshold(runs=3, days=3)
+    soft: Threshold = Threshold(runs=5, days=7)
+    recheck_ok_after_days: float = Field(default=7, ge=0, le=3650)
+    outage: OutageSettings = OutageSettings()
+    flag_field: str = Field(default="linkHealth", pattern=r"^[A-Za-z_][\w-]*$")
+    flag: bool = True  # write dead links into the article's front-matter
+
+
+class ExcerptPolicy(_Section):
+    policy: Literal["fill", "overwrite", "never"] = "fill"
+    min_length: int = Field(default=40, ge=0)  # never write a shorter description
+
+
+class ImagePolicy(_Section):
+    policy: Literal["replace-dead", "never"] = "replace-dead"
+    fill_missing: bool = True
+    correct_size: bool = True
+    max_probe_bytes: int = Field(default=256 * 1024, gt=0)
+
+
+class MetadataSettings(_Section):
+    enabled: bool = True
+    excerpt: ExcerptPolicy = ExcerptPolicy()
+    images: ImagePolicy = ImagePolicy()
+    write_canonical: bool = False  # opt-in: discovered canonical URLs are only reported by default
+    write_amp: bool = False  # opt-in: discovered AMP URLs are only reported by default
+
+
+class StateSettings(_Section):
+    dir: Path = Path("state")  # history database and lock file live here
+
+    @property
+    def database(self) -> Path:
+        return self.dir / "history.sqlite3"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.dir / "pipeline.lock"
+
+
+class ReportSettings(_Section):
+    dir: Path = Path("reports")
+    keep_runs: int = Field(default=60, ge=1)  # older run folders are removed
+    trend_runs: int = Field(default=30, ge=2)
+
+
+class ScheduleSettings(_Section):
+    cron: str = "0 3 * * *"  # five fields; weekday names (mon-sun) are safest
+    timezone: str = "UTC"
+    misfire_grace_time: int = Field(default=3600, ge=1)  # seconds a late run may still start
+    jitter: int = Field(default=0, ge=0)  # seconds of random delay added to each run
+
+    @field_validator("cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} must have five fields: minute hour day month day_of_week")
+        return value
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section):
+    corpus: CorpusSettings = CorpusSettings()
+    links: LinkSettings = LinkSettings()
+    http: HttpSettings = HttpSettings()
+    retry: RetrySettings = RetrySettings()
+    health: HealthSettings = HealthSettings()
+    metadata: MetadataSettings = MetadataSettings()
+    state: StateSettings = StateSettings()
+    reports: ReportSettings = ReportSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _raise_validation(exc: ValidationError, origin: str) -> None:
+    lines = []
+    for err in exc.errors():
+        # model_validator errors carry no field; name the section instead.
+        lines.append(f"{_dotted(err['loc'])}: {err['msg']}")
+    raise ConfigError(f"{origin}: " + "; ".join(lines))
+
+
+def parse_settings(data: Any, origin: str = "config") -> Settings:
+    """Validate a mapping (as read from YAML) into Settings."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: (top level): must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(exc, origin)
+        raise  # unreachable; keeps type checkers content
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read and validate the config file; with no path, the default file if it exists, else defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return Settings()
+        path = DEFAULT_CONFIG_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_settings(data, str(path))
+
+
+def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """Apply CLI overrides given as dotted paths (``{"http.per_host_concurrency": 4}``); None means unset."""
+    data = settings.model_dump(mode="python")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return parse_settings(data, "command line")

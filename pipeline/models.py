@@ -1,0 +1,156 @@
+"""The records that flow between stages; no I/O.
+
+Data flows one way: ``Article -> LinkRef -> Observation -> LinkResult -> PageMeta -> Change -> report``.
+Records are frozen dataclasses; times are timezone-aware UTC; no httpx object crosses a stage boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, documented in the README. 2 is left to click for usage errors."""
+
+    OK = 0  # the run completed; every file was read (dead links are data, not failure)
+    FILES_FAILED = 1  # the run completed, but some files could not be read or written (or `validate` found problems)
+    CONFIG_ERROR = 3  # the configuration is invalid; nothing was done
+    LOCKED = 4  # another run holds the lock; nothing was done
+    INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
+
+
+class LinkStatus(enum.StrEnum):
+    """The verdict a maintainer reads for one URL."""
+
+    OK = "ok"
+    REDIRECTED = "redirected"  # alive, but the server points permanently to a newer URL
+    FAILING = "failing"  # failed now; not yet enough evidence to call it dead
+    DEAD = "dead"  # failed on enough separate runs over enough days, with no success between
+    BLOCKED = "blocked"  # the site refused us (401/403/429/999/challenge): health unknown, never dead
+    INVALID = "invalid"  # not a URL we can check; never requested
+    SKIPPED = "skipped"  # excluded by config or the address guard, or not due for a recheck; never requested
+
+
+class Outcome(enum.StrEnum):
+    """What one request (with its retries) showed in this run, before history is consulted."""
+
+    SUCCESS = "success"  # 2xx, after at most the allowed redirects
+    MOVED = "moved"  # 2xx reached through a permanent (301/308) redirect
+    HARD = "hard"  # 404, 410, a redirect to a 404, a domain that does not resolve
+    SOFT = "soft"  # 5xx, timeout, reset, refused, TLS error, redirect loop (after retries)
+    BLOCKED = "blocked"  # 401, 403, 429 after retries, 999, a Cloudflare challenge
+    SKIPPED = "skipped"  # refused by the address guard or excluded: never requested
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """One URL named by one article, at one field path such as ``related[2].ampWebUrl``."""
+
+    article: Path
+    field_path: str
+    url: str  # exactly as written in the article
+    normalized: str | None  # the URL we request; None when the reference is invalid
+    invalid_reason: str = ""  # why it is invalid, for people
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """The head of an HTML page fetched during the link check, kept for metadata extraction."""
+
+    url: str
+    final_url: str
+    content_type: str
+    headers: dict[str, str]  # lower-cased names
+    body: bytes  # capped: only the head of a large page
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Outcome of requesting one unique URL in this run (many articles may share it)."""
+
+    url: str
+    outcome: Outcome
+    http_status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[str, ...] = ()  # every hop after the first request, in order
+    reason: str = ""  # for people; never parse it
+    network_level: bool = False  # failed below HTTP (DNS, connect, reset, timeout, TLS): outage evidence
+    host: str = ""
+    elapsed: float = 0.0  # seconds, for the report
+    page: FetchedPage | None = None  # only when the page was asked for and is HTML
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """The verdict for one unique URL after this run's observation and its history."""
+
+    url: str
+    status: LinkStatus
+    http_status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[str, ...] = ()
+    reason: str = ""
+    first_failed_at: datetime | None = None
+    last_success_at: datetime | None = None
+    consecutive_failures: int = 0
+    checked_at: datetime | None = None  # when this verdict's evidence was gathered (may be an earlier run)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageMeta:
+    """An image a page declares (or one the article names), with what is known about it."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+    alt: str | None = None
+    type: str | None = None  # MIME type
+
+
+@dataclass(frozen=True, slots=True)
+class PageMeta:
+    """Metadata a page declares about itself; every field optional."""
+
+    url: str  # the final URL the page was read from
+    title: str | None = None
+    description: str | None = None
+    images: tuple[ImageMeta, ...] = ()  # best share image first
+    canonical: str | None = None
+    amp: str | None = None
+    site_name: str | None = None
+    published: str | None = None  # as the page wrote it (ISO 8601 usually)
+    sources: dict[str, str] = field(default_factory=dict)  # field -> which source supplied it (og, twitter, …)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageProbe:
+    """What a request for an image showed: alive, an image, and its real pixel size."""
+
+    url: str
+    alive: bool
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field of one article that the run changed (or would change, with --dry-run)."""
+
+    article: str
+    field_path: str
+    old: object
+    new: object
+    source: str  # the URL the new value came from, or "link-health"
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    """A file that could not be read, parsed or written; the run went on without it."""
+
+    article: str
+    message: str
