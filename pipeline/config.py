@@ -66,7 +66,9 @@ class LinkSettings(_Section):
 
 
 class HttpSettings(_Section):
-    user_agent: str = "link-pipeline/0.1 (+https://github.com/link-pipeline/link-pipeline; link health checker)"
+    user_agent: str = (
+        "link-pipeline/0.1 (+https://github.com/link-pipeline/link-pipeline; link health checker)"
+    )
     max_concurrency: int = Field(default=128, ge=1, le=10_000)
     per_host_concurrency: int = Field(default=8, ge=1, le=1_000)
     min_host_interval: float = Field(default=0.0, ge=0, le=3600)  # seconds between request starts per host

@@ -16,7 +16,7 @@ class ExitCode(enum.IntEnum):
     """Process exit codes, documented in the README. 2 is left to click for usage errors."""
 
     OK = 0  # the run completed; every file was read (dead links are data, not failure)
-    FILES_FAILED = 1  # the run completed, but some files could not be read or written (or `validate` found problems)
+    FILES_FAILED = 1  # the run completed, but some files failed (or `validate` found problems)
     CONFIG_ERROR = 3  # the configuration is invalid; nothing was done
     LOCKED = 4  # another run holds the lock; nothing was done
     INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
@@ -122,7 +122,7 @@ class PageMeta:
     amp: str | None = None
     site_name: str | None = None
     published: str | None = None  # as the page wrote it (ISO 8601 usually)
-    sources: dict[str, str] = field(default_factory=dict)  # field -> which source supplied it (og, twitter, …)
+    sources: dict[str, str] = field(default_factory=dict)  # field -> the source that supplied it (og, …)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,174 @@
+"""What a person or a log collector sees: logging setup, and a progress bar for interactive runs.
+
+Reads: the ``logging`` settings (``format``: text | json, ``level``) and ``--quiet``; whether stderr is a
+terminal. Returns nothing: ``setup_logging`` configures the root logger to write to stderr, one line per
+record (JSON lines for journald and collectors); ``Progress`` shows a rich bar with URLs/s and ETA only when
+stderr is a terminal and the run is not quiet, and is silent otherwise (cron, systemd, pipes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as _RichProgress
+from rich.text import Text
+
+# Libraries that log every request or job at INFO; our own summary lines say what matters.
+_NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")
+_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is at emit time, so rich can route log lines above its bar."""
+
+    _pipeline_owned = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def _utc_stamp(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _TextFormatter(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _utc_stamp(record.created)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, any ``extra=`` fields, and the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _utc_stamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(fmt: str, level: str, quiet: bool) -> None:
+    """Send log records to stderr as text or JSON lines; ``quiet`` keeps only warnings and errors.
+
+    Calling it again replaces the handler it installed before (tests and the daemon may call it twice).
+    """
+    if fmt not in ("text", "json"):
+        raise ValueError(f"logging.format: {fmt!r} is not text or json")
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"logging.level: {level!r} is not a level name")
+    if quiet:
+        numeric = max(numeric, logging.WARNING)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_pipeline_owned", False)]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+
+
+class _RateColumn(ProgressColumn):
+    """URLs per second over rich's recent-speed window (the final average once finished)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("– URLs/s" if speed is None else f"{speed:,.1f} URLs/s", style="progress.data.speed")
+
+
+class Progress:
+    """A progress bar for interactive runs; silent when stderr is not a terminal or the run is quiet.
+
+    ``start(total, label)`` begins a phase (a new bar line), ``advance(n)`` counts finished items,
+    ``close()`` removes the live display. Also a context manager. Safe to call from the thread that runs
+    the check: rich serialises updates with a lock.
+    """
+
+    def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
+        self._console = console if console is not None else Console(stderr=True)
+        self.enabled = not quiet and self._console.is_terminal
+        self._bar: _RichProgress | None = None
+        self._task: TaskID | None = None
+        self.completed = 0
+        self.total = 0
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self, total: int, label: str) -> None:
+        """Begin a phase of ``total`` items; the previous phase's bar stays on screen, finished."""
+        self.completed = 0
+        self.total = total
+        if not self.enabled:
+            return
+        if self._bar is None:
+            self._bar = _RichProgress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(),
+                TextColumn("elapsed"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=False,
+            )
+            self._bar.start()
+        elif self._task is not None:
+            self._bar.stop_task(self._task)
+        self._task = self._bar.add_task(label, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        """Count ``n`` more finished items in the current phase."""
+        self.completed += n
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task, n)
+
+    def close(self) -> None:
+        """Stop the live display (idempotent)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            self._task = None

@@ -1,0 +1,100 @@
+"""Find article files under the corpus roots, and read them.
+
+Reads: the folders and files named by ``corpus.roots``, matched by name against ``corpus.patterns``, and
+each file's bytes up to ``corpus.max_file_bytes``. Returns: paths (or a :class:`~pipeline.models.FileError`
+for a root or folder that cannot be walked) in a stable sorted order, and :class:`Article` records.
+
+Hidden folders and files (a name starting with ``.``) are skipped. Symlinked folders are followed, but a
+folder already being walked (a symlink loop) is reported instead of entered, and a file reached twice (the
+same real path) is listed once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.frontmatter import Document, FrontMatterError, parse
+from pipeline.models import FileError
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article file as read: where it was found and its parsed document."""
+
+    path: Path  # as discovered (under a root)
+    doc: Document
+
+
+def discover(roots: Sequence[Path], patterns: Sequence[str]) -> Iterator[Path | FileError]:
+    """Article files under each root whose name matches a pattern, then errors, in a stable order."""
+    seen: set[str] = set()
+    for root in roots:
+        if root.is_file():
+            if _first_time(root, seen):
+                yield root
+        elif root.is_dir():
+            yield from _walk(root, patterns, seen, ())
+        else:
+            yield FileError(str(root), "the corpus root does not exist (or is not a file or folder)")
+
+
+def _first_time(path: Path, seen: set[str]) -> bool:
+    real = os.path.realpath(path)
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
+def _walk(
+    folder: Path, patterns: Sequence[str], seen: set[str], ancestors: tuple[tuple[int, int], ...]
+) -> Iterator[Path | FileError]:
+    try:
+        info = folder.stat()
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield FileError(str(folder), f"cannot read the folder ({exc.strerror or exc})")
+        return
+    identity = (info.st_dev, info.st_ino)
+    if identity in ancestors:
+        yield FileError(str(folder), "symlink loop: this folder leads back to a folder that contains it")
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+            is_file = not is_dir and entry.is_file()
+        except OSError as exc:
+            yield FileError(str(path), f"cannot inspect ({exc.strerror or exc})")
+            continue
+        if is_dir:
+            yield from _walk(path, patterns, seen, (*ancestors, identity))
+        elif is_file and any(fnmatch.fnmatch(entry.name, p) for p in patterns) and _first_time(path, seen):
+            yield path
+
+
+def read_article(path: Path, max_bytes: int) -> Article:
+    """Read and parse one article; raises FrontMatterError naming the path."""
+    try:
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise FrontMatterError(
+                    f"{path}: the file is too large ({size} bytes; the limit is {max_bytes})"
+                )
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise FrontMatterError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if len(raw) > max_bytes:
+        raise FrontMatterError(f"{path}: the file is too large (more than {max_bytes} bytes)")
+    try:
+        return Article(path, parse(raw))
+    except FrontMatterError as exc:
+        raise FrontMatterError(f"{path}: {exc}") from None

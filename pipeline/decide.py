@@ -1,0 +1,289 @@
+"""Pure decisions: article + link verdicts + page metadata + image probes -> front-matter edits.
+
+Reads: an article's front-matter data and refs, the run's ``Evidence``, ``settings.metadata``,
+``settings.links`` and ``settings.health`` (flag_field, flag). Returns: a ``Decision`` (edits for the faithful
+writer, the changes to report, and discoveries that are reported but not written).
+
+Policies (each configurable, defaults in parentheses):
+- excerpt (fill): filled when missing, empty or null; with ``overwrite`` also replaced when the page's
+  description differs; never replaced by a description shorter than ``min_length``.
+- images (replace-dead): a *dead* image (dead by the link-health verdict, across runs) is replaced by the
+  page's current share image if that image probed alive; a missing or empty list is filled; an alive image
+  stays, only its width/height are corrected to the probed size.
+- canonical / AMP URLs: reported; written only when opted in.
+- link-health flags: a ``linkHealth`` block lists each dead field; an entry goes away only on evidence of
+  recovery (ok/redirected) or when the field no longer holds that URL. Nothing changes in an outage run.
+Only pages whose verdict is ok/redirected and that do not look like an error page supply metadata
+(the runner filters ``Evidence.pages`` accordingly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.frontmatter import Edit, Remove, SetValue
+from pipeline.links import FieldPath, format_field_path, normalize_url
+from pipeline.models import Change, ImageProbe, LinkRef, LinkResult, LinkStatus, PageMeta
+
+_ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
+LINK_HEALTH_SOURCE = "link-health"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the run learned, keyed by normalized URL."""
+
+    results: Mapping[str, LinkResult]
+    pages: Mapping[str, PageMeta] = field(default_factory=dict)  # usable pages only
+    probes: Mapping[str, ImageProbe] = field(default_factory=dict)
+    outage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to write into one article, and what to tell the maintainer."""
+
+    edits: tuple[Edit, ...] = ()
+    changes: tuple[Change, ...] = ()
+    discovered: tuple[Change, ...] = ()  # canonical/AMP URLs found but not written
+
+
+def _norm(url: object) -> str | None:
+    return normalize_url(url)[0] if isinstance(url, str) else None
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def units(data: Mapping[str, Any], settings: Settings) -> Iterator[tuple[FieldPath, Mapping[str, Any]]]:
+    """The article itself and every item of the nested lists (``related[]``): each is refreshed alike."""
+    yield (), data
+    for list_key in settings.links.nested:
+        items = data.get(list_key)
+        if isinstance(items, list):
+            for index, item in enumerate(items):
+                if isinstance(item, Mapping):
+                    yield (list_key, index), item
+
+
+def page_meta(unit: Mapping[str, Any], evidence: Evidence, settings: Settings) -> tuple[str, PageMeta] | None:
+    """The unit's page (its first page field that is alive and was read), as (url as written, metadata)."""
+    for name in settings.links.page_fields:
+        url = unit.get(name)
+        normalized = _norm(url)
+        if normalized is None:
+            continue
+        result = evidence.results.get(normalized)
+        meta = evidence.pages.get(normalized)
+        if result is not None and result.status in _ALIVE and meta is not None:
+            return str(url), meta
+    return None
+
+
+def _share_image(meta: PageMeta) -> str | None:
+    return meta.images[0].url if meta.images else None
+
+
+def image_candidates(data: Mapping[str, Any], evidence: Evidence, settings: Settings) -> set[str]:
+    """Share-image URLs (normalized) that must be probed before ``decide`` can replace or fill images."""
+    wanted: set[str] = set()
+    if settings.metadata.images.policy == "never" or evidence.outage:
+        return wanted
+    for _, unit in units(data, settings):
+        found = page_meta(unit, evidence, settings)
+        image = _share_image(found[1]) if found else None
+        normalized = _norm(image)
+        if normalized is None:
+            continue
+        images = unit.get("images")
+        if _needs_fill(images, settings) or any(
+            _status(item, evidence) is LinkStatus.DEAD for item in images or [] if isinstance(item, Mapping)
+        ):
+            wanted.add(normalized)
+    return wanted
+
+
+def _needs_fill(images: object, settings: Settings) -> bool:
+    return settings.metadata.images.fill_missing and (images is None or images == [])
+
+
+def _status(item: Mapping[str, Any], evidence: Evidence) -> LinkStatus | None:
+    normalized = _norm(item.get("url"))
+    result = evidence.results.get(normalized) if normalized else None
+    return result.status if result else None
+
+
+def decide(
+    article: str, data: Mapping[str, Any], refs: Sequence[LinkRef], evidence: Evidence, settings: Settings
+) -> Decision:
+    """Every edit this article needs: metadata refresh for each unit, then the link-health block."""
+    edits: list[Edit] = []
+    changes: list[Change] = []
+    discovered: list[Change] = []
+
+    def set_value(path: FieldPath, old: object, new: object, source: str) -> None:
+        edits.append(SetValue(path, new))
+        changes.append(Change(article, format_field_path(path), old, new, source))
+
+    if settings.metadata.enabled and not evidence.outage:
+        for prefix, unit in units(data, settings):
+            found = page_meta(unit, evidence, settings)
+            if found is None:
+                continue
+            page_url, meta = found
+            _decide_excerpt(prefix, unit, meta, page_url, settings, set_value)
+            _decide_images(prefix, unit, meta, page_url, evidence, settings, set_value)
+            _decide_discoveries(article, prefix, unit, meta, page_url, settings, set_value, discovered)
+
+    if settings.health.flag and not evidence.outage:
+        # A dead URL that the refresh just replaced is no longer in the article: nothing to flag.
+        replaced = {change.field_path for change in changes}
+        live_refs = [ref for ref in refs if ref.field_path not in replaced]
+        _decide_flags(article, data, live_refs, evidence, settings, edits, changes)
+    return Decision(tuple(edits), tuple(changes), tuple(discovered))
+
+
+def _decide_excerpt(
+    prefix: FieldPath,
+    unit: Mapping[str, Any],
+    meta: PageMeta,
+    page_url: str,
+    settings: Settings,
+    set_value: Any,
+) -> None:
+    policy = settings.metadata.excerpt
+    description = _fold(meta.description or "")
+    if policy.policy == "never" or len(description) < max(policy.min_length, 1):
+        return
+    current = unit.get("excerpt")
+    empty = current is None or (isinstance(current, str) and not current.strip())
+    if empty or (policy.policy == "overwrite" and _fold(str(current)) != description):
+        set_value((*prefix, "excerpt"), current, description, page_url)
+
+
+def _decide_images(
+    prefix: FieldPath,
+    unit: Mapping[str, Any],
+    meta: PageMeta,
+    page_url: str,
+    evidence: Evidence,
+    settings: Settings,
+    set_value: Any,
+) -> None:
+    policy = settings.metadata.images
+    if policy.policy == "never":
+        return
+    share = _share_image(meta)
+    share_probe = evidence.probes.get(_norm(share) or "") if share else None
+    share_ok = share is not None and share_probe is not None and share_probe.alive
+    images = unit.get("images")
+
+    if _needs_fill(images, settings):
+        if share_ok and share_probe is not None:
+            new_item: dict[str, Any] = {"url": share}
+            if share_probe.width and share_probe.height:
+                new_item.update(width=share_probe.width, height=share_probe.height)
+            set_value((*prefix, "images"), images, [new_item], page_url)
+        return
+    if not isinstance(images, list):
+        return
+
+    for index, item in enumerate(images):
+        if not isinstance(item, Mapping):
+            continue
+        path = (*prefix, "images", index)
+        if _status(item, evidence) is LinkStatus.DEAD:
+            if share_ok and share_probe is not None and _norm(share) != _norm(item.get("url")):
+                set_value((*path, "url"), item.get("url"), share, page_url)
+                _set_size(path, item, share_probe, set_value, page_url)
+            continue
+        probe = evidence.probes.get(_norm(item.get("url")) or "")
+        if probe is not None and probe.alive and policy.correct_size:
+            _set_size(path, item, probe, set_value, probe.url)
+
+
+def _set_size(
+    path: FieldPath, item: Mapping[str, Any], probe: ImageProbe, set_value: Any, source: str
+) -> None:
+    if not (probe.width and probe.height):
+        return
+    for key, real in (("width", probe.width), ("height", probe.height)):
+        if item.get(key) != real:
+            set_value((*path, key), item.get(key), real, source)
+
+
+def _decide_discoveries(
+    article: str,
+    prefix: FieldPath,
+    unit: Mapping[str, Any],
+    meta: PageMeta,
+    page_url: str,
+    settings: Settings,
+    set_value: Any,
+    discovered: list[Change],
+) -> None:
+    wanted = (
+        ("canonicalUrl", meta.canonical, settings.metadata.write_canonical),
+        ("ampWebUrl", meta.amp, settings.metadata.write_amp),
+    )
+    for key, found, write in wanted:
+        current = unit.get(key)
+        if not found or _norm(found) is None or _norm(found) == _norm(current):
+            continue
+        if key == "canonicalUrl" and _norm(found) == _norm(page_url):
+            continue  # a page that names itself as canonical tells us nothing new
+        if write:
+            set_value((*prefix, key), current, found, page_url)
+        else:
+            discovered.append(Change(article, format_field_path((*prefix, key)), current, found, page_url))
+
+
+def _flag_entry(ref: LinkRef, result: LinkResult) -> dict[str, Any]:
+    since = result.first_failed_at.date().isoformat() if result.first_failed_at else None
+    entry: dict[str, Any] = {"field": ref.field_path, "url": ref.url, "status": str(LinkStatus.DEAD)}
+    if since:
+        entry["since"] = since
+    return entry
+
+
+def _decide_flags(
+    article: str,
+    data: Mapping[str, Any],
+    refs: Sequence[LinkRef],
+    evidence: Evidence,
+    settings: Settings,
+    edits: list[Edit],
+    changes: list[Change],
+) -> None:
+    key = settings.health.flag_field
+    existing = data.get(key)
+    if existing is not None and not (
+        isinstance(existing, list) and all(isinstance(e, Mapping) and "field" in e for e in existing)
+    ):
+        return  # not a block we wrote: leave the user's data alone
+    old_entries: dict[str, Mapping[str, Any]] = {str(e["field"]): e for e in existing or []}
+
+    desired: list[Any] = []
+    for ref in refs:
+        result = evidence.results.get(ref.normalized) if ref.normalized else None
+        old = old_entries.get(ref.field_path)
+        if old is not None and old.get("url") != ref.url:
+            old = None  # the field now holds another URL: the old flag no longer applies
+        if result is not None and result.status is LinkStatus.DEAD:
+            desired.append(old if old is not None else _flag_entry(ref, result))
+        elif old is not None and (result is None or result.status not in _ALIVE):
+            desired.append(old)  # no evidence of recovery: keep the flag as it is
+
+    if desired == list(existing or []):
+        return
+    edits.append(SetValue((key,), desired) if desired else Remove((key,)))
+    old_by_field = {str(e["field"]): e for e in existing or []}
+    new_by_field = {str(e["field"]): e for e in desired}
+    for name in sorted(old_by_field.keys() | new_by_field.keys()):
+        before, after = old_by_field.get(name), new_by_field.get(name)
+        if before != after:
+            changes.append(Change(article, f"{key}[{name}]", before, after, LINK_HEALTH_SOURCE))

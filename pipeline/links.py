@@ -1,0 +1,156 @@
+"""Front-matter -> URL references: which fields hold URLs, where, and whether each can be checked.
+
+Reads: an article's front-matter data and ``settings.links`` (fields, nested, exclude).
+Returns: ``LinkRef`` records with field paths such as ``related[2].ampWebUrl`` and
+``related[0].images[0].url``;
+an invalid reference (``htp:/x``, empty, ``javascript:``, ``mailto:``, ``file:``, malformed IPv6) carries
+``normalized=None`` and a reason, and is never requested.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from pipeline.config import LinkSettings
+from pipeline.models import LinkRef
+
+FieldPath = tuple[str | int, ...]
+
+_SCHEMES = {"http", "https"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def format_field_path(path: FieldPath) -> str:
+    """``("related", 2, "webUrl")`` -> ``related[2].webUrl``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def parse_field_path(text: str) -> FieldPath:
+    """``related[2].webUrl`` -> ``("related", 2, "webUrl")``."""
+    return tuple(int(index) if index else name for name, index in _PATH_TOKEN.findall(text))
+
+
+def normalize_url(raw: str) -> tuple[str | None, str]:
+    """Return (the URL we would request, "") or (None, why it cannot be checked).
+
+    Normalisation is conservative so that one resource is requested once: scheme and host lower-cased,
+    IDNA host, default port and fragment dropped, an empty path becomes ``/``; path and query are kept
+    as written (servers may treat them case- and order-sensitively).
+    """
+    text = raw.strip()
+    if not text:
+        return None, "empty URL"
+    if any(ch.isspace() for ch in text) or any(ord(ch) < 32 for ch in text):
+        return None, "URL contains white space or control characters"
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        return None, f"malformed URL: {exc}"
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return None, "not an absolute URL (no scheme)"
+    if scheme not in _SCHEMES:
+        return None, f"unsupported scheme {scheme!r} (only http and https are checked)"
+    try:
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        return None, f"malformed URL: {exc}"
+    if not host:
+        return None, "URL has no host"
+    host_text = _normalize_host(host, bracketed="[" in parts.netloc)
+    if host_text is None:
+        return None, f"malformed host {host!r}"
+    netloc = host_text
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        netloc = f"{host_text}:{port}"
+    if parts.username or parts.password:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        netloc = f"{userinfo}@{netloc}"
+    path = parts.path or "/"
+    return urlunsplit(SplitResult(scheme, netloc, path, parts.query, "")), ""
+
+
+def _normalize_host(host: str, *, bracketed: bool) -> str | None:
+    if bracketed:
+        try:
+            return f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            return None
+    host = host.rstrip(".").lower()
+    if not host or ".." in host:
+        return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    if not re.fullmatch(r"[a-z0-9_.-]+", ascii_host) or len(ascii_host) > 253:
+        return None
+    return ascii_host
+
+
+def host_of(url: str) -> str:
+    """The host key used to shard work and limit politeness: ``hostname[:port]``."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+def extract_refs(article: Path, data: Mapping[str, Any], settings: LinkSettings) -> list[LinkRef]:
+    """Every URL reference of one article, in document order of the configured fields."""
+    refs: list[LinkRef] = []
+    for path, value in _walk_unit(data, (), settings):
+        refs.append(_make_ref(article, path, value))
+    for list_key in settings.nested:
+        items = data.get(list_key)
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping):
+                for path, value in _walk_unit(item, (list_key, index), settings):
+                    refs.append(_make_ref(article, path, value))
+    return refs
+
+
+def _walk_unit(
+    unit: Mapping[str, Any], prefix: FieldPath, settings: LinkSettings
+) -> Iterator[tuple[FieldPath, Any]]:
+    for spec in settings.fields:
+        if "[]." in spec:
+            list_key, leaf = spec.split("[].", 1)
+            items = unit.get(list_key)
+            if not isinstance(items, list):
+                continue
+            for index, item in enumerate(items):
+                if isinstance(item, Mapping) and leaf in item and item[leaf] is not None:
+                    yield (*prefix, list_key, index, leaf), item[leaf]
+        elif spec in unit and unit[spec] is not None:
+            yield (*prefix, spec), unit[spec]
+
+
+def _make_ref(article: Path, path: FieldPath, value: Any) -> LinkRef:
+    field_path = format_field_path(path)
+    if not isinstance(value, str):
+        return LinkRef(article, field_path, repr(value), None, f"not a string ({type(value).__name__})")
+    normalized, reason = normalize_url(value)
+    return LinkRef(article, field_path, value, normalized, reason)
+
+
+def compile_excludes(settings: LinkSettings) -> list[re.Pattern[str]]:
+    """The configured exclude patterns, compiled (validated at config load)."""
+    return [re.compile(pattern) for pattern in settings.exclude]
+
+
+def is_excluded(url: str, patterns: list[re.Pattern[str]]) -> bool:
+    """True when a URL matches any exclude pattern (``re.search``)."""
+    return any(pattern.search(url) for pattern in patterns)

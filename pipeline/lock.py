@@ -1,0 +1,62 @@
+"""One run at a time, across processes: an exclusive, non-blocking lock on a file in the state folder.
+
+Reads: the lock file path (``settings.state.lock_file``). Returns: a context manager; raises ``LockHeld``
+when another process (the daemon, cron, a person at a terminal) holds the lock.
+
+``fcntl.flock`` rather than ``filelock``: the kernel drops the lock when the holder dies (even by SIGKILL),
+and we need to write the holder's pid into the file for the second process's message, which ``filelock``
+would truncate when it opens the file. The file itself is never removed: unlinking a lock file lets two
+processes hold locks on two different inodes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class LockHeld(Exception):
+    """Another process holds the run lock; the message names the file and, if known, the pid."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"{path}: {holder} holds the run lock; another run is in progress, nothing was done")
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        raw = os.pread(fd, 64, 0)
+    except OSError:
+        return None
+    text = raw.decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive run lock on ``path`` for the block; raise ``LockHeld`` at once if it is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise LockHeld(path, _read_pid(fd)) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            yield
+        finally:
+            # Clear the pid first so that nobody reads a stale holder once we let go.
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,595 @@
+"""HTML -> PageMeta: the metadata a page declares about itself (pure, selectolax).
+
+Reads: the bytes of a fetched page (already capped by ``http.max_page_bytes``), its final URL after redirects
+and its response headers (lower-cased names; only ``content-type`` is used, for the charset).
+Returns: a :class:`~pipeline.models.PageMeta` whose ``sources`` says which source supplied each field.
+Settings: none; the fetch around it (and its byte cap) lives in ``check.py``.
+
+Only the head is parsed: the bytes up to ``</head>`` (at most ``_HEAD_CAP``). Metas, links and JSON-LD in
+the body are found by a byte search and read only when the head left a field empty. The charset comes from
+the BOM, the ``Content-Type`` header, ``<meta charset>``/``http-equiv``, then detection (charset-normalizer).
+Entities are decoded once, by the parser (JSON-LD, which the parser leaves raw, once by us); whitespace is
+folded. An error page's own ``<title>`` is kept as its title, so ``looks_like_error_page`` sees it.
+
+Sources, best first (orders measured with ``pipeline.accuracy`` on ``/work/shared/corpora/pages.json``):
+
+- title: JSON-LD ``headline``/``name``, Open Graph, Twitter card, Dublin Core, ``<title>`` (without a part
+  that names the site), ``parsely-title``;
+- description: ``meta name|itemprop|http-equiv=description``, Open Graph, Twitter card, JSON-LD, Dublin Core;
+- image: every declared image is a candidate, in this order: Open Graph groups (``og:image`` with its
+  ``:secure_url``/``:url``/``:width``/``:height``/``:type``/``:alt``), Twitter card, JSON-LD ``image``
+  (string, list or ImageObject, ``@id`` references followed), ``itemprop=image``, ``link rel=image_src``.
+  A tracking pixel, a lazy-load placeholder or a ``data:`` URL is never chosen; a logo, icon, SVG or an
+  image declared (or named) smaller than ``_SMALL_PX`` only when nothing better is declared;
+- canonical: ``link rel=canonical``, ``og:url``, JSON-LD ``url``; amp: ``link rel=amphtml``;
+- site name: JSON-LD ``publisher.name``, ``og:site_name``, ``application-name``;
+- published: JSON-LD ``datePublished``, ``article:published_time`` and kin.
+
+Open Graph and Twitter names are read from ``property=``, ``name=`` and ``itemprop=`` alike. Relative and
+protocol-relative URLs are resolved against the final URL and ``<base href>``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urljoin, urlsplit
+
+import charset_normalizer
+from selectolax.lexbor import LexborHTMLParser
+
+from pipeline.models import ImageMeta, PageMeta
+
+__all__ = ["looks_like_error_page", "scrape"]
+
+_HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
+_PRESCAN_BYTES = 4096  # where <meta charset> may appear (the standard says 1024; real pages are sloppier)
+_DETECT_BYTES = 64 * 1024  # bytes examined to confirm UTF-8 or to detect an undeclared encoding
+_SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button
+_PIXEL_PX = 10  # declared at most this size: a tracking pixel
+
+_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
+_BODY_TAGS = re.compile(
+    rb"<(?:meta|link)\s[^>]*>|<script[^>]+application/ld\+json[^>]*>.*?</script\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
+_BODY_LD = re.compile(rb"<script[^>]+application/ld\+json[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
+_CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Labels the HTML standard maps to a superset; decoding with the narrow codec garbles real pages.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
+_SUPERSETS = {
+    **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii"), "cp1252"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "windows-31j"), "cp932"),
+    **dict.fromkeys(("euc-kr", "ks_c_5601-1987"), "cp949"),
+    **dict.fromkeys(("tis-620", "iso-8859-11"), "cp874"),
+    "iso-8859-9": "cp1254",
+    "big5": "big5hkscs",
+}
+
+_ARTICLE_TYPES = frozenset(
+    {"article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle", "opinionnewsarticle", "report"}
+    | {"backgroundnewsarticle", "blogposting", "liveblogposting", "socialmediaposting", "techarticle"}
+    | {"scholarlyarticle", "videoobject", "recipe"}
+)
+_PAGE_TYPES = frozenset({"webpage", "itempage", "collectionpage", "aboutpage", "profilepage"})
+_PUBLISHED_KEYS = (
+    "article:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "parsely-pub-date",
+    "sailthru.date",
+    "pubdate",
+    "publishdate",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dcterms.created",
+    "dc.date",
+)
+_TWITTER_IMAGE_KEYS = ("twitter:image", "twitter:image:src", "twitter:image:url", "twitter:image0")
+
+# A stem made only of placeholder words (``blank.gif``, ``spacer_1x1.png``, ``lazy-placeholder.svg``) or a
+# path segment that names one.
+_PLACEHOLDER = re.compile(
+    r"(?:^|/)(?:(?:blank|spacer|pixel|transparent|placeholder|lazy|lazyload|loading|loader|grey|gray|clear|"
+    r"empty|trans|dot|px|1x1)[-_]?)+\d*(?:x\d+)?\.\w+$"
+    r"|(?:^|[/_.-])(?:placeholder|lazy-?load|1x1)(?:[/_.-]|$)",
+    re.IGNORECASE,
+)
+_LOGO = re.compile(
+    r"(?:^|[/_.-])(?:logos?|icons?|favicon|apple-touch-icon|avatars?|sprites?|badge|default[-_]?share)"
+    r"(?:[/_.-]|\d|$)",
+    re.IGNORECASE,
+)
+_NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
+
+
+def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
+    """Extract the metadata a page declares from its bytes; ``url`` is the final URL after redirects."""
+    head_end = _HEAD_END.search(body, 0, _HEAD_CAP)
+    encoding = _encoding(body, (headers or {}).get("content-type"))
+    head = body[: head_end.end()] if head_end else body[:_HEAD_CAP]
+    found = _collect(LexborHTMLParser(head.decode(encoding, errors="replace")))
+    if head_end:
+        _add_from_body(found, body, head_end.end(), encoding)
+    ld = _LdFacts.from_blocks(found.ld_blocks)
+    base = urljoin(url, found.base_href) if found.base_href else url
+    sources: dict[str, str] = {}
+
+    page_title = found.title or found.meta("og:title")
+    if found.title and _error_reason(found.title):
+        title = _pick(sources, "title", [("title", found.title)])  # an error page's own words win
+    else:
+        title = _pick(
+            sources,
+            "title",
+            [
+                ("json-ld", ld.title(page_title)),
+                ("og", found.meta("og:title")),
+                ("twitter", found.meta("twitter:title")),
+                ("dc", found.meta("dc:title", "dc.title", "dcterms.title")),
+                ("title", found.title),
+                ("parsely", found.meta("parsely-title")),
+            ],
+        )
+    if title and sources["title"] == "title":
+        names = [name for name in (ld.publisher, found.meta("og:site_name", "application-name")) if name]
+        title = _strip_site_name(title, names, urlsplit(url).hostname or "")
+    description = _pick(
+        sources,
+        "description",
+        [
+            ("meta", found.meta("description")),
+            ("og", found.meta("og:description")),
+            ("twitter", found.meta("twitter:description")),
+            ("json-ld", ld.description),
+            ("dc", found.meta("dc:description", "dc.description", "dcterms.description")),
+        ],
+    )
+    canonical = _pick_url(
+        sources,
+        "canonical",
+        base,
+        [("link", found.link("canonical")), ("og", found.meta("og:url")), ("json-ld", ld.url)],
+    )
+    amp = _pick_url(sources, "amp", base, [("link", found.link("amphtml"))])
+    # JSON-LD first: its publisher name and date are bare values, where og:site_name often adds a slogan.
+    site_name = _pick(
+        sources,
+        "site_name",
+        [
+            ("json-ld", ld.publisher),
+            ("og", found.meta("og:site_name")),
+            ("meta", found.meta("application-name")),
+        ],
+    )
+    published = _pick(
+        sources, "published", [("json-ld", ld.published), ("meta", found.meta(*_PUBLISHED_KEYS))]
+    )
+    images = _rank_images(_image_candidates(found, ld), base)
+    if images:
+        sources["image"] = images[0][0]
+    return PageMeta(
+        url=url,
+        title=title,
+        description=description,
+        images=tuple(image for _, image in images),
+        canonical=canonical,
+        amp=amp,
+        site_name=site_name,
+        published=published,
+        sources=sources,
+    )
+
+
+# Each pattern must fill a whole part of the title between separators ("Page not found | Site", "Site - 404"),
+# so an article that merely mentions a 404 or an error is not taken for one.
+_MISSING = (
+    r"(?:not\s+(?:be\s+)?found|(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))\s+(?:be\s+found|find)"
+    r"|(?:does|do)(?:\s+not|n['’]?t)\s+exist|no\s+longer\s+(?:exists|available)|unavailable|missing)"
+)
+_SOFT_404 = re.compile(
+    rf"""(?:error\s*)?(?:404|410)(?:\s*error)?(?:\s*-?\s*(?:page\s+)?not\s+found)? | error\s+404
+      | (?:page|file|article|content|document|post|resource|site)s?
+        \s+(?:was\s+|is\s+|you\s+requested\s+)?{_MISSING}
+      | not\s+found | nothing\s+(?:was\s+)?found(?:\s+for\s+.*)?
+      | (?:oops|sorry|uh[\s-]oh)\b.*{_MISSING}.* | (?:we\s+)?(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))
+        \s+find\s+(?:that|this|the)\s+page""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_BOT_WALL = re.compile(
+    r"""just\s+a\s+moment | attention\s+required | access\s+denied | (?:error\s+)?(?:403\s+)?forbidden
+      | one\s+more\s+step | please\s+wait | robot\s+check | security\s+check
+      | (?:429\s+)?too\s+many\s+requests | request\s+(?:rejected|blocked)
+      | (?:503\s+)?service\s+(?:temporarily\s+)?unavailable | (?:502\s+)?bad\s+gateway
+      | (?:500\s+)?internal\s+server\s+error | error(?:\s+5\d\d)? | captcha | human\s+verification
+      | are\s+you\s+a\s+(?:robot|human) | verify(?:ing)?\s+(?:that\s+)?you\s+are\s+(?:a\s+)?human.*
+      | pardon\s+our\s+interruption | checking\s+(?:your\s+)?browser.* | ddos-guard
+      | access\s+to\s+this\s+page\s+has\s+been\s+denied""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_TITLE_PARTS = re.compile(r"\s+[|\-–—:·»]\s+|\s*\|\s*")
+
+
+def looks_like_error_page(meta: PageMeta) -> str | None:
+    """Why a page looks like a soft 404 or a bot wall (so it must not supply metadata), or None."""
+    return _error_reason(meta.title or "")
+
+
+def _error_reason(title: str) -> str | None:
+    for part in _TITLE_PARTS.split(title):
+        words = _fold(part).strip(" .!?…'\"‘’“”")
+        if _SOFT_404.fullmatch(words):
+            return f"title {title!r} looks like a soft 404"
+        if _BOT_WALL.fullmatch(words):
+            return f"title {title!r} looks like a bot wall or a server error page"
+    return None
+
+
+@dataclass
+class _Found:
+    """What the head of a page holds, in document order; names and rels lower-cased, values folded."""
+
+    metas: dict[str, list[str]] = field(default_factory=dict)
+    links: dict[str, list[str]] = field(default_factory=dict)
+    og_images: list[dict[str, str]] = field(default_factory=list)  # one dict per og:image and its properties
+    title: str | None = None
+    base_href: str | None = None
+    ld_blocks: list[str] = field(default_factory=list)
+
+    def meta(self, *keys: str) -> str | None:
+        for key in keys:
+            values = self.metas.get(key)
+            if values:
+                return values[0]
+        return None
+
+    def link(self, rel: str) -> str | None:
+        values = self.links.get(rel)
+        return values[0] if values else None
+
+
+def _collect(tree: LexborHTMLParser) -> _Found:
+    found = _Found()
+    for node in tree.css("meta, link, title, base, script"):
+        tag, attrs = node.tag, node.attributes
+        if tag == "meta":
+            content = attrs.get("content")
+            content = _fold(content if content is not None else attrs.get("value") or "")
+            if not content:
+                continue
+            for attr in ("property", "name", "itemprop", "http-equiv"):
+                for key in (attrs.get(attr) or "").lower().split():  # space-separated names are all meant
+                    found.metas.setdefault(key, []).append(content)
+                    if key.startswith("og:image"):
+                        _add_og_image(found.og_images, key, content)
+        elif tag == "link":
+            href = (attrs.get("href") or "").strip()
+            if href:
+                for rel in (attrs.get("rel") or "").lower().split():
+                    found.links.setdefault(rel, []).append(href)
+                if (attrs.get("itemprop") or "").lower() == "image":
+                    found.metas.setdefault("image", []).append(href)
+        elif tag == "title":
+            found.title = found.title or _fold(node.text()) or None
+        elif tag == "base":
+            found.base_href = found.base_href or (attrs.get("href") or "").strip() or None
+        elif "ld+json" in (attrs.get("type") or "").lower():
+            found.ld_blocks.append(node.text())
+    return found
+
+
+def _add_og_image(images: list[dict[str, str]], key: str, value: str) -> None:
+    """Structured properties (``og:image:width`` …) describe the ``og:image`` declared just before them."""
+    prop = key.removeprefix("og:image").lstrip(":") or "url"
+    if prop == "url" and images and images[-1].get("url") == value:
+        return  # og:image and og:image:url naming the same image
+    if prop == "url" or not images or prop in images[-1]:
+        images.append({})
+    images[-1][prop] = value
+
+
+def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> None:
+    """Metas, links and JSON-LD placed in the body (microdata ``itemprop`` metas live there), read only
+    when the head left a field empty; a byte search finds them without parsing the body."""
+    has_image = bool(found.og_images) or any(key in found.metas for key in _TWITTER_IMAGE_KEYS)
+    if not (has_image and found.meta("description", "og:description")):
+        fragment = b"".join(_BODY_TAGS.findall(body, start)).decode(encoding, errors="replace")
+        extra = _collect(LexborHTMLParser(fragment))
+        for key, values in extra.metas.items():
+            found.metas.setdefault(key, []).extend(values)
+        for rel, hrefs in extra.links.items():
+            found.links.setdefault(rel, []).extend(hrefs)
+        found.og_images.extend(extra.og_images)
+        found.ld_blocks.extend(extra.ld_blocks)
+    elif not (found.meta("og:title") and found.meta(*_PUBLISHED_KEYS)) and body.find(b"ld+json", start) >= 0:
+        found.ld_blocks.extend(
+            block.decode(encoding, errors="replace") for block in _BODY_LD.findall(body, start)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _LdFacts:
+    """What the page's JSON-LD says about its main entity: an article, else the web page."""
+
+    headline: str | None = None
+    name: str | None = None
+    description: str | None = None
+    images: tuple[ImageMeta, ...] = ()
+    published: str | None = None
+    publisher: str | None = None
+    url: str | None = None
+
+    def title(self, page_title: str | None) -> str | None:
+        """Headline or name; when they differ, the one closer to the page's own title (a list page's
+        headline can be its kind, such as "Wikimedia list article")."""
+        if not (self.headline and self.name and page_title) or self.headline == self.name:
+            return self.headline or self.name
+        return max((self.headline, self.name), key=lambda text: _similarity(text, page_title))
+
+    @classmethod
+    def from_blocks(cls, blocks: list[str]) -> _LdFacts:
+        nodes: list[dict[str, object]] = []
+        for block in blocks:
+            try:
+                nodes.extend(_ld_nodes(json.loads(_strip_cdata(block), strict=False)))
+            except (ValueError, RecursionError):  # broken or absurdly nested JSON-LD is ignored
+                continue
+        by_id = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
+        articles = [node for node in nodes if _ld_types(node) & _ARTICLE_TYPES]
+        pages = [node for node in nodes if _ld_types(node) & _PAGE_TYPES and node not in articles]
+        ranked = articles + pages
+        if not ranked:
+            return cls()
+
+        def first(*keys: str) -> object:
+            for node in ranked:
+                for key in keys:
+                    value = _deref(node.get(key), by_id)
+                    if value:
+                        return value
+            return None
+
+        publisher = first("publisher")
+        main = ranked[0]
+        return cls(
+            headline=_ld_text(main.get("headline")),
+            name=_ld_text(main.get("name")),
+            description=_ld_text(first("description")),
+            images=tuple(_ld_images(first("image", "primaryImageOfPage", "thumbnailUrl"), by_id)),
+            published=_ld_text(first("datePublished", "uploadDate")),
+            publisher=_ld_text(publisher.get("name")) if isinstance(publisher, dict) else None,
+            url=_ld_text(main.get("url")),
+        )
+
+
+def _strip_cdata(block: str) -> str:
+    """JSON-LD wrapped in ``<![CDATA[ … ]]>`` (XHTML habits, often behind ``//``) and ended by ``;``."""
+    text = block.strip()
+    if text.startswith(("<![CDATA[", "//")):
+        text = text.removeprefix("//").lstrip().removeprefix("<![CDATA[")
+        text = text.rstrip().removesuffix("]]>").rstrip().removesuffix("//")
+    return text.strip().rstrip(";")
+
+
+def _ld_nodes(data: object) -> Iterator[dict[str, object]]:
+    if isinstance(data, list):
+        for item in data:
+            yield from _ld_nodes(item)
+    elif isinstance(data, dict):
+        yield data
+        yield from _ld_nodes(data.get("@graph"))
+
+
+def _ld_types(node: dict[str, object]) -> set[str]:
+    kinds = node.get("@type")
+    return {kind.lower() for kind in (kinds if isinstance(kinds, list) else [kinds]) if isinstance(kind, str)}
+
+
+def _deref(value: object, by_id: Mapping[object, dict[str, object]]) -> object:
+    """A ``{"@id": …}`` reference replaced by the node it names (Yoast and others link their @graph)."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("@id"), str):
+        return by_id.get(value["@id"], value)
+    return value
+
+
+def _ld_text(value: object) -> str | None:
+    if isinstance(value, list) and value:
+        value = value[0]
+    if not isinstance(value, str):
+        return None
+    # JSON-LD sits in a <script>, which the parser leaves raw; sites escape entities in it anyway.
+    return _fold(html.unescape(value)) or None
+
+
+def _ld_images(value: object, by_id: Mapping[object, dict[str, object]]) -> Iterator[ImageMeta]:
+    for item in value if isinstance(value, list) else [value]:
+        item = _deref(item, by_id)
+        if isinstance(item, str):
+            yield ImageMeta(url=item)
+        elif isinstance(item, dict):
+            url = item.get("url") or item.get("contentUrl")
+            if isinstance(url, str):
+                yield ImageMeta(
+                    url=url,
+                    width=_int(item.get("width")),
+                    height=_int(item.get("height")),
+                    alt=_ld_text(item.get("caption")),
+                    type=_ld_text(item.get("encodingFormat")),
+                )
+
+
+def _image_candidates(found: _Found, ld: _LdFacts) -> Iterator[tuple[str, ImageMeta]]:
+    for og in found.og_images:
+        width, height = _int(og.get("width")), _int(og.get("height"))
+        secure, plain = og.get("secure_url"), og.get("url")
+        if secure and plain and secure.partition(":")[2] != plain.partition(":")[2]:
+            # Not the same image over https but another one: the declared size may describe either.
+            yield "og", ImageMeta(secure, alt=og.get("alt"))
+        elif secure:
+            yield "og", ImageMeta(secure, width, height, og.get("alt"), og.get("type"))
+        if plain:
+            yield "og", ImageMeta(plain, width, height, og.get("alt"), og.get("type"))
+    alt = found.meta("twitter:image:alt")
+    for key in _TWITTER_IMAGE_KEYS:
+        for value in found.metas.get(key, ()):
+            yield "twitter", ImageMeta(value, alt=alt)
+    for image in ld.images:
+        yield "json-ld", image
+    for value in found.metas.get("image", ()):
+        yield "itemprop", ImageMeta(value)
+    for value in found.links.get("image_src", ()):
+        yield "link", ImageMeta(value)
+
+
+def _rank_images(candidates: Iterable[tuple[str, ImageMeta]], base: str) -> list[tuple[str, ImageMeta]]:
+    """Resolved, de-duplicated candidates: share images first, then logos and icons; never pixels."""
+    good: list[tuple[str, ImageMeta]] = []
+    weak: list[tuple[str, ImageMeta]] = []
+    seen: set[str] = set()
+    for source, image in candidates:
+        url = _resolve(image.url, base)
+        if url is None or url in seen:
+            continue
+        seen.add(url)
+        path = urlsplit(url).path
+        sizes = [size for size in (image.width, image.height) if size]
+        named = _NAMED_SIZE.search(path)
+        if named:
+            sizes += [int(named.group(1)), int(named.group(2))]
+        if _PLACEHOLDER.search(path) or (sizes and min(sizes) <= _PIXEL_PX):
+            continue
+        small = bool(sizes) and min(sizes) < _SMALL_PX
+        iconic = _LOGO.search(path) is not None or path.lower().endswith((".ico", ".svg"))
+        (weak if small or iconic else good).append((source, replace(image, url=url)))
+    return good + weak
+
+
+def _pick(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
+    for source, value in candidates:
+        if value:
+            sources[name] = source
+            return value
+    return None
+
+
+def _pick_url(
+    sources: dict[str, str], name: str, base: str, candidates: list[tuple[str, str | None]]
+) -> str | None:
+    resolved = [(source, _resolve(value, base) if value else None) for source, value in candidates]
+    return _pick(sources, name, resolved)
+
+
+def _resolve(value: str, base: str) -> str | None:
+    resolved = urljoin(base, value.strip())
+    return resolved if resolved.startswith(("http://", "https://")) else None
+
+
+def _similarity(text: str, other: str) -> float:
+    words, others = set(re.findall(r"\w+", text.lower())), set(re.findall(r"\w+", other.lower()))
+    return len(words & others) / len(words | others) if words | others else 0.0
+
+
+_SEPARATOR = re.compile(r"\s+(?:[|/·»:]|::|-{1,2}|–|—)\s+|\s*[_|｜]\s*|(?<=[^\x00-\x7f])-(?=[^\x00-\x7f])")
+_HOST_NOISE = frozenset({"www", "com", "org", "net", "news", "co", "uk", "blog", "blogs", "html"})
+
+
+def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
+    """Drop the first or last part of a ``<title>`` when it names the site ("… | CNN", "BBC News - …")."""
+    separators = list(_SEPARATOR.finditer(title))
+    if not separators:
+        return title
+    names = {_squash(name) for name in site_names} - {""}
+    labels = {label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE}
+
+    def names_site(part: str) -> bool:
+        squashed = _squash(part)
+        return bool(squashed) and (
+            any(squashed in name or (len(name) > 2 and name in squashed) for name in names)
+            or any(label in squashed for label in labels)
+        )
+
+    if names_site(title[separators[-1].end() :]):
+        kept = title[: separators[-1].start()]
+    elif names_site(title[: separators[0].start()]):
+        kept = title[separators[0].end() :]
+    else:
+        return title
+    return kept if len(kept) >= 8 else title
+
+
+def _squash(text: str) -> str:
+    return "".join(char for char in unicodedata.normalize("NFKD", text.lower()) if char.isalnum())
+
+
+def _encoding(body: bytes, content_type: str | None) -> str:
+    """The page's encoding: BOM, then the header, then ``<meta charset>``/``http-equiv``, then detection."""
+    # The BOM wins over the header, as the HTML standard says; the header wins over the page's own claim.
+    for bom, bom_name in _BOMS:
+        if body.startswith(bom):
+            return bom_name
+    header = _CT_CHARSET.search(content_type) if content_type else None
+    name = _codec(header.group(1)) if header else None
+    if name:
+        return name
+    declared = _META_CHARSET.search(body, 0, _PRESCAN_BYTES)
+    name = _codec(declared.group(1).decode("ascii")) if declared else None
+    if name:
+        if name != "utf-8" and _is_utf8(body):
+            # Saved or re-encoded pages keep their old <meta charset>; text in another multi-byte or 8-bit
+            # encoding is almost never valid UTF-8 by chance, so valid UTF-8 wins.
+            return "utf-8"
+        # A page cannot declare UTF-16 in ASCII bytes; the standard reads such a claim as UTF-8.
+        return "utf-8" if name.startswith("utf-16") else name
+    if _is_utf8(body) or body[:_DETECT_BYTES].isascii():
+        return "utf-8"
+    guess = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
+    return (_codec(guess.encoding) if guess is not None else None) or "utf-8"
+
+
+def _is_utf8(body: bytes) -> bool:
+    sample = body[:_DETECT_BYTES]
+    if sample.isascii():
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.reason == "unexpected end of data"  # only a character cut by the sample's end
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _codec(label: str) -> str | None:
+    """Python's name for a charset label, or None when it names no text encoding we can decode."""
+    label = label.strip().lower()
+    try:
+        name = codecs.lookup(_SUPERSETS.get(label, label)).name
+        # Python also has codecs that are no charsets ("base64", "rot13", "idna", "undefined" …).
+        text = codecs.getincrementaldecoder(name)().decode(b"<")
+    except (LookupError, UnicodeError, TypeError, ValueError):
+        return None
+    return name if isinstance(text, str) and name not in _NOT_CHARSETS else None
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6:
+        return int(value)
+    if isinstance(value, str) and value.strip().removesuffix("px").isdigit():
+        return int(value.strip().removesuffix("px"))
+    return None

@@ -1,0 +1,258 @@
+"""Link history and run history in an embedded SQLite database; the only module with SQL.
+
+Reads settings ``state.database`` (the caller passes the path). Returns ``UrlHistory`` records (``load``),
+run rows (``list_runs``) and stored report JSON (``get_report``). Writes one transaction per batch
+(``record``), in WAL mode with a busy timeout so that a reader (``pipeline report``) never blocks a run.
+
+Per URL it keeps the last verdict, its HTTP status, final URL and redirect chain, the current failure
+streak (first failure, failing runs, hard/soft kind), the last success, the last check, and the last
+``RECENT`` statuses. Per run: start, end, mode, exit code, outage reason, totals and the report JSON.
+Everything SQL lives behind ``HistoryStore`` so another database can replace SQLite later.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pipeline.models import LinkResult, LinkStatus
+from pipeline.verdict import UrlHistory
+
+RECENT = 10  # statuses kept per URL
+_SCHEMA_VERSION = 1
+_CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
+_NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    url TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    final_url TEXT,
+    redirects TEXT NOT NULL DEFAULT '[]',
+    reason TEXT NOT NULL DEFAULT '',
+    first_failed_at TEXT,
+    last_success_at TEXT,
+    last_checked_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    failure_kind TEXT,
+    recent TEXT NOT NULL DEFAULT '[]',
+    last_run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    mode TEXT NOT NULL,
+    exit_code INTEGER,
+    outage TEXT,
+    totals TEXT NOT NULL DEFAULT '{}',
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+"""
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class HistoryStore:
+    """Link and run history in one SQLite file (created with its folder on first use)."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise OSError(f"{path}: cannot open the history database: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- links ------------------------------------------------------------------------------------
+    def load(self, urls: Iterable[str]) -> dict[str, UrlHistory]:
+        """Stored history of those URLs that have any."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, UrlHistory] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
+                " failure_kind, http_status, final_url, reason, redirects, recent"
+                f" FROM links WHERE url IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = UrlHistory(
+                    url=row[0],
+                    status=LinkStatus(row[1]),
+                    first_failed_at=_dt(row[2]),
+                    last_success_at=_dt(row[3]),
+                    last_checked_at=_dt(row[4]),
+                    consecutive_failures=row[5],
+                    failure_kind=row[6],
+                    http_status=row[7],
+                    final_url=row[8],
+                    reason=row[9],
+                    redirects=tuple(json.loads(row[10])),
+                    recent=tuple(json.loads(row[11])),
+                )
+        return found
+
+    def record(self, results: Iterable[LinkResult], run_id: str, now: datetime) -> None:
+        """Store this run's verdicts in one transaction.
+
+        Skipped and invalid URLs were never requested, and a carried verdict (``checked_at`` before
+        ``now``) is old evidence: neither changes the stored history.
+        """
+        fresh = [
+            r
+            for r in results
+            if r.status not in _NEVER_STORED and (r.checked_at is None or r.checked_at >= now)
+        ]
+        if not fresh:
+            return
+        with self._transaction():
+            self._upsert(fresh, self.load(r.url for r in fresh), run_id, now)
+
+    def _upsert(
+        self, fresh: list[LinkResult], previous: dict[str, UrlHistory], run_id: str, now: datetime
+    ) -> None:
+        rows = []
+        for r in fresh:
+            before = previous.get(r.url)
+            recent = [*(before.recent if before else ()), r.status.value][-RECENT:]
+            rows.append(
+                (
+                    r.url,
+                    r.status.value,
+                    r.http_status,
+                    r.final_url,
+                    json.dumps(list(r.redirects)),
+                    r.reason,
+                    _iso(r.first_failed_at),
+                    _iso(r.last_success_at),
+                    _iso(r.checked_at or now),
+                    r.consecutive_failures,
+                    getattr(r, "failure_kind", None) if r.consecutive_failures else None,
+                    json.dumps(recent),
+                    run_id,
+                )
+            )
+        self._db.executemany(
+            "INSERT INTO links (url, status, http_status, final_url, redirects, reason, first_failed_at,"
+            " last_success_at, last_checked_at, consecutive_failures, failure_kind, recent, last_run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET status = excluded.status,"
+            " http_status = excluded.http_status, final_url = excluded.final_url,"
+            " redirects = excluded.redirects, reason = excluded.reason,"
+            " first_failed_at = excluded.first_failed_at, last_success_at = excluded.last_success_at,"
+            " last_checked_at = excluded.last_checked_at,"
+            " consecutive_failures = excluded.consecutive_failures,"
+            " failure_kind = excluded.failure_kind, recent = excluded.recent,"
+            " last_run_id = excluded.last_run_id",
+            rows,
+        )
+
+    # ---- runs -------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, started_at: datetime, mode: str) -> None:
+        """Record that a run began."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO runs (id, started_at, mode) VALUES (?, ?, ?)", (run_id, _iso(started_at), mode)
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        finished_at: datetime,
+        exit_code: int,
+        outage: str | None,
+        totals: dict[str, int],
+        report: dict[str, Any],
+    ) -> None:
+        """Record how a run ended, with its totals and its whole report (JSON)."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?"
+                " WHERE id = ?",
+                (_iso(finished_at), exit_code, outage, json.dumps(totals), json.dumps(report), run_id),
+            )
+
+    def list_runs(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs, newest first (without their reports)."""
+        rows = self._db.execute(
+            "SELECT id, started_at, finished_at, exit_code, outage, totals, mode FROM runs"
+            " ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {
+                "id": row[0],
+                "started_at": _dt(row[1]),
+                "finished_at": _dt(row[2]),
+                "exit_code": row[3],
+                "outage": row[4],
+                "totals": json.loads(row[5]),
+                "mode": row[6],
+            }
+            for row in rows
+        ]
+
+    def get_report(self, run_id: str | None) -> dict[str, Any] | None:
+        """The stored report of a run, or of the latest finished run when ``run_id`` is None."""
+        if run_id is None:
+            row = self._db.execute(
+                "SELECT report FROM runs WHERE finished_at IS NOT NULL AND report IS NOT NULL"
+                " ORDER BY finished_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute("SELECT report FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        report: dict[str, Any] = json.loads(row[0])
+        return report
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error: one write lock taken up front, never upgraded."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

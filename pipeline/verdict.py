@@ -1,0 +1,155 @@
+"""Pure decisions about link health: this run's observation + stored history -> verdict.
+
+Reads settings ``health.*`` (``hard``/``soft`` thresholds, ``recheck_ok_after_days``, ``outage``).
+Returns ``LinkResult`` values (``judge``, ``carried``), a due/not-due decision (``is_due``) and an outage
+reason (``detect_outage``). No I/O; ``now`` is always passed in, so tests use a fake clock.
+
+The dead rule (InternetArchiveBot spirit): a URL is ``dead`` when it failed on at least N separate runs
+spanning at least D days with no success between. A *streak* starts at the first failure after a success
+(or ever) and counts failing runs. Hard failures (404, 410, a redirect to a 404, a name that does not
+resolve) use ``health.hard``; soft ones (5xx, timeouts, resets, refused, TLS, redirect loops) use
+``health.soft``. A streak that mixes both uses the soft threshold: only a streak of hard failures alone is
+judged by the hard one (so one soft failure makes the evidence need more runs, never fewer).
+``blocked`` (401/403/429/999/challenge) counts neither as failure nor as success: the streak is kept as is.
+Any success (``ok`` or ``redirected``) ends the streak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.config import HealthSettings
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
+
+HARD = "hard"
+SOFT = "soft"
+
+
+@dataclass(frozen=True, slots=True)
+class UrlHistory:
+    """One URL's stored history, as ``state.HistoryStore.load`` returns it."""
+
+    url: str
+    status: LinkStatus
+    first_failed_at: datetime | None = None  # start of the current failure streak
+    last_success_at: datetime | None = None
+    last_checked_at: datetime | None = None  # when it was last requested
+    consecutive_failures: int = 0  # failing runs in the current streak
+    failure_kind: str | None = None  # "hard" when every failure of the streak was hard, else "soft"
+    http_status: int | None = None
+    final_url: str | None = None
+    reason: str = ""
+    redirects: tuple[str, ...] = ()
+    recent: tuple[str, ...] = ()  # the last statuses, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedResult(LinkResult):
+    """A ``LinkResult`` that also carries the streak's failure kind, so that history can store it."""
+
+    failure_kind: str | None = None
+
+
+def _streak_kind(previous: str | None, current: str) -> str:
+    return HARD if current == HARD and previous in (None, HARD) else SOFT
+
+
+def _fmt_days(days: float) -> str:
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
+
+def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, now: datetime) -> LinkResult:
+    """The verdict for a URL requested in this run, given what is stored about it."""
+    base = {
+        "url": obs.url,
+        "http_status": obs.http_status,
+        "final_url": obs.final_url,
+        "redirects": obs.redirects,
+        "checked_at": now,
+    }
+    streak = history is not None and history.consecutive_failures > 0 and history.first_failed_at is not None
+    if obs.outcome in (Outcome.SUCCESS, Outcome.MOVED):
+        status = LinkStatus.OK if obs.outcome is Outcome.SUCCESS else LinkStatus.REDIRECTED
+        return JudgedResult(status=status, reason=obs.reason, last_success_at=now, **base)  # type: ignore[arg-type]
+    if obs.outcome in (Outcome.BLOCKED, Outcome.SKIPPED):
+        status = LinkStatus.BLOCKED if obs.outcome is Outcome.BLOCKED else LinkStatus.SKIPPED
+        return JudgedResult(
+            status=status,
+            reason=obs.reason,
+            first_failed_at=history.first_failed_at if history and streak else None,
+            last_success_at=history.last_success_at if history else None,
+            consecutive_failures=history.consecutive_failures if history and streak else 0,
+            failure_kind=history.failure_kind if history and streak else None,
+            **base,  # type: ignore[arg-type]
+        )
+    kind = HARD if obs.outcome is Outcome.HARD else SOFT
+    if history is not None and streak:
+        assert history.first_failed_at is not None
+        count = history.consecutive_failures + 1
+        first = history.first_failed_at
+        kind = _streak_kind(history.failure_kind, kind)
+    else:
+        count, first = 1, now
+    threshold = health.hard if kind == HARD else health.soft
+    span_days = (now - first) / timedelta(days=1)
+    dead = count >= threshold.runs and span_days >= threshold.days
+    evidence = (
+        f"failed on {count} run(s) since {first:%Y-%m-%d}; {kind} failures are dead after "
+        f"{threshold.runs} run(s) over {_fmt_days(threshold.days)}"
+    )
+    return JudgedResult(
+        status=LinkStatus.DEAD if dead else LinkStatus.FAILING,
+        reason=f"{obs.reason} ({evidence})",
+        first_failed_at=first,
+        last_success_at=history.last_success_at if history else None,
+        consecutive_failures=count,
+        failure_kind=kind,
+        **base,  # type: ignore[arg-type]
+    )
+
+
+def carried(history: UrlHistory) -> LinkResult:
+    """The verdict for a URL not requested in this run (not due): its stored one, with its old date."""
+    return JudgedResult(
+        url=history.url,
+        status=history.status,
+        http_status=history.http_status,
+        final_url=history.final_url,
+        redirects=history.redirects,
+        reason=history.reason,
+        first_failed_at=history.first_failed_at,
+        last_success_at=history.last_success_at,
+        consecutive_failures=history.consecutive_failures,
+        checked_at=history.last_checked_at,
+        failure_kind=history.failure_kind,
+    )
+
+
+def is_due(history: UrlHistory | None, health: HealthSettings, now: datetime, force: bool) -> bool:
+    """Whether to request the URL this run: only a recent success may be skipped (failures never are)."""
+    if force or history is None or history.last_checked_at is None:
+        return True
+    if history.status not in (LinkStatus.OK, LinkStatus.REDIRECTED):
+        return True
+    return now - history.last_checked_at >= timedelta(days=health.recheck_ok_after_days)
+
+
+def detect_outage(observations: Mapping[str, Observation], health: HealthSettings) -> str | None:
+    """None, or why this run cannot be trusted: a canary failed, or most hosts failed below HTTP."""
+    outage = health.outage
+    for canary in outage.canary_urls:
+        obs = observations.get(canary)
+        if obs is not None and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED):
+            return f"canary {canary} failed: {obs.reason or obs.outcome.value}"
+    hosts: dict[str, bool] = {}
+    for obs in observations.values():
+        if obs.outcome is Outcome.SKIPPED or not obs.host:
+            continue
+        # A host counts as down when every URL on it failed below HTTP.
+        hosts[obs.host] = hosts.get(obs.host, True) and obs.network_level
+    down = sum(hosts.values())
+    if len(hosts) >= outage.min_hosts and down / len(hosts) >= outage.network_failure_ratio:
+        return f"{down} of {len(hosts)} hosts failed below HTTP (DNS, connect, timeout, TLS)"
+    return None

@@ -1,0 +1,64 @@
+"""Shared fixtures: real loopback servers (plain and TLS) and settings sized for fast tests.
+
+`tests/localsite.py` holds the server and `make_settings`; import it as `localsite` (pytest puts tests/ on
+the import path).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from localsite import LocalSite, make_settings, tls_material
+
+from pipeline.config import Settings
+
+TLS_FIRST_ADDRESS = 40
+
+
+@pytest.fixture(scope="session")
+def _plain_server() -> Iterator[LocalSite]:
+    site = LocalSite(hosts=4, first_address=10).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture(scope="session")
+def _tls_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    addresses = [f"127.0.0.{TLS_FIRST_ADDRESS + i}" for i in range(2)]
+    return tls_material(tmp_path_factory.mktemp("tls"), addresses)
+
+
+@pytest.fixture(scope="session")
+def _tls_server(_tls_bundle: tuple[ssl.SSLContext, Path]) -> Iterator[LocalSite]:
+    site = LocalSite(hosts=2, first_address=TLS_FIRST_ADDRESS, tls=_tls_bundle[0]).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+def local_site(_plain_server: LocalSite) -> LocalSite:
+    """A plain-HTTP server on 127.0.0.10-13, with no routes and zeroed counters."""
+    _plain_server.reset()
+    return _plain_server
+
+
+@pytest.fixture
+def tls_site(_tls_server: LocalSite) -> LocalSite:
+    """An HTTPS server on 127.0.0.40-41 whose certificate is issued by the test CA (``ca_file``)."""
+    _tls_server.reset()
+    return _tls_server
+
+
+@pytest.fixture
+def ca_file(_tls_bundle: tuple[ssl.SSLContext, Path]) -> Path:
+    """PEM file of the test CA that signed the TLS server's certificate."""
+    return _tls_bundle[1]
+
+
+@pytest.fixture
+def test_settings(tmp_path: Path, ca_file: Path) -> Settings:
+    """Settings for tests: allow 127.0.0.0/8, 2 s timeouts, 0.01 s backoff, the test CA trusted."""
+    return make_settings(tmp_path, ca_file)

@@ -1,0 +1,234 @@
+"""End-to-end refresh on a tmp corpus against real loopback servers: exact diffs, across runs."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from localsite import LocalSite, closed_port, make_settings
+from PIL import Image
+
+from pipeline.config import Settings
+from pipeline.models import ExitCode
+from pipeline.runner import RunOptions, refresh
+from pipeline.state import HistoryStore
+
+DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+DESCRIPTION = "Local officials approved the new riverside park after two years of debate."
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _page(title: str, image: str) -> bytes:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{title}</title>"
+        f'<meta property="og:title" content="{title}">'
+        f'<meta property="og:description" content="{DESCRIPTION}">'
+        f'<meta property="og:image" content="{image}">'
+        "</head><body><p>Story.</p></body></html>"
+    ).encode()
+
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+PNG = {"Content-Type": "image/png"}
+
+
+def _serve_world(site: LocalSite) -> None:
+    site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    site.route("/story2", body=_page("Second story", "/img/share.png"), headers=HTML)
+    site.route("/story3", body=_page("Third story", "/img/share.png"), headers=HTML)
+    site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    site.route("/img/real.png", body=_png(300, 200), headers=PNG)
+    site.route("/gone", status=404)
+    site.route("/img/old.jpg", status=404)
+    site.route("/img/missing.jpg", status=410)
+
+
+def _article(site: LocalSite) -> str:
+    return f"""---
+title: "Park approved"
+excerpt: ""
+webUrl: "{site.url("/story")}"
+type: article
+related:
+  - title: "Gone"
+    webUrl: "{site.url("/gone", 1)}"
+    images:
+      - url: "{site.url("/img/old.jpg", 1)}"
+        width: 100
+        height: 100
+  - title: "Second"
+    webUrl: "{site.url("/story2")}"
+    excerpt: "Kept as the editor wrote it."
+    images:
+      - url: "{site.url("/img/real.png", 1)}"
+        width: 1
+        height: 200
+        isCached: true
+  - title: "Third"
+    webUrl: "{site.url("/story3")}"
+    excerpt: 'Kept too.'
+    images:
+      - url: "{site.url("/img/missing.jpg", 1)}"
+        width: 10
+        height: 10
+---
+Body stays exactly as it is.
+"""
+
+
+@pytest.fixture
+def world(local_site: LocalSite, tmp_path: Path) -> tuple[LocalSite, Path, Settings]:
+    _serve_world(local_site)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "park.md").write_text(_article(local_site), encoding="utf-8")
+    (corpus / "untouched.md").write_text(
+        '---\ntitle: "No links here"\nyes: on\n---\nbody\n', encoding="utf-8"
+    )
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, health={"hard": {"runs": 1, "days": 0}}
+    )
+    return local_site, corpus, settings
+
+
+def _run(settings: Settings, now: datetime, **options: object) -> dict[str, object]:
+    outcome = refresh(settings, RunOptions(now=lambda: now, show_progress=False, **options), io.StringIO())  # type: ignore[arg-type]
+    assert outcome.exit_code is ExitCode.OK
+    return outcome.report
+
+
+def test_refresh_changes_only_what_the_evidence_supports(world: tuple[LocalSite, Path, Settings]) -> None:
+    """One run: excerpt filled, sizes corrected, a dead image replaced, dead links flagged; nothing else."""
+    site, corpus, settings = world
+    before = (corpus / "park.md").read_text(encoding="utf-8")
+    untouched = corpus / "untouched.md"
+    untouched_stat = untouched.stat()
+
+    report = _run(settings, DAY0)
+
+    after = (corpus / "park.md").read_text(encoding="utf-8")
+    share = site.url("/img/share.png")
+    expected = (
+        before.replace('excerpt: ""', f'excerpt: "{DESCRIPTION}"')
+        .replace("width: 1\n", "width: 300\n")
+        .replace(
+            f'url: "{site.url("/img/missing.jpg", 1)}"\n        width: 10\n        height: 10',
+            f'url: "{share}"\n        width: 640\n        height: 480',
+        )
+        .replace(
+            "---\nBody",
+            f'images:\n  - url: "{share}"\n    width: 640\n    height: 480\n'
+            "linkHealth:\n"
+            f'  - field: related[0].webUrl\n    url: "{site.url("/gone", 1)}"\n'
+            '    status: dead\n    since: "2026-11-01"\n'
+            f'  - field: related[0].images[0].url\n    url: "{site.url("/img/old.jpg", 1)}"\n'
+            '    status: dead\n    since: "2026-11-01"\n'
+            "---\nBody",
+        )
+    )
+    assert after == expected
+    assert untouched.stat().st_mtime_ns == untouched_stat.st_mtime_ns
+    totals = report["totals"]
+    assert isinstance(totals, dict)
+    assert totals["dead"] == 3 and totals["changes"] == 8
+    # Each unique URL was requested once in the check phase, the page served link check and metadata.
+    assert site.count("/story", "GET") == 1 and site.count("/story", "HEAD") == 0
+
+
+def test_second_night_with_nothing_new_changes_no_byte(world: tuple[LocalSite, Path, Settings]) -> None:
+    """A second run on an unchanged web writes nothing: same bytes, same mtime."""
+    _, corpus, settings = world
+    _run(settings, DAY0)
+    path = corpus / "park.md"
+    raw, mtime = path.read_bytes(), path.stat().st_mtime_ns
+    report = _run(settings, DAY0 + timedelta(days=1))
+    assert path.read_bytes() == raw and path.stat().st_mtime_ns == mtime
+    assert report["changes"] == []
+
+
+def test_recovered_links_lose_their_flags(world: tuple[LocalSite, Path, Settings]) -> None:
+    """When dead links answer again, their linkHealth entries and then the block disappear."""
+    site, corpus, settings = world
+    _run(settings, DAY0)
+    site.route("/gone", body=_page("Back again", "/img/share.png"), headers=HTML)
+    site.route("/img/old.jpg", body=_png(100, 100), headers=PNG)
+    report = _run(settings, DAY0 + timedelta(days=1))
+    text = (corpus / "park.md").read_text(encoding="utf-8")
+    assert "linkHealth" not in text
+    assert text.endswith("height: 480\n---\nBody stays exactly as it is.\n")
+    totals = report["totals"]
+    assert isinstance(totals, dict) and totals["recovered"] == 2
+
+
+def test_dead_needs_runs_over_days(tmp_path: Path, local_site: LocalSite) -> None:
+    """With the default 3 runs over 3 days, a 404 is failing twice, then dead on day 3, then flagged."""
+    local_site.route("/gone", status=404)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nwebUrl: "{local_site.url("/gone")}"\n---\n', encoding="utf-8")
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+    statuses = []
+    for day in (0, 1, 3):
+        report = _run(settings, DAY0 + timedelta(days=day))
+        links = report["links"]
+        assert isinstance(links, list)
+        statuses.append(links[0]["status"])
+    assert statuses == ["failing", "failing", "dead"]
+    assert "linkHealth:\n  - field: webUrl\n" in path.read_text(encoding="utf-8")
+
+
+def test_outage_records_nothing_and_flags_nothing(tmp_path: Path) -> None:
+    """When every host refuses connections, the run says outage and leaves files and history as they were."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    lines = [f'  - webUrl: "http://127.0.0.{20 + i}:{closed_port(f"127.0.0.{20 + i}")}/x"' for i in range(4)]
+    path = corpus / "a.md"
+    path.write_text("---\ntitle: a\nrelated:\n" + "\n".join(lines) + "\n---\n", encoding="utf-8")
+    raw = path.read_bytes()
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, health={"hard": {"runs": 1, "days": 0}}
+    )
+    report = _run(settings, DAY0)
+    run = report["run"]
+    assert isinstance(run, dict) and "4 of 4 hosts" in run["outage"]
+    assert path.read_bytes() == raw
+    with HistoryStore(settings.state.database) as store:
+        assert store.load([]) == {}
+        history = store.load(["http://127.0.0.20/x"])
+    assert history == {}
+
+
+def test_dry_run_prints_plan_and_diff_and_writes_nothing(world: tuple[LocalSite, Path, Settings]) -> None:
+    """--dry-run prints what it would check and the unified diff; no file, history or report is written."""
+    site, corpus, settings = world
+    raw = (corpus / "park.md").read_bytes()
+    out = io.StringIO()
+    outcome = refresh(settings, RunOptions(now=lambda: DAY0, show_progress=False, dry_run=True), out)
+    printed = out.getvalue()
+    assert f"check  {site.url('/story')}" in printed
+    assert f'+excerpt: "{DESCRIPTION}"' in printed and '-excerpt: ""' in printed
+    assert (corpus / "park.md").read_bytes() == raw
+    assert outcome.report_dir is None and not settings.reports.dir.exists()
+
+
+def test_report_files_are_written(world: tuple[LocalSite, Path, Settings]) -> None:
+    """A run writes report.json/md/html in its own folder and `latest`; JSON lists every URL with articles."""
+    _, _, settings = world
+    report = _run(settings, DAY0)
+    latest = settings.reports.dir / "latest"
+    data = json.loads((latest / "report.json").read_text(encoding="utf-8"))
+    assert data == json.loads(json.dumps(report))
+    assert (latest / "report.md").read_text(encoding="utf-8").startswith("#")
+    assert "<html" in (latest / "report.html").read_text(encoding="utf-8")
+    gone = [link for link in data["links"] if link["url"].endswith("/gone")]
+    assert gone[0]["articles"][0]["field_paths"] == ["related[0].webUrl"]
