@@ -198,7 +198,7 @@ def validate(
                 problems += 1
     urls = sum(len(refs) for refs in corpus.refs.values())
     click.echo(
-        f"{len(corpus.articles)} articles read, {len(corpus.errors)} files failed, "
+        f"{len(corpus.paths)} articles read, {len(corpus.errors)} files failed, "
         f"{urls} URL references, {problems} problems"
     )
     sys.exit(ExitCode.FILES_FAILED if problems else ExitCode.OK)
@@ -242,7 +242,7 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
     """Run `refresh` on the cron expression of schedule.cron until stopped (SIGTERM/SIGINT)."""
     from pipeline.scheduler import serve
 
-    settings = _settings(config_path, {})
+    settings = _settings(config_path, {})  # the schedule is validated with the rest of the config
     _logging(settings, verbose, quiet, log_format)
     sys.exit(serve(settings, lambda stop: run_once(settings, stop, quiet=True)))
 

@@ -182,6 +182,15 @@ class ScheduleSettings(_Section):
             raise ValueError(f"{value!r} must have five fields: minute hour day month day_of_week")
         return value
 
+    @model_validator(mode="after")
+    def _trigger_builds(self) -> ScheduleSettings:
+        # The scheduler owns cron parsing (weekday names, time zones); ask it now so that a bad schedule
+        # is a config error at load, not a crash of the daemon at start.
+        from pipeline.scheduler import build_trigger
+
+        build_trigger(self)
+        return self
+
 
 class LoggingSettings(_Section):
     format: Literal["text", "json"] = "text"
@@ -197,7 +206,7 @@ class Settings(_Section):
     metadata: MetadataSettings = MetadataSettings()
     state: StateSettings = StateSettings()
     reports: ReportSettings = ReportSettings()
-    schedule: ScheduleSettings = ScheduleSettings()
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = LoggingSettings()
 
 

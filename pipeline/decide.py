@@ -88,23 +88,66 @@ def _share_image(meta: PageMeta) -> str | None:
     return meta.images[0].url if meta.images else None
 
 
-def image_candidates(data: Mapping[str, Any], evidence: Evidence, settings: Settings) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class UnitSketch:
+    """What the image planning needs of one unit, small enough to keep for every article of a corpus."""
+
+    page_urls: tuple[str, ...]  # normalized URLs of its page fields, in priority order
+    image_urls: tuple[str, ...]  # normalized URLs of its images
+    images_empty: bool  # images missing, null or []
+
+
+def sketch(data: Mapping[str, Any], settings: Settings) -> tuple[UnitSketch, ...]:
+    """Sketch every unit of an article (read pass), so that articles need not stay in memory."""
+    out = []
+    for _, unit in units(data, settings):
+        pages = (_norm(unit.get(name)) for name in settings.links.page_fields)
+        images = unit.get("images")
+        image_urls = (
+            (_norm(i.get("url")) for i in images or [] if isinstance(i, Mapping))
+            if isinstance(images, list)
+            else ()
+        )
+        out.append(
+            UnitSketch(
+                tuple(url for url in pages if url),
+                tuple(url for url in image_urls if url),
+                images is None or images == [],
+            )
+        )
+    return tuple(out)
+
+
+def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, settings: Settings) -> set[str]:
     """Share-image URLs (normalized) that must be probed before ``decide`` can replace or fill images."""
     wanted: set[str] = set()
     if settings.metadata.images.policy == "never" or evidence.outage:
         return wanted
-    for _, unit in units(data, settings):
-        found = page_meta(unit, evidence, settings)
-        image = _share_image(found[1]) if found else None
-        normalized = _norm(image)
+    for unit in sketches:
+        meta = next(
+            (
+                evidence.pages[url]
+                for url in unit.page_urls
+                if url in evidence.pages and _alive(evidence.results.get(url))
+            ),
+            None,
+        )
+        normalized = _norm(_share_image(meta)) if meta else None
         if normalized is None:
             continue
-        images = unit.get("images")
-        if _needs_fill(images, settings) or any(
-            _status(item, evidence) is LinkStatus.DEAD for item in images or [] if isinstance(item, Mapping)
-        ):
+        needs_fill = settings.metadata.images.fill_missing and unit.images_empty
+        dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
+        if needs_fill or dead:
             wanted.add(normalized)
     return wanted
+
+
+def _alive(result: LinkResult | None) -> bool:
+    return result is not None and result.status in _ALIVE
+
+
+def _dead(result: LinkResult | None) -> bool:
+    return result is not None and result.status is LinkStatus.DEAD
 
 
 def _needs_fill(images: object, settings: Settings) -> bool:

@@ -6,10 +6,11 @@ from :func:`apply`, and an atomic replace with :func:`write_atomic`. Settings: n
 corpus roots and size limits from ``corpus``).
 
 Faithfulness comes from splicing, not dumping: every edit replaces or inserts text at the exact source
-spans libyaml's event marks report (character offsets into the decoded front-matter), so comments, quoting,
+spans libyaml's node marks report (character offsets into the decoded front-matter), so comments, quoting,
 key order, indentation, CRLF, a BOM and the body stay as they were. After each splice the text is parsed
 again and the data compared with what the edit should give; any mismatch is a :class:`FrontMatterError`,
-never a write. Only the front-matter is decoded and parsed; the body stays bytes.
+never a write. Only the front-matter is decoded and parsed (libyaml's C composer, safe tags only); the body
+stays bytes. Aliases are counted, not expanded, before any data is built, so an alias bomb is refused.
 
 Exceptions::
 
@@ -20,6 +21,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -260,8 +262,8 @@ class Document:
 
     raw: bytes
     data: dict[str, Any]
-    _start: int = field(default=0, repr=False, compare=False)  # offset of the YAML text (after `---` line)
-    _end: int = field(default=0, repr=False, compare=False)  # offset of the closing line
+    _start: int = field(default=-1, repr=False, compare=False)  # offset of the YAML text (after `---` line)
+    _end: int = field(default=-1, repr=False, compare=False)  # offset of the closing line; -1: not parsed
 
     @property
     def text(self) -> str:
@@ -399,6 +401,8 @@ def _py_apply(data: dict[str, Any], edit: Edit) -> None:
 
 def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
     """Return the file bytes with ``edits`` spliced in; ``doc.raw`` itself when nothing changes."""
+    if doc._end < 0:  # built by hand (in a test, say) rather than by parse()
+        doc = parse(doc.raw)
     text = doc.text
     try:
         root = _compose(text)
@@ -621,9 +625,9 @@ class _Splicer:
         if found and _same(current, value):
             return
         if not found:
-            parent = self._locate(path[:-1])[-1] if self.root is not None or len(path) > 1 else None
-            if isinstance(path[-1], str) and (parent is None or parent.kind == "map"):
-                self._add_key(parent, path, value)
+            holder = self._locate(path[:-1])[-1] if self.root is not None or len(path) > 1 else None
+            if isinstance(path[-1], str) and (holder is None or holder.kind == "map"):
+                self._add_key(holder, path, value)
                 return
             raise FrontMatterError(f"no field {_show(path)}")
         chain = self._locate(path)
@@ -643,7 +647,6 @@ class _Splicer:
         elif node.kind == "scalar" and not isinstance(value, dict | list):
             self._replace_scalar(node, path, value)
         else:
-            assert parent is not None
             self._replace_value(parent, node, path, value)
 
     def _replace_scalar(self, node: _Node, path: FieldPath, value: Any) -> None:
@@ -765,6 +768,8 @@ class _Splicer:
 
     def _append(self, path: FieldPath, value: Any) -> None:
         node, edit = self._locate(path)[-1], Append(path, value)
+        if node.kind == "alias":
+            raise FrontMatterError(f"{_show(path)}: cannot append through an alias")
         if node.kind != "seq":
             raise FrontMatterError(f"{_show(path)} is not a list")
         if node.flow:
@@ -785,6 +790,8 @@ class _Splicer:
     def _remove(self, path: FieldPath) -> None:
         found, _ = self._get(path)
         if not found:
+            if len(path) == 1 and isinstance(path[0], str):
+                return
             self._locate(path[:-1])
             if isinstance(path[-1], int):
                 raise FrontMatterError(f"no field {_show(path)}")
@@ -821,6 +828,11 @@ class _Splicer:
             self._commit(_line_start(self.text, start), _line_end(self.text, end), "", edit)
 
 
+def _keep_owner(fd: int, info: os.stat_result) -> None:
+    with contextlib.suppress(PermissionError):  # only root may give a file away; others keep their own
+        os.fchown(fd, info.st_uid, info.st_gid)
+
+
 def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Path]) -> None:
     """Replace ``path`` with ``new`` atomically, only inside ``roots`` and only if nobody changed it since."""
     try:
@@ -831,7 +843,8 @@ def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Pa
         raise OutsideRoots(f"{path}: resolves to {real}, outside the configured roots; not written")
     try:
         current = real.read_bytes()
-        mode = real.stat().st_mode
+        info = real.stat()
+        mode = info.st_mode
     except OSError as exc:
         raise FrontMatterError(f"{path}: cannot read before writing ({exc.strerror})") from None
     if current != expected_old:
@@ -847,6 +860,7 @@ def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Pa
             out.write(new)
             out.flush()
             os.fchmod(out.fileno(), stat.S_IMODE(mode))
+            _keep_owner(out.fileno(), info)
             os.fsync(out.fileno())
         if real.read_bytes() != expected_old:  # narrows the window for an editor saving meanwhile
             raise WriteConflict(f"{path}: the file changed on disk during the run; not written")

@@ -1,9 +1,10 @@
 """The one place an httpx client is built: limits, timeouts, address guard, size caps.
 
 Reads settings ``http.*`` (user agent, concurrency limits, timeouts, header and body caps, TLS verification,
-extra CA bundle, ``allow_networks``). Returns an ``httpx.AsyncClient`` whose transport is
-``httpx_aiohttp.AiohttpTransport`` over one aiohttp connector: chosen by measurement (``pipeline.bench``),
-it is several times faster than httpx's default transport for many hosts at once.
+extra CA bundle, ``allow_networks``). Returns an ``httpx.AsyncClient`` (``build_client``) or, for the hot
+path of the checker, its bare transport (``build_transport``): ``httpx_aiohttp.AiohttpTransport`` over one
+aiohttp connector, chosen by measurement (``pipeline.bench``; several times faster than httpx's default
+transport for many hosts at once). Both never follow redirects and never keep cookies.
 
 The address guard (SSRF) lives in two places so that no connection escapes it:
 
@@ -137,8 +138,20 @@ class _CookielessClient(httpx.AsyncClient):
         self._cookies = _NoCookies()
 
 
-def build_client(settings: Settings) -> httpx.AsyncClient:
-    """The checker's client: aiohttp transport, guarded resolver, limits, timeouts, no redirect following.
+def default_headers(http: HttpSettings) -> dict[str, str]:
+    """Headers every request carries."""
+    return {"User-Agent": http.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
+
+
+def timeouts(http: HttpSettings) -> httpx.Timeout:
+    """Per-phase timeouts; the whole request (redirects included) is bounded by the caller."""
+    return httpx.Timeout(
+        connect=http.connect_timeout, read=http.read_timeout, write=http.read_timeout, pool=http.total_timeout
+    )
+
+
+def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The httpx transport: aiohttp underneath, guarded resolver, connection limits, header caps.
 
     Safe to call outside a running loop: the aiohttp session is created at the first request.
     """
@@ -164,16 +177,15 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
             trust_env=False,
         )
 
-    transport = AiohttpTransport(client=session, verify=context)
+    return AiohttpTransport(client=session, verify=context)
+
+
+def build_client(settings: Settings) -> httpx.AsyncClient:
+    """A client over ``build_transport``: limits, timeouts, address guard, no redirects, no cookies."""
     return _CookielessClient(
-        transport=transport,
-        timeout=httpx.Timeout(
-            connect=http.connect_timeout,
-            read=http.read_timeout,
-            write=http.read_timeout,
-            pool=http.total_timeout,
-        ),
-        headers={"User-Agent": http.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"},
+        transport=build_transport(settings),
+        timeout=timeouts(settings.http),
+        headers=default_headers(settings.http),
         follow_redirects=False,
         trust_env=False,
     )
@@ -288,6 +300,9 @@ __all__ = [
     "GuardedResolver",
     "TransportFailure",
     "build_client",
+    "build_transport",
     "classify_error",
+    "default_headers",
     "read_capped",
+    "timeouts",
 ]

@@ -58,7 +58,7 @@ class LinkRef:
 
 @dataclass(frozen=True, slots=True)
 class FetchedPage:
-    """The head of an HTML page fetched during the link check, kept for metadata extraction."""
+    """The first bytes of a body fetched during the link check: a page's head, or an image's header."""
 
     url: str
     final_url: str
@@ -80,7 +80,7 @@ class Observation:
     network_level: bool = False  # failed below HTTP (DNS, connect, reset, timeout, TLS): outage evidence
     host: str = ""
     elapsed: float = 0.0  # seconds, for the report
-    page: FetchedPage | None = None  # only when the page was asked for and is HTML
+    page: FetchedPage | None = None  # only when the body was asked for (fetch_body) and the answer was 2xx
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,7 @@ class LinkResult:
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
     checked_at: datetime | None = None  # when this verdict's evidence was gathered (may be an earlier run)
+    failure_kind: str | None = None  # "hard" when every failure of the streak was hard, else "soft"
 
 
 @dataclass(frozen=True, slots=True)

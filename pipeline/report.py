@@ -222,6 +222,7 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
     peak = max(
         [sum(int((r.get("totals") or {}).get(k) or 0) for _, ks in layers for k in ks) for r in runs] + [1]
     )
+    peak += peak % 2  # an even top keeps the middle grid line on a whole number
     slot = plot_w / max(len(runs), 1)
     bar_w = max(min(slot * 0.7, 28), 2)
     label_every = max(1, round(len(runs) / 8))
@@ -278,6 +279,8 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "links": sorted(links, key=lambda lnk: (_STATUSES.index(lnk["status"]), lnk["url"])),
         "changes": report.get("changes", []),
         "errors": report.get("errors", []),
+        "discovered": report.get("discovered", []),
+        "refused_pages": report.get("refused_pages", []),
         "hosts": _hosts(links),
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ from pipeline.models import (
     Change,
     ExitCode,
     FileError,
+    ImageProbe,
     LinkRef,
     LinkResult,
     LinkStatus,
@@ -81,8 +83,11 @@ class Interrupted(Exception):
 
 @dataclass
 class _Corpus:
-    articles: list[Article] = field(default_factory=list)
+    """What the read pass keeps of each article: its refs and a sketch, never the whole document."""
+
+    paths: list[Path] = field(default_factory=list)
     refs: dict[Path, list[LinkRef]] = field(default_factory=dict)
+    sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
 
 
@@ -98,59 +103,118 @@ def collect(settings: Settings) -> _Corpus:
         except FrontMatterError as exc:
             corpus.errors.append(FileError(str(found), str(exc)))
             continue
-        corpus.articles.append(article)
+        corpus.paths.append(article.path)
         corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
+        corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
     return corpus
 
 
-def _plan_requests(corpus: _Corpus, settings: Settings) -> tuple[list[str], dict[str, int], set[str]]:
-    """Unique URLs to consider, the body bytes wanted per URL, and the excluded ones."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    urls: list[str]  # unique, in first-seen order
+    page_urls: set[str]  # read whole (head) for metadata
+    image_urls: set[str]  # first bytes read for the real size
+    excluded: set[str]
+
+
+def _unit_field(field_path: str, nested: Iterable[str]) -> str:
+    """``related[2].images[0].url`` -> ``images[].url``; ``related[2].webUrl`` -> ``webUrl``."""
+    for key in nested:
+        match = re.match(rf"{re.escape(key)}\[\d+\]\.", field_path)
+        if match:
+            field_path = field_path[match.end() :]
+            break
+    return re.sub(r"\[\d+\]", "[]", field_path)
+
+
+def _plan_requests(corpus: _Corpus, settings: Settings) -> _Plan:
+    """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
     excludes = compile_excludes(settings.links)
     page_fields = set(settings.links.page_fields)
-    image_leaves = {spec.split("[].", 1)[1] for spec in settings.links.fields if "[]." in spec}
-    urls: dict[str, None] = {}
-    fetch_body: dict[str, int] = {}
-    excluded: set[str] = set()
+    image_fields = {spec for spec in settings.links.fields if "[]." in spec}
+    plan = _Plan([], set(), set(), set())
+    seen: set[str] = set()
     for refs in corpus.refs.values():
         for ref in refs:
-            if ref.normalized is None:
+            url = ref.normalized
+            if url is None:
                 continue
-            if is_excluded(ref.normalized, excludes):
-                excluded.add(ref.normalized)
+            if is_excluded(url, excludes):
+                plan.excluded.add(url)
                 continue
-            urls[ref.normalized] = None
-            leaf = ref.field_path.rsplit(".", 1)[-1]
-            if settings.metadata.enabled and leaf in page_fields and "[" not in leaf:
-                fetch_body[ref.normalized] = settings.http.max_page_bytes
-            elif settings.metadata.enabled and leaf in image_leaves and ".images[" in f".{ref.field_path}":
-                fetch_body.setdefault(ref.normalized, settings.metadata.images.max_probe_bytes)
-    return list(urls), fetch_body, excluded
+            if url not in seen:
+                seen.add(url)
+                plan.urls.append(url)
+            kind = _unit_field(ref.field_path, settings.links.nested)
+            if kind in page_fields:
+                plan.page_urls.add(url)
+            elif kind in image_fields:
+                plan.image_urls.add(url)
+    plan.image_urls.difference_update(plan.page_urls)
+    return plan
+
+
+class _Digest:
+    """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
+
+    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Progress) -> None:
+        self.page_urls = page_urls
+        self.image_urls = image_urls
+        self.progress = progress
+        self.pages: dict[str, PageMeta] = {}
+        self.refused: list[tuple[str, str]] = []
+        self.probes: dict[str, ImageProbe] = {}
+
+    def __call__(self, obs: Observation) -> None:
+        self.progress.advance()
+        alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
+        if obs.url in self.image_urls:
+            page = obs.page
+            self.probes[obs.url] = measure(
+                obs.url,
+                page.body if page else b"",
+                page.content_type if page else None,
+                alive,
+                http_status=obs.http_status,
+            )
+        elif obs.url in self.page_urls and alive and obs.page is not None:
+            content_type = obs.page.content_type.lower()
+            if content_type and "html" not in content_type:
+                return
+            meta = scrape(obs.page.body, obs.page.final_url, obs.page.headers)
+            reason = looks_like_error_page(meta)
+            if reason:
+                self.refused.append((obs.url, reason))
+            else:
+                self.pages[obs.url] = meta
 
 
 def _run_checks(
-    urls: list[str], fetch_body: Mapping[str, int], settings: Settings, options: RunOptions, label: str
+    urls: list[str],
+    fetch_body: Mapping[str, int],
+    digest: _Digest,
+    settings: Settings,
+    options: RunOptions,
+    label: str,
 ) -> dict[str, Observation]:
     """Run the async checker, cancelling it promptly when a stop is requested."""
     if not urls:
         return {}
-    with Progress() as progress:
-        if options.show_progress:
-            progress.start(len(urls), label)
+    if options.show_progress:
+        digest.progress.start(len(urls), label)
 
-        async def main() -> dict[str, Observation]:
-            task = asyncio.ensure_future(
-                check.check_links(
-                    urls, settings, fetch_body=fetch_body, on_result=lambda _: progress.advance()
-                )
-            )
-            while not task.done():
-                await asyncio.wait({task}, timeout=0.2)
-                if options.stop.is_set():
-                    task.cancel()
-                    raise Interrupted
-            return task.result()
+    async def main() -> dict[str, Observation]:
+        task = asyncio.ensure_future(
+            check.check_links(urls, settings, fetch_body=fetch_body, on_result=digest, keep_pages=False)
+        )
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.2)
+            if options.stop.is_set():
+                task.cancel()
+                raise Interrupted
+        return task.result()
 
-        return asyncio.run(main())
+    return asyncio.run(main())
 
 
 def _verdicts(
@@ -184,45 +248,6 @@ def _verdicts(
     return results, judged
 
 
-def _usable_pages(
-    observations: Mapping[str, Observation],
-    results: Mapping[str, LinkResult],
-    fetch_body: Mapping[str, int],
-    settings: Settings,
-) -> tuple[dict[str, PageMeta], list[tuple[str, str]]]:
-    """Metadata of pages that are alive and not error pages; plus (url, reason) for pages refused."""
-    pages: dict[str, PageMeta] = {}
-    refused: list[tuple[str, str]] = []
-    for url, obs in observations.items():
-        if obs.page is None or fetch_body.get(url) != settings.http.max_page_bytes:
-            continue
-        result = results.get(url)
-        if result is None or result.status not in (LinkStatus.OK, LinkStatus.REDIRECTED):
-            continue
-        if "html" not in obs.page.content_type and obs.page.content_type:
-            continue
-        meta = scrape(obs.page.body, obs.page.final_url, obs.page.headers)
-        reason = looks_like_error_page(meta)
-        if reason:
-            refused.append((url, reason))
-            continue
-        pages[url] = meta
-    return pages, refused
-
-
-def _probes(observations: Mapping[str, Observation], image_urls: Iterable[str]) -> dict[str, Any]:
-    probes = {}
-    for url in image_urls:
-        obs = observations.get(url)
-        if obs is None:
-            continue
-        http_ok = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
-        body = obs.page.body if obs.page else b""
-        content_type = obs.page.content_type if obs.page else None
-        probes[url] = measure(url, body, content_type, http_ok)
-    return probes
-
-
 def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
@@ -233,83 +258,69 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
     corpus = collect(settings)
-    log.info("read %d articles (%d files failed)", len(corpus.articles), len(corpus.errors))
+    log.info("read %d articles (%d files failed)", len(corpus.paths), len(corpus.errors))
 
-    urls, fetch_body, excluded = _plan_requests(corpus, settings)
-    if options.mode == "check-only":
-        fetch_body = {}
-    canaries = [c for c in settings.health.outage.canary_urls if c not in urls]
+    plan = _plan_requests(corpus, settings)
+    fetch_body: dict[str, int] = {}
+    if settings.metadata.enabled:
+        fetch_body = dict.fromkeys(plan.page_urls, settings.http.max_page_bytes)
+        fetch_body.update(dict.fromkeys(plan.image_urls, settings.metadata.images.max_probe_bytes))
+    canaries = [c for c in settings.health.outage.canary_urls if c not in plan.urls]
     store = HistoryStore(settings.state.database)
     try:
-        history = store.load(urls)
-        due = [u for u in urls if verdict.is_due(history.get(u), settings.health, started, options.force)]
+        history = store.load(plan.urls)
+        due = [
+            u for u in plan.urls if verdict.is_due(history.get(u), settings.health, started, options.force)
+        ]
         if options.dry_run:
-            _print_plan(out, urls, due, excluded, corpus)
-        if not options.dry_run:
+            _print_plan(out, plan, due, corpus)
+        else:
             store.start_run(run_id, started, mode)
         exit_code = ExitCode.OK
         changes: list[Change] = []
         discovered: list[Change] = []
         write_errors: list[FileError] = []
-        refused_pages: list[tuple[str, str]] = []
         outage: str | None = None
         results: dict[str, LinkResult] = {}
-        try:
-            observations = _run_checks(due + canaries, fetch_body, settings, options, "checking links")
-            now = options.now()
-            outage = verdict.detect_outage(observations, settings.health)
-            if outage:
-                log.warning("outage: %s; no failure is recorded and no article is flagged", outage)
-            results, judged = _verdicts(urls, observations, history, outage, settings, now)
-            if not options.dry_run:
-                store.record(judged, run_id, now)
-            pages, refused_pages = _usable_pages(observations, results, fetch_body, settings)
-            image_urls = {u for u, n in fetch_body.items() if n == settings.metadata.images.max_probe_bytes}
-            probes = _probes(observations, image_urls)
-            evidence = decide.Evidence(results, pages, probes, outage is not None)
+        with Progress(quiet=not options.show_progress) as progress:
+            digest = _Digest(plan.page_urls, plan.image_urls, progress)
+            try:
+                observations = _run_checks(
+                    due + canaries, fetch_body, digest, settings, options, "checking links"
+                )
+                now = options.now()
+                outage = verdict.detect_outage(observations, settings.health)
+                if outage:
+                    log.warning("outage: %s; no failure is recorded and no article is flagged", outage)
+                results, judged = _verdicts(plan.urls, observations, history, outage, settings, now)
+                if not options.dry_run:
+                    store.record(judged, run_id, now)
+                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None)
 
-            wanted: set[str] = set()
-            for article in corpus.articles:
-                wanted |= decide.image_candidates(article.doc.data, evidence, settings)
-            wanted -= set(probes)
-            if wanted and options.mode == "refresh":
-                probe_bytes = settings.metadata.images.max_probe_bytes
-                extra = _run_checks(
-                    sorted(wanted), dict.fromkeys(wanted, probe_bytes), settings, options, "probing images"
-                )
-                evidence = decide.Evidence(
-                    results, pages, {**probes, **_probes(extra, wanted)}, outage is not None
-                )
-
-            for article in corpus.articles:
-                if options.stop.is_set():
-                    raise Interrupted
-                decision = decide.decide(
-                    str(article.path), article.doc.data, corpus.refs[article.path], evidence, settings
-                )
-                discovered.extend(decision.discovered)
-                if not decision.edits:
-                    continue
-                try:
-                    new = apply(article.doc, decision.edits)
-                    if new == article.doc.raw:
-                        continue
-                    if options.dry_run:
-                        _print_diff(out, article, new)
-                    else:
-                        write_atomic(article.path, new, article.doc.raw, settings.corpus.roots)
-                    changes.extend(decision.changes)
-                except FrontMatterError as exc:
-                    write_errors.append(FileError(str(article.path), str(exc)))
-        except Interrupted:
-            exit_code = ExitCode.INTERRUPTED
-            log.warning("stopped on request; the files written so far are complete")
+                wanted: set[str] = set()
+                for sketches in corpus.sketches.values():
+                    wanted |= decide.image_candidates(sketches, evidence, settings)
+                wanted -= digest.probes.keys()
+                if wanted:
+                    digest.image_urls = wanted
+                    probe_bytes = settings.metadata.images.max_probe_bytes
+                    _run_checks(
+                        sorted(wanted),
+                        dict.fromkeys(wanted, probe_bytes),
+                        digest,
+                        settings,
+                        options,
+                        "probing images",
+                    )
+                changes, discovered, write_errors = _write_pass(corpus, evidence, settings, options, out)
+            except Interrupted:
+                exit_code = ExitCode.INTERRUPTED
+                log.warning("stopped on request; the files written so far are complete")
 
         errors = corpus.errors + write_errors
         if exit_code is ExitCode.OK and errors:
             exit_code = ExitCode.FILES_FAILED
         finished = options.now()
-        previous = {u: h.status for u, h in history.items()}
         run_report = summary.build_report(
             run_id=run_id,
             started=started,
@@ -318,14 +329,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             mode=mode,
             outage=outage,
             settings=settings,
-            articles=len(corpus.articles),
+            articles=len(corpus.paths),
             refs=corpus.refs,
             results=results,
-            previous=previous,
-            excluded=excluded,
+            previous={u: h.status for u, h in history.items()},
+            excluded=plan.excluded,
             changes=changes,
             discovered=discovered,
-            refused_pages=refused_pages,
+            refused_pages=digest.refused,
             errors=errors,
         )
         report_dir = None
@@ -342,17 +353,51 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         store.close()
 
 
-def _print_plan(out: TextIO, urls: list[str], due: list[str], excluded: set[str], corpus: _Corpus) -> None:
+def _write_pass(
+    corpus: _Corpus, evidence: decide.Evidence, settings: Settings, options: RunOptions, out: TextIO
+) -> tuple[list[Change], list[Change], list[FileError]]:
+    """Re-read each article, decide, and write it (or print its diff). Stops between files on request.
+
+    Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
+    the bytes this pass read, so an edit made meanwhile is never overwritten.
+    """
+    changes: list[Change] = []
+    discovered: list[Change] = []
+    errors: list[FileError] = []
+    for path in corpus.paths:
+        if options.stop.is_set():
+            raise Interrupted
+        try:
+            article = read_article(path, settings.corpus.max_file_bytes)
+            refs = extract_refs(path, article.doc.data, settings.links)
+            decision = decide.decide(str(path), article.doc.data, refs, evidence, settings)
+            discovered.extend(decision.discovered)
+            if not decision.edits:
+                continue
+            new = apply(article.doc, decision.edits)
+            if new == article.doc.raw:
+                continue
+            if options.dry_run:
+                _print_diff(out, article, new)
+            else:
+                write_atomic(path, new, article.doc.raw, settings.corpus.roots)
+            changes.extend(decision.changes)
+        except FrontMatterError as exc:
+            errors.append(FileError(str(path), str(exc)))
+    return changes, discovered, errors
+
+
+def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus) -> None:
     invalid = [ref for refs in corpus.refs.values() for ref in refs if ref.normalized is None]
     out.write(
-        f"plan: {len(corpus.articles)} articles, {len(urls)} unique URLs on "
-        f"{len({host_of(u) for u in urls})} hosts; {len(due)} due for a check, "
-        f"{len(excluded)} excluded, {len(invalid)} invalid\n"
+        f"plan: {len(corpus.paths)} articles, {len(plan.urls)} unique URLs on "
+        f"{len({host_of(u) for u in plan.urls})} hosts; {len(due)} due for a check, "
+        f"{len(plan.excluded)} excluded, {len(invalid)} invalid\n"
     )
     due_set = set(due)
-    for url in urls:
+    for url in plan.urls:
         out.write(f"  {'check' if url in due_set else 'fresh'}  {url}\n")
-    for url in sorted(excluded):
+    for url in sorted(plan.excluded):
         out.write(f"  skip   {url}\n")
     for ref in invalid:
         out.write(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}\n")

@@ -23,7 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.events import (
@@ -124,7 +124,7 @@ class _Daemon:
         self.lock = threading.Lock()
         self.running = False
         self.interrupted_code: int | None = None
-        self.scheduler: BackgroundScheduler | None = None
+        self.trigger: BaseTrigger | None = None
 
     def job(self) -> None:
         if self.stop.is_set():
@@ -154,10 +154,11 @@ class _Daemon:
         )
 
     def next_run(self) -> str:
-        if self.stop.is_set() or self.scheduler is None:
+        # Asked of the trigger, not of the scheduler: get_job() takes the job-store lock, which shutdown()
+        # holds while it waits for this very thread (a deadlock once seen in the tests).
+        if self.stop.is_set() or self.trigger is None:
             return "none (stopping)"
-        job = self.scheduler.get_job(_JOB_ID)
-        when: datetime | None = getattr(job, "next_run_time", None)
+        when: datetime | None = self.trigger.get_next_fire_time(None, datetime.now(UTC))
         return when.isoformat() if when is not None else "none"
 
     def on_event(self, event: JobEvent | JobSubmissionEvent) -> None:
@@ -203,7 +204,7 @@ def serve(
     trigger = trigger if trigger is not None else build_trigger(schedule)
     daemon = _Daemon(run_once)
     scheduler = BackgroundScheduler(timezone=schedule.timezone)
-    daemon.scheduler = scheduler
+    daemon.trigger = trigger
     scheduler.add_listener(daemon.on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_REMOVED)
     scheduler.add_job(
         daemon.job,

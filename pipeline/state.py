@@ -160,7 +160,7 @@ class HistoryStore:
                     _iso(r.last_success_at),
                     _iso(r.checked_at or now),
                     r.consecutive_failures,
-                    getattr(r, "failure_kind", None) if r.consecutive_failures else None,
+                    r.failure_kind if r.consecutive_failures else None,
                     json.dumps(recent),
                     run_id,
                 )

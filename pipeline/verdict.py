@@ -45,13 +45,6 @@ class UrlHistory:
     recent: tuple[str, ...] = ()  # the last statuses, oldest first
 
 
-@dataclass(frozen=True, slots=True)
-class JudgedResult(LinkResult):
-    """A ``LinkResult`` that also carries the streak's failure kind, so that history can store it."""
-
-    failure_kind: str | None = None
-
-
 def _streak_kind(previous: str | None, current: str) -> str:
     return HARD if current == HARD and previous in (None, HARD) else SOFT
 
@@ -72,10 +65,10 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
     streak = history is not None and history.consecutive_failures > 0 and history.first_failed_at is not None
     if obs.outcome in (Outcome.SUCCESS, Outcome.MOVED):
         status = LinkStatus.OK if obs.outcome is Outcome.SUCCESS else LinkStatus.REDIRECTED
-        return JudgedResult(status=status, reason=obs.reason, last_success_at=now, **base)  # type: ignore[arg-type]
+        return LinkResult(status=status, reason=obs.reason, last_success_at=now, **base)  # type: ignore[arg-type]
     if obs.outcome in (Outcome.BLOCKED, Outcome.SKIPPED):
         status = LinkStatus.BLOCKED if obs.outcome is Outcome.BLOCKED else LinkStatus.SKIPPED
-        return JudgedResult(
+        return LinkResult(
             status=status,
             reason=obs.reason,
             first_failed_at=history.first_failed_at if history and streak else None,
@@ -99,7 +92,7 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
         f"failed on {count} run(s) since {first:%Y-%m-%d}; {kind} failures are dead after "
         f"{threshold.runs} run(s) over {_fmt_days(threshold.days)}"
     )
-    return JudgedResult(
+    return LinkResult(
         status=LinkStatus.DEAD if dead else LinkStatus.FAILING,
         reason=f"{obs.reason} ({evidence})",
         first_failed_at=first,
@@ -112,7 +105,7 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
 
 def carried(history: UrlHistory) -> LinkResult:
     """The verdict for a URL not requested in this run (not due): its stored one, with its old date."""
-    return JudgedResult(
+    return LinkResult(
         url=history.url,
         status=history.status,
         http_status=history.http_status,

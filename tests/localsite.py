@@ -71,7 +71,8 @@ class LocalSite:
         self._tls = tls
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
-        self.hits: list[Hit] = []
+        self.hits: list[Hit] = []  # completed requests, with timings
+        self._arrivals: list[tuple[int, str, str]] = []  # (host index, method, path), counted on arrival
         self._inflight: Counter[int] = Counter()
         self.max_inflight: Counter[int] = Counter()
         self.ports: list[int] = []
@@ -108,10 +109,10 @@ class LocalSite:
         with self._lock:
             return sum(
                 1
-                for hit in self.hits
-                if hit.path == path
-                and (method is None or hit.method == method)
-                and (host_index is None or hit.host_index == host_index)
+                for index, verb, seen in self._arrivals
+                if seen == path
+                and (method is None or verb == method)
+                and (host_index is None or index == host_index)
             )
 
     def reset(self) -> None:
@@ -119,6 +120,7 @@ class LocalSite:
         with self._lock:
             self._routes.clear()
             self.hits.clear()
+            self._arrivals.clear()
             self._inflight.clear()
             self.max_inflight.clear()
 
@@ -127,6 +129,7 @@ class LocalSite:
         host_index = self.addresses.index(request.transport.get_extra_info("sockname")[0])  # type: ignore[union-attr]
         started = time.monotonic()
         with self._lock:
+            self._arrivals.append((host_index, request.method, request.path))
             self._inflight[host_index] += 1
             self.max_inflight[host_index] = max(self.max_inflight[host_index], self._inflight[host_index])
         try:

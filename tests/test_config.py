@@ -33,6 +33,11 @@ def test_default_file_matches_builtin_defaults() -> None:
         ({"http": {"allow_networks": ["10.0.0.0/33"]}}, "http.allow_networks: Value error, '10.0.0.0/33'"),
         ({"http": {"per_host_concurrency": 500}}, "http: Value error, per_host_concurrency cannot exceed"),
         ({"schedule": {"cron": "0 3 * *"}}, "schedule.cron: Value error"),
+        (
+            {"schedule": {"cron": "61 3 * * *"}},
+            "schedule.cron: '61 3 * * *': Error validating expression '61'",
+        ),
+        ({"schedule": {"timezone": "Mars/Base"}}, "schedule.timezone: 'Mars/Base' is not a known time zone"),
         ({"metadata": {"excerpt": {"policy": "always"}}}, "metadata.excerpt.policy: Input should be"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
     ],

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings, parse_settings
-from pipeline.decide import Evidence, decide, image_candidates
+from pipeline.decide import Evidence, decide, image_candidates, sketch
 from pipeline.frontmatter import Remove, SetValue
 from pipeline.links import extract_refs
 from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta
@@ -88,7 +88,7 @@ def test_dead_image_is_replaced_by_the_probed_share_image() -> None:
     data = _article(excerpt="e", images=[{"url": OLD_IMG, "width": 10, "height": 10, "isCached": True}])
     probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 1200, 630)}
     evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.DEAD}, _meta(), probes)
-    assert image_candidates(data, evidence, Settings()) == {NEW_IMG}
+    assert image_candidates(sketch(data, Settings()), evidence, Settings()) == {NEW_IMG}
     decision = _decide(data, evidence)
     assert decision.edits[:3] == (
         SetValue(("images", 0, "url"), NEW_IMG),
@@ -102,7 +102,7 @@ def test_failing_image_is_not_replaced() -> None:
     data = _article(excerpt="e", images=[{"url": OLD_IMG, "width": 10, "height": 10}])
     probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 1200, 630)}
     evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.FAILING}, _meta(), probes)
-    assert image_candidates(data, evidence, Settings()) == set()
+    assert image_candidates(sketch(data, Settings()), evidence, Settings()) == set()
     assert _decide(data, evidence).edits == ()
 
 

@@ -372,9 +372,11 @@ def test_document_data_mutation_does_not_affect_apply() -> None:
 
 WORD = st.from_regex(r"[A-Za-z][A-Za-z0-9 ._/-]{0,12}[A-Za-z0-9]", fullmatch=True)
 PLAIN = WORD.filter(lambda s: isinstance(yaml.safe_load(s), str) and "  " not in s)
-ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 QUOTABLE = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp"), exclude_characters="\ufeff"),
+    st.characters(
+        codec="utf-8", exclude_categories=("Cc", "Cn", "Cs", "Zl", "Zp"), exclude_characters="\ufeff"
+    ),
     max_size=30,
 )
 KEYS = st.from_regex(r"[a-z][a-zA-Z0-9]{0,8}", fullmatch=True).filter(
@@ -475,3 +477,17 @@ def test_generated_documents_round_trip_and_edit_one_value(doc_case: Any, data: 
     old_lines, new_lines = raw.splitlines(keepends=True), new.splitlines(keepends=True)
     assert len(old_lines) == len(new_lines)
     assert [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b] in ([], [line])
+
+
+def test_literal_block_in_crlf_file_keeps_crlf() -> None:
+    """A literal block replaced in a CRLF file is written with CRLF line ends."""
+    raw, new = edited(EDGE / "crlf_bom.md", SetValue(("literal",), "new one\nnew two\n"))
+
+    assert changed(raw, new) == ["-  line one\r\n", "-  line two\r\n", "+  new one\r\n", "+  new two\r\n"]
+
+
+def test_document_built_by_hand_is_parsed_before_editing() -> None:
+    """apply() on a Document made without parse() works from its raw bytes."""
+    raw = b"---\na: 1\n---\nbody\n"
+
+    assert apply(Document(raw, {"a": 1}), [SetValue(("a",), 2)]) == b"---\na: 2\n---\nbody\n"

@@ -143,6 +143,19 @@ def test_write_replaces_file_and_keeps_mode(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]
 
 
+def test_write_keeps_the_owner(tmp_path: Path) -> None:
+    """A file owned by someone else keeps its owner and group after the replace (when we may chown)."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    path, old, new = _article(tmp_path)
+    os.chown(path, 65534, 65534)
+
+    write_atomic(path, new, old, [tmp_path])
+
+    assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534)
+    assert path.read_bytes() == new
+
+
 def test_unchanged_bytes_keep_mtime(tmp_path: Path) -> None:
     """Writing the bytes already on disk does nothing: the mtime stays as it was."""
     path, old, _ = _article(tmp_path)

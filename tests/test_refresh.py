@@ -13,6 +13,7 @@ from PIL import Image
 
 from pipeline.config import Settings
 from pipeline.models import ExitCode
+from pipeline.report import validate_report
 from pipeline.runner import RunOptions, refresh
 from pipeline.state import HistoryStore
 
@@ -228,6 +229,7 @@ def test_report_files_are_written(world: tuple[LocalSite, Path, Settings]) -> No
     latest = settings.reports.dir / "latest"
     data = json.loads((latest / "report.json").read_text(encoding="utf-8"))
     assert data == json.loads(json.dumps(report))
+    validate_report(data)
     assert (latest / "report.md").read_text(encoding="utf-8").startswith("#")
     assert "<html" in (latest / "report.html").read_text(encoding="utf-8")
     gone = [link for link in data["links"] if link["url"].endswith("/gone")]

@@ -122,6 +122,8 @@ def test_helper_report_matches_the_schema() -> None:
         (lambda r: r["run"].__setitem__("id", "../../etc"), "run.id"),
         (lambda r: r["links"][0].__setitem__("surprise", 1), "links[0]"),
         (lambda r: r["changes"][0].pop("source"), "changes[0]"),
+        (lambda r: r["refused_pages"][0].pop("reason"), "refused_pages[0]"),
+        (lambda r: r["discovered"][0].pop("new"), "discovered[0]"),
     ],
 )
 def test_invalid_report_names_the_offending_path(mutate: Any, where: str) -> None:
@@ -251,6 +253,24 @@ def test_markdown_of_an_empty_run_has_only_the_summary() -> None:
 
     assert "### " not in text
     assert "| 0 | 0 | 0 |" in text
+
+
+def test_optional_discoveries_and_refused_pages_are_shown_when_present() -> None:
+    """Canonical/AMP URLs found and untrusted pages appear in both renderings, only when the run has them."""
+    report = _load("report_typical.json")
+    declared = report["discovered"][0]["new"]
+    refused = report["refused_pages"][0]["url"]
+
+    md, page = render_markdown(report), render_html(report, [])
+    without = {k: v for k, v in report.items() if k not in ("discovered", "refused_pages")}
+    md_without, page_without = render_markdown(without), render_html(without, [])
+
+    assert f"<{declared}>" in md and f"<{refused}>" in md
+    dom = HTMLParser(page)
+    assert declared in dom.css_first("#t-discovered").text()
+    assert refused in dom.css_first("#t-refused").text()
+    assert "Canonical and AMP" not in md_without and "not used" not in md_without
+    assert HTMLParser(page_without).css("#t-discovered, #t-refused") == []
 
 
 # ------------------------------------------------------------------------------------------------- HTML

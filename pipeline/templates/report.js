@@ -43,7 +43,8 @@
       if (visible) shown++;
     }
     var label = document.querySelector('.shown[data-table="' + id + '"]');
-    if (label) label.textContent = shown === rows.length ? rows.length + " rows" : shown + " of " + rows.length + " rows";
+    var noun = rows.length === 1 ? " row" : " rows";
+    if (label) label.textContent = shown === rows.length ? rows.length + noun : shown + " of " + rows.length + noun;
   }
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
