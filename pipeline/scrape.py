@@ -31,26 +31,21 @@ protocol-relative URLs are resolved against the final URL and ``<base href>``.
 
 from __future__ import annotations
 
-import codecs
-import functools
-import html
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urljoin, urlsplit
 
-import charset_normalizer
 from selectolax.lexbor import LexborHTMLParser
 
+from pipeline.charset import detect_encoding
+from pipeline.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
 __all__ = ["looks_like_error_page", "scrape"]
 
 _HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
-_PRESCAN_BYTES = 4096  # where <meta charset> may appear (the standard says 1024; real pages are sloppier)
-_DETECT_BYTES = 64 * 1024  # bytes examined to confirm UTF-8 or to detect an undeclared encoding
 _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button
 _PIXEL_PX = 10  # declared at most this size: a tracking pixel
 
@@ -60,31 +55,6 @@ _BODY_TAGS = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _BODY_LD = re.compile(rb"<script[^>]+application/ld\+json[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
-_CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-# Labels the HTML standard maps to a superset; decoding with the narrow codec garbles real pages.
-_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"})
-_SUPERSETS = {
-    **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii"), "cp1252"),
-    **dict.fromkeys(("gb2312", "gbk", "x-gbk"), "gb18030"),
-    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "windows-31j"), "cp932"),
-    **dict.fromkeys(("euc-kr", "ks_c_5601-1987"), "cp949"),
-    **dict.fromkeys(("tis-620", "iso-8859-11"), "cp874"),
-    "iso-8859-9": "cp1254",
-    "big5": "big5hkscs",
-}
-
-_ARTICLE_TYPES = frozenset(
-    {"article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle", "opinionnewsarticle", "report"}
-    | {"backgroundnewsarticle", "blogposting", "liveblogposting", "socialmediaposting", "techarticle"}
-    | {"scholarlyarticle", "videoobject", "recipe"}
-)
-_PAGE_TYPES = frozenset({"webpage", "itempage", "collectionpage", "aboutpage", "profilepage"})
 _PUBLISHED_KEYS = (
     "article:published_time",
     "og:article:published_time",
@@ -119,12 +89,12 @@ _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style th
 def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
     """Extract the metadata a page declares from its bytes; ``url`` is the final URL after redirects."""
     head_end = _HEAD_END.search(body, 0, _HEAD_CAP)
-    encoding = _encoding(body, (headers or {}).get("content-type"))
+    encoding = detect_encoding(body, headers)
     head = body[: head_end.end()] if head_end else body[:_HEAD_CAP]
     found = _collect(LexborHTMLParser(head.decode(encoding, errors="replace")))
     if head_end:
         _add_from_body(found, body, head_end.end(), encoding)
-    ld = _LdFacts.from_blocks(found.ld_blocks)
+    ld = LdFacts.from_blocks(found.ld_blocks)
     base = urljoin(url, found.base_href) if found.base_href else url
     sources: dict[str, str] = {}
 
@@ -320,120 +290,9 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _LdFacts:
-    """What the page's JSON-LD says about its main entity: an article, else the web page."""
-
-    headline: str | None = None
-    name: str | None = None
-    description: str | None = None
-    images: tuple[ImageMeta, ...] = ()
-    published: str | None = None
-    publisher: str | None = None
-    url: str | None = None
-
-    def title(self, page_title: str | None) -> str | None:
-        """Headline or name; when they differ, the one closer to the page's own title (a list page's
-        headline can be its kind, such as "Wikimedia list article")."""
-        if not (self.headline and self.name and page_title) or self.headline == self.name:
-            return self.headline or self.name
-        return max((self.headline, self.name), key=lambda text: _similarity(text, page_title))
-
-    @classmethod
-    def from_blocks(cls, blocks: list[str]) -> _LdFacts:
-        nodes: list[dict[str, object]] = []
-        for block in blocks:
-            try:
-                nodes.extend(_ld_nodes(json.loads(_strip_cdata(block), strict=False)))
-            except (ValueError, RecursionError):  # broken or absurdly nested JSON-LD is ignored
-                continue
-        by_id = {node["@id"]: node for node in nodes if isinstance(node.get("@id"), str)}
-        articles = [node for node in nodes if _ld_types(node) & _ARTICLE_TYPES]
-        pages = [node for node in nodes if _ld_types(node) & _PAGE_TYPES and node not in articles]
-        ranked = articles + pages
-        if not ranked:
-            return cls()
-
-        def first(*keys: str) -> object:
-            for node in ranked:
-                for key in keys:
-                    value = _deref(node.get(key), by_id)
-                    if value:
-                        return value
-            return None
-
-        publisher = first("publisher")
-        main = ranked[0]
-        return cls(
-            headline=_ld_text(main.get("headline")),
-            name=_ld_text(main.get("name")),
-            description=_ld_text(first("description")),
-            images=tuple(_ld_images(first("image", "primaryImageOfPage", "thumbnailUrl"), by_id)),
-            published=_ld_text(first("datePublished", "uploadDate")),
-            publisher=_ld_text(publisher.get("name")) if isinstance(publisher, dict) else None,
-            url=_ld_text(main.get("url")),
-        )
-
-
-def _strip_cdata(block: str) -> str:
-    """JSON-LD wrapped in ``<![CDATA[ … ]]>`` (XHTML habits, often behind ``//``) and ended by ``;``."""
-    text = block.strip()
-    if text.startswith(("<![CDATA[", "//")):
-        text = text.removeprefix("//").lstrip().removeprefix("<![CDATA[")
-        text = text.rstrip().removesuffix("]]>").rstrip().removesuffix("//")
-    return text.strip().rstrip(";")
-
-
-def _ld_nodes(data: object) -> Iterator[dict[str, object]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _ld_nodes(item)
-    elif isinstance(data, dict):
-        yield data
-        yield from _ld_nodes(data.get("@graph"))
-
-
-def _ld_types(node: dict[str, object]) -> set[str]:
-    kinds = node.get("@type")
-    return {kind.lower() for kind in (kinds if isinstance(kinds, list) else [kinds]) if isinstance(kind, str)}
-
-
-def _deref(value: object, by_id: Mapping[object, dict[str, object]]) -> object:
-    """A ``{"@id": …}`` reference replaced by the node it names (Yoast and others link their @graph)."""
-    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("@id"), str):
-        return by_id.get(value["@id"], value)
-    return value
-
-
-def _ld_text(value: object) -> str | None:
-    if isinstance(value, list) and value:
-        value = value[0]
-    if not isinstance(value, str):
-        return None
-    # JSON-LD sits in a <script>, which the parser leaves raw; sites escape entities in it anyway.
-    return _fold(html.unescape(value)) or None
-
-
-def _ld_images(value: object, by_id: Mapping[object, dict[str, object]]) -> Iterator[ImageMeta]:
-    for item in value if isinstance(value, list) else [value]:
-        item = _deref(item, by_id)
-        if isinstance(item, str):
-            yield ImageMeta(url=item)
-        elif isinstance(item, dict):
-            url = item.get("url") or item.get("contentUrl")
-            if isinstance(url, str):
-                yield ImageMeta(
-                    url=url,
-                    width=_int(item.get("width")),
-                    height=_int(item.get("height")),
-                    alt=_ld_text(item.get("caption")),
-                    type=_ld_text(item.get("encodingFormat")),
-                )
-
-
-def _image_candidates(found: _Found, ld: _LdFacts) -> Iterator[tuple[str, ImageMeta]]:
+def _image_candidates(found: _Found, ld: LdFacts) -> Iterator[tuple[str, ImageMeta]]:
     for og in found.og_images:
-        width, height = _int(og.get("width")), _int(og.get("height"))
+        width, height = pixels(og.get("width")), pixels(og.get("height"))
         secure, plain = og.get("secure_url"), og.get("url")
         if secure and plain and secure.partition(":")[2] != plain.partition(":")[2]:
             # Not the same image over https but another one: the declared size may describe either.
@@ -497,11 +356,6 @@ def _resolve(value: str, base: str) -> str | None:
     return resolved if resolved.startswith(("http://", "https://")) else None
 
 
-def _similarity(text: str, other: str) -> float:
-    words, others = set(re.findall(r"\w+", text.lower())), set(re.findall(r"\w+", other.lower()))
-    return len(words & others) / len(words | others) if words | others else 0.0
-
-
 _SEPARATOR = re.compile(r"\s+(?:[|/·»:]|::|-{1,2}|–|—)\s+|\s*[_|｜]\s*|(?<=[^\x00-\x7f])-(?=[^\x00-\x7f])")
 _HOST_NOISE = frozenset({"www", "com", "org", "net", "news", "co", "uk", "blog", "blogs", "html"})
 
@@ -534,62 +388,6 @@ def _squash(text: str) -> str:
     return "".join(char for char in unicodedata.normalize("NFKD", text.lower()) if char.isalnum())
 
 
-def _encoding(body: bytes, content_type: str | None) -> str:
-    """The page's encoding: BOM, then the header, then ``<meta charset>``/``http-equiv``, then detection."""
-    # The BOM wins over the header, as the HTML standard says; the header wins over the page's own claim.
-    for bom, bom_name in _BOMS:
-        if body.startswith(bom):
-            return bom_name
-    header = _CT_CHARSET.search(content_type) if content_type else None
-    name = _codec(header.group(1)) if header else None
-    if name:
-        return name
-    declared = _META_CHARSET.search(body, 0, _PRESCAN_BYTES)
-    name = _codec(declared.group(1).decode("ascii")) if declared else None
-    if name:
-        if name != "utf-8" and _is_utf8(body):
-            # Saved or re-encoded pages keep their old <meta charset>; text in another multi-byte or 8-bit
-            # encoding is almost never valid UTF-8 by chance, so valid UTF-8 wins.
-            return "utf-8"
-        # A page cannot declare UTF-16 in ASCII bytes; the standard reads such a claim as UTF-8.
-        return "utf-8" if name.startswith("utf-16") else name
-    if _is_utf8(body) or body[:_DETECT_BYTES].isascii():
-        return "utf-8"
-    guess = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
-    return (_codec(guess.encoding) if guess is not None else None) or "utf-8"
-
-
-def _is_utf8(body: bytes) -> bool:
-    sample = body[:_DETECT_BYTES]
-    if sample.isascii():
-        return False
-    try:
-        sample.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.reason == "unexpected end of data"  # only a character cut by the sample's end
-    return True
-
-
-@functools.lru_cache(maxsize=256)
-def _codec(label: str) -> str | None:
-    """Python's name for a charset label, or None when it names no text encoding we can decode."""
-    label = label.strip().lower()
-    try:
-        name = codecs.lookup(_SUPERSETS.get(label, label)).name
-        # Python also has codecs that are no charsets ("base64", "rot13", "idna", "undefined" …).
-        text = codecs.getincrementaldecoder(name)().decode(b"<")
-    except (LookupError, UnicodeError, TypeError, ValueError):
-        return None
-    return name if isinstance(text, str) and name not in _NOT_CHARSETS else None
-
-
 def _fold(text: str) -> str:
     return " ".join(text.split())
 
-
-def _int(value: object) -> int | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6:
-        return int(value)
-    if isinstance(value, str) and value.strip().removesuffix("px").isdigit():
-        return int(value.strip().removesuffix("px"))
-    return None
