@@ -9,6 +9,7 @@ an invalid reference (``htp:/x``, empty, ``javascript:``, ``mailto:``, ``file:``
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping
@@ -23,6 +24,7 @@ FieldPath = tuple[str | int, ...]
 
 _SCHEMES = {"http", "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_BAD_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
@@ -42,6 +44,7 @@ def parse_field_path(text: str) -> FieldPath:
     return tuple(int(index) if index else name for name, index in _PATH_TOKEN.findall(text))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # corpora repeat URLs across articles; parsing is the hot path
 def normalize_url(raw: str) -> tuple[str | None, str]:
     """Return (the URL we would request, "") or (None, why it cannot be checked).
 
@@ -52,7 +55,7 @@ def normalize_url(raw: str) -> tuple[str | None, str]:
     text = raw.strip()
     if not text:
         return None, "empty URL"
-    if any(ch.isspace() for ch in text) or any(ord(ch) < 32 for ch in text):
+    if _BAD_CHARACTER.search(text):
         return None, "URL contains white space or control characters"
     try:
         parts = urlsplit(text)

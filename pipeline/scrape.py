@@ -6,10 +6,11 @@ Returns: a :class:`~pipeline.models.PageMeta` whose ``sources`` says which sourc
 Settings: none; the fetch around it (and its byte cap) lives in ``check.py``.
 
 Only the head is parsed: the bytes up to ``</head>`` (at most ``_HEAD_CAP``). Metas, links and JSON-LD in
-the body are found by a byte search and read only when the head left a field empty. The charset comes from
-the BOM, the ``Content-Type`` header, ``<meta charset>``/``http-equiv``, then detection (charset-normalizer).
-Entities are decoded once, by the parser (JSON-LD, which the parser leaves raw, once by us); whitespace is
-folded. An error page's own ``<title>`` is kept as its title, so ``looks_like_error_page`` sees it.
+the body are found by a byte search and read only when the head left a field empty. The encoding is chosen
+by :mod:`pipeline.charset` (BOM, ``Content-Type`` header, ``<meta charset>``, detection) and JSON-LD blocks
+are read by :mod:`pipeline.jsonld`. Entities are decoded once, by the parser (JSON-LD, which the parser
+leaves raw, once by ``jsonld``); whitespace is folded. An error page's own ``<title>`` is kept as its title,
+so ``looks_like_error_page`` sees it.
 
 Sources, best first (orders measured with ``pipeline.accuracy`` on ``/work/shared/corpora/pages.json``):
 
@@ -390,4 +391,3 @@ def _squash(text: str) -> str:
 
 def _fold(text: str) -> str:
     return " ".join(text.split())
-

@@ -1,0 +1,448 @@
+"""Splice edits into front-matter text at the source spans, and emit new scalar, block and flow text.
+
+Reads: the front-matter text, its composed root node (see :mod:`pipeline._yaml_spans`), whether the file
+uses CRLF, and edits one at a time. Returns: :class:`Splicer` whose ``text`` and ``data`` hold the edited
+front-matter after each :meth:`Splicer.run`; every splice is re-parsed and checked against
+:func:`pipeline._edits.apply_plain`, and any mismatch is a ``FrontMatterError``. New text follows the file's
+own indentation, list indentation and per-key quoting. Settings: none.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import yaml
+
+from pipeline._edits import (
+    Append,
+    Edit,
+    FieldPath,
+    FrontMatterError,
+    Remove,
+    SetValue,
+    apply_plain,
+    checked,
+    child,
+    show,
+)
+from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
+
+_resolve = cast(Callable[[type, str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve)
+_PROPERTIES = re.compile(r"(?:[&!][^ \t\r\n]*[ \t]+)*")
+_BOOL_PAIRS = [("true", "false"), ("yes", "no"), ("on", "off")]
+_BOOL_WORDS = {word: pair for pair in _BOOL_PAIRS for word in pair}
+
+
+def _printable(c: str) -> bool:
+    return (
+        "\x20" <= c <= "\x7e" or "\xa0" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
+    ) and c != "\ufeff"
+
+
+def _content_end(text: str, node: Node) -> int:
+    """Where a node's own text ends (a block collection's end mark runs on over comments and blanks)."""
+    while node.kind in ("map", "seq") and not node.flow and node.items:
+        last = node.items[-1]
+        node = last[1] if node.kind == "map" else last
+    if node.kind == "scalar" and node.style in ("|", ">"):
+        return _line_end(text, node.start + len(text[node.start : node.end].rstrip()))
+    return node.end
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _line_end(text: str, index: int) -> int:
+    if index > 0 and text[index - 1] == "\n":
+        return index
+    found = text.find("\n", index)
+    return len(text) if found < 0 else found + 1
+
+
+def _walk(node: Node | None) -> Iterator[Node]:
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        yield current
+        if current.kind == "map":
+            stack.extend(v for pair in current.items for v in pair)
+        elif current.kind == "seq":
+            stack.extend(current.items)
+
+
+class _Style:
+    """What new text should look like in this file: indentation step, list indentation, quoting by key."""
+
+    def __init__(self, text: str, root: Node | None) -> None:
+        step: int | None = None
+        self.seq_offset: int | None = None
+        self.by_key: dict[str, str | None] = {}
+        for node in _walk(root):
+            if node.kind != "map" or node.flow:
+                continue
+            for key, value in node.items:
+                if value.kind == "scalar" and value.tag == TAG + "str":
+                    self.by_key.setdefault(key.text, value.style)
+                if (
+                    value.kind == "map"
+                    and not value.flow
+                    and value.items
+                    and value.line > key.line
+                    and not step
+                ):
+                    step = max(1, _column(text, value.items[0][0].start) - _column(text, key.start))
+                if value.kind == "seq" and not value.flow and self.seq_offset is None:
+                    self.seq_offset = max(0, _column(text, value.start) - _column(text, key.start))
+        self.step = step or 2
+        if self.seq_offset is None:
+            self.seq_offset = self.step
+
+
+def _column(text: str, index: int) -> int:
+    return index - _line_start(text, index)
+
+
+def _plain_ok(value: str, flow: bool, old_tag: str | None = None) -> bool:
+    if (
+        not value
+        or value != value.strip(" ")
+        or value[0] in "-?:,[]{}#&*!|>'\"%@`"
+        or value.startswith("...")
+    ):
+        return False
+    if not all(_printable(c) for c in value) or ": " in value or " #" in value or value.endswith(":"):
+        return False
+    if flow and any(c in value for c in ",[]{}:"):
+        return False
+    tag = _resolve(yaml.ScalarNode, value, (True, False))
+    return tag == TAG + "str" or (tag == old_tag == TAG + "timestamp")
+
+
+_ESCAPES = {"\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f"}
+_ESCAPES |= {"\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\", "\x85": "\\N", "\u2028": "\\L"}
+_ESCAPES |= {"\u2029": "\\P"}
+
+
+def _double_quoted(value: str) -> str:
+    out = []
+    for c in value:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif _printable(c):
+            out.append(c)
+        elif c <= "\xff":
+            out.append(f"\\x{ord(c):02X}")
+        elif c <= "\uffff":
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(f"\\U{ord(c):08X}")
+    return '"' + "".join(out) + '"'
+
+
+def _scalar_text(value: Any, *, flow: bool, style: str | None = None, old: Node | None = None) -> str:
+    """A scalar in the style asked for when it can keep it, else plain when safe, else double-quoted."""
+    if value is None:
+        return old.text if old is not None and old.tag == TAG + "null" and old.text else "null"
+    if isinstance(value, bool):
+        if old is not None and old.tag == TAG + "bool" and old.text.lower() in _BOOL_WORDS:
+            word = _BOOL_WORDS[old.text.lower()][0 if value else 1]
+            return word.upper() if old.text.isupper() else word.title() if old.text.istitle() else word
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+        text = repr(value)
+        return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
+    if style == "'" and all(_printable(c) for c in value):
+        return "'" + str(value).replace("'", "''") + "'"
+    if style in (None, "") and _plain_ok(value, flow, old.tag if old is not None else None):
+        return str(value)
+    return _double_quoted(value)
+
+
+def _flow_text(value: Any, style: _Style) -> str:
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_key_text(k)}: {_flow_text(v, style)}" for k, v in value.items())
+        return "{" + inner + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow_text(v, style) for v in value) + "]"
+    return _scalar_text(value, flow=True)
+
+
+def _key_text(key: str) -> str:
+    return key if _plain_ok(key, flow=True) else _double_quoted(key)
+
+
+class Splicer:
+    """Applies edits one splice at a time, re-parsing and verifying after each."""
+
+    def __init__(self, text: str, root: Node | None, crlf: bool) -> None:
+        self.text, self.root = text, root
+        self.data: dict[str, Any] = clone(root.data) if root is not None else {}
+        self.newline = "\r\n" if crlf else "\n"
+        self.style = _Style(text, root)
+
+    def run(self, edit: Edit) -> None:
+        if isinstance(edit, SetValue):
+            self._set(edit.path, checked(edit.value, edit.path))
+        elif isinstance(edit, Append):
+            self._append(edit.path, checked(edit.value, edit.path))
+        else:
+            self._remove(edit.path)
+
+    def _commit(self, start: int, end: int, new: str, edit: Edit) -> None:
+        text = self.text[:start] + new.replace("\n", self.newline) + self.text[end:]
+        expected = clone(self.data)
+        apply_plain(expected, edit)
+        try:
+            root = compose(text)
+        except Problem as exc:
+            raise FrontMatterError(f"{show(edit.path)}: the edit would not be valid YAML ({exc})") from None
+        data = root.data if root is not None and root.kind == "map" else {}
+        if not same(data, expected):
+            raise FrontMatterError(f"{show(edit.path)}: the edit cannot be spliced in faithfully")
+        self.text, self.root, self.data = text, root, data
+
+    def _locate(self, path: FieldPath) -> list[Node]:
+        """The nodes from the root down to ``path``; refuses to edit through aliases or shared anchors."""
+        if self.root is None:
+            raise FrontMatterError(f"no field {show(path)}")
+        chain = [self.root]
+        for i, part in enumerate(path):
+            node = chain[-1]
+            if node.kind == "alias":
+                raise FrontMatterError(f"{show(path)}: cannot edit through the alias at {show(path[:i])}")
+            if node.kind == "map" and isinstance(part, str):
+                found = [v for k, v in node.items if k.text == part]
+            elif node.kind == "seq" and isinstance(part, int) and 0 <= part < len(node.items):
+                found = [node.items[part]]
+            else:
+                found = []
+            if not found:
+                raise FrontMatterError(f"no field {show(path[: i + 1])}")
+            chain.append(found[0])
+        for node in chain:
+            if node.referenced:
+                raise FrontMatterError(f"{show(path)}: the value is shared through anchor &{node.anchor}")
+        return chain
+
+    def _get(self, path: FieldPath) -> tuple[bool, Any]:
+        current: Any = self.data
+        for part in path:
+            found, current = child(current, part)
+            if not found:
+                return False, None
+        return True, current
+
+    def _set(self, path: FieldPath, value: Any) -> None:
+        found, current = self._get(path)
+        if found and same(current, value):
+            return
+        if not found:
+            holder = self._locate(path[:-1])[-1] if self.root is not None or len(path) > 1 else None
+            if isinstance(path[-1], str) and (holder is None or holder.kind == "map"):
+                self._add_key(holder, path, value)
+                return
+            raise FrontMatterError(f"no field {show(path)}")
+        chain = self._locate(path)
+        parent, node = chain[-2], chain[-1]
+        if isinstance(value, dict) and value and node.kind == "map" and node.items:
+            for key, item in value.items():
+                self._set((*path, key), item)
+            for key in [k for k in current if k not in value]:
+                self._remove((*path, key))
+        elif isinstance(value, list) and value and node.kind == "seq" and node.items:
+            for i, item in enumerate(value[: len(current)]):
+                self._set((*path, i), item)
+            for item in value[len(current) :]:
+                self._append(path, item)
+            for i in reversed(range(len(value), len(current))):
+                self._remove((*path, i))
+        elif node.kind == "scalar" and not isinstance(value, dict | list):
+            self._replace_scalar(node, path, value)
+        else:
+            self._replace_value(parent, node, path, value)
+
+    def _replace_scalar(self, node: Node, path: FieldPath, value: Any) -> None:
+        source = self.text[node.start : node.end]
+        props = _PROPERTIES.match(source)
+        prefix = props.group() if props and node.anchor else ""
+        if node.style in ("|", ">"):
+            block = self._block_scalar(node, len(prefix), value) if isinstance(value, str) else None
+            end = _content_end(self.text, node)
+            new = block if block is not None else prefix + _scalar_text(value, flow=False) + "\n"
+            self._commit(node.start, end, new, SetValue(path, value))
+            return
+        new = _scalar_text(value, flow=self._in_flow(path), style=node.style, old=node)
+        if node.start == node.end and self.text[node.start - 1 : node.start] not in (" ", "\t"):
+            new = " " + new
+        self._commit(node.start, node.end, prefix + new, SetValue(path, value))
+
+    def _block_scalar(self, node: Node, skip: int, value: str) -> str | None:
+        """The new value in the node's own block style with its header, or None when that is unsafe."""
+        source = self.text[node.start : node.end]
+        header, _, body = source.partition("\n")
+        indicators = header[skip:].rstrip("\r").split("#")[0].strip()
+        if len(indicators) > 2 or any(c.isdigit() for c in indicators):
+            return None
+        chomp = indicators[1:]
+        if chomp == "-" and not value.endswith("\n"):
+            content = value
+        elif chomp == "" and value.endswith("\n") and not value.endswith("\n\n"):
+            content = value[:-1]
+        else:
+            return None
+        lines = content.split("\n")
+        if (
+            not content
+            or lines[0].startswith(" ")
+            or not all(_printable(c) for c in content.replace("\n", ""))
+        ):
+            return None
+        if node.style == ">" and len(lines) > 1:
+            return None
+        indent = next((len(x) - len(x.lstrip(" ")) for x in body.split("\n") if x.strip()), 2)
+        return header.rstrip("\r") + "\n" + "".join((" " * indent + x if x else "") + "\n" for x in lines)
+
+    def _in_flow(self, path: FieldPath) -> bool:
+        return any(n.flow for n in self._locate(path[:-1])) if path[:-1] or self.root else False
+
+    def _replace_value(self, parent: Node, node: Node, path: FieldPath, value: Any) -> None:
+        edit = SetValue(path, value)
+        if parent.flow or self._in_flow(path):
+            self._commit(node.start, _content_end(self.text, node), _flow_text(value, self.style), edit)
+            return
+        end = _line_end(self.text, _content_end(self.text, node))
+        if parent.kind == "map":
+            key = next(k for k, v in parent.items if v is node)
+            column = _column(self.text, key.start)
+            self._commit(key.end, end, ":" + self._after_key(value, column, {}) + "\n", edit)
+        else:
+            self._commit(node.start, end, self._item(value, _column(self.text, node.start), {}) + "\n", edit)
+
+    def _after_key(self, value: Any, column: int, hints: dict[str, str | None]) -> str:
+        """Text after ``key:`` for a value whose key sits at ``column`` (no final newline)."""
+        if isinstance(value, dict) and value:
+            return "\n" + self._mapping(value, column + self.style.step, hints)
+        if isinstance(value, list) and value:
+            offset = self.style.seq_offset or 0
+            return "\n" + self._sequence(value, column + offset, hints)
+        if isinstance(value, dict | list):
+            return " " + _flow_text(value, self.style)
+        return " " + _scalar_text(value, flow=False, style=None)
+
+    def _mapping(self, value: dict[str, Any], column: int, hints: dict[str, str | None]) -> str:
+        lines = []
+        for key, item in value.items():
+            style = hints.get(key, self.style.by_key.get(key))
+            if isinstance(item, str) and style in ('"', "'"):
+                text = " " + _scalar_text(item, flow=False, style=style)
+            else:
+                text = self._after_key(item, column, {})
+            lines.append(" " * column + _key_text(key) + ":" + text)
+        return "\n".join(lines)
+
+    def _sequence(self, value: list[Any], column: int, hints: dict[str, str | None]) -> str:
+        return "\n".join(" " * column + "- " + self._item(item, column + 2, hints) for item in value)
+
+    def _item(self, value: Any, column: int, hints: dict[str, str | None]) -> str:
+        """A list item's text after its dash, for an item whose content starts at ``column``."""
+        if isinstance(value, dict) and value:
+            return self._mapping(value, column, hints)[column:]
+        if isinstance(value, list) and value:
+            return self._sequence(value, column, hints)[column:]
+        if isinstance(value, dict | list):
+            return _flow_text(value, self.style)
+        return _scalar_text(value, flow=False, style=hints.get(""))
+
+    def _add_key(self, parent: Node | None, path: FieldPath, value: Any) -> None:
+        key, edit = str(path[-1]), SetValue(path, value)
+        if parent is None:
+            self._commit(
+                len(self.text),
+                len(self.text),
+                _key_text(key) + ":" + self._after_key(value, 0, {}) + "\n",
+                edit,
+            )
+        elif parent.flow or self._in_flow(path):
+            new = f"{_key_text(key)}: {_flow_text(value, self.style)}"
+            self._flow_insert(parent, new, edit)
+        else:
+            column = _column(self.text, parent.items[0][0].start)
+            at = _line_end(self.text, _content_end(self.text, parent))
+            new = " " * column + _key_text(key) + ":" + self._after_key(value, column, {}) + "\n"
+            self._commit(at, at, new, edit)
+
+    def _flow_insert(self, parent: Node, new: str, edit: Edit) -> None:
+        if parent.items:
+            at = _content_end(self.text, parent.items[-1][1] if parent.kind == "map" else parent.items[-1])
+            self._commit(at, at, ", " + new, edit)
+        else:
+            self._commit(parent.end - 1, parent.end - 1, new, edit)
+
+    def _append(self, path: FieldPath, value: Any) -> None:
+        node, edit = self._locate(path)[-1], Append(path, value)
+        if node.kind == "alias":
+            raise FrontMatterError(f"{show(path)}: cannot append through an alias")
+        if node.kind != "seq":
+            raise FrontMatterError(f"{show(path)} is not a list")
+        if node.flow:
+            self._flow_insert(node, _flow_text(value, self.style), edit)
+            return
+        last = node.items[-1]
+        hints: dict[str, str | None] = {}
+        if last.kind == "map":
+            hints = {k.text: v.style for k, v in last.items if v.kind == "scalar" and v.tag == TAG + "str"}
+        elif last.kind == "scalar" and last.tag == TAG + "str":
+            hints = {"": last.style}
+        dash = _column(self.text, node.start)
+        column = _column(self.text, node.items[0].start)
+        at = _line_end(self.text, _content_end(self.text, node))
+        new = " " * dash + "-" + " " * (column - dash - 1) + self._item(value, column, hints) + "\n"
+        self._commit(at, at, new, edit)
+
+    def _remove(self, path: FieldPath) -> None:
+        found, _ = self._get(path)
+        if not found:
+            if len(path) == 1 and isinstance(path[0], str):
+                return
+            self._locate(path[:-1])
+            if isinstance(path[-1], int):
+                raise FrontMatterError(f"no field {show(path)}")
+            return
+        chain = self._locate(path)
+        parent, node, edit = chain[-2], chain[-1], Remove(path)
+        entries = (
+            [(k.start, v) for k, v in parent.items]
+            if parent.kind == "map"
+            else [(n.start, n) for n in parent.items]
+        )
+        index = next(i for i, (_, v) in enumerate(entries) if v is node)
+        start, end = entries[index][0], _content_end(self.text, node)
+        if parent.flow:
+            if index + 1 < len(entries):
+                end = entries[index + 1][0]
+            elif index > 0:
+                start = _content_end(self.text, entries[index - 1][1])
+            self._commit(start, end, "", edit)
+            return
+        if len(entries) == 1:
+            if parent is self.root:
+                self._commit(_line_start(self.text, start), _line_end(self.text, end), "", edit)
+            else:
+                self._replace_value(chain[-3], parent, path[:-1], {} if parent.kind == "map" else [])
+            return
+        following = entries[index + 1][0] if index + 1 < len(entries) else end
+        if parent.kind == "seq":
+            start = self.text.rindex("-", 0, start)
+            following = self.text.rindex("-", 0, following)
+        if self.text[_line_start(self.text, start) : start].strip():
+            self._commit(start, following, "", edit)
+        else:
+            self._commit(_line_start(self.text, start), _line_end(self.text, end), "", edit)
