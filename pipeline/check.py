@@ -30,12 +30,13 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
+from pipeline._hostqueue import Host, HostQueue
 from pipeline.config import Settings
 from pipeline.http import (
     AddressGuard,
@@ -108,90 +109,8 @@ class _Try:
     range_refused: bool = False
 
 
-@dataclass(slots=True)
-class _Host:
-    key: str
-    pending: deque[tuple[str, httpx.URL]]
-    cap: int
-    interval: float
-    inflight: int = 0
-    queued: bool = False
-    next_start: float = 0.0
-
-
-@dataclass(slots=True)
-class _Scheduler:
-    """Hands URLs to workers: round-robin over hosts, at most ``cap`` in flight per host.
-
-    Workers share one event loop, so the bookkeeping needs no lock; a worker only awaits when no host
-    has both pending URLs and a free slot.
-    """
-
-    hosts: dict[str, _Host]
-    ready: deque[_Host] = field(default_factory=deque)
-    remaining: int = 0
-    idle: deque[asyncio.Future[None]] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        self.remaining = sum(len(h.pending) for h in self.hosts.values())
-        for host in self.hosts.values():
-            self._refresh(host)
-
-    def _refresh(self, host: _Host) -> None:
-        if not host.queued and host.pending and host.inflight < host.cap:
-            host.queued = True
-            self.ready.append(host)
-
-    def _wake(self, everyone: bool = False) -> None:
-        while self.idle:
-            waiter = self.idle.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                if not everyone:
-                    return
-
-    async def take(self) -> tuple[_Host, str, httpx.URL] | None:
-        while not self.ready:
-            if self.remaining == 0:
-                return None
-            waiter = asyncio.get_running_loop().create_future()
-            self.idle.append(waiter)
-            await waiter
-        host = self.ready.popleft()
-        host.queued = False
-        url, parsed = host.pending.popleft()
-        host.inflight += 1
-        self.remaining -= 1
-        self._refresh(host)
-        if self.remaining == 0:
-            self._wake(everyone=True)  # idle workers can leave
-        elif self.ready:
-            self._wake()
-        if host.interval > 0:
-            now = time.monotonic()
-            start = max(now, host.next_start)
-            host.next_start = start + host.interval
-            if start > now:
-                await asyncio.sleep(start - now)
-        return host, url, parsed
-
-    def done(self, host: _Host) -> None:
-        host.inflight -= 1
-        self._refresh(host)
-        if host.queued:
-            self._wake()
-
-    def slow_down(self, key: str, interval: float) -> None:
-        host = self.hosts.get(key)
-        if host is not None:
-            host.cap = 1
-            host.interval = max(host.interval, interval)
-
-
 class _Checker:
-    def __init__(
-        self, transport: httpx.AsyncBaseTransport, settings: Settings, scheduler: _Scheduler
-    ) -> None:
+    def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings, scheduler: HostQueue) -> None:
         self._transport = transport
         self._settings = settings
         self._guard = AddressGuard(settings.http.allow_networks)
@@ -201,13 +120,14 @@ class _Checker:
         self._headers = httpx.Headers(default_headers(settings.http))
         self._extensions = {"timeout": timeouts(settings.http).as_dict()}
 
-    async def check(self, url: str, parsed: httpx.URL, host: str, want: int | None) -> Observation:
+    async def check(self, url: str, parsed: httpx.URL, host: Host, want: int | None) -> Observation:
+        """Check one URL; the caller holds a slot on ``host`` and gets it back held."""
         started = time.monotonic()
-        refusal = self._refusals.get(host, "?")
+        refusal = self._refusals.get(host.key, "?")
         if refusal == "?":
-            refusal = self._refusals[host] = self._guard.refusal(parsed.host)
+            refusal = self._refusals[host.key] = self._guard.refusal(parsed.host)
         if refusal:
-            return Observation(url, Outcome.SKIPPED, reason=refusal, host=host)
+            return Observation(url, Outcome.SKIPPED, reason=refusal, host=host.key)
         result = await self._with_retries(parsed, host, want)
         return Observation(
             url=url,
@@ -217,18 +137,19 @@ class _Checker:
             redirects=result.redirects,
             reason=result.reason,
             network_level=result.network_level,
-            host=host,
+            host=host.key,
             elapsed=time.monotonic() - started,
             page=result.page,
         )
 
-    async def _with_retries(self, url: httpx.URL, host: str, want: int | None) -> _Try:
+    async def _with_retries(self, url: httpx.URL, host: Host, want: int | None) -> _Try:
         retry = self._settings.retry
         method = "GET" if want is not None else "HEAD"
         use_range = want is not None and want < self._settings.http.max_page_bytes
+        limited_by: str | None = None  # host key that sent the latest 429
 
         async def attempt() -> _Try:
-            nonlocal method, use_range
+            nonlocal method, use_range, limited_by
             result = await self._attempt(url, method, want, use_range)
             if result.range_refused:
                 use_range = False
@@ -236,8 +157,12 @@ class _Checker:
             if result.fall_back_to_get:
                 method = "GET"
                 result = await self._attempt(url, method, want, use_range)
+            limited_by = None
             if result.status == 429:
-                self._scheduler.slow_down(host, min(result.retry_after or retry.backoff_initial, 60.0))
+                # The host that answered 429 (a redirect target, maybe) is the one to slow down.
+                limited_by = host_key(result.final_url) if result.final_url else host.key
+                pause = min(retry.retry_after_max, result.retry_after or retry.backoff_initial)
+                self._scheduler.slow_down(limited_by, pause)
             return result
 
         first = await attempt()
@@ -252,6 +177,15 @@ class _Checker:
                 replayed = True
                 return first
             return await attempt()
+
+        async def wait_off_slot(seconds: float) -> None:
+            # Never wait holding the host's slot, and never retry around its limits: give the slot back,
+            # wait, then queue for one like any request (after a 429: one at a time, after its pause).
+            if limited_by is not None:
+                self._scheduler.slow_down(limited_by, seconds)
+            self._scheduler.done(host)
+            await asyncio.sleep(seconds)
+            await self._scheduler.reacquire(host)
 
         backoff = wait_exponential_jitter(
             multiplier=retry.backoff_initial, max=retry.backoff_max, jitter=retry.backoff_initial
@@ -275,6 +209,7 @@ class _Checker:
             return result
 
         retrying = AsyncRetrying(
+            sleep=wait_off_slot,
             stop=stop,
             wait=wait,
             retry=retry_if_result(lambda r: bool(r.transient)),
@@ -417,8 +352,8 @@ class _Checker:
         )
 
 
-def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, _Host], dict[str, Observation]]:
-    hosts: dict[str, _Host] = {}
+def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], dict[str, Observation]]:
+    hosts: dict[str, Host] = {}
     invalid: dict[str, Observation] = {}
     for url in dict.fromkeys(urls):
         try:
@@ -431,7 +366,7 @@ def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, _Host], d
             continue
         host = hosts.get(key)
         if host is None:
-            host = hosts[key] = _Host(
+            host = hosts[key] = Host(
                 key, deque(), settings.http.per_host_concurrency, settings.http.min_host_interval
             )
         host.pending.append((url, parsed))
@@ -456,7 +391,7 @@ async def check_links(
     if on_result is not None:
         for obs in results.values():
             on_result(obs)
-    scheduler = _Scheduler(hosts)
+    scheduler = HostQueue(hosts)
     if scheduler.remaining == 0:
         return results
     # Everything alive now (the queued URLs included) outlives the check: keep the cyclic collector
@@ -469,8 +404,8 @@ async def check_links(
 
 
 async def _run(
-    hosts: dict[str, _Host],
-    scheduler: _Scheduler,
+    hosts: dict[str, Host],
+    scheduler: HostQueue,
     results: dict[str, Observation],
     wanted: dict[str, int],
     settings: Settings,
@@ -484,7 +419,7 @@ async def _run(
             while (item := await scheduler.take()) is not None:
                 host, url, parsed = item
                 try:
-                    obs = await checker.check(url, parsed, host.key, wanted.get(url))
+                    obs = await checker.check(url, parsed, host, wanted.get(url))
                 finally:
                     scheduler.done(host)
                 if on_result is not None:

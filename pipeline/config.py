@@ -114,12 +114,15 @@ class Threshold(_Section):
 
 
 class OutageSettings(_Section):
-    # The run is an outage when at least this share of the hosts checked failed below HTTP ...
+    # The run is an outage when at least this share of the baseline hosts (or, before there is one, of all
+    # hosts checked) failed below HTTP ...
     network_failure_ratio: float = Field(default=0.8, gt=0, le=1)
-    # ... and at least this many hosts were checked (a tiny run cannot tell an outage from bad luck).
+    # ... and, without a baseline, at least this many hosts were checked.
     min_hosts: int = Field(default=3, ge=1)
-    # URLs that must answer for the run to count; if any fails, the run is an outage.
+    # URLs that must answer for the run to count; if any fails below HTTP, the run is an outage.
     canary_urls: list[str] = Field(default_factory=list)
+    # Hosts that answered before, re-checked every run (one URL each) as a baseline for our own network.
+    baseline_hosts: int = Field(default=5, ge=0, le=100)
 
 
 class HealthSettings(_Section):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def _walk_unit(
 
 
 def _make_ref(article: Path, path: FieldPath, value: Any) -> LinkRef:
-    field_path = format_field_path(path)
+    field_path = sys.intern(format_field_path(path))  # the same few paths recur in every article
     if not isinstance(value, str):
         return LinkRef(article, field_path, repr(value), None, f"not a string ({type(value).__name__})")
     normalized, reason = normalize_url(value)

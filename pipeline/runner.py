@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
 
 from pipeline import check, decide, report, summary, verdict
 from pipeline.config import Settings
@@ -30,7 +31,7 @@ from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
 from pipeline.frontmatter import FrontMatterError, apply, write_atomic
 from pipeline.images import measure
-from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded
+from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
@@ -91,10 +92,15 @@ class _Corpus:
     errors: list[FileError] = field(default_factory=list)
 
 
-def collect(settings: Settings) -> _Corpus:
-    """Discover, read and extract refs from every article; bad files become FileErrors."""
+def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
+    """Discover, read and extract refs from every article; bad files become FileErrors.
+
+    Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
+    """
     corpus = _Corpus()
     for found in discover(settings.corpus.roots, settings.corpus.patterns):
+        if stop is not None and stop.is_set():
+            break
         if isinstance(found, FileError):
             corpus.errors.append(found)
             continue
@@ -167,6 +173,13 @@ class _Digest:
 
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
+        try:
+            self._digest(obs)
+        except Exception as exc:  # a parser bug on one hostile page must not end the run
+            log.exception("could not read %s", obs.url)
+            self.refused.append((obs.url, f"could not be read: {type(exc).__name__}: {exc}"))
+
+    def _digest(self, obs: Observation) -> None:
         alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
         if obs.url in self.image_urls:
             page = obs.page
@@ -181,12 +194,31 @@ class _Digest:
             content_type = obs.page.content_type.lower()
             if content_type and "html" not in content_type:
                 return
+            landed = _landing_page(obs.url, obs.page.final_url)
+            if landed:
+                self.refused.append((obs.url, landed))
+                return
             meta = scrape(obs.page.body, obs.page.final_url, obs.page.headers)
             reason = looks_like_error_page(meta)
             if reason:
                 self.refused.append((obs.url, reason))
             else:
                 self.pages[obs.url] = meta
+
+
+_GATEWAY_WORDS = re.compile(r"log-?in|sign-?in|signon|auth|consent|subscribe|paywall|captcha", re.IGNORECASE)
+
+
+def _landing_page(url: str, final_url: str) -> str | None:
+    """Why a redirect's target is not the article (a removed story sent to the home page or a login wall)."""
+    if final_url == url:
+        return None
+    asked, landed = urlsplit(url), urlsplit(final_url)
+    if landed.path in ("", "/") and asked.path not in ("", "/"):
+        return f"redirected to the site's front page {final_url}: not the article's own metadata"
+    if _GATEWAY_WORDS.search(landed.path) and not _GATEWAY_WORDS.search(asked.path):
+        return f"redirected to {final_url}, which looks like a login or consent page"
+    return None
 
 
 def _run_checks(
@@ -248,6 +280,41 @@ def _verdicts(
     return results, judged
 
 
+def _normalized(url: str) -> str | None:
+    normalized, reason = normalize_url(url)
+    if normalized is None:
+        log.warning("canary %r ignored: %s", url, reason)
+    return normalized
+
+
+def _baseline(
+    history: Mapping[str, verdict.UrlHistory], due: list[str], count: int
+) -> tuple[set[str], list[str]]:
+    """Hosts that answered in an earlier run, and a few not-due URLs on them to re-check as a baseline.
+
+    Without a baseline, a night where only already-failing links are due cannot tell "those sites are
+    down" from "our network is down"; a handful of recently healthy hosts answers that question.
+    """
+    alive = (LinkStatus.OK, LinkStatus.REDIRECTED)
+    known_good = {check.host_key(url) for url, past in history.items() if past.status in alive}
+    covered = {check.host_key(url) for url in due} & known_good
+    due_set = set(due)
+    candidates = sorted(
+        (past for url, past in history.items() if past.status in alive and url not in due_set),
+        key=lambda past: past.last_checked_at or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    baseline: list[str] = []
+    for past in candidates:
+        if len(covered) >= count:
+            break
+        host = check.host_key(past.url)
+        if host not in covered:
+            covered.add(host)
+            baseline.append(past.url)
+    return known_good, baseline
+
+
 def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
@@ -257,21 +324,28 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
-    corpus = collect(settings)
+    corpus = collect(settings, options.stop)
     log.info("read %d articles (%d files failed)", len(corpus.paths), len(corpus.errors))
 
     plan = _plan_requests(corpus, settings)
-    fetch_body: dict[str, int] = {}
-    if settings.metadata.enabled:
-        fetch_body = dict.fromkeys(plan.page_urls, settings.http.max_page_bytes)
-        fetch_body.update(dict.fromkeys(plan.image_urls, settings.metadata.images.max_probe_bytes))
-    canaries = [c for c in settings.health.outage.canary_urls if c not in plan.urls]
-    store = HistoryStore(settings.state.database)
+    canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
+    # A dry run must not create the history it promises not to write: an empty one stands in.
+    database = settings.state.database
+    if options.dry_run and not database.exists():
+        database = Path(":memory:")
+    store = HistoryStore(database)
     try:
         history = store.load(plan.urls)
         due = [
             u for u in plan.urls if verdict.is_due(history.get(u), settings.health, started, options.force)
         ]
+        known_good, baseline = _baseline(history, due, settings.health.outage.baseline_hosts)
+        due_set = set(due)
+        fetch_body: dict[str, int] = {}
+        if settings.metadata.enabled:
+            page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
+            fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
+            fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
         if options.dry_run:
             _print_plan(out, plan, due, corpus)
         else:
@@ -285,11 +359,12 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         with Progress(quiet=not options.show_progress) as progress:
             digest = _Digest(plan.page_urls, plan.image_urls, progress)
             try:
-                observations = _run_checks(
-                    due + canaries, fetch_body, digest, settings, options, "checking links"
-                )
+                if options.stop.is_set():
+                    raise Interrupted
+                to_check = list(dict.fromkeys([*due, *baseline, *canaries]))
+                observations = _run_checks(to_check, fetch_body, digest, settings, options, "checking links")
                 now = options.now()
-                outage = verdict.detect_outage(observations, settings.health)
+                outage = verdict.detect_outage(observations, settings.health, known_good, canaries)
                 if outage:
                     log.warning("outage: %s; no failure is recorded and no article is flagged", outage)
                 results, judged = _verdicts(plan.urls, observations, history, outage, settings, now)
@@ -301,6 +376,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
                 wanted -= digest.probes.keys()
+                excludes = compile_excludes(settings.links)
+                wanted = {url for url in wanted if not is_excluded(url, excludes)}
                 if wanted:
                     digest.image_urls = wanted
                     probe_bytes = settings.metadata.images.max_probe_bytes
@@ -312,7 +389,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                         options,
                         "probing images",
                     )
-                changes, discovered, write_errors = _write_pass(corpus, evidence, settings, options, out)
+                changes, discovered, write_errors = _write_pass(
+                    corpus, set(observations), evidence, settings, options, out
+                )
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
                 log.warning("stopped on request; the files written so far are complete")
@@ -341,7 +420,15 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         )
         report_dir = None
         if not options.dry_run:
-            store.finish_run(run_id, finished, int(exit_code), outage, run_report["totals"], run_report)
+            store.finish_run(
+                run_id,
+                finished,
+                int(exit_code),
+                outage,
+                run_report["totals"],
+                run_report,
+                keep_reports=settings.reports.keep_runs,
+            )
             report_dir = report.write_reports(
                 run_report,
                 settings.reports.dir,
@@ -354,12 +441,18 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
 
 
 def _write_pass(
-    corpus: _Corpus, evidence: decide.Evidence, settings: Settings, options: RunOptions, out: TextIO
+    corpus: _Corpus,
+    checked: set[str],
+    evidence: decide.Evidence,
+    settings: Settings,
+    options: RunOptions,
+    out: TextIO,
 ) -> tuple[list[Change], list[Change], list[FileError]]:
-    """Re-read each article, decide, and write it (or print its diff). Stops between files on request.
+    """Re-read each article that names a URL checked this run, decide, and write it (or print its diff).
 
+    An article whose URLs were all carried from history (not due) has no new evidence and is skipped.
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
-    the bytes this pass read, so an edit made meanwhile is never overwritten.
+    the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
     changes: list[Change] = []
     discovered: list[Change] = []
@@ -367,6 +460,8 @@ def _write_pass(
     for path in corpus.paths:
         if options.stop.is_set():
             raise Interrupted
+        if not any(ref.normalized in checked for ref in corpus.refs[path]):
+            continue
         try:
             article = read_article(path, settings.corpus.max_file_bytes)
             refs = extract_refs(path, article.doc.data, settings.links)

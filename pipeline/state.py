@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -52,7 +53,7 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code INTEGER,
     outage TEXT,
     totals TEXT NOT NULL DEFAULT '{}',
-    report TEXT
+    report BLOB  -- zlib-compressed JSON
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
 """
@@ -196,13 +197,24 @@ class HistoryStore:
         outage: str | None,
         totals: dict[str, int],
         report: dict[str, Any],
+        keep_reports: int = 60,
     ) -> None:
-        """Record how a run ended, with its totals and its whole report (JSON)."""
+        """Record how a run ended, with its totals and its whole report.
+
+        Reports are stored compressed (a corpus of millions of links makes a large one), and only the
+        newest ``keep_reports`` runs keep theirs; older runs keep their totals for the trend.
+        """
+        blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?"
                 " WHERE id = ?",
-                (_iso(finished_at), exit_code, outage, json.dumps(totals), json.dumps(report), run_id),
+                (_iso(finished_at), exit_code, outage, json.dumps(totals), blob, run_id),
+            )
+            self._db.execute(
+                "UPDATE runs SET report = NULL WHERE report IS NOT NULL AND id NOT IN"
+                " (SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?)",
+                (keep_reports,),
             )
 
     def list_runs(self, limit: int) -> list[dict[str, Any]]:
@@ -236,7 +248,7 @@ class HistoryStore:
             row = self._db.execute("SELECT report FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None or row[0] is None:
             return None
-        report: dict[str, Any] = json.loads(row[0])
+        report: dict[str, Any] = json.loads(zlib.decompress(row[0]))
         return report
 
     def _transaction(self) -> _Transaction:

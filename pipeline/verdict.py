@@ -16,7 +16,8 @@ Any success (``ok`` or ``redirected``) ends the streak.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -87,7 +88,9 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
         count, first = 1, now
     threshold = health.hard if kind == HARD else health.soft
     span_days = (now - first) / timedelta(days=1)
-    dead = count >= threshold.runs and span_days >= threshold.days
+    # Once dead, a URL stays dead until it answers: a timeout after a run of 404s is no sign of life.
+    was_dead = history is not None and streak and history.status is LinkStatus.DEAD
+    dead = was_dead or (count >= threshold.runs and span_days >= threshold.days)
     evidence = (
         f"failed on {count} run(s) since {first:%Y-%m-%d}; {kind} failures are dead after "
         f"{threshold.runs} run(s) over {_fmt_days(threshold.days)}"
@@ -129,12 +132,24 @@ def is_due(history: UrlHistory | None, health: HealthSettings, now: datetime, fo
     return now - history.last_checked_at >= timedelta(days=health.recheck_ok_after_days)
 
 
-def detect_outage(observations: Mapping[str, Observation], health: HealthSettings) -> str | None:
-    """None, or why this run cannot be trusted: a canary failed, or most hosts failed below HTTP."""
+def detect_outage(
+    observations: Mapping[str, Observation],
+    health: HealthSettings,
+    known_good: AbstractSet[str] = frozenset(),
+    canaries: Iterable[str] = (),
+) -> str | None:
+    """None, or why this run's failures cannot be trusted as evidence about the links.
+
+    - a canary URL failed below HTTP (a blocked or guarded canary proves nothing either way);
+    - of the hosts checked that answered in an earlier run (``known_good``, the runner re-checks a few of
+      them every run as a baseline), most failed below HTTP;
+    - with no such baseline yet (the first runs): most of at least ``min_hosts`` hosts failed below HTTP,
+      or not one host answered at all.
+    """
     outage = health.outage
-    for canary in outage.canary_urls:
+    for canary in canaries:
         obs = observations.get(canary)
-        if obs is not None and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED):
+        if obs is not None and obs.network_level:
             return f"canary {canary} failed: {obs.reason or obs.outcome.value}"
     hosts: dict[str, bool] = {}
     for obs in observations.values():
@@ -142,7 +157,15 @@ def detect_outage(observations: Mapping[str, Observation], health: HealthSetting
             continue
         # A host counts as down when every URL on it failed below HTTP.
         hosts[obs.host] = hosts.get(obs.host, True) and obs.network_level
+    baseline = [host for host in hosts if host in known_good]
+    if baseline:
+        down = sum(hosts[host] for host in baseline)
+        if down / len(baseline) >= outage.network_failure_ratio:
+            return f"{down} of {len(baseline)} hosts that answered before failed below HTTP (DNS, connect)"
+        return None
     down = sum(hosts.values())
+    if hosts and down == len(hosts):
+        return f"all {down} hosts failed below HTTP (DNS, connect, timeout, TLS); none answered"
     if len(hosts) >= outage.min_hosts and down / len(hosts) >= outage.network_failure_ratio:
         return f"{down} of {len(hosts)} hosts failed below HTTP (DNS, connect, timeout, TLS)"
     return None

@@ -151,9 +151,11 @@ def test_second_night_with_nothing_new_changes_no_byte(world: tuple[LocalSite, P
     _run(settings, DAY0)
     path = corpus / "park.md"
     raw, mtime = path.read_bytes(), path.stat().st_mtime_ns
+    gets = world[0].count("/story", "GET")
     report = _run(settings, DAY0 + timedelta(days=1))
     assert path.read_bytes() == raw and path.stat().st_mtime_ns == mtime
     assert report["changes"] == []
+    assert world[0].count("/story", "GET") == gets  # ok and not due: not fetched again
 
 
 def test_recovered_links_lose_their_flags(world: tuple[LocalSite, Path, Settings]) -> None:
@@ -201,7 +203,7 @@ def test_outage_records_nothing_and_flags_nothing(tmp_path: Path) -> None:
     )
     report = _run(settings, DAY0)
     run = report["run"]
-    assert isinstance(run, dict) and "4 of 4 hosts" in run["outage"]
+    assert isinstance(run, dict) and "all 4 hosts failed below HTTP" in run["outage"]
     assert path.read_bytes() == raw
     with HistoryStore(settings.state.database) as store:
         assert store.load([]) == {}
@@ -220,6 +222,7 @@ def test_dry_run_prints_plan_and_diff_and_writes_nothing(world: tuple[LocalSite,
     assert f'+excerpt: "{DESCRIPTION}"' in printed and '-excerpt: ""' in printed
     assert (corpus / "park.md").read_bytes() == raw
     assert outcome.report_dir is None and not settings.reports.dir.exists()
+    assert not settings.state.dir.exists()
 
 
 def test_report_files_are_written(world: tuple[LocalSite, Path, Settings]) -> None:
@@ -234,3 +237,120 @@ def test_report_files_are_written(world: tuple[LocalSite, Path, Settings]) -> No
     assert "<html" in (latest / "report.html").read_text(encoding="utf-8")
     gone = [link for link in data["links"] if link["url"].endswith("/gone")]
     assert gone[0]["articles"][0]["field_paths"] == ["related[0].webUrl"]
+
+
+def _corpus_of(tmp_path: Path, urls: list[str]) -> Path:
+    corpus = tmp_path / "c"
+    corpus.mkdir(exist_ok=True)
+    lines = "".join(f'  - webUrl: "{url}"\n' for url in urls)
+    (corpus / "a.md").write_text(f"---\ntitle: a\nrelated:\n{lines}---\n", encoding="utf-8")
+    return corpus
+
+
+def _statuses(report: dict[str, object]) -> dict[str, str]:
+    links = report["links"]
+    assert isinstance(links, list)
+    return {link["url"]: link["status"] for link in links}
+
+
+def test_healthy_hosts_are_a_baseline_so_real_failures_count(tmp_path: Path, local_site: LocalSite) -> None:
+    """Nights where only failing links are due still count: a few healthy hosts are re-checked as baseline."""
+    local_site.route("/up", body=b"ok")
+    refused = [f"http://127.0.0.{20 + i}:{closed_port(f'127.0.0.{20 + i}')}/x" for i in range(3)]
+    healthy = [local_site.url("/up", 0), local_site.url("/up", 1)]
+    corpus = _corpus_of(tmp_path, [*refused, *healthy])
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        health={"soft": {"runs": 2, "days": 1}},
+        retry={"attempts": 1},
+    )
+    first = _run(settings, DAY0)
+    second = _run(settings, DAY0 + timedelta(days=1))
+    run = second["run"]
+    assert isinstance(run, dict) and run["outage"] is None
+    assert [_statuses(second)[url] for url in refused] == ["dead"] * 3
+    assert _statuses(first)[healthy[0]] == "ok"
+    # One URL per healthy host was re-checked on night two although it was not due.
+    assert local_site.count("/up", host_index=0) == 2 and local_site.count("/up", host_index=1) == 2
+
+
+def test_our_network_down_after_history_is_an_outage(tmp_path: Path) -> None:
+    """When the hosts that answered before stop answering, failures are not evidence: no false dead."""
+    from localsite import serving
+
+    with serving(hosts=4, first_address=70) as site:
+        site.route("/up", body=b"ok")
+        site.route("/flaky", status=503)
+        urls = [site.url("/flaky", 0)] + [site.url("/up", i) for i in (1, 2, 3)]
+        corpus = _corpus_of(tmp_path, urls)
+        raw = (corpus / "a.md").read_bytes()
+        settings = make_settings(
+            tmp_path,
+            corpus={"roots": [str(corpus)]},
+            health={"soft": {"runs": 2, "days": 1}},
+            retry={"attempts": 1},
+        )
+        _run(settings, DAY0)
+    # The servers are gone: every connection is refused, as when our own network is down.
+    report = _run(settings, DAY0 + timedelta(days=2))
+    run = report["run"]
+    assert isinstance(run, dict) and "hosts that answered before failed below HTTP" in run["outage"]
+    assert _statuses(report)[urls[0]] == "failing"
+    assert (corpus / "a.md").read_bytes() == raw
+
+
+def test_fresh_canary_is_still_requested(tmp_path: Path, local_site: LocalSite) -> None:
+    """A canary that an article also links to is requested every run, due or not."""
+    local_site.route("/canary", body=b"ok")
+    canary = local_site.url("/canary")
+    corpus = _corpus_of(tmp_path, [canary])
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, health={"outage": {"canary_urls": [canary]}}
+    )
+    _run(settings, DAY0)
+    _run(settings, DAY0 + timedelta(days=1))
+    assert local_site.count("/canary") == 2
+
+
+def test_redirect_to_front_page_supplies_no_metadata(tmp_path: Path, local_site: LocalSite) -> None:
+    """A removed story redirected to the home page does not fill the excerpt with the home page's text."""
+    local_site.route("/", body=_page("Home", "/img/share.png"), headers=HTML)
+    local_site.route("/old-story", status=302, headers={"Location": "/"})
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{local_site.url("/old-story")}"\n---\n')
+    raw = path.read_bytes()
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+    report = _run(settings, DAY0)
+    assert path.read_bytes() == raw
+    refused = report["refused_pages"]
+    assert isinstance(refused, list) and "front page" in refused[0]["reason"]
+
+
+def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
+    world: tuple[LocalSite, Path, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception while reading one page is reported for that page; the rest of the run goes on."""
+    import pipeline.runner
+
+    site, corpus, settings = world
+    real_scrape = pipeline.runner.scrape
+
+    def fragile(body: bytes, url: str, headers: object = None) -> object:
+        if url.endswith("/story2"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_scrape(body, url, headers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline.runner, "scrape", fragile)
+    report = _run(settings, DAY0)
+    refused = report["refused_pages"]
+    assert isinstance(refused, list)
+    assert refused == [
+        {
+            "url": site.url("/story2"),
+            "reason": "could not be read: RecursionError: maximum recursion depth exceeded",
+        }
+    ]
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "park.md").read_text(encoding="utf-8")

@@ -145,6 +145,21 @@ def test_runs_listed_newest_first_with_totals(tmp_path: Path) -> None:
         assert store.get_report("nope") is None
 
 
+def test_only_the_newest_reports_are_kept_and_totals_stay(tmp_path: Path) -> None:
+    """Reports beyond keep_reports are dropped (compressed ones kept re-render exactly); totals remain."""
+    big = {"links": [{"url": f"https://example.org/{i}", "status": "ok"} for i in range(2000)]}
+    with HistoryStore(tmp_path / "h.db") as store:
+        for i in range(4):
+            start = T0 + timedelta(days=i)
+            store.start_run(f"run-{i}", start, "refresh")
+            store.finish_run(f"run-{i}", start, 0, None, {"ok": i}, {**big, "run": i}, keep_reports=2)
+        assert store.get_report("run-3") == {**big, "run": 3}
+        assert store.get_report("run-2") == {**big, "run": 2}
+        assert store.get_report("run-1") is None and store.get_report("run-0") is None
+        assert [r["totals"] for r in store.list_runs(10)] == [{"ok": 3}, {"ok": 2}, {"ok": 1}, {"ok": 0}]
+    assert (tmp_path / "h.db").stat().st_size < 200_000
+
+
 def test_outage_reason_is_stored(tmp_path: Path) -> None:
     """A run that ended as an outage keeps its reason."""
     with HistoryStore(tmp_path / "h.db") as store:

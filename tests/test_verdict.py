@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.config import HealthSettings, OutageSettings, Threshold
+from pipeline.config import HealthSettings, Threshold
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
 from pipeline.verdict import UrlHistory, carried, detect_outage, is_due, judge
 
@@ -98,7 +98,17 @@ def test_mixed_streak_uses_soft_threshold() -> None:
     """A soft failure in a streak of 404s makes it wait for the soft threshold."""
     verdicts = runs([(Outcome.HARD, 0), (Outcome.SOFT, 1), (Outcome.HARD, 3)])
     assert verdicts[-1].status is LinkStatus.FAILING
-    assert getattr(verdicts[-1], "failure_kind", None) == "soft"
+    assert verdicts[-1].failure_kind == "soft"
+
+
+def test_dead_stays_dead_until_a_success() -> None:
+    """A timeout after a run of 404s does not turn a dead link back to failing; only a success does."""
+    verdicts = runs(
+        [(Outcome.HARD, 0), (Outcome.HARD, 1), (Outcome.HARD, 3), (Outcome.SOFT, 4), (Outcome.SOFT, 5)]
+    )
+    assert [r.status for r in verdicts][2:] == [LinkStatus.DEAD] * 3
+    recovered = runs([(Outcome.HARD, 0), (Outcome.HARD, 1), (Outcome.HARD, 3), (Outcome.SUCCESS, 4)])
+    assert recovered[-1].status is LinkStatus.OK
 
 
 def test_success_resets_the_streak() -> None:
@@ -174,9 +184,26 @@ def test_outage_when_most_hosts_fail_below_http() -> None:
 
 
 def test_no_outage_when_few_hosts_fail_or_run_is_tiny() -> None:
-    """5 of 10 hosts down is not an outage; neither is 2 of 2 (below min_hosts)."""
+    """5 of 10 hosts down is not an outage; neither is 1 of 2 (below min_hosts)."""
     assert detect_outage(_many(10, 5), HEALTH) is None
-    assert detect_outage(_many(2, 2), HEALTH) is None
+    assert detect_outage(_many(2, 1), HEALTH) is None
+
+
+def test_no_host_answering_is_an_outage_however_few() -> None:
+    """When not one host answered and there is no baseline, nothing can be trusted, even with 1-2 hosts."""
+    reason = detect_outage(_many(2, 2), HEALTH)
+    assert reason is not None and "none answered" in reason
+
+
+def test_known_good_hosts_are_the_baseline() -> None:
+    """Hosts that answered before decide: they answer now, so failures elsewhere are real evidence."""
+    found = _many(10, 9)  # h0..h8 down, h9 up
+    assert detect_outage(found, HEALTH, known_good={"h9:443"}) is None
+    assert detect_outage(found, HEALTH, known_good={"h0:443", "h1:443", "h9:443"}) is None
+    reason = detect_outage(found, HEALTH, known_good={f"h{i}:443" for i in (0, 1, 2, 3, 4, 9)})
+    assert reason is not None and "5 of 6 hosts that answered before" in reason
+    every_baseline_down = detect_outage(_many(3, 3), HEALTH, known_good={"h0:443", "h1:443"})
+    assert every_baseline_down is not None and "2 of 2 hosts that answered before" in every_baseline_down
 
 
 def test_http_errors_are_not_outage_evidence() -> None:
@@ -188,8 +215,17 @@ def test_http_errors_are_not_outage_evidence() -> None:
 
 
 def test_failed_canary_is_an_outage() -> None:
-    """If a configured canary URL fails, the run is an outage even when other hosts answer."""
-    health = HealthSettings(outage=OutageSettings(canary_urls=["https://h0.example/"]))
-    reason = detect_outage(_many(10, 1), health)
+    """If a canary URL fails below HTTP, the run is an outage even when other hosts answer."""
+    canary = "https://h0.example/"
+    reason = detect_outage(_many(10, 1), HEALTH, canaries=[canary])
     assert reason is not None and "canary" in reason
-    assert detect_outage(_many(10, 0), health) is None
+    assert detect_outage(_many(10, 0), HEALTH, canaries=[canary]) is None
+
+
+def test_blocked_canary_proves_nothing() -> None:
+    """A canary answering 403 is up at the network level: not an outage."""
+    found = _many(10, 0)
+    found["https://h0.example/"] = Observation(
+        "https://h0.example/", Outcome.BLOCKED, 403, host="h0:443"
+    )
+    assert detect_outage(found, HEALTH, canaries=["https://h0.example/"]) is None

@@ -1,0 +1,142 @@
+"""Per-host scheduling for ``pipeline.check``: which URL a worker requests next, and when.
+
+Reads no settings itself: ``check`` builds each ``Host`` from ``http.per_host_concurrency`` and
+``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O.
+
+A host is a slot count (``cap``) and a not-before time (``next_start``). Every request to a host holds
+one of its slots, first attempts and retries alike: a retry gives its slot back while it waits and asks
+for one again (``reacquire``), ahead of the host's untried URLs. ``slow_down`` (after a 429) drops a host
+to one slot and pushes its not-before time out, so the whole host pauses, retries included. A host that
+must wait is parked on a loop timer, never on a sleeping worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass(slots=True)
+class Host:
+    """One ``host:port``: its untried URLs, its limits and its bookkeeping."""
+
+    key: str
+    pending: deque[tuple[str, httpx.URL]]
+    cap: int
+    interval: float
+    inflight: int = 0
+    queued: bool = False
+    next_start: float = 0.0  # time.monotonic(); 0 while the host has neither interval nor pause
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)  # retries asking for a slot
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class HostQueue:
+    """Hands URLs to workers: round-robin over hosts, at most ``cap`` in flight per host.
+
+    Workers share one event loop, so the bookkeeping needs no lock; a worker only awaits when no host
+    has pending URLs, a free slot and its not-before time passed.
+    """
+
+    hosts: dict[str, Host]
+    ready: deque[Host] = field(default_factory=deque)
+    remaining: int = 0
+    idle: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.remaining = sum(len(h.pending) for h in self.hosts.values())
+        for host in self.hosts.values():
+            self._refresh(host)
+
+    def _due(self, host: Host) -> bool:
+        """Whether the host may start a request now; if not, a timer refreshes it when it may."""
+        if host.next_start == 0.0:
+            return True  # the common case: no interval, never paused, no clock read
+        delay = host.next_start - time.monotonic()
+        if delay <= 0:
+            return True
+        if host.timer is None:
+            host.timer = asyncio.get_running_loop().call_later(delay, self._timer_fired, host)
+        return False
+
+    def _timer_fired(self, host: Host) -> None:
+        host.timer = None
+        self._refresh(host)
+        if host.queued:
+            self._wake()
+
+    def _started(self, host: Host) -> None:
+        host.inflight += 1
+        if host.interval > 0:
+            host.next_start = max(time.monotonic(), host.next_start) + host.interval
+
+    def _refresh(self, host: Host) -> None:
+        while host.waiters and host.inflight < host.cap and self._due(host):
+            waiter = host.waiters.popleft()
+            if not waiter.done():
+                self._started(host)
+                waiter.set_result(None)
+        if not host.queued and host.pending and host.inflight < host.cap and self._due(host):
+            host.queued = True
+            self.ready.append(host)
+
+    def _wake(self, everyone: bool = False) -> None:
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not everyone:
+                    return
+
+    async def take(self) -> tuple[Host, str, httpx.URL] | None:
+        """The next URL to request (its host slot is held), or None when no untried URL is left."""
+        while True:
+            while not self.ready:
+                if self.remaining == 0:
+                    return None
+                waiter = asyncio.get_running_loop().create_future()
+                self.idle.append(waiter)
+                await waiter
+            host = self.ready.popleft()
+            host.queued = False
+            # Queued when it was startable; a retry or a 429 since then may have taken that away.
+            if host.pending and host.inflight < host.cap and not host.waiters and self._due(host):
+                break
+            self._refresh(host)
+        url, parsed = host.pending.popleft()
+        self._started(host)
+        self.remaining -= 1
+        self._refresh(host)
+        if self.remaining == 0:
+            self._wake(everyone=True)  # idle workers can leave
+        elif self.ready:
+            self._wake()
+        return host, url, parsed
+
+    def done(self, host: Host) -> None:
+        """A request to ``host`` is over: free its slot."""
+        host.inflight -= 1
+        self._refresh(host)
+        if host.queued:
+            self._wake()
+
+    async def reacquire(self, host: Host) -> None:
+        """Wait for a slot on ``host`` (cap and not-before time honoured), ahead of its untried URLs."""
+        waiter = asyncio.get_running_loop().create_future()
+        host.waiters.append(waiter)
+        self._refresh(host)
+        await waiter
+
+    def slow_down(self, key: str, pause: float) -> None:
+        """A 429 from ``key``: one request at a time from now on, none before ``pause`` seconds."""
+        host = self.hosts.get(key)
+        if host is None:
+            return
+        host.cap = 1
+        host.interval = max(host.interval, pause)
+        host.next_start = max(host.next_start, time.monotonic() + pause)
