@@ -135,8 +135,11 @@ def run_once(
         show_progress=not quiet,
     )
     try:
-        with run_lock(settings.state.lock_file):
+        if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
             outcome = run_refresh(settings, options, sys.stdout)
+        else:
+            with run_lock(settings.state.lock_file):
+                outcome = run_refresh(settings, options, sys.stdout)
     except LockHeld as exc:
         log.error("%s", exc)
         return ExitCode.LOCKED

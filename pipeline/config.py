@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
 
@@ -30,7 +38,7 @@ class _Section(BaseModel):
 class CorpusSettings(_Section):
     roots: list[Path] = Field(default_factory=lambda: [Path("seeds")], min_length=1)
     patterns: list[str] = Field(default_factory=lambda: ["*.md", "*.txt"], min_length=1)
-    max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
 
 class LinkSettings(_Section):
@@ -84,6 +92,13 @@ class HttpSettings(_Section):
     # Networks the address guard lets through (loopback, private, …). Empty: public addresses only.
     allow_networks: list[str] = Field(default_factory=list)
 
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)!r} is not a readable file")
+        return value
+
     @field_validator("allow_networks")
     @classmethod
     def _networks_parse(cls, value: list[str]) -> list[str]:
@@ -97,7 +112,10 @@ class HttpSettings(_Section):
     @model_validator(mode="after")
     def _per_host_within_global(self) -> HttpSettings:
         if self.per_host_concurrency > self.max_concurrency:
-            raise ValueError("per_host_concurrency cannot exceed max_concurrency")
+            raise ValueError(
+                f"per_host_concurrency ({self.per_host_concurrency}) cannot exceed max_concurrency "
+                f"({self.max_concurrency})"
+            )
         return self
 
 
@@ -125,13 +143,24 @@ class OutageSettings(_Section):
     baseline_hosts: int = Field(default=5, ge=0, le=100)
 
 
+_THRESHOLD_DEFAULTS = {"hard": {"runs": 3, "days": 3}, "soft": {"runs": 5, "days": 7}}
+
+
 class HealthSettings(_Section):
-    hard: Threshold = Threshold(runs=3, days=3)
-    soft: Threshold = Threshold(runs=5, days=7)
+    hard: Threshold = Threshold(**_THRESHOLD_DEFAULTS["hard"])
+    soft: Threshold = Threshold(**_THRESHOLD_DEFAULTS["soft"])
     recheck_ok_after_days: float = Field(default=7, ge=0, le=3650)
     outage: OutageSettings = OutageSettings()
     flag_field: str = Field(default="linkHealth", pattern=r"^[A-Za-z_][\w-]*$")
     flag: bool = True  # write dead links into the article's front-matter
+
+    @field_validator("hard", "soft", mode="before")
+    @classmethod
+    def _partial_threshold(cls, value: Any, info: ValidationInfo) -> Any:
+        # `hard: {runs: 1}` keeps the default `days`: every key of the file is optional.
+        if isinstance(value, dict) and info.field_name:
+            return {**_THRESHOLD_DEFAULTS[info.field_name], **value}
+        return value
 
 
 class ExcerptPolicy(_Section):
@@ -226,9 +255,29 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
 def _raise_validation(exc: ValidationError, origin: str) -> None:
     lines = []
     for err in exc.errors():
-        # model_validator errors carry no field; name the section instead.
-        lines.append(f"{_dotted(err['loc'])}: {err['msg']}")
+        message = err["msg"].removeprefix("Value error, ")
+        where = _dotted(err["loc"])
+        # A validator that names the key itself (e.g. "schedule.cron: …") says it better than its section.
+        if message.startswith(f"{where}."):
+            lines.append(message)
+        else:
+            lines.append(f"{where}: {message}")
     raise ConfigError(f"{origin}: " + "; ".join(lines))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loading that refuses a key given twice (the second would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_settings(data: Any, origin: str = "config") -> Settings:
@@ -251,13 +300,12 @@ def load_settings(path: Path | None = None) -> Settings:
             return Settings()
         path = DEFAULT_CONFIG_PATH
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as stream:  # a stream, so that YAML errors name the file
+            data = yaml.load(stream, Loader=_UniqueKeyLoader)  # a SafeLoader: constructs no objects
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
-    try:
-        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return parse_settings(data, str(path))

@@ -61,6 +61,8 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
+# No real article needs more; a larger front-matter is hostile and would cost seconds and GBs to parse.
+MAX_FRONT_MATTER_BYTES = 1024 * 1024
 _OPENING = re.compile(rb"---[ \t]*(\r?\n)")
 _CLOSING = re.compile(rb"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
 
@@ -97,6 +99,11 @@ def parse(raw: bytes) -> Document:
     closing = _CLOSING.search(raw, opening.end())
     if closing is None:
         raise FrontMatterError("unterminated front-matter: no closing '---' line")
+    size = closing.start() - opening.end()
+    if size > MAX_FRONT_MATTER_BYTES:
+        raise FrontMatterError(
+            f"the front-matter is too large ({size} bytes; the limit is {MAX_FRONT_MATTER_BYTES})"
+        )
     try:
         text = raw[opening.end() : closing.start()].decode("utf-8")
     except UnicodeDecodeError as exc:

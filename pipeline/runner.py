@@ -107,7 +107,7 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
         try:
             article = read_article(found, settings.corpus.max_file_bytes)
         except FrontMatterError as exc:
-            corpus.errors.append(FileError(str(found), str(exc)))
+            corpus.errors.append(_file_error(found, exc))
             continue
         corpus.paths.append(article.path)
         corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
@@ -173,6 +173,7 @@ class _Digest:
 
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
+        log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
         try:
             self._digest(obs)
         except Exception as exc:  # a parser bug on one hostile page must not end the run
@@ -267,7 +268,7 @@ def _verdicts(
             if past is not None:
                 results[url] = verdict.carried(past)
             continue
-        if outage and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED):
+        if outage and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED, Outcome.SKIPPED):
             # Our own network may be down: this failure is no evidence. Keep what history said.
             results[url] = (
                 verdict.carried(past)
@@ -313,6 +314,21 @@ def _baseline(
             covered.add(host)
             baseline.append(past.url)
     return known_good, baseline
+
+
+def _file_error(path: Path, exc: Exception) -> FileError:
+    """A FileError whose message does not repeat the path it is filed under."""
+    return FileError(str(path), str(exc).removeprefix(f"{path}: "))
+
+
+_ERRORS_LOGGED = 50  # a corpus with thousands of broken files must not flood cron's mail
+
+
+def _log_file_errors(errors: list[FileError]) -> None:
+    for error in errors[:_ERRORS_LOGGED]:
+        log.warning("%s: %s", error.article, error.message)
+    if len(errors) > _ERRORS_LOGGED:
+        log.warning("… and %d more file errors (all are in the report)", len(errors) - _ERRORS_LOGGED)
 
 
 def _new_run_id(now: datetime) -> str:
@@ -397,6 +413,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 log.warning("stopped on request; the files written so far are complete")
 
         errors = corpus.errors + write_errors
+        _log_file_errors(errors)
         if exit_code is ExitCode.OK and errors:
             exit_code = ExitCode.FILES_FAILED
         finished = options.now()
@@ -477,8 +494,10 @@ def _write_pass(
             else:
                 write_atomic(path, new, article.doc.raw, settings.corpus.roots)
             changes.extend(decision.changes)
+            for change in decision.changes:
+                log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
         except FrontMatterError as exc:
-            errors.append(FileError(str(path), str(exc)))
+            errors.append(_file_error(path, exc))
     return changes, discovered, errors
 
 

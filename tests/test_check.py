@@ -7,7 +7,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from localsite import LocalSite, closed_port, make_settings
+from localsite import Hit, LocalSite, closed_port, make_settings
 
 from pipeline.check import check_links_sync, host_key, outcome_for_status, parse_retry_after
 from pipeline.config import Settings
@@ -412,3 +412,42 @@ def test_keep_pages_false_hands_pages_only_to_the_callback(
     assert seen[0].page is not None and seen[0].page.body.startswith(b"<html>")
     assert found[url].page is None
     assert found[url].outcome is Outcome.SUCCESS
+
+
+def _overlap(a: Hit, b: Hit) -> bool:
+    return a.started < b.finished and b.started < a.finished
+
+
+def test_429_pauses_the_whole_host_retries_included(local_site: LocalSite, tmp_path: Path) -> None:
+    """After a 429 with Retry-After: 1, no later request to that host (retries included) overlaps another
+    or starts before the second has passed."""
+    settings = make_settings(tmp_path, http={"per_host_concurrency": 3})
+    for busy in ("/busy0", "/busy1"):
+        local_site.route(busy, [429, 200], headers={"Retry-After": "1"}, delay=0.05)
+    local_site.route("/quick", 200, delay=0.1)  # in flight at the 429s, frees its slot soon after
+    local_site.route("/calm", 200)
+    urls = [local_site.url(p) for p in ("/busy0", "/busy1", "/quick", "/calm")]
+    found = check_links_sync(urls, settings)
+    assert {o.outcome for o in found.values()} == {Outcome.SUCCESS}
+    first_429 = min(h.finished for h in local_site.hits if h.path.startswith("/busy"))
+    later = [h for h in local_site.hits if h.started > first_429]
+    assert sorted(h.path for h in later) == ["/busy0", "/busy1", "/calm"]
+    assert all(h.started >= first_429 + 0.95 for h in later)
+    assert not any(_overlap(a, b) for a in local_site.hits for b in later if a is not b)
+
+
+def test_429_from_redirect_target_slows_that_host(local_site: LocalSite, tmp_path: Path) -> None:
+    """A 429 from a redirect target on another host slows that host, not the host that redirected."""
+    settings = make_settings(
+        tmp_path, http={"per_host_concurrency": 3, "min_host_interval": 0.05}, retry={"attempts": 1}
+    )
+    local_site.route("/hop", 302, headers={"Location": local_site.url("/limit", host_index=1)})
+    local_site.route("/limit", 429, headers={"Retry-After": "0"})
+    local_site.route("/s", 200, delay=0.2)
+    urls = [local_site.url("/hop")] + [local_site.url("/s", h) + f"?n={n}" for h in (0, 1) for n in range(2)]
+    check_links_sync(urls, settings)
+    limited = next(h for h in local_site.hits if h.path == "/limit")
+    origin, target = ([h for h in local_site.hits if h.path == "/s" and h.host_index == i] for i in (0, 1))
+    assert all(max(h.started for h in hits) > limited.finished for hits in (origin, target))
+    assert _overlap(*origin)
+    assert not _overlap(*target)

@@ -126,3 +126,29 @@ def test_module_and_console_script_show_help(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("refresh", "validate", "report", "schedule", "bench", "accuracy"):
         assert command in result.stdout
+
+
+def test_quiet_run_still_names_each_failing_file(tmp_path: Path) -> None:
+    """Under --quiet (cron) a run that exits 1 says which files failed and why, once each."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "broken.md").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    (corpus / "fine.md").write_text("---\ntitle: fine\n---\n", encoding="utf-8")
+    result = _cli("refresh", "-q", "--config", str(_config(tmp_path, corpus)), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if "broken.md" in line]
+    assert len(lines) == 1 and "invalid YAML" in lines[0]
+    assert f"{corpus / 'broken.md'}: {corpus / 'broken.md'}" not in lines[0]
+
+
+def test_dry_run_creates_no_state_and_no_report(tmp_path: Path) -> None:
+    """`refresh --dry-run` prints its plan and leaves no state folder, lock file or report behind."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.md").write_text('---\ntitle: a\nwebUrl: "mailto:x@example.org"\n---\n', encoding="utf-8")
+    result = _cli("refresh", "--dry-run", "--config", str(_config(tmp_path, corpus)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "plan: 1 articles, 0 unique URLs" in result.stdout
+    assert "invalid" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "pipeline.yaml"]

@@ -28,11 +28,14 @@ def test_default_file_matches_builtin_defaults() -> None:
             {"health": {"hard": {"runs": 0, "days": 3}}},
             "health.hard.runs: Input should be greater than or equal",
         ),
-        ({"links": {"fields": ["web url"]}}, "links.fields: Value error, 'web url' is not a field name"),
-        ({"links": {"exclude": ["("]}}, "links.exclude: Value error, '(' is not a regular expression"),
-        ({"http": {"allow_networks": ["10.0.0.0/33"]}}, "http.allow_networks: Value error, '10.0.0.0/33'"),
-        ({"http": {"per_host_concurrency": 500}}, "http: Value error, per_host_concurrency cannot exceed"),
-        ({"schedule": {"cron": "0 3 * *"}}, "schedule.cron: Value error"),
+        ({"links": {"fields": ["web url"]}}, "links.fields: 'web url' is not a field name"),
+        ({"links": {"exclude": ["("]}}, "links.exclude: '(' is not a regular expression"),
+        ({"http": {"allow_networks": ["10.0.0.0/33"]}}, "http.allow_networks: '10.0.0.0/33'"),
+        (
+            {"http": {"per_host_concurrency": 500}},
+            "http: per_host_concurrency (500) cannot exceed max_concurrency (128)",
+        ),
+        ({"schedule": {"cron": "0 3 * *"}}, "schedule.cron: '0 3 * *' must have five fields"),
         (
             {"schedule": {"cron": "61 3 * * *"}},
             "schedule.cron: '61 3 * * *': Error validating expression '61'",
@@ -40,6 +43,10 @@ def test_default_file_matches_builtin_defaults() -> None:
         ({"schedule": {"timezone": "Mars/Base"}}, "schedule.timezone: 'Mars/Base' is not a known time zone"),
         ({"metadata": {"excerpt": {"policy": "always"}}}, "metadata.excerpt.policy: Input should be"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
+        (
+            {"http": {"ca_bundle": "/nonexistent/ca.pem"}},
+            "http.ca_bundle: '/nonexistent/ca.pem' is not a readable file",
+        ),
     ],
 )
 def test_bad_values_name_their_dotted_path(data: dict[str, object], message: str) -> None:
@@ -63,6 +70,21 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text("http: {per_host_concurrency: [\n")
     with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML"):
         load_settings(path)
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    """A section given twice is an error, not a silent "last one wins"."""
+    path = tmp_path / "c.yaml"
+    path.write_text("http:\n  max_concurrency: 5\nhttp:\n  max_concurrency: 6\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML: duplicate key 'http'"):
+        load_settings(path)
+
+
+def test_partial_threshold_keeps_the_other_default() -> None:
+    """`hard: {runs: 1}` keeps the default days: every key is optional."""
+    settings = parse_settings({"health": {"hard": {"runs": 1}, "soft": {"days": 2}}})
+    assert (settings.health.hard.runs, settings.health.hard.days) == (1, 3)
+    assert (settings.health.soft.runs, settings.health.soft.days) == (5, 2)
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:

@@ -286,3 +286,13 @@ def test_read_only_folder_is_an_error_naming_the_path(shared_dir: Path) -> None:
 
     assert output == f"{path}: cannot write (Permission denied)"
     assert path.read_bytes() == old
+
+
+def test_huge_front_matter_is_refused_before_parsing() -> None:
+    """A front-matter over 1 MiB is an error, not seconds and gigabytes of parsing."""
+    keys = "".join(f"k{i}: v\n" for i in range(200_000))
+    raw = f"---\n{keys}---\nbody\n".encode()
+    with pytest.raises(
+        FrontMatterError, match=r"the front-matter is too large \(\d+ bytes; the limit is 1048576\)"
+    ):
+        parse(raw)
