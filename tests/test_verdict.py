@@ -225,7 +225,5 @@ def test_failed_canary_is_an_outage() -> None:
 def test_blocked_canary_proves_nothing() -> None:
     """A canary answering 403 is up at the network level: not an outage."""
     found = _many(10, 0)
-    found["https://h0.example/"] = Observation(
-        "https://h0.example/", Outcome.BLOCKED, 403, host="h0:443"
-    )
+    found["https://h0.example/"] = Observation("https://h0.example/", Outcome.BLOCKED, 403, host="h0:443")
     assert detect_outage(found, HEALTH, canaries=["https://h0.example/"]) is None
