@@ -17,9 +17,12 @@ How a URL is checked:
   a 301/308 there means the article's URL itself has permanently moved.
 - Transient failures (408, 429, 5xx, timeouts, resets) are retried with tenacity: exponential backoff with
   jitter, ``Retry-After`` honoured up to ``retry.retry_after_max`` (longer: stop and report as it stands).
-- Work is host-sharded: URLs are grouped by ``host:port`` and a pool of ``max_concurrency`` workers takes
-  from hosts round-robin, never more than ``per_host_concurrency`` in flight per host, starts spaced by
-  ``min_host_interval``. A 429 slows that host to one request at a time for the rest of the run.
+  A retry waits with its host slot given back and queues for a slot again, so it obeys the host's limits.
+- Work is host-sharded (``pipeline._hostqueue``): URLs are grouped by ``host:port`` and a pool of
+  ``max_concurrency`` workers takes from hosts round-robin, never more than ``per_host_concurrency`` in
+  flight per host, starts spaced by ``min_host_interval``. A 429 slows the host that sent it (a redirect
+  target's, not the original's) to one request at a time for the rest of the run, and pauses all of it,
+  retries included, for the ``Retry-After`` (or the backoff).
 """
 
 from __future__ import annotations
