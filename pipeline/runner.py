@@ -18,6 +18,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -340,8 +341,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
+    clock = time.perf_counter()
     corpus = collect(settings, options.stop)
-    log.info("read %d articles (%d files failed)", len(corpus.paths), len(corpus.errors))
+    log.info(
+        "read %d articles (%d files failed) in %.1f s",
+        len(corpus.paths),
+        len(corpus.errors),
+        time.perf_counter() - clock,
+    )
 
     plan = _plan_requests(corpus, settings)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
@@ -378,7 +385,15 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 if options.stop.is_set():
                     raise Interrupted
                 to_check = list(dict.fromkeys([*due, *baseline, *canaries]))
+                clock = time.perf_counter()
                 observations = _run_checks(to_check, fetch_body, digest, settings, options, "checking links")
+                log.info(
+                    "checked %d of %d URLs (%d not due) in %.1f s",
+                    len(observations),
+                    len(plan.urls),
+                    len(plan.urls) - len(due),
+                    time.perf_counter() - clock,
+                )
                 now = options.now()
                 outage = verdict.detect_outage(observations, settings.health, known_good, canaries)
                 if outage:
@@ -405,9 +420,11 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                         options,
                         "probing images",
                     )
+                clock = time.perf_counter()
                 changes, discovered, write_errors = _write_pass(
                     corpus, set(observations), evidence, settings, options, out
                 )
+                log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
                 log.warning("stopped on request; the files written so far are complete")
