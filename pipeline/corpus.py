@@ -32,12 +32,13 @@ class Article:
 def discover(roots: Sequence[Path], patterns: Sequence[str]) -> Iterator[Path | FileError]:
     """Article files under each root whose name matches a pattern, then errors, in a stable order."""
     seen: set[str] = set()
+    inside = tuple(os.path.realpath(root) for root in roots)
     for root in roots:
         if root.is_file():
             if _first_time(root, seen):
                 yield root
         elif root.is_dir():
-            yield from _walk(root, patterns, seen, ())
+            yield from _walk(root, patterns, seen, (), inside)
         else:
             yield FileError(str(root), "the corpus root does not exist (or is not a file or folder)")
 
@@ -50,8 +51,17 @@ def _first_time(path: Path, seen: set[str]) -> bool:
     return True
 
 
+def _within(path: Path, inside: tuple[str, ...]) -> bool:
+    real = os.path.realpath(path)
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in inside)
+
+
 def _walk(
-    folder: Path, patterns: Sequence[str], seen: set[str], ancestors: tuple[tuple[int, int], ...]
+    folder: Path,
+    patterns: Sequence[str],
+    seen: set[str],
+    ancestors: tuple[tuple[int, int], ...],
+    inside: tuple[str, ...],
 ) -> Iterator[Path | FileError]:
     try:
         info = folder.stat()
@@ -74,9 +84,13 @@ def _walk(
         except OSError as exc:
             yield FileError(str(path), f"cannot inspect ({exc.strerror or exc})")
             continue
-        if is_dir:
-            yield from _walk(path, patterns, seen, (*ancestors, identity))
-        elif is_file and any(fnmatch.fnmatch(entry.name, p) for p in patterns) and _first_time(path, seen):
+        wanted = is_dir or (is_file and any(fnmatch.fnmatch(entry.name, p) for p in patterns))
+        if wanted and entry.is_symlink() and not _within(path, inside):
+            # It could be read but never written back (writes stay inside the roots): say so once.
+            yield FileError(str(path), "a symlink to outside the corpus roots; not followed")
+        elif is_dir:
+            yield from _walk(path, patterns, seen, (*ancestors, identity), inside)
+        elif wanted and _first_time(path, seen):
             yield path
 
 

@@ -55,6 +55,10 @@ def measure(
     return ImageProbe(url=url, alive=False, content_type=mime, reason="not an image")
 
 
+# Formats a web page serves as images; other Pillow plugins (Spider, PSD, …) are not tried on web bytes.
+_WEB_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "ICO", "TIFF", "AVIF")
+
+
 def _read_header(body: bytes) -> tuple[tuple[int, int] | None, str | None, str]:
     """Pixel size and MIME type from an image's header, or why they could not be read."""
     if not body:
@@ -64,12 +68,14 @@ def _read_header(body: bytes) -> tuple[tuple[int, int] | None, str | None, str]:
             # Pillow warns about what a cut-short body lacks (EXIF) and about huge sizes; neither matters for
             # reading a header, and nothing is decoded here.
             warnings.simplefilter("ignore")
-            with Image.open(BytesIO(body)) as image:
+            with Image.open(BytesIO(body), formats=_WEB_FORMATS) as image:
                 return image.size, image.get_format_mimetype(), ""
     except Image.DecompressionBombError:
         problem = "image too large for Pillow"
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         # Pillow raises these for bytes it cannot identify and for some formats (WebP) cut short.
+        problem = "size unreadable from the first bytes"
+    except Exception:  # a format plugin tripping over hostile bytes (seen: AttributeError) is no crash
         problem = "size unreadable from the first bytes"
     width, height = _header_size(body)
     if width > 0 and height > 0:
@@ -80,7 +86,7 @@ def _read_header(body: bytes) -> tuple[tuple[int, int] | None, str | None, str]:
 def _header_size(body: bytes) -> tuple[int, int]:
     try:
         size = imagesize.get(BytesIO(body), exif_rotation=False)
-    except (ValueError, OSError, EOFError, IndexError, TypeError):
+    except Exception:  # imagesize on hostile bytes: any failure means "size unknown"
         return -1, -1
     return int(size[0]), int(size[1])
 

@@ -90,8 +90,9 @@ def pixels(value: object) -> int | None:
     """A declared image size (a JSON number, ``"640"`` or ``"640px"``), or None when absent or absurd."""
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1e6:
         return int(value)
-    if isinstance(value, str) and value.strip().removesuffix("px").isdigit():
-        return int(value.strip().removesuffix("px"))
+    text = value.strip().removesuffix("px") if isinstance(value, str) else ""
+    if 0 < len(text) <= 6 and text.isascii() and text.isdigit():  # "²" is a digit to Python, not to int()
+        return int(text)
     return None
 
 

@@ -51,11 +51,11 @@ _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or 
 _PIXEL_PX = 10  # declared at most this size: a tracking pixel
 
 _HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
-_BODY_TAGS = re.compile(
-    rb"<(?:meta|link)\s[^>]*>|<script[^>]+application/ld\+json[^>]*>.*?</script\s*>",
-    re.IGNORECASE | re.DOTALL,
-)
-_BODY_LD = re.compile(rb"<script[^>]+application/ld\+json[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+# Bounded repetitions and a search for each script's end that never rescans: hostile pages full of
+# unclosed `<meta ` or `<script ` must cost linear time, not minutes (the scan runs on the event loop).
+_BODY_META = re.compile(rb"<(?:meta|link)\s[^<>]{0,4096}>", re.IGNORECASE)
+_LD_OPEN = re.compile(rb"<script\s[^<>]{0,512}application/ld\+json[^<>]{0,512}>", re.IGNORECASE)
+_SCRIPT_CLOSE = re.compile(rb"</script\s*>", re.IGNORECASE)
 _PUBLISHED_KEYS = (
     "article:published_time",
     "og:article:published_time",
@@ -96,7 +96,7 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
     if head_end:
         _add_from_body(found, body, head_end.end(), encoding)
     ld = LdFacts.from_blocks(found.ld_blocks)
-    base = urljoin(url, found.base_href) if found.base_href else url
+    base = (_resolve(found.base_href, url) if found.base_href else None) or url
     sources: dict[str, str] = {}
 
     page_title = found.title or found.meta("og:title")
@@ -154,15 +154,28 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         sources["image"] = images[0][0]
     return PageMeta(
         url=url,
-        title=title,
-        description=description,
-        images=tuple(image for _, image in images),
-        canonical=canonical,
-        amp=amp,
-        site_name=site_name,
-        published=published,
+        title=_valid(title),
+        description=_valid(description),
+        images=tuple(_valid_image(image) for _, image in images),
+        canonical=_valid(canonical),
+        amp=_valid(amp),
+        site_name=_valid(site_name),
+        published=_valid(published),
         sources=sources,
     )
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid(text: str | None) -> str | None:
+    """Text that can be written anywhere: JSON-LD's ``\\ud83d`` escapes can leave half an emoji behind."""
+    return _SURROGATE.sub("\ufffd", text) if text else text
+
+
+def _valid_image(image: ImageMeta) -> ImageMeta:
+    url, alt, kind = _valid(image.url) or "", _valid(image.alt), _valid(image.type)
+    return ImageMeta(url, image.width, image.height, alt, kind)
 
 
 # Each pattern must fill a whole part of the title between separators ("Page not found | Site", "Site - 404"),
@@ -277,7 +290,8 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
     when the head left a field empty; a byte search finds them without parsing the body."""
     has_image = bool(found.og_images) or any(key in found.metas for key in _TWITTER_IMAGE_KEYS)
     if not (has_image and found.meta("description", "og:description")):
-        fragment = b"".join(_BODY_TAGS.findall(body, start)).decode(encoding, errors="replace")
+        tags = [*_BODY_META.findall(body, start), *(_wrap_ld(block) for block in _ld_blocks(body, start))]
+        fragment = b"".join(tags).decode(encoding, errors="replace")
         extra = _collect(LexborHTMLParser(fragment))
         for key, values in extra.metas.items():
             found.metas.setdefault(key, []).extend(values)
@@ -287,8 +301,23 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
         found.ld_blocks.extend(extra.ld_blocks)
     elif not (found.meta("og:title") and found.meta(*_PUBLISHED_KEYS)) and body.find(b"ld+json", start) >= 0:
         found.ld_blocks.extend(
-            block.decode(encoding, errors="replace") for block in _BODY_LD.findall(body, start)
+            block.decode(encoding, errors="replace") for block in _ld_blocks(body, start)
         )
+
+
+def _ld_blocks(body: bytes, start: int) -> Iterator[bytes]:
+    """The contents of JSON-LD scripts after ``start``, in one forward pass."""
+    position = start
+    while (opening := _LD_OPEN.search(body, position)) is not None:
+        closing = _SCRIPT_CLOSE.search(body, opening.end())
+        if closing is None:
+            return  # no script ends after this one: nothing further can be complete
+        yield body[opening.end() : closing.start()]
+        position = closing.end()
+
+
+def _wrap_ld(block: bytes) -> bytes:
+    return b'<script type="application/ld+json">' + block + b"</script>"
 
 
 def _image_candidates(found: _Found, ld: LdFacts) -> Iterator[tuple[str, ImageMeta]]:
@@ -353,7 +382,10 @@ def _pick_url(
 
 
 def _resolve(value: str, base: str) -> str | None:
-    resolved = urljoin(base, value.strip())
+    try:
+        resolved = urljoin(base, value.strip())
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 host) in the page
+        return None
     return resolved if resolved.startswith(("http://", "https://")) else None
 
 

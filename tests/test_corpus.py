@@ -115,17 +115,23 @@ def test_file_root_missing_root_and_duplicates(tmp_path: Path) -> None:
     ]
 
 
-def test_symlinked_folder_is_followed_and_loop_reported(tmp_path: Path) -> None:
-    """A symlinked folder is walked; a symlink back to an enclosing folder is reported, not followed."""
+def test_symlinks_inside_roots_are_followed_outside_ones_reported(tmp_path: Path) -> None:
+    """A symlinked folder inside the roots is walked; one leading outside (never writable) is reported, not
+    read; a symlink back to an enclosing folder is reported as a loop."""
     make(tmp_path, "root/a.md")
+    make(tmp_path, "root/sub/b.md")
     make(tmp_path, "outside/linked.md")
-    (tmp_path / "root/in").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "root/in").symlink_to(tmp_path / "root/sub", target_is_directory=True)
+    (tmp_path / "root/out").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (tmp_path / "root/out.md").symlink_to(tmp_path / "outside/linked.md")
     (tmp_path / "root/loop").symlink_to(tmp_path / "root", target_is_directory=True)
 
     assert found([tmp_path / "root"]) == [
         str(tmp_path / "root/a.md"),
-        str(tmp_path / "root/in/linked.md"),
+        str(tmp_path / "root/in/b.md"),
         f"ERROR {tmp_path / 'root/loop'}: symlink loop: this folder leads back to a folder that contains it",
+        f"ERROR {tmp_path / 'root/out'}: a symlink to outside the corpus roots; not followed",
+        f"ERROR {tmp_path / 'root/out.md'}: a symlink to outside the corpus roots; not followed",
     ]
 
 

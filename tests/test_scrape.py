@@ -495,3 +495,41 @@ def test_microdata_metas_in_the_body_fill_what_the_head_lacks() -> None:
         "https://news.example/media/lead.jpg",
     )
     assert meta.sources["image"] == "itemprop"
+
+
+def test_hostile_markup_never_raises() -> None:
+    """Unclosed IPv6 hosts, odd digits and endless numbers in a page give no value, never an exception."""
+    head = (
+        '<link rel=canonical href="http://[::1"><base href="http://[zz">'
+        '<meta property="og:image" content="https://[bad/img.jpg">'
+        '<meta property="og:image" content="/ok.jpg"><meta property="og:image:width" content="²">'
+        f'<meta property="og:image:height" content="{"9" * 5000}">'
+    )
+    meta = scrape(page(head), "https://news.example/a")
+    assert meta.canonical is None
+    assert [(image.url, image.width, image.height) for image in meta.images] == [
+        ("https://news.example/ok.jpg", None, None)
+    ]
+
+
+def test_half_an_emoji_from_json_ld_is_replaced() -> None:
+    """A lone surrogate escape in JSON-LD becomes U+FFFD, so the text can be written to YAML and JSON."""
+    meta = scrape(
+        page(
+            '<script type="application/ld+json">{"@type": "NewsArticle", "headline": '
+            '"Big news \\ud83d"}</script>'
+        ),
+        "https://news.example/a",
+    )
+    assert meta.title == "Big news \ufffd"
+    assert meta.title.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'<script type="application/ld+json">x' * 20000, b"<script " * 60000, b"<meta " * 60000],
+)
+def test_endless_unclosed_tags_in_the_body_are_read_in_one_pass(tail: bytes) -> None:
+    """Thousands of unclosed tags after the head are scanned once (this took a minute with a naive regex)."""
+    body = b"<html><head><title>Fine</title></head><body>" + tail
+    assert scrape(body, "https://news.example/a").title == "Fine"
