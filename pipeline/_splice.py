@@ -31,7 +31,8 @@ from pipeline._edits import (
 from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
 
 _resolve = cast(Callable[[type, str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve)
-_PROPERTIES = re.compile(r"(?:[&!][^ \t\r\n]*[ \t]+)*")
+_PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
+_REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")
 _BOOL_PAIRS = [("true", "false"), ("yes", "no"), ("on", "off")]
 _BOOL_WORDS = {word: pair for pair in _BOOL_PAIRS for word in pair}
 
@@ -39,7 +40,24 @@ _BOOL_WORDS = {word: pair for pair in _BOOL_PAIRS for word in pair}
 def _printable(c: str) -> bool:
     return (
         "\x20" <= c <= "\x7e" or "\xa0" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
-    ) and c != "\ufeff"
+    ) and c not in "\ufeff\u2028\u2029"
+
+
+def _properties(source: str) -> tuple[str, str]:
+    """A node's leading anchor and tag properties as written, and its anchors alone (each ends in a blank)."""
+    position, every, anchors = 0, [], []
+    while found := _PROPERTY.match(source, position):
+        piece = found.group() if found.group() != found.group(1) else found.group(1) + " "
+        every.append(piece)
+        if piece.startswith("&"):
+            anchors.append(piece)
+        position = found.end()
+    return "".join(every), "".join(anchors)
+
+
+def _block_chomp(source: str, skip: int) -> str:
+    """The block scalar header's indicators (``|``, ``>-``, ``|2+`` ...) after ``skip`` property characters."""
+    return source.partition("\n")[0][skip:].rstrip("\r").split("#")[0].strip()
 
 
 def _content_end(text: str, node: Node) -> int:
@@ -48,7 +66,10 @@ def _content_end(text: str, node: Node) -> int:
         last = node.items[-1]
         node = last[1] if node.kind == "map" else last
     if node.kind == "scalar" and node.style in ("|", ">"):
-        return _line_end(text, node.start + len(text[node.start : node.end].rstrip()))
+        source = text[node.start : node.end]
+        if "+" in _block_chomp(source, len(_properties(source)[0])):
+            return node.end  # a kept block's trailing blank lines are part of its value
+        return _line_end(text, node.start + len(source.rstrip()))
     return node.end
 
 
@@ -106,7 +127,8 @@ def _column(text: str, index: int) -> int:
     return index - _line_start(text, index)
 
 
-def _plain_ok(value: str, flow: bool, old_tag: str | None = None) -> bool:
+def _plain_ok(value: str, flow: bool, old_tag: str | None = None, tagged: bool = False) -> bool:
+    """Whether ``value`` reads back as itself written plain (``tagged``: after an explicit ``!!str``)."""
     if (
         not value
         or value != value.strip(" ")
@@ -119,7 +141,7 @@ def _plain_ok(value: str, flow: bool, old_tag: str | None = None) -> bool:
     if flow and any(c in value for c in ",[]{}:"):
         return False
     tag = _resolve(yaml.ScalarNode, value, (True, False))
-    return tag == TAG + "str" or (tag == old_tag == TAG + "timestamp")
+    return tagged or tag == TAG + "str" or (tag == old_tag == TAG + "timestamp")
 
 
 _ESCAPES = {"\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f"}
@@ -143,7 +165,9 @@ def _double_quoted(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _scalar_text(value: Any, *, flow: bool, style: str | None = None, old: Node | None = None) -> str:
+def _scalar_text(
+    value: Any, *, flow: bool, style: str | None = None, old: Node | None = None, tagged: bool = False
+) -> str:
     """A scalar in the style asked for when it can keep it, else plain when safe, else double-quoted."""
     if value is None:
         return old.text if old is not None and old.tag == TAG + "null" and old.text else "null"
@@ -161,7 +185,7 @@ def _scalar_text(value: Any, *, flow: bool, style: str | None = None, old: Node 
         return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
     if style == "'" and all(_printable(c) for c in value):
         return "'" + str(value).replace("'", "''") + "'"
-    if style in (None, "") and _plain_ok(value, flow, old.tag if old is not None else None):
+    if style in (None, "") and _plain_ok(value, flow, old.tag if old is not None else None, tagged):
         return str(value)
     return _double_quoted(value)
 
@@ -270,25 +294,35 @@ class Splicer:
             self._replace_value(parent, node, path, value)
 
     def _replace_scalar(self, node: Node, path: FieldPath, value: Any) -> None:
-        source = self.text[node.start : node.end]
-        props = _PROPERTIES.match(source)
-        prefix = props.group() if props and node.anchor else ""
+        """Rewrite a scalar, keeping its anchor, and its tag too when the new value still fits it."""
+        every, anchors = _properties(self.text[node.start : node.end])
+        if every == anchors:
+            self._scalar_with(node, path, value, every, every)
+            return
+        try:
+            self._scalar_with(node, path, value, every, every)
+        except FrontMatterError:
+            self._scalar_with(node, path, value, every, anchors)
+
+    def _scalar_with(self, node: Node, path: FieldPath, value: Any, written: str, prefix: str) -> None:
+        """Rewrite a scalar whose properties ``written`` in the file are to become ``prefix``."""
         if node.style in ("|", ">"):
-            block = self._block_scalar(node, len(prefix), value) if isinstance(value, str) else None
+            block = self._block_scalar(node, written, prefix, value) if isinstance(value, str) else None
             end = _content_end(self.text, node)
             new = block if block is not None else prefix + _scalar_text(value, flow=False) + "\n"
             self._commit(node.start, end, new, SetValue(path, value))
             return
-        new = _scalar_text(value, flow=self._in_flow(path), style=node.style, old=node)
+        tagged = prefix != _properties(prefix)[1] and node.tag == TAG + "str"
+        new = _scalar_text(value, flow=self._in_flow(path), style=node.style, old=node, tagged=tagged)
         if node.start == node.end and self.text[node.start - 1 : node.start] not in (" ", "\t"):
             new = " " + new
         self._commit(node.start, node.end, prefix + new, SetValue(path, value))
 
-    def _block_scalar(self, node: Node, skip: int, value: str) -> str | None:
+    def _block_scalar(self, node: Node, written: str, prefix: str, value: str) -> str | None:
         """The new value in the node's own block style with its header, or None when that is unsafe."""
         source = self.text[node.start : node.end]
         header, _, body = source.partition("\n")
-        indicators = header[skip:].rstrip("\r").split("#")[0].strip()
+        indicators = _block_chomp(source, len(written))
         if len(indicators) > 2 or any(c.isdigit() for c in indicators):
             return None
         chomp = indicators[1:]
@@ -308,7 +342,8 @@ class Splicer:
         if node.style == ">" and len(lines) > 1:
             return None
         indent = next((len(x) - len(x.lstrip(" ")) for x in body.split("\n") if x.strip()), 2)
-        return header.rstrip("\r") + "\n" + "".join((" " * indent + x if x else "") + "\n" for x in lines)
+        first = prefix + header[len(written) :].rstrip("\r")
+        return first + "\n" + "".join((" " * indent + x if x else "") + "\n" for x in lines)
 
     def _in_flow(self, path: FieldPath) -> bool:
         return any(n.flow for n in self._locate(path[:-1])) if path[:-1] or self.root else False

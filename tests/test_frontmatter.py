@@ -491,3 +491,96 @@ def test_document_built_by_hand_is_parsed_before_editing() -> None:
     raw = b"---\na: 1\n---\nbody\n"
 
     assert apply(Document(raw, {"a": 1}), [SetValue(("a",), 2)]) == b"---\na: 2\n---\nbody\n"
+
+
+IMAGE = [{"url": "https://x/a.png", "width": 1, "height": 2}]
+IMAGE_BLOCK = "  - url: https://x/a.png\n    width: 1\n    height: 2\n"
+
+
+@pytest.mark.parametrize(
+    ("old_line", "new_line"),
+    [
+        ("images: # none yet", "images: # none yet"),
+        ("images: ~ # none", "images: # none"),
+        ("images: [] # none yet", "images: # none yet"),
+        ("images: &i []", "images: &i"),
+        ("images: &i {}  # later", "images: &i  # later"),
+    ],
+)
+def test_empty_value_replaced_by_a_block_keeps_comment_and_anchor(old_line: str, new_line: str) -> None:
+    """An empty, null or flow-empty value turned into a block keeps its line's anchor and comment."""
+    raw = f"---\n{old_line}\ntitle: t\n---\nbody\n".encode()
+
+    new = apply(parse(raw), [SetValue(("images",), IMAGE)])
+
+    assert new == f"---\n{new_line}\n{IMAGE_BLOCK}title: t\n---\nbody\n".encode()
+
+
+def test_nested_empty_list_replaced_by_a_block_keeps_its_comment() -> None:
+    """Inside a list item, `images: [] # c` becomes `images: # c` with the new block below it."""
+    raw = b"---\nrelated:\n  - title: a\n    images: [] # none yet\n  - title: b\n---\n"
+
+    new = apply(parse(raw), [SetValue(("related", 0, "images"), IMAGE)])
+
+    block = "".join("    " + line + "\n" for line in IMAGE_BLOCK.splitlines())
+    assert new == f"---\nrelated:\n  - title: a\n    images: # none yet\n{block}  - title: b\n---\n".encode()
+
+
+def test_empty_scalar_with_comment_gets_its_value_before_the_comment() -> None:
+    """`excerpt: # todo` set to a text becomes `excerpt: "text" # todo`."""
+    raw = b"---\nexcerpt: # todo\ntitle: t\n---\n"
+
+    assert apply(parse(raw), [SetValue(("excerpt",), "a: b")]) == b'---\nexcerpt: "a: b" # todo\ntitle: t\n---\n'
+
+
+@pytest.mark.parametrize(
+    ("old_line", "value", "new_line"),
+    [
+        ("t: abc", "a\u2028b", 't: "a\\Lb"'),
+        ("t: 'abc'", "a\u2029b", 't: "a\\Pb"'),
+        ("t: abc", "a\x85b", 't: "a\\Nb"'),
+        ("t: |\n  abc", "a\u2028b\n", 't: "a\\Lb\\n"'),
+    ],
+)
+def test_yaml_line_break_characters_are_escaped(old_line: str, value: str, new_line: str) -> None:
+    """U+2028, U+2029 and U+0085 in a new text are written double-quoted as \\L, \\P and \\N."""
+    raw = f"---\n{old_line}\nu: 1\n---\n".encode()
+
+    new = apply(parse(raw), [SetValue(("t",), value)])
+
+    assert new == f"---\n{new_line}\nu: 1\n---\n".encode()
+    assert parse(new).data["t"] == value
+
+
+@pytest.mark.parametrize(
+    ("old_line", "value", "new_line"),
+    [
+        ("q: !!int 5", 6, "q: !!int 6"),
+        ("q: !!float 1", 2.5, "q: !!float 2.5"),
+        ("t: !!str 123", "456", "t: !!str 456"),
+        ("t: !!str 123", "a: b", 't: !!str "a: b"'),
+        ("q: !!int 5", "abc", "q: abc"),
+        ("t: &a !!str 1", 2, "t: &a 2"),
+        ("t: !!str &a 1", "2", "t: !!str &a 2"),
+    ],
+)
+def test_explicit_tag_is_kept_when_it_fits_the_new_value(old_line: str, value: Any, new_line: str) -> None:
+    """A scalar's explicit tag stays when the new value still fits it, and is dropped when it does not."""
+    raw = f"---\n{old_line}\nu: 1\n---\n".encode()
+
+    new = apply(parse(raw), [SetValue((old_line[0],), value)])
+
+    assert new == f"---\n{new_line}\nu: 1\n---\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "want"),
+    [
+        ("---\nx: 1\ne: |+\n  text\n\n---\n", ("y",), "---\nx: 1\ne: |+\n  text\n\ny: 1\n---\n"),
+        ("---\nr:\n  e: |+\n    text\n\n---\n", ("r", "y"), "---\nr:\n  e: |+\n    text\n\n  y: 1\n---\n"),
+        ("---\nr:\n  e: |+\n    text\n\n\nz: 2\n---\n", ("r", "y"), "---\nr:\n  e: |+\n    text\n\n\n  y: 1\nz: 2\n---\n"),
+    ],
+)
+def test_key_added_after_a_keep_block_goes_after_its_blank_lines(raw: str, path: Any, want: str) -> None:
+    """A `|+` block's trailing blank lines are part of its value, so a new key goes after them."""
+    assert apply(parse(raw.encode()), [SetValue(path, 1)]) == want.encode()
