@@ -56,7 +56,7 @@ def _properties(source: str) -> tuple[str, str]:
 
 
 def _block_chomp(source: str, skip: int) -> str:
-    """The block scalar header's indicators (``|``, ``>-``, ``|2+`` ...) after ``skip`` property characters."""
+    """A block scalar header's indicators (``|``, ``>-``, ``|2+``...) after ``skip`` property characters."""
     return source.partition("\n")[0][skip:].rstrip("\r").split("#")[0].strip()
 
 
@@ -357,9 +357,37 @@ class Splicer:
         if parent.kind == "map":
             key = next(k for k, v in parent.items if v is node)
             column = _column(self.text, key.start)
-            self._commit(key.end, end, ":" + self._after_key(value, column, {}) + "\n", edit)
+            every, anchors, comment = self._key_line(key, node)
+            after = self._after_key(value, column, {})
+            for prefix in dict.fromkeys((every, anchors)):
+                head = ":" + (" " + prefix.rstrip() if prefix else "")
+                new = head + comment + after if after.startswith("\n") else head + after + comment
+                try:
+                    self._commit(key.end, end, new + "\n", edit)
+                    return
+                except FrontMatterError:
+                    if prefix == anchors:
+                        raise
         else:
             self._commit(node.start, end, self._item(value, _column(self.text, node.start), {}) + "\n", edit)
+
+    def _key_line(self, key: Node, node: Node) -> tuple[str, str, str]:
+        """The properties (all, anchors only) and comment that ``key:`` has on its line before ``node``."""
+        line_end = _line_end(self.text, key.end)
+        content_end = _content_end(self.text, node)
+        every, anchors = "", ""
+        if node.start >= line_end:
+            rest = self.text[self.text.index(":", key.end) + 1 : line_end]
+        else:
+            every, anchors = _properties(self.text[node.start : content_end])
+            if "\n" not in self.text[node.start : content_end]:
+                rest = self.text[content_end:line_end]
+            else:
+                rest = self.text[node.start + len(every) : line_end]
+        found = _REST_OF_LINE.fullmatch(rest)
+        if found is None or found.group(2) is None:
+            return every, anchors, ""
+        return every, anchors, (found.group(1) or " ") + found.group(2)
 
     def _after_key(self, value: Any, column: int, hints: dict[str, str | None]) -> str:
         """Text after ``key:`` for a value whose key sits at ``column`` (no final newline)."""

@@ -1,12 +1,10 @@
 """The one place an httpx client is built: limits, timeouts, address guard, size caps.
 
 Reads settings ``http.*`` (user agent, concurrency limits, timeouts, header and body caps, TLS verification,
-extra CA bundle, ``allow_networks``). Returns an ``httpx.AsyncClient`` (``build_client``), its transport
-(``build_transport``: ``httpx_aiohttp.AiohttpTransport`` over one aiohttp connector, chosen by measurement,
-``pipeline.bench``; several times faster than httpx's default transport for many hosts at once) or, for the
-hot path of the checker, the bare aiohttp session under it (``build_session``, with ``request_timeout`` and
-``transport_error`` so the checker sees the same timeouts and exceptions as through the transport). None
-follows redirects or keeps cookies.
+extra CA bundle, ``allow_networks``). Returns an ``httpx.AsyncClient`` (``build_client``) or, for the hot
+path of the checker, its bare transport (``build_transport``): ``httpx_aiohttp.AiohttpTransport`` over one
+aiohttp connector, chosen by measurement (``pipeline.bench``; several times faster than httpx's default
+transport for many hosts at once). Both never follow redirects and never keep cookies.
 
 The address guard (SSRF) lives in two places so that no connection escapes it:
 
@@ -35,7 +33,6 @@ import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from pipeline.config import HttpSettings, Settings
 
@@ -153,53 +150,34 @@ def timeouts(http: HttpSettings) -> httpx.Timeout:
     )
 
 
-def build_session(settings: Settings) -> aiohttp.ClientSession:
-    """The aiohttp session under every request: guarded resolver, connection limits, header caps.
-
-    Call it inside a running event loop. ``build_transport`` wraps the same session for httpx; the
-    checker's hot path uses it bare (with ``request_timeout`` and ``transport_error``), saving the
-    per-request httpx objects.
-    """
-    http = settings.http
-    connector = aiohttp.TCPConnector(
-        limit=http.max_concurrency,
-        limit_per_host=http.per_host_concurrency,
-        resolver=GuardedResolver(AddressGuard(http.allow_networks)),
-        ssl=_ssl_context(http),
-        ttl_dns_cache=300,
-    )
-    # aiohttp bounds each header line and field, not the whole block; both get the configured cap.
-    return aiohttp.ClientSession(
-        connector=connector,
-        max_line_size=http.max_header_bytes,
-        max_field_size=http.max_header_bytes,
-        max_headers=256,
-        auto_decompress=False,
-        trust_env=False,
-    )
-
-
 def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """The httpx transport: ``build_session``'s aiohttp session underneath.
+    """The httpx transport: aiohttp underneath, guarded resolver, connection limits, header caps.
 
     Safe to call outside a running loop: the aiohttp session is created at the first request.
     """
-    return AiohttpTransport(client=lambda: build_session(settings), verify=_ssl_context(settings.http))
+    http = settings.http
+    guard = AddressGuard(http.allow_networks)
+    context = _ssl_context(http)
 
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=http.max_concurrency,
+            limit_per_host=http.per_host_concurrency,
+            resolver=GuardedResolver(guard),
+            ssl=context,
+            ttl_dns_cache=300,
+        )
+        # aiohttp bounds each header line and field, not the whole block; both get the configured cap.
+        return aiohttp.ClientSession(
+            connector=connector,
+            max_line_size=http.max_header_bytes,
+            max_field_size=http.max_header_bytes,
+            max_headers=256,
+            auto_decompress=False,
+            trust_env=False,
+        )
 
-def request_timeout(http: HttpSettings) -> aiohttp.ClientTimeout:
-    """``timeouts`` in aiohttp's terms, converted as ``build_transport``'s transport converts them."""
-    phases = timeouts(http)
-    return aiohttp.ClientTimeout(sock_connect=phases.connect, sock_read=phases.read, connect=phases.pool)
-
-
-def transport_error(exc: Exception) -> Exception:
-    """The exception ``build_transport``'s transport raises for ``exc``: aiohttp's mapped to httpx's."""
-    try:
-        with map_aiohttp_exceptions():
-            raise exc
-    except Exception as mapped:
-        return mapped
+    return AiohttpTransport(client=session, verify=context)
 
 
 def build_client(settings: Settings) -> httpx.AsyncClient:
@@ -322,12 +300,9 @@ __all__ = [
     "GuardedResolver",
     "TransportFailure",
     "build_client",
-    "build_session",
     "build_transport",
     "classify_error",
     "default_headers",
     "read_capped",
-    "request_timeout",
     "timeouts",
-    "transport_error",
 ]

@@ -300,9 +300,7 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
         found.og_images.extend(extra.og_images)
         found.ld_blocks.extend(extra.ld_blocks)
     elif not (found.meta("og:title") and found.meta(*_PUBLISHED_KEYS)) and body.find(b"ld+json", start) >= 0:
-        found.ld_blocks.extend(
-            block.decode(encoding, errors="replace") for block in _ld_blocks(body, start)
-        )
+        found.ld_blocks.extend(block.decode(encoding, errors="replace") for block in _ld_blocks(body, start))
 
 
 def _ld_blocks(body: bytes, start: int) -> Iterator[bytes]:

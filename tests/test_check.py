@@ -396,6 +396,7 @@ def test_parse_retry_after_seconds_and_dates() -> None:
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now) == 30.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("²") is None  # Latin-1 header bytes can make such "digits"
     assert parse_retry_after(None) is None
 
 

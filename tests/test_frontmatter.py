@@ -530,7 +530,9 @@ def test_empty_scalar_with_comment_gets_its_value_before_the_comment() -> None:
     """`excerpt: # todo` set to a text becomes `excerpt: "text" # todo`."""
     raw = b"---\nexcerpt: # todo\ntitle: t\n---\n"
 
-    assert apply(parse(raw), [SetValue(("excerpt",), "a: b")]) == b'---\nexcerpt: "a: b" # todo\ntitle: t\n---\n'
+    assert (
+        apply(parse(raw), [SetValue(("excerpt",), "a: b")]) == b'---\nexcerpt: "a: b" # todo\ntitle: t\n---\n'
+    )
 
 
 @pytest.mark.parametrize(
@@ -578,7 +580,11 @@ def test_explicit_tag_is_kept_when_it_fits_the_new_value(old_line: str, value: A
     [
         ("---\nx: 1\ne: |+\n  text\n\n---\n", ("y",), "---\nx: 1\ne: |+\n  text\n\ny: 1\n---\n"),
         ("---\nr:\n  e: |+\n    text\n\n---\n", ("r", "y"), "---\nr:\n  e: |+\n    text\n\n  y: 1\n---\n"),
-        ("---\nr:\n  e: |+\n    text\n\n\nz: 2\n---\n", ("r", "y"), "---\nr:\n  e: |+\n    text\n\n\n  y: 1\nz: 2\n---\n"),
+        (
+            "---\nr:\n  e: |+\n    text\n\n\nz: 2\n---\n",
+            ("r", "y"),
+            "---\nr:\n  e: |+\n    text\n\n\n  y: 1\nz: 2\n---\n",
+        ),
     ],
 )
 def test_key_added_after_a_keep_block_goes_after_its_blank_lines(raw: str, path: Any, want: str) -> None:
