@@ -373,7 +373,9 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     html.filters.update(common, href=_href)
     # `raw` is for the template's own macros, whose output is already escaped Markdown.
     md.filters.update(common, raw=_Md, md=_md_text, code=_md_code, url=_md_url, articles=_md_articles)
-    md.filters["value"] = lambda v: _Md("*(none)*") if v is None else _md_code(_value(v, 200), 200)
+    md.filters["value"] = lambda v: (
+        _Md("*(none)*") if v is None else _Md("*(empty)*") if v == "" else _md_code(_value(v, 200), 200)
+    )
     return html, md
 
 
