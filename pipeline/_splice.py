@@ -3,7 +3,8 @@
 Reads: the front-matter text, its composed root node (see :mod:`pipeline._yaml_spans`), whether the file
 uses CRLF, and edits one at a time. Returns: :class:`Splicer` whose ``text`` and ``data`` hold the edited
 front-matter after each :meth:`Splicer.run`; every splice is re-parsed and checked against
-:func:`pipeline._edits.apply_plain`, and any mismatch is a ``FrontMatterError``. New text follows the file's
+:func:`pipeline._edits.apply_plain` (a run of plain scalar replacements is spliced and checked together, by
+one re-parse), and any mismatch is a ``FrontMatterError``. New text follows the file's
 own indentation, list indentation and per-key quoting. Settings: none.
 """
 
@@ -204,25 +205,132 @@ def _key_text(key: str) -> str:
 
 
 class Splicer:
-    """Applies edits one splice at a time, re-parsing and verifying after each."""
+    """Applies edits one splice at a time, re-parsing and verifying after each.
+
+    Runs of edits that each replace an existing plain or quoted scalar (no anchor, tag or alias in the
+    document, no overlapping spans) are held back and spliced together, last span first, then verified by
+    one re-parse: each splice is the one the one-at-a-time path would make, since it reads only its own
+    scalar's text. If that check fails the held edits are replayed one at a time, which gives the same
+    result or the same error as before. Reading ``text`` or ``data`` applies any held edits.
+    """
 
     def __init__(self, text: str, root: Node | None, crlf: bool) -> None:
-        self.text, self.root = text, root
-        self.data: dict[str, Any] = clone(root.data) if root is not None else {}
+        self._text, self.root = text, root
+        self._data: dict[str, Any] = clone(root.data) if root is not None else {}
         self.newline = "\r\n" if crlf else "\n"
         self.style = _Style(text, root)
+        self._pending: list[tuple[int, int, str, SetValue]] = []  # held splices on the current text
+        self._batchable = root is not None and not any(
+            n.kind == "alias" or n.anchor is not None for n in _walk(root)
+        )
+
+    @property
+    def text(self) -> str:
+        self._flush()
+        return self._text
+
+    @property
+    def data(self) -> dict[str, Any]:
+        self._flush()
+        return self._data
 
     def run(self, edit: Edit) -> None:
         if isinstance(edit, SetValue):
-            self._set(edit.path, checked(edit.value, edit.path))
+            value = checked(edit.value, edit.path)
+            if self._hold(edit.path, value):
+                return
+            self._flush()
+            if self._hold(edit.path, value):
+                return
+            self._set(edit.path, value)
         elif isinstance(edit, Append):
+            self._flush()
             self._append(edit.path, checked(edit.value, edit.path))
         else:
+            self._flush()
             self._remove(edit.path)
 
+    def _hold(self, path: FieldPath, value: Any) -> bool:
+        """Hold back the splice of ``value`` over an existing plain scalar, when that is surely safe."""
+        if not self._batchable or isinstance(value, dict | list) or not path:
+            return False
+        if any(held[3].path == path for held in self._pending):
+            return False  # a second edit of one field waits for the first to be applied
+        found, current = self._get(path)
+        if not found:
+            return False
+        if same(current, value):
+            return True  # the one-at-a-time path makes no change either
+        try:
+            chain = self._locate(path)
+            flow = self._in_flow(path)
+        except FrontMatterError:
+            return False
+        node = chain[-1]
+        if node.kind != "scalar" or node.style in ("|", ">") or node.start >= node.end:
+            return False
+        start, end = node.start, node.end
+        if _properties(self._text[start:end])[0] or "\n" in self._text[start:end]:
+            return False
+        if any(not (end < s or e < start) for s, e, _, _ in self._pending):
+            return False
+        new = _scalar_text(value, flow=flow, style=node.style, old=node)
+        if "\n" in new or "\r" in new:
+            return False
+        self._pending.append((start, end, new, SetValue(path, value)))
+        return True
+
+    def _flush(self) -> None:
+        """Splice the held edits last first, re-parse once, and check the data and the new scalars' spans."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        text = self._text
+        for start, end, new, _ in sorted(pending, key=lambda held: held[0], reverse=True):
+            text = text[:start] + new + text[end:]
+        expected = clone(self._data)
+        for *_, edit in pending:
+            apply_plain(expected, edit)
+        try:
+            root = compose(text)
+        except Problem:
+            root = None
+        if (
+            root is not None
+            and root.kind == "map"
+            and same(root.data, expected)
+            and self._spans_match(root, text, pending)
+        ):
+            self._text, self.root, self._data = text, root, root.data
+            return
+        for *_, edit in pending:  # replay one at a time: the same text, or the same error, as before
+            self._set(edit.path, edit.value)
+
+    @staticmethod
+    def _spans_match(root: Node, text: str, pending: list[tuple[int, int, str, SetValue]]) -> bool:
+        """Whether each held edit's new scalar reads back exactly where and as it was spliced in."""
+        shift = 0
+        for start, end, new, edit in sorted(pending, key=lambda held: held[0]):
+            node: Node | None = root
+            for part in edit.path:
+                if node is None or node.kind not in ("map", "seq"):
+                    return False
+                if node.kind == "map":
+                    node = next((v for k, v in node.items if k.text == part), None)
+                else:
+                    node = node.items[part] if isinstance(part, int) and 0 <= part < len(node.items) else None
+            if node is None or node.kind != "scalar" or node.anchor is not None:
+                return False
+            if node.start != start + shift or node.end != start + shift + len(new):
+                return False
+            if text[node.start : node.end] != new:
+                return False
+            shift += len(new) - (end - start)
+        return True
+
     def _commit(self, start: int, end: int, new: str, edit: Edit) -> None:
-        text = self.text[:start] + new.replace("\n", self.newline) + self.text[end:]
-        expected = clone(self.data)
+        text = self._text[:start] + new.replace("\n", self.newline) + self._text[end:]
+        expected = clone(self._data)
         apply_plain(expected, edit)
         try:
             root = compose(text)
@@ -231,7 +339,7 @@ class Splicer:
         data = root.data if root is not None and root.kind == "map" else {}
         if not same(data, expected):
             raise FrontMatterError(f"{show(edit.path)}: the edit cannot be spliced in faithfully")
-        self.text, self.root, self.data = text, root, data
+        self._text, self.root, self._data = text, root, data
 
     def _locate(self, path: FieldPath) -> list[Node]:
         """The nodes from the root down to ``path``; refuses to edit through aliases or shared anchors."""
@@ -257,7 +365,7 @@ class Splicer:
         return chain
 
     def _get(self, path: FieldPath) -> tuple[bool, Any]:
-        current: Any = self.data
+        current: Any = self._data
         for part in path:
             found, current = child(current, part)
             if not found:
@@ -295,7 +403,7 @@ class Splicer:
 
     def _replace_scalar(self, node: Node, path: FieldPath, value: Any) -> None:
         """Rewrite a scalar, keeping its anchor, and its tag too when the new value still fits it."""
-        every, anchors = _properties(self.text[node.start : node.end])
+        every, anchors = _properties(self._text[node.start : node.end])
         if every == anchors:
             self._scalar_with(node, path, value, every, every)
             return
@@ -308,19 +416,19 @@ class Splicer:
         """Rewrite a scalar whose properties ``written`` in the file are to become ``prefix``."""
         if node.style in ("|", ">"):
             block = self._block_scalar(node, written, prefix, value) if isinstance(value, str) else None
-            end = _content_end(self.text, node)
+            end = _content_end(self._text, node)
             new = block if block is not None else prefix + _scalar_text(value, flow=False) + "\n"
             self._commit(node.start, end, new, SetValue(path, value))
             return
         tagged = prefix != _properties(prefix)[1] and node.tag == TAG + "str"
         new = _scalar_text(value, flow=self._in_flow(path), style=node.style, old=node, tagged=tagged)
-        if node.start == node.end and self.text[node.start - 1 : node.start] not in (" ", "\t"):
+        if node.start == node.end and self._text[node.start - 1 : node.start] not in (" ", "\t"):
             new = " " + new
         self._commit(node.start, node.end, prefix + new, SetValue(path, value))
 
     def _block_scalar(self, node: Node, written: str, prefix: str, value: str) -> str | None:
         """The new value in the node's own block style with its header, or None when that is unsafe."""
-        source = self.text[node.start : node.end]
+        source = self._text[node.start : node.end]
         header, _, body = source.partition("\n")
         indicators = _block_chomp(source, len(written))
         if len(indicators) > 2 or any(c.isdigit() for c in indicators):
@@ -351,12 +459,12 @@ class Splicer:
     def _replace_value(self, parent: Node, node: Node, path: FieldPath, value: Any) -> None:
         edit = SetValue(path, value)
         if parent.flow or self._in_flow(path):
-            self._commit(node.start, _content_end(self.text, node), _flow_text(value, self.style), edit)
+            self._commit(node.start, _content_end(self._text, node), _flow_text(value, self.style), edit)
             return
-        end = _line_end(self.text, _content_end(self.text, node))
+        end = _line_end(self._text, _content_end(self._text, node))
         if parent.kind == "map":
             key = next(k for k, v in parent.items if v is node)
-            column = _column(self.text, key.start)
+            column = _column(self._text, key.start)
             every, anchors, comment = self._key_line(key, node)
             after = self._after_key(value, column, {})
             for prefix in dict.fromkeys((every, anchors)):
@@ -369,21 +477,21 @@ class Splicer:
                     if prefix == anchors:
                         raise
         else:
-            self._commit(node.start, end, self._item(value, _column(self.text, node.start), {}) + "\n", edit)
+            self._commit(node.start, end, self._item(value, _column(self._text, node.start), {}) + "\n", edit)
 
     def _key_line(self, key: Node, node: Node) -> tuple[str, str, str]:
         """The properties (all, anchors only) and comment that ``key:`` has on its line before ``node``."""
-        line_end = _line_end(self.text, key.end)
-        content_end = _content_end(self.text, node)
+        line_end = _line_end(self._text, key.end)
+        content_end = _content_end(self._text, node)
         every, anchors = "", ""
         if node.start >= line_end:
-            rest = self.text[self.text.index(":", key.end) + 1 : line_end]
+            rest = self._text[self._text.index(":", key.end) + 1 : line_end]
         else:
-            every, anchors = _properties(self.text[node.start : content_end])
-            if "\n" not in self.text[node.start : content_end]:
-                rest = self.text[content_end:line_end]
+            every, anchors = _properties(self._text[node.start : content_end])
+            if "\n" not in self._text[node.start : content_end]:
+                rest = self._text[content_end:line_end]
             else:
-                rest = self.text[node.start + len(every) : line_end]
+                rest = self._text[node.start + len(every) : line_end]
         found = _REST_OF_LINE.fullmatch(rest)
         if found is None or found.group(2) is None:
             return every, anchors, ""
@@ -428,8 +536,8 @@ class Splicer:
         key, edit = str(path[-1]), SetValue(path, value)
         if parent is None:
             self._commit(
-                len(self.text),
-                len(self.text),
+                len(self._text),
+                len(self._text),
                 _key_text(key) + ":" + self._after_key(value, 0, {}) + "\n",
                 edit,
             )
@@ -437,14 +545,14 @@ class Splicer:
             new = f"{_key_text(key)}: {_flow_text(value, self.style)}"
             self._flow_insert(parent, new, edit)
         else:
-            column = _column(self.text, parent.items[0][0].start)
-            at = _line_end(self.text, _content_end(self.text, parent))
+            column = _column(self._text, parent.items[0][0].start)
+            at = _line_end(self._text, _content_end(self._text, parent))
             new = " " * column + _key_text(key) + ":" + self._after_key(value, column, {}) + "\n"
             self._commit(at, at, new, edit)
 
     def _flow_insert(self, parent: Node, new: str, edit: Edit) -> None:
         if parent.items:
-            at = _content_end(self.text, parent.items[-1][1] if parent.kind == "map" else parent.items[-1])
+            at = _content_end(self._text, parent.items[-1][1] if parent.kind == "map" else parent.items[-1])
             self._commit(at, at, ", " + new, edit)
         else:
             self._commit(parent.end - 1, parent.end - 1, new, edit)
@@ -464,9 +572,9 @@ class Splicer:
             hints = {k.text: v.style for k, v in last.items if v.kind == "scalar" and v.tag == TAG + "str"}
         elif last.kind == "scalar" and last.tag == TAG + "str":
             hints = {"": last.style}
-        dash = _column(self.text, node.start)
-        column = _column(self.text, node.items[0].start)
-        at = _line_end(self.text, _content_end(self.text, node))
+        dash = _column(self._text, node.start)
+        column = _column(self._text, node.items[0].start)
+        at = _line_end(self._text, _content_end(self._text, node))
         new = " " * dash + "-" + " " * (column - dash - 1) + self._item(value, column, hints) + "\n"
         self._commit(at, at, new, edit)
 
@@ -487,25 +595,25 @@ class Splicer:
             else [(n.start, n) for n in parent.items]
         )
         index = next(i for i, (_, v) in enumerate(entries) if v is node)
-        start, end = entries[index][0], _content_end(self.text, node)
+        start, end = entries[index][0], _content_end(self._text, node)
         if parent.flow:
             if index + 1 < len(entries):
                 end = entries[index + 1][0]
             elif index > 0:
-                start = _content_end(self.text, entries[index - 1][1])
+                start = _content_end(self._text, entries[index - 1][1])
             self._commit(start, end, "", edit)
             return
         if len(entries) == 1:
             if parent is self.root:
-                self._commit(_line_start(self.text, start), _line_end(self.text, end), "", edit)
+                self._commit(_line_start(self._text, start), _line_end(self._text, end), "", edit)
             else:
                 self._replace_value(chain[-3], parent, path[:-1], {} if parent.kind == "map" else [])
             return
         following = entries[index + 1][0] if index + 1 < len(entries) else end
         if parent.kind == "seq":
-            start = self.text.rindex("-", 0, start)
-            following = self.text.rindex("-", 0, following)
-        if self.text[_line_start(self.text, start) : start].strip():
+            start = self._text.rindex("-", 0, start)
+            following = self._text.rindex("-", 0, following)
+        if self._text[_line_start(self._text, start) : start].strip():
             self._commit(start, following, "", edit)
         else:
-            self._commit(_line_start(self.text, start), _line_end(self.text, end), "", edit)
+            self._commit(_line_start(self._text, start), _line_end(self._text, end), "", edit)

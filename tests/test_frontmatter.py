@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pipeline._splice as splice
 from pipeline.frontmatter import Append, Document, FrontMatterError, Remove, SetValue, apply, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -590,3 +591,104 @@ def test_explicit_tag_is_kept_when_it_fits_the_new_value(old_line: str, value: A
 def test_key_added_after_a_keep_block_goes_after_its_blank_lines(raw: str, path: Any, want: str) -> None:
     """A `|+` block's trailing blank lines are part of its value, so a new key goes after them."""
     assert apply(parse(raw.encode()), [SetValue(path, 1)]) == want.encode()
+
+
+def test_several_scalar_edits_in_one_call_give_exact_bytes() -> None:
+    """Scalar edits spread over the file, applied in one call in any order, each rewrite only their value."""
+    raw = (
+        b'---\ntitle: "Old title"\nexcerpt: "Old excerpt."  # kept\ntags: [a, b]\n'
+        b"related:\n  - title: 'It''s old'\n    images:\n      - url: https://x/a.png\n"
+        b"        width: 1200\n        height: 799\n---\nbody\n"
+    )
+    edits = [
+        SetValue(("related", 0, "images", 0, "width"), 1300),
+        SetValue(("excerpt",), "A new excerpt: fresh"),
+        SetValue(("tags", 1), "c"),
+        SetValue(("related", 0, "title"), "It's new"),
+        SetValue(("title",), "New title"),
+    ]
+
+    new = apply(parse(raw), edits)
+
+    assert new == (
+        b'---\ntitle: "New title"\nexcerpt: "A new excerpt: fresh"  # kept\ntags: [a, c]\n'
+        b"related:\n  - title: 'It''s new'\n    images:\n      - url: https://x/a.png\n"
+        b"        width: 1300\n        height: 799\n---\nbody\n"
+    )
+
+
+def test_scalar_edits_on_adjacent_lines_in_a_crlf_file_give_exact_bytes() -> None:
+    """Width and height on neighbouring lines, edited together, keep CRLF and change only their digits."""
+    raw = b"---\r\nimages:\r\n  - width: 10\r\n    height: 20\r\n    alt: x\r\n---\r\nbody\r\n"
+
+    new = apply(parse(raw), [SetValue(("images", 0, "height"), 7), SetValue(("images", 0, "width"), 123456)])
+
+    assert new == b"---\r\nimages:\r\n  - width: 123456\r\n    height: 7\r\n    alt: x\r\n---\r\nbody\r\n"
+
+
+def test_same_field_set_twice_in_one_call_keeps_the_last_value() -> None:
+    """Setting a field, then setting it back, in one call leaves the file as it was."""
+    raw = b"---\na: 1\nb: 2\n---\n"
+
+    assert apply(parse(raw), [SetValue(("a",), 5), SetValue(("b",), 3), SetValue(("a",), 1)]) == (
+        b"---\na: 1\nb: 3\n---\n"
+    )
+
+
+def test_scalar_edits_mixed_with_a_new_key_and_a_removal_give_exact_bytes() -> None:
+    """Scalar edits before and after a key insertion and a removal all land, in order, in the bytes."""
+    raw = b"---\na: 1\nb: x\nc: [1, 2]\nd: true\n---\n"
+    edits: list[SetValue | Remove] = [
+        SetValue(("a",), 2),
+        SetValue(("b",), "y"),
+        SetValue(("e",), {"k": 1}),
+        SetValue(("c", 0), 9),
+        Remove(("d",)),
+        SetValue(("a",), 3),
+    ]
+
+    assert apply(parse(raw), edits) == b"---\na: 3\nb: y\nc: [9, 2]\ne:\n  k: 1\n---\n"
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents(), st.data())
+def test_generated_documents_take_several_scalar_edits_at_once(doc_case: Any, data: st.DataObject) -> None:
+    """Several scalar edits in one call give the data asked for and change only the edited leaves' lines."""
+    raw, _, leaves = doc_case
+    picked = data.draw(st.lists(st.sampled_from(leaves), min_size=1, max_size=5, unique_by=lambda x: x[0]))
+    values = st.one_of(ANY_TEXT, st.integers(), st.booleans(), st.none(), PLAIN)
+    edits = [SetValue(path, data.draw(values)) for path, _ in picked]
+
+    new = apply(parse(raw), edits)
+
+    want = parse(raw).data
+    for edit in edits:
+        target: Any = want
+        for part in edit.path[:-1]:
+            target = target[part]
+        target[edit.path[-1]] = edit.value
+    assert parse(new).data == want
+    old_lines, new_lines = raw.splitlines(keepends=True), new.splitlines(keepends=True)
+    assert len(old_lines) == len(new_lines)
+    differing = {i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b}
+    assert differing <= {line for _, line in picked}
+
+
+def test_batched_scalar_edits_that_fail_their_check_are_replayed_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the one re-parse of held scalar edits is not trusted, replaying them gives the same bytes."""
+    raw = b"---\nwidth: 10\nheight: 20\ntitle: 'a'\n---\n"
+    edits = [SetValue(("width",), 11), SetValue(("height",), 21), SetValue(("title",), "b")]
+    want = b"---\nwidth: 11\nheight: 21\ntitle: 'b'\n---\n"
+    assert apply(parse(raw), edits) == want
+    checks: list[int] = []
+
+    def distrust(*_: Any) -> bool:
+        checks.append(1)
+        return False
+
+    monkeypatch.setattr(splice.Splicer, "_spans_match", staticmethod(distrust))
+
+    assert apply(parse(raw), edits) == want
+    assert checks == [1]
