@@ -1,21 +1,17 @@
-"""Splice edits into front-matter text at the source spans, and emit new scalar, block and flow text.
+"""Splice edits into front-matter text at the source spans.
 
 Reads: the front-matter text, its composed root node (see :mod:`pipeline._yaml_spans`), whether the file
 uses CRLF, and edits one at a time. Returns: :class:`Splicer` whose ``text`` and ``data`` hold the edited
 front-matter after each :meth:`Splicer.run`; every splice is re-parsed and checked against
 :func:`pipeline._edits.apply_plain` (a run of plain scalar replacements is spliced and checked together, by
-one re-parse), and any mismatch is a ``FrontMatterError``. New text follows the file's
-own indentation, list indentation and per-key quoting. Settings: none.
+one re-parse), and any mismatch is a ``FrontMatterError``. The new text itself is built by
+:mod:`pipeline._emit`, in the file's own indentation, list indentation and per-key quoting. Settings: none.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterator
-from typing import Any, cast
-
-import yaml
+from typing import Any
 
 from pipeline._edits import (
     Append,
@@ -29,19 +25,23 @@ from pipeline._edits import (
     child,
     show,
 )
+from pipeline._emit import (
+    Style,
+    after_key,
+    block_chomp,
+    block_scalar,
+    column_at,
+    flow_text,
+    item_text,
+    key_text,
+    line_start,
+    scalar_text,
+    walk,
+)
 from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
 
-_resolve = cast(Callable[[type, str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve)
 _PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
 _REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")
-_BOOL_PAIRS = [("true", "false"), ("yes", "no"), ("on", "off")]
-_BOOL_WORDS = {word: pair for pair in _BOOL_PAIRS for word in pair}
-
-
-def _printable(c: str) -> bool:
-    return (
-        "\x20" <= c <= "\x7e" or "\xa0" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
-    ) and c not in "\ufeff\u2028\u2029"
 
 
 def _properties(source: str) -> tuple[str, str]:
@@ -56,11 +56,6 @@ def _properties(source: str) -> tuple[str, str]:
     return "".join(every), "".join(anchors)
 
 
-def _block_chomp(source: str, skip: int) -> str:
-    """A block scalar header's indicators (``|``, ``>-``, ``|2+``...) after ``skip`` property characters."""
-    return source.partition("\n")[0][skip:].rstrip("\r").split("#")[0].strip()
-
-
 def _content_end(text: str, node: Node) -> int:
     """Where a node's own text ends (a block collection's end mark runs on over comments and blanks)."""
     while node.kind in ("map", "seq") and not node.flow and node.items:
@@ -68,14 +63,10 @@ def _content_end(text: str, node: Node) -> int:
         node = last[1] if node.kind == "map" else last
     if node.kind == "scalar" and node.style in ("|", ">"):
         source = text[node.start : node.end]
-        if "+" in _block_chomp(source, len(_properties(source)[0])):
+        if "+" in block_chomp(source, len(_properties(source)[0])):
             return node.end  # a kept block's trailing blank lines are part of its value
         return _line_end(text, node.start + len(source.rstrip()))
     return node.end
-
-
-def _line_start(text: str, index: int) -> int:
-    return text.rfind("\n", 0, index) + 1
 
 
 def _line_end(text: str, index: int) -> int:
@@ -83,125 +74,6 @@ def _line_end(text: str, index: int) -> int:
         return index
     found = text.find("\n", index)
     return len(text) if found < 0 else found + 1
-
-
-def _walk(node: Node | None) -> Iterator[Node]:
-    stack = [node] if node is not None else []
-    while stack:
-        current = stack.pop()
-        yield current
-        if current.kind == "map":
-            stack.extend(v for pair in current.items for v in pair)
-        elif current.kind == "seq":
-            stack.extend(current.items)
-
-
-class _Style:
-    """What new text should look like in this file: indentation step, list indentation, quoting by key."""
-
-    def __init__(self, text: str, root: Node | None) -> None:
-        step: int | None = None
-        self.seq_offset: int | None = None
-        self.by_key: dict[str, str | None] = {}
-        for node in _walk(root):
-            if node.kind != "map" or node.flow:
-                continue
-            for key, value in node.items:
-                if value.kind == "scalar" and value.tag == TAG + "str":
-                    self.by_key.setdefault(key.text, value.style)
-                if (
-                    value.kind == "map"
-                    and not value.flow
-                    and value.items
-                    and value.line > key.line
-                    and not step
-                ):
-                    step = max(1, _column(text, value.items[0][0].start) - _column(text, key.start))
-                if value.kind == "seq" and not value.flow and self.seq_offset is None:
-                    self.seq_offset = max(0, _column(text, value.start) - _column(text, key.start))
-        self.step = step or 2
-        if self.seq_offset is None:
-            self.seq_offset = self.step
-
-
-def _column(text: str, index: int) -> int:
-    return index - _line_start(text, index)
-
-
-def _plain_ok(value: str, flow: bool, old_tag: str | None = None, tagged: bool = False) -> bool:
-    """Whether ``value`` reads back as itself written plain (``tagged``: after an explicit ``!!str``)."""
-    if (
-        not value
-        or value != value.strip(" ")
-        or value[0] in "-?:,[]{}#&*!|>'\"%@`"
-        or value.startswith("...")
-    ):
-        return False
-    if not all(_printable(c) for c in value) or ": " in value or " #" in value or value.endswith(":"):
-        return False
-    if flow and any(c in value for c in ",[]{}:"):
-        return False
-    tag = _resolve(yaml.ScalarNode, value, (True, False))
-    return tagged or tag == TAG + "str" or (tag == old_tag == TAG + "timestamp")
-
-
-_ESCAPES = {"\0": "\\0", "\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f"}
-_ESCAPES |= {"\r": "\\r", "\x1b": "\\e", '"': '\\"', "\\": "\\\\", "\x85": "\\N", "\u2028": "\\L"}
-_ESCAPES |= {"\u2029": "\\P"}
-
-
-def _double_quoted(value: str) -> str:
-    out = []
-    for c in value:
-        if c in _ESCAPES:
-            out.append(_ESCAPES[c])
-        elif _printable(c):
-            out.append(c)
-        elif c <= "\xff":
-            out.append(f"\\x{ord(c):02X}")
-        elif c <= "\uffff":
-            out.append(f"\\u{ord(c):04X}")
-        else:
-            out.append(f"\\U{ord(c):08X}")
-    return '"' + "".join(out) + '"'
-
-
-def _scalar_text(
-    value: Any, *, flow: bool, style: str | None = None, old: Node | None = None, tagged: bool = False
-) -> str:
-    """A scalar in the style asked for when it can keep it, else plain when safe, else double-quoted."""
-    if value is None:
-        return old.text if old is not None and old.tag == TAG + "null" and old.text else "null"
-    if isinstance(value, bool):
-        if old is not None and old.tag == TAG + "bool" and old.text.lower() in _BOOL_WORDS:
-            word = _BOOL_WORDS[old.text.lower()][0 if value else 1]
-            return word.upper() if old.text.isupper() else word.title() if old.text.istitle() else word
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
-        text = repr(value)
-        return text.replace("e", ".0e", 1) if "e" in text and "." not in text else text
-    if style == "'" and all(_printable(c) for c in value):
-        return "'" + str(value).replace("'", "''") + "'"
-    if style in (None, "") and _plain_ok(value, flow, old.tag if old is not None else None, tagged):
-        return str(value)
-    return _double_quoted(value)
-
-
-def _flow_text(value: Any, style: _Style) -> str:
-    if isinstance(value, dict):
-        inner = ", ".join(f"{_key_text(k)}: {_flow_text(v, style)}" for k, v in value.items())
-        return "{" + inner + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_flow_text(v, style) for v in value) + "]"
-    return _scalar_text(value, flow=True)
-
-
-def _key_text(key: str) -> str:
-    return key if _plain_ok(key, flow=True) else _double_quoted(key)
 
 
 class Splicer:
@@ -218,10 +90,10 @@ class Splicer:
         self._text, self.root = text, root
         self._data: dict[str, Any] = clone(root.data) if root is not None else {}
         self.newline = "\r\n" if crlf else "\n"
-        self.style = _Style(text, root)
+        self.style = Style(text, root)
         self._pending: list[tuple[int, int, str, SetValue]] = []  # held splices on the current text
         self._batchable = root is not None and not any(
-            n.kind == "alias" or n.anchor is not None for n in _walk(root)
+            n.kind == "alias" or n.anchor is not None for n in walk(root)
         )
 
     @property
@@ -274,7 +146,7 @@ class Splicer:
             return False
         if any(not (end < s or e < start) for s, e, _, _ in self._pending):
             return False
-        new = _scalar_text(value, flow=flow, style=node.style, old=node)
+        new = scalar_text(value, flow=flow, style=node.style, old=node)
         if "\n" in new or "\r" in new:
             return False
         self._pending.append((start, end, new, SetValue(path, value)))
@@ -415,43 +287,16 @@ class Splicer:
     def _scalar_with(self, node: Node, path: FieldPath, value: Any, written: str, prefix: str) -> None:
         """Rewrite a scalar whose properties ``written`` in the file are to become ``prefix``."""
         if node.style in ("|", ">"):
-            block = self._block_scalar(node, written, prefix, value) if isinstance(value, str) else None
+            block = block_scalar(self._text, node, written, prefix, value) if isinstance(value, str) else None
             end = _content_end(self._text, node)
-            new = block if block is not None else prefix + _scalar_text(value, flow=False) + "\n"
+            new = block if block is not None else prefix + scalar_text(value, flow=False) + "\n"
             self._commit(node.start, end, new, SetValue(path, value))
             return
         tagged = prefix != _properties(prefix)[1] and node.tag == TAG + "str"
-        new = _scalar_text(value, flow=self._in_flow(path), style=node.style, old=node, tagged=tagged)
+        new = scalar_text(value, flow=self._in_flow(path), style=node.style, old=node, tagged=tagged)
         if node.start == node.end and self._text[node.start - 1 : node.start] not in (" ", "\t"):
             new = " " + new
         self._commit(node.start, node.end, prefix + new, SetValue(path, value))
-
-    def _block_scalar(self, node: Node, written: str, prefix: str, value: str) -> str | None:
-        """The new value in the node's own block style with its header, or None when that is unsafe."""
-        source = self._text[node.start : node.end]
-        header, _, body = source.partition("\n")
-        indicators = _block_chomp(source, len(written))
-        if len(indicators) > 2 or any(c.isdigit() for c in indicators):
-            return None
-        chomp = indicators[1:]
-        if chomp == "-" and not value.endswith("\n"):
-            content = value
-        elif chomp == "" and value.endswith("\n") and not value.endswith("\n\n"):
-            content = value[:-1]
-        else:
-            return None
-        lines = content.split("\n")
-        if (
-            not content
-            or lines[0].startswith(" ")
-            or not all(_printable(c) for c in content.replace("\n", ""))
-        ):
-            return None
-        if node.style == ">" and len(lines) > 1:
-            return None
-        indent = next((len(x) - len(x.lstrip(" ")) for x in body.split("\n") if x.strip()), 2)
-        first = prefix + header[len(written) :].rstrip("\r")
-        return first + "\n" + "".join((" " * indent + x if x else "") + "\n" for x in lines)
 
     def _in_flow(self, path: FieldPath) -> bool:
         return any(n.flow for n in self._locate(path[:-1])) if path[:-1] or self.root else False
@@ -459,14 +304,14 @@ class Splicer:
     def _replace_value(self, parent: Node, node: Node, path: FieldPath, value: Any) -> None:
         edit = SetValue(path, value)
         if parent.flow or self._in_flow(path):
-            self._commit(node.start, _content_end(self._text, node), _flow_text(value, self.style), edit)
+            self._commit(node.start, _content_end(self._text, node), flow_text(value, self.style), edit)
             return
         end = _line_end(self._text, _content_end(self._text, node))
         if parent.kind == "map":
             key = next(k for k, v in parent.items if v is node)
-            column = _column(self._text, key.start)
+            column = column_at(self._text, key.start)
             every, anchors, comment = self._key_line(key, node)
-            after = self._after_key(value, column, {})
+            after = after_key(value, column, {}, self.style)
             for prefix in dict.fromkeys((every, anchors)):
                 head = ":" + (" " + prefix.rstrip() if prefix else "")
                 new = head + comment + after if after.startswith("\n") else head + after + comment
@@ -477,7 +322,12 @@ class Splicer:
                     if prefix == anchors:
                         raise
         else:
-            self._commit(node.start, end, self._item(value, _column(self._text, node.start), {}) + "\n", edit)
+            self._commit(
+                node.start,
+                end,
+                item_text(value, column_at(self._text, node.start), {}, self.style) + "\n",
+                edit,
+            )
 
     def _key_line(self, key: Node, node: Node) -> tuple[str, str, str]:
         """The properties (all, anchors only) and comment that ``key:`` has on its line before ``node``."""
@@ -497,57 +347,22 @@ class Splicer:
             return every, anchors, ""
         return every, anchors, (found.group(1) or " ") + found.group(2)
 
-    def _after_key(self, value: Any, column: int, hints: dict[str, str | None]) -> str:
-        """Text after ``key:`` for a value whose key sits at ``column`` (no final newline)."""
-        if isinstance(value, dict) and value:
-            return "\n" + self._mapping(value, column + self.style.step, hints)
-        if isinstance(value, list) and value:
-            offset = self.style.seq_offset or 0
-            return "\n" + self._sequence(value, column + offset, hints)
-        if isinstance(value, dict | list):
-            return " " + _flow_text(value, self.style)
-        return " " + _scalar_text(value, flow=False, style=None)
-
-    def _mapping(self, value: dict[str, Any], column: int, hints: dict[str, str | None]) -> str:
-        lines = []
-        for key, item in value.items():
-            style = hints.get(key, self.style.by_key.get(key))
-            if isinstance(item, str) and style in ('"', "'"):
-                text = " " + _scalar_text(item, flow=False, style=style)
-            else:
-                text = self._after_key(item, column, {})
-            lines.append(" " * column + _key_text(key) + ":" + text)
-        return "\n".join(lines)
-
-    def _sequence(self, value: list[Any], column: int, hints: dict[str, str | None]) -> str:
-        return "\n".join(" " * column + "- " + self._item(item, column + 2, hints) for item in value)
-
-    def _item(self, value: Any, column: int, hints: dict[str, str | None]) -> str:
-        """A list item's text after its dash, for an item whose content starts at ``column``."""
-        if isinstance(value, dict) and value:
-            return self._mapping(value, column, hints)[column:]
-        if isinstance(value, list) and value:
-            return self._sequence(value, column, hints)[column:]
-        if isinstance(value, dict | list):
-            return _flow_text(value, self.style)
-        return _scalar_text(value, flow=False, style=hints.get(""))
-
     def _add_key(self, parent: Node | None, path: FieldPath, value: Any) -> None:
         key, edit = str(path[-1]), SetValue(path, value)
         if parent is None:
             self._commit(
                 len(self._text),
                 len(self._text),
-                _key_text(key) + ":" + self._after_key(value, 0, {}) + "\n",
+                key_text(key) + ":" + after_key(value, 0, {}, self.style) + "\n",
                 edit,
             )
         elif parent.flow or self._in_flow(path):
-            new = f"{_key_text(key)}: {_flow_text(value, self.style)}"
+            new = f"{key_text(key)}: {flow_text(value, self.style)}"
             self._flow_insert(parent, new, edit)
         else:
-            column = _column(self._text, parent.items[0][0].start)
+            column = column_at(self._text, parent.items[0][0].start)
             at = _line_end(self._text, _content_end(self._text, parent))
-            new = " " * column + _key_text(key) + ":" + self._after_key(value, column, {}) + "\n"
+            new = " " * column + key_text(key) + ":" + after_key(value, column, {}, self.style) + "\n"
             self._commit(at, at, new, edit)
 
     def _flow_insert(self, parent: Node, new: str, edit: Edit) -> None:
@@ -564,7 +379,7 @@ class Splicer:
         if node.kind != "seq":
             raise FrontMatterError(f"{show(path)} is not a list")
         if node.flow:
-            self._flow_insert(node, _flow_text(value, self.style), edit)
+            self._flow_insert(node, flow_text(value, self.style), edit)
             return
         last = node.items[-1]
         hints: dict[str, str | None] = {}
@@ -572,10 +387,12 @@ class Splicer:
             hints = {k.text: v.style for k, v in last.items if v.kind == "scalar" and v.tag == TAG + "str"}
         elif last.kind == "scalar" and last.tag == TAG + "str":
             hints = {"": last.style}
-        dash = _column(self._text, node.start)
-        column = _column(self._text, node.items[0].start)
+        dash = column_at(self._text, node.start)
+        column = column_at(self._text, node.items[0].start)
         at = _line_end(self._text, _content_end(self._text, node))
-        new = " " * dash + "-" + " " * (column - dash - 1) + self._item(value, column, hints) + "\n"
+        new = (
+            " " * dash + "-" + " " * (column - dash - 1) + item_text(value, column, hints, self.style) + "\n"
+        )
         self._commit(at, at, new, edit)
 
     def _remove(self, path: FieldPath) -> None:
@@ -605,7 +422,7 @@ class Splicer:
             return
         if len(entries) == 1:
             if parent is self.root:
-                self._commit(_line_start(self._text, start), _line_end(self._text, end), "", edit)
+                self._commit(line_start(self._text, start), _line_end(self._text, end), "", edit)
             else:
                 self._replace_value(chain[-3], parent, path[:-1], {} if parent.kind == "map" else [])
             return
@@ -613,7 +430,7 @@ class Splicer:
         if parent.kind == "seq":
             start = self._text.rindex("-", 0, start)
             following = self._text.rindex("-", 0, following)
-        if self._text[_line_start(self._text, start) : start].strip():
+        if self._text[line_start(self._text, start) : start].strip():
             self._commit(start, following, "", edit)
         else:
-            self._commit(_line_start(self._text, start), _line_end(self._text, end), "", edit)
+            self._commit(line_start(self._text, start), _line_end(self._text, end), "", edit)
