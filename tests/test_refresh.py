@@ -333,17 +333,17 @@ def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
     world: tuple[LocalSite, Path, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An exception while reading one page is reported for that page; the rest of the run goes on."""
-    import pipeline.runner
+    import pipeline.digest
 
     site, corpus, settings = world
-    real_scrape = pipeline.runner.scrape
+    real_scrape = pipeline.digest.scrape
 
     def fragile(body: bytes, url: str, headers: object = None) -> object:
         if url.endswith("/story2"):
             raise RecursionError("maximum recursion depth exceeded")
         return real_scrape(body, url, headers)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.runner, "scrape", fragile)
+    monkeypatch.setattr(pipeline.digest, "scrape", fragile)
     report = _run(settings, DAY0)
     refused = report["refused_pages"]
     assert isinstance(refused, list)

@@ -1,0 +1,83 @@
+"""Observations -> page metadata and image probes, as they arrive, so that no body is kept.
+
+Reads: each ``Observation`` the checker hands over (with the head of the page or the first bytes of the
+image it fetched). Returns (in its attributes): ``pages`` (normalized URL -> ``PageMeta``) for pages fit to
+supply metadata, ``probes`` (URL -> ``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
+error pages and bot walls, redirects to a front page or a login wall, pages that could not be parsed).
+Uses no settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+from pipeline.console import Progress
+from pipeline.images import measure
+from pipeline.models import ImageProbe, Observation, Outcome, PageMeta
+from pipeline.scrape import looks_like_error_page, scrape
+
+log = logging.getLogger("pipeline")
+
+
+class Digest:
+    """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
+
+    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Progress) -> None:
+        self.page_urls = page_urls
+        self.image_urls = image_urls
+        self.progress = progress
+        self.pages: dict[str, PageMeta] = {}
+        self.refused: list[tuple[str, str]] = []
+        self.probes: dict[str, ImageProbe] = {}
+
+    def __call__(self, obs: Observation) -> None:
+        self.progress.advance()
+        log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
+        try:
+            self._digest(obs)
+        except Exception as exc:  # a parser bug on one hostile page must not end the run
+            log.exception("could not read %s", obs.url)
+            self.refused.append((obs.url, f"could not be read: {type(exc).__name__}: {exc}"))
+
+    def _digest(self, obs: Observation) -> None:
+        alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
+        if obs.url in self.image_urls:
+            page = obs.page
+            self.probes[obs.url] = measure(
+                obs.url,
+                page.body if page else b"",
+                page.content_type if page else None,
+                alive,
+                http_status=obs.http_status,
+            )
+        elif obs.url in self.page_urls and alive and obs.page is not None:
+            content_type = obs.page.content_type.lower()
+            if content_type and "html" not in content_type:
+                return
+            landed = landing_page(obs.url, obs.page.final_url)
+            if landed:
+                self.refused.append((obs.url, landed))
+                return
+            meta = scrape(obs.page.body, obs.page.final_url, obs.page.headers)
+            reason = looks_like_error_page(meta)
+            if reason:
+                self.refused.append((obs.url, reason))
+            else:
+                self.pages[obs.url] = meta
+
+
+_GATEWAY_WORDS = re.compile(r"log-?in|sign-?in|signon|auth|consent|subscribe|paywall|captcha", re.IGNORECASE)
+
+
+def landing_page(url: str, final_url: str) -> str | None:
+    """Why a redirect's target is not the article (a removed story sent to the home page or a login wall)."""
+    if final_url == url:
+        return None
+    asked, landed = urlsplit(url), urlsplit(final_url)
+    if landed.path in ("", "/") and asked.path not in ("", "/"):
+        return f"redirected to the site's front page {final_url}: not the article's own metadata"
+    if _GATEWAY_WORDS.search(landed.path) and not _GATEWAY_WORDS.search(asked.path):
+        return f"redirected to {final_url}, which looks like a login or consent page"
+    return None
