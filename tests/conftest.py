@@ -7,6 +7,7 @@ the import path).
 from __future__ import annotations
 
 import ssl
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,15 @@ def ca_file(_tls_bundle: tuple[ssl.SSLContext, Path]) -> Path:
 def test_settings(tmp_path: Path, ca_file: Path) -> Settings:
     """Settings for tests: allow 127.0.0.0/8, 2 s timeouts, 0.01 s backoff, the test CA trusted."""
     return make_settings(tmp_path, ca_file)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder under /tmp that an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="fm-shared-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.chmod(0o700)
+        path.unlink() if not path.is_dir() else path.rmdir()
+    folder.rmdir()

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from unprivileged import run_unprivileged
 
 from pipeline.corpus import Article, discover, read_article
 from pipeline.frontmatter import FrontMatterError
@@ -16,43 +15,6 @@ from pipeline.models import FileError
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"
 ARTICLE = b"---\ntitle: x\n---\n"
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder under /tmp that an unprivileged user can reach (pytest's tmp_path is private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="fm-shared-"))
-    folder.chmod(0o755)
-    yield folder
-    for path in sorted(folder.rglob("*"), reverse=True):
-        path.chmod(0o700)
-        path.unlink() if not path.is_dir() else path.rmdir()
-    folder.rmdir()
-
-
-def run_unprivileged(task: Callable[[], str]) -> str:
-    """Run ``task`` in a forked child as `nobody` when we are root (permissions do not bind root)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        status = 0
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(write_end, task().encode())
-        except BaseException as exc:
-            os.write(write_end, f"child failed: {exc!r}".encode())
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, encoding="utf-8") as pipe:
-        output = pipe.read()
-    os.waitpid(pid, 0)
-    return output
 
 
 def make(root: Path, *names: str) -> None:

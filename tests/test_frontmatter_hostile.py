@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from unprivileged import run_unprivileged
 
 from pipeline.corpus import read_article
 from pipeline.frontmatter import (
@@ -230,43 +229,6 @@ def test_read_only_file_is_an_error_naming_the_path(tmp_path: Path) -> None:
     write_atomic(other, other_new, other_old, [tmp_path])
 
     assert locked.read_bytes() == old and other.read_bytes() == other_new
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A folder under /tmp that an unprivileged user can reach (pytest's tmp_path is private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="fm-shared-"))
-    folder.chmod(0o755)
-    yield folder
-    for path in sorted(folder.rglob("*"), reverse=True):
-        path.chmod(0o700)
-        path.unlink() if not path.is_dir() else path.rmdir()
-    folder.rmdir()
-
-
-def run_unprivileged(task: Callable[[], str]) -> str:
-    """Run ``task`` in a forked child as `nobody` when we are root (permissions do not bind root)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        status = 0
-        try:
-            os.close(read_end)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(65534)
-                os.setuid(65534)
-            os.write(write_end, task().encode())
-        except BaseException as exc:
-            os.write(write_end, f"child failed: {exc!r}".encode())
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    with os.fdopen(read_end, encoding="utf-8") as pipe:
-        output = pipe.read()
-    os.waitpid(pid, 0)
-    return output
 
 
 def test_read_only_folder_is_an_error_naming_the_path(shared_dir: Path) -> None:
