@@ -90,7 +90,7 @@ def _share_image(meta: PageMeta) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class UnitSketch:
-    """What the image planning needs of one unit, small enough to keep for every article of a corpus."""
+    """What image planning needs of one unit, small enough to keep for every article of a corpus."""
 
     page_urls: tuple[str, ...]  # normalized URLs of its page fields, in priority order
     image_urls: tuple[str, ...]  # normalized URLs of its images
@@ -108,14 +108,24 @@ def sketch(data: Mapping[str, Any], settings: Settings) -> tuple[UnitSketch, ...
             if isinstance(images, list)
             else ()
         )
+        images_empty = images is None or images == []
         out.append(
             UnitSketch(
                 tuple(url for url in pages if url),
                 tuple(url for url in image_urls if url),
-                images is None or images == [],
+                images_empty,
             )
         )
     return tuple(out)
+
+
+def stale_flags(data: Mapping[str, Any], refs: Sequence[LinkRef], settings: Settings) -> bool:
+    """Whether the article's link-health block names a field that no longer holds that URL (to clean up)."""
+    block = data.get(settings.health.flag_field)
+    if not isinstance(block, list):
+        return False
+    current = {(ref.field_path, ref.url) for ref in refs}
+    return any(isinstance(e, Mapping) and (e.get("field"), e.get("url")) not in current for e in block)
 
 
 def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, settings: Settings) -> set[str]:

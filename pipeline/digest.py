@@ -68,7 +68,11 @@ class Digest:
                 self.pages[obs.url] = meta
 
 
-_GATEWAY_WORDS = re.compile(r"log-?in|sign-?in|signon|auth|consent|subscribe|paywall|captcha", re.IGNORECASE)
+# Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.
+_GATEWAY_WORDS = re.compile(
+    r"(?:^|/)(?:log-?in|sign-?in|signon|auth|oauth2?|sso|consent|subscribe|paywall|captcha)(?:/|$|\.)",
+    re.IGNORECASE,
+)
 
 
 def landing_page(url: str, final_url: str) -> str | None:

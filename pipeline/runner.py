@@ -86,6 +86,7 @@ class _Corpus:
     paths: list[Path] = field(default_factory=list)
     refs: dict[Path, list[LinkRef]] = field(default_factory=dict)
     sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
+    revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     errors: list[FileError] = field(default_factory=list)
 
 
@@ -109,6 +110,8 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
         corpus.paths.append(article.path)
         corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
         corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
+        if decide.stale_flags(article.doc.data, corpus.refs[article.path], settings):
+            corpus.revisit.add(article.path)
     return corpus
 
 
@@ -233,8 +236,9 @@ def _baseline(
     """
     alive = (LinkStatus.OK, LinkStatus.REDIRECTED)
     known_good = {check.host_key(url) for url, past in history.items() if past.status in alive}
-    covered = {check.host_key(url) for url in due} & known_good
     due_set = set(due)
+    # A due URL stands for its host only if it answered last time: one already failing proves nothing.
+    covered = {check.host_key(url) for url in due if url in history and history[url].status in alive}
     candidates = sorted(
         (past for url, past in history.items() if past.status in alive and url not in due_set),
         key=lambda past: past.last_checked_at or datetime.min.replace(tzinfo=UTC),
@@ -289,8 +293,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     # A dry run must not create the history it promises not to write: an empty one stands in.
     database = settings.state.database
     if options.dry_run and not database.exists():
-        database = Path(":memory:")
-    store = HistoryStore(database)
+        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
+    else:
+        store = HistoryStore(database, read_only=options.dry_run)
     try:
         history = store.load(plan.urls)
         due = [
@@ -332,7 +337,10 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 outage = verdict.detect_outage(observations, settings.health, known_good, canaries)
                 if outage:
                     log.warning("outage: %s; no failure is recorded and no article is flagged", outage)
-                results, judged = _verdicts(plan.urls, observations, history, outage, settings, now)
+                # Baseline and canary answers only tell whether our network is up; recording them would
+                # reset their recheck date and starve their pages of metadata refreshes.
+                evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
+                results, judged = _verdicts(plan.urls, evidence_now, history, outage, settings, now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
                 evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None)
@@ -356,7 +364,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     )
                 clock = time.perf_counter()
                 changes, discovered, write_errors = _write_pass(
-                    corpus, set(observations), evidence, settings, options, out
+                    corpus, set(evidence_now), evidence, settings, options, out
                 )
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
@@ -428,7 +436,7 @@ def _write_pass(
     for path in corpus.paths:
         if options.stop.is_set():
             raise Interrupted
-        if not any(ref.normalized in checked for ref in corpus.refs[path]):
+        if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
             continue
         try:
             article = read_article(path, settings.corpus.max_file_bytes)

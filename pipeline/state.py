@@ -70,9 +70,18 @@ def _dt(value: str | None) -> datetime | None:
 class HistoryStore:
     """Link and run history in one SQLite file (created with its folder on first use)."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False) -> None:
         self.path = path
+        if read_only:  # a dry run: no schema change, no journal switch, never blocked by a writer
+            try:
+                uri = f"{path.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(
+                    uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None
+                )
+            except sqlite3.Error as exc:
+                raise OSError(f"{path}: cannot open the history database: {exc}") from exc
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

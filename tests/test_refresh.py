@@ -354,3 +354,62 @@ def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
         }
     ]
     assert f'excerpt: "{DESCRIPTION}"' in (corpus / "park.md").read_text(encoding="utf-8")
+
+
+def test_one_failing_url_on_a_healthy_host_is_no_outage(tmp_path: Path, local_site: LocalSite) -> None:
+    """A page timing out on a host whose other pages answer is evidence, not our network being down."""
+    local_site.route("/a", body=b"ok")
+    local_site.route("/slow", body=b"ok")
+    corpus = _corpus_of(tmp_path, [local_site.url("/a"), local_site.url("/slow")])
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        http={"read_timeout": 0.3, "total_timeout": 1.0},
+        retry={"attempts": 1},
+    )
+    _run(settings, DAY0)
+    local_site.route("/slow", body=b"ok", delay=1.0)
+    _run(settings, DAY0 + timedelta(days=8))  # both due again: /slow starts failing
+    report = _run(settings, DAY0 + timedelta(days=9))  # only /slow is due; /a is re-checked as baseline
+    run = report["run"]
+    assert isinstance(run, dict) and run["outage"] is None
+    links = {link["url"]: link for link in report["links"]}  # type: ignore[union-attr]
+    assert links[local_site.url("/slow")]["consecutive_failures"] == 2
+    # The baseline answer is not recorded: /a keeps its day-8 check date, so it comes due on schedule.
+    assert links[local_site.url("/a")]["checked_at"].startswith("2026-11-09")
+    assert local_site.count("/a") == 3
+
+
+def test_missing_excerpt_is_filled_when_the_page_comes_due(tmp_path: Path, local_site: LocalSite) -> None:
+    """A page that gains a description is read again when its ok verdict expires, and fills the excerpt."""
+    local_site.route("/story", body=b"<html><head><title>Early</title></head></html>", headers=HTML)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nexcerpt: ""\nimages: []\nwebUrl: "{local_site.url("/story")}"\n---\n')
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+    _run(settings, DAY0)
+    local_site.route("/story", body=_page("Later", "/img/share.png"), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    _run(settings, DAY0 + timedelta(days=1))  # not due: not requested, nothing changes yet
+    assert 'excerpt: ""' in path.read_text(encoding="utf-8")
+    _run(settings, DAY0 + timedelta(days=7))
+    text = path.read_text(encoding="utf-8")
+    assert f'excerpt: "{DESCRIPTION}"' in text and "width: 640" in text
+
+
+def test_flag_goes_when_the_editor_points_the_field_elsewhere(
+    world: tuple[LocalSite, Path, Settings],
+) -> None:
+    """A linkHealth entry whose field now holds another URL is removed the next night."""
+    site, corpus, settings = world
+    _run(settings, DAY0)
+    path = corpus / "park.md"
+    text = path.read_text(encoding="utf-8")
+    gone = site.url("/gone", 1)
+    head, flags = text.split("linkHealth:", 1)
+    path.write_text(head.replace(gone, site.url("/story2")) + "linkHealth:" + flags, encoding="utf-8")
+    _run(settings, DAY0 + timedelta(days=1))
+    after = path.read_text(encoding="utf-8")
+    assert "field: related[0].webUrl" not in after
+    assert "field: related[0].images[0].url" in after  # still dead: its flag stays
