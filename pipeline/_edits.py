@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-FieldPath = tuple[str | int, ...]
+from pipeline.models import FieldPath
 
 
 class FrontMatterError(Exception):

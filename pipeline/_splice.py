@@ -16,7 +16,6 @@ from typing import Any
 from pipeline._edits import (
     Append,
     Edit,
-    FieldPath,
     FrontMatterError,
     Remove,
     SetValue,
@@ -39,6 +38,7 @@ from pipeline._emit import (
     walk,
 )
 from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
+from pipeline.models import FieldPath
 
 _PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
 _REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline.models import format_field_path
+
 DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
 
 
@@ -243,13 +245,7 @@ class Settings(_Section):
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "(top level)"
+    return format_field_path(loc) or "(top level)"
 
 
 def _raise_validation(exc: ValidationError, origin: str) -> None:

@@ -25,8 +25,17 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.frontmatter import Edit, Remove, SetValue
-from pipeline.links import FieldPath, format_field_path, normalize_url
-from pipeline.models import Change, ImageProbe, LinkRef, LinkResult, LinkStatus, PageMeta
+from pipeline.links import normalize_url
+from pipeline.models import (
+    Change,
+    FieldPath,
+    ImageProbe,
+    LinkRef,
+    LinkResult,
+    LinkStatus,
+    PageMeta,
+    format_field_path,
+)
 
 _ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
 LINK_HEALTH_SOURCE = "link-health"

@@ -34,7 +34,6 @@ from typing import Any
 from pipeline._edits import (
     Append,
     Edit,
-    FieldPath,
     FrontMatterError,
     OutsideRoots,
     Remove,
@@ -44,6 +43,7 @@ from pipeline._edits import (
 )
 from pipeline._splice import Splicer
 from pipeline._yaml_spans import TAG, Problem, clone, compose, same
+from pipeline.models import FieldPath
 
 __all__ = [
     "Append",

@@ -19,25 +19,12 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pipeline.config import LinkSettings
-from pipeline.models import LinkRef
-
-FieldPath = tuple[str | int, ...]
+from pipeline.models import FieldPath, LinkRef, format_field_path
 
 _SCHEMES = {"http", "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BAD_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def format_field_path(path: FieldPath) -> str:
-    """``("related", 2, "webUrl")`` -> ``related[2].webUrl``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
 
 
 def parse_field_path(text: str) -> FieldPath:

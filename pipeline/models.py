@@ -11,6 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+FieldPath = tuple[str | int, ...]  # ("related", 2, "images", 0, "url")
+
+
+def format_field_path(path: FieldPath) -> str:
+    """``("related", 2, "webUrl")`` -> ``related[2].webUrl``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
 
 class ExitCode(enum.IntEnum):
     """Process exit codes, documented in the README. 2 is left to click for usage errors."""
