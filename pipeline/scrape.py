@@ -16,7 +16,9 @@ Sources, best first (orders measured with ``pipeline.accuracy`` on ``/work/share
 
 - title: JSON-LD ``headline``/``name``, Open Graph, Twitter card, Dublin Core, ``<title>`` (without a part
   that names the site), ``parsely-title``;
-- description: ``meta name|itemprop|http-equiv=description``, Open Graph, Twitter card, JSON-LD, Dublin Core;
+- description: Open Graph, Twitter card, JSON-LD, ``meta name|itemprop|http-equiv=description``, Dublin
+  Core: the share text a link preview shows, in the order share-preview renderers read it; a text cut
+  with ``...``/``…`` gives way to another source holding the same text whole;
 - image: every declared image is a candidate, in this order: Open Graph groups (``og:image`` with its
   ``:secure_url``/``:url``/``:width``/``:height``/``:type``/``:alt``), Twitter card, JSON-LD ``image``
   (string, list or ImageObject, ``@id`` references followed), ``itemprop=image``, ``link rel=image_src``.
@@ -118,15 +120,24 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
     if title and sources["title"] == "title":
         names = [name for name in (ld.publisher, found.meta("og:site_name", "application-name")) if name]
         title = _strip_site_name(title, names, urlsplit(url).hostname or "")
-    description = _pick(
+    # A "description" that is only the site's name ("Engadget") describes nothing: the next source speaks.
+    site_words = {
+        _squash(name)
+        for name in (ld.publisher, found.meta("og:site_name", "application-name"), *_host_labels(url))
+        if name
+    }
+    description = _pick_whole(
         sources,
         "description",
         [
-            ("meta", found.meta("description")),
-            ("og", found.meta("og:description")),
-            ("twitter", found.meta("twitter:description")),
-            ("json-ld", ld.description),
-            ("dc", found.meta("dc:description", "dc.description", "dcterms.description")),
+            (source, None if text and _squash(text) in site_words else text)
+            for source, text in (
+                ("og", found.meta("og:description")),
+                ("twitter", found.meta("twitter:description")),
+                ("json-ld", ld.description),
+                ("meta", found.meta("description")),
+                ("dc", found.meta("dc:description", "dc.description", "dcterms.description")),
+            )
         ],
     )
     canonical = _pick_url(
@@ -372,6 +383,25 @@ def _pick(sources: dict[str, str], name: str, candidates: list[tuple[str, str | 
     return None
 
 
+_CUT = re.compile(r"\s*(?:\.{3}|…)$")
+
+
+def _pick_whole(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
+    """The first value, unless it was cut (ends in ``...``/``…``) and another source holds it whole."""
+    chosen = _pick(sources, name, candidates)
+    if chosen is None:
+        return None
+    cut = _CUT.search(chosen)
+    if cut is None:
+        return chosen
+    stem = chosen[: cut.start()].casefold()
+    for source, value in candidates:
+        if value and len(value) > len(stem) and not _CUT.search(value) and value.casefold().startswith(stem):
+            sources[name] = source
+            return value
+    return chosen
+
+
 def _pick_url(
     sources: dict[str, str], name: str, base: str, candidates: list[tuple[str, str | None]]
 ) -> str | None:
@@ -397,7 +427,7 @@ def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
     if not separators:
         return title
     names = {_squash(name) for name in site_names} - {""}
-    labels = {label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE}
+    labels = set(_host_labels(host))
 
     def names_site(part: str) -> bool:
         squashed = _squash(part)
@@ -413,6 +443,12 @@ def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
     else:
         return title
     return kept if len(kept) >= 8 else title
+
+
+def _host_labels(url_or_host: str) -> list[str]:
+    """The labels of a host that name a site: ``www.engadget.com`` -> ``["engadget"]``."""
+    host = (urlsplit(url_or_host).hostname or "") if "/" in url_or_host else url_or_host
+    return [label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE]
 
 
 def _squash(text: str) -> str:
