@@ -103,7 +103,7 @@ def score_pages(pages_json: Path) -> tuple[dict[tuple[str, str], FieldScore], li
 
 
 def _order(name: str) -> tuple[int, str]:
-    """A field's rows together: ``description``, then ``description[algorithmic]``, ``description[declared]``."""
+    """Rows of one field together: the total, then its ``[algorithmic]`` and ``[declared]`` rows."""
     return _FIELDS.index(name.partition("[")[0]), name
 
 

@@ -294,7 +294,8 @@ def test_a_description_that_only_names_the_site_is_skipped() -> None:
     """``og:description`` = the site's name describes nothing; the next source supplies the text."""
     meta = scrape(
         page(
-            '<meta property="og:description" content="Example"><meta property="og:site_name" content="Example">'
+            '<meta property="og:description" content="Example">'
+            '<meta property="og:site_name" content="Example">'
             '<meta name="description" content="What the story says.">'
         ),
         URL,
