@@ -2,7 +2,7 @@
 
 Reads: each ``Observation`` the checker hands over (with the head of the page or the first bytes of the
 image it fetched). Returns (in its attributes): ``pages`` (normalized URL -> ``PageMeta``) for pages fit to
-supply metadata, ``probes`` (URL -> ``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
+supply metadata, ``validators`` (URL -> (ETag, Last-Modified)) of those pages, ``probes`` (URL -> ``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
 error pages and bot walls, redirects to a front page or a login wall, pages that could not be parsed).
 Uses no settings.
 """
@@ -31,6 +31,7 @@ class Digest:
         self.pages: dict[str, PageMeta] = {}
         self.refused: list[tuple[str, str]] = []
         self.probes: dict[str, ImageProbe] = {}
+        self.validators: dict[str, tuple[str | None, str | None]] = {}
 
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
@@ -66,6 +67,8 @@ class Digest:
                 self.refused.append((obs.url, reason))
             else:
                 self.pages[obs.url] = meta
+                headers = obs.page.headers
+                self.validators[obs.url] = (headers.get("etag"), headers.get("last-modified"))
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

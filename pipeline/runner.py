@@ -36,13 +36,15 @@ from pipeline.models import (
     Change,
     ExitCode,
     FileError,
+    ImageProbe,
     LinkRef,
     LinkResult,
     LinkStatus,
     Observation,
     Outcome,
+    PageMeta,
 )
-from pipeline.state import HistoryStore
+from pipeline.state import HistoryStore, StoredPage
 
 log = logging.getLogger("pipeline")
 
@@ -304,7 +306,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         known_good, baseline = _baseline(history, due, settings.health.outage.baseline_hosts)
         due_set = set(due)
         fetch_body: dict[str, int] = {}
-        if settings.metadata.enabled:
+        # A --check-only run still reads the pages it requests (one GET instead of a HEAD) and stores their
+        # metadata, so the next run applies it without asking again.
+        if settings.metadata.enabled or options.mode == "check-only":
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
@@ -343,12 +347,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 results, judged = _verdicts(plan.urls, evidence_now, history, outage, settings, now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
-                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None)
+                    _store_pages(store, digest, due_set, now)
+                pages, probes = _known_pages(store, digest, plan.page_urls)
+                evidence = decide.Evidence(results, pages, probes, outage is not None)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
-                wanted -= digest.probes.keys()
+                wanted -= probes.keys()
                 excludes = compile_excludes(settings.links)
                 wanted = {url for url in wanted if not is_excluded(url, excludes)}
                 if wanted:
@@ -362,9 +368,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                         options,
                         "probing images",
                     )
+                    probes.update(digest.probes)
+                    if not options.dry_run:
+                        store.record_share_probes(_share_probes(pages, digest.probes))
                 clock = time.perf_counter()
+                # Every article citing a page with known metadata is visited, even when nothing of it was
+                # due: stored metadata reaches new articles and the ones an interrupted run did not write.
                 changes, discovered, write_errors = _write_pass(
-                    corpus, set(evidence_now), evidence, settings, options, out
+                    corpus, set(evidence_now) | pages.keys(), evidence, settings, options, out
                 )
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
@@ -414,6 +425,53 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         return RunOutcome(exit_code, run_report, report_dir)
     finally:
         store.close()
+
+
+def _store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetime) -> None:
+    """Keep the metadata of every page read for a due URL; forget pages now refused (error pages …).
+
+    A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
+    metadata stands.
+    """
+    fresh = [
+        StoredPage.from_meta(url, meta, now, *digest.validators.get(url, (None, None)))
+        for url, meta in digest.pages.items()
+        if url in due
+    ]
+    store.record_pages(fresh, forget=[url for url, _ in digest.refused if url in due])
+
+
+def _known_pages(
+    store: HistoryStore, digest: Digest, page_urls: set[str]
+) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+    """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
+    refused = {url for url, _ in digest.refused}
+    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
+    pages = {url: page.to_meta() for url, page in stored.items()}
+    pages.update(digest.pages)
+    probes: dict[str, ImageProbe] = {}
+    for page in stored.values():
+        probe = page.share_probe()
+        key = normalize_url(page.image_url)[0] if page.image_url else None
+        if probe is not None and key:
+            probes[key] = probe
+    probes.update(digest.probes)
+    return pages, probes
+
+
+def _share_probes(
+    pages: Mapping[str, PageMeta], probes: Mapping[str, ImageProbe]
+) -> dict[str, tuple[bool, int | None, int | None]]:
+    """What this run's probes showed about each page's share image, by the image URL the page declares."""
+    found: dict[str, tuple[bool, int | None, int | None]] = {}
+    for meta in pages.values():
+        if not meta.images:
+            continue
+        declared = meta.images[0].url
+        probe = probes.get(normalize_url(declared)[0] or "")
+        if probe is not None:
+            found[declared] = (probe.alive, probe.width, probe.height)
+    return found
 
 
 def _write_pass(

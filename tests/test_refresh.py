@@ -412,4 +412,70 @@ def test_flag_goes_when_the_editor_points_the_field_elsewhere(
     _run(settings, DAY0 + timedelta(days=1))
     after = path.read_text(encoding="utf-8")
     assert "field: related[0].webUrl" not in after
-    assert "field: related[0].images[0].url" in after  # still dead: its flag stays
+    # The item now cites /story2, read yesterday: its stored share image replaces the dead one, whose
+    # flag goes with it.
+    assert "field: related[0].images[0].url" not in after
+    assert after.count(site.url("/img/share.png")) == 3  # related[2] got it on the first night
+
+
+def _one_page_corpus(tmp_path: Path, site: LocalSite, names: tuple[str, ...]) -> tuple[Path, Settings]:
+    site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir(exist_ok=True)
+    for name in names:
+        (corpus / name).write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{site.url("/story")}"\n---\n')
+    return corpus, make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+
+def test_a_new_article_gets_stored_metadata_without_a_new_request(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """An article citing a page read yesterday (not due today) gets its excerpt and image tonight."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    requests = local_site.count("/story", "GET")
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=1))
+
+    text = (corpus / "b.md").read_text(encoding="utf-8")
+    assert f'excerpt: "{DESCRIPTION}"' in text
+    assert "width: 640" in text and "height: 480" in text
+    assert (
+        local_site.count("/story", "GET") == requests
+    )  # the page is not read again (a HEAD may check the network)
+
+
+def test_check_only_run_stores_metadata_that_the_next_run_writes(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """--check-only writes no metadata, but the next run writes it from the store without asking again."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    before = (corpus / "a.md").read_bytes()
+    check_only = settings.model_copy(
+        update={"metadata": settings.metadata.model_copy(update={"enabled": False})}
+    )
+    _run(check_only, DAY0, mode="check-only")
+    assert (corpus / "a.md").read_bytes() == before
+    requests = local_site.count("/story", "GET")
+
+    _run(settings, DAY0 + timedelta(hours=1))
+
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "a.md").read_text(encoding="utf-8")
+    assert local_site.count("/story", "GET") == requests == 1
+
+
+def test_a_page_that_turns_into_an_error_page_stops_supplying_metadata(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Stored metadata is forgotten when the page, read again, looks like an error page."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    local_site.route("/story", body=b"<html><head><title>Page not found</title></head></html>", headers=HTML)
+    _run(settings, DAY0 + timedelta(days=8))
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=9))
+
+    assert 'excerpt: ""' in (corpus / "b.md").read_text(encoding="utf-8")
