@@ -2,7 +2,8 @@
 
 Reads: each ``Observation`` the checker hands over (with the head of the page or the first bytes of the
 image it fetched). Returns (in its attributes): ``pages`` (normalized URL -> ``PageMeta``) for pages fit to
-supply metadata, ``validators`` (URL -> (ETag, Last-Modified)) of those pages, ``probes`` (URL -> ``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
+supply metadata, ``validators`` (URL -> (ETag, Last-Modified)) of those pages, ``probes`` (URL ->
+``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
 error pages and bot walls, redirects to a front page or a login wall, pages that could not be parsed).
 Uses no settings.
 """
