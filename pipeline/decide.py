@@ -42,10 +42,13 @@ from pipeline.models import (
     PageMeta,
     format_field_path,
 )
+from pipeline.pagebody import MIN_IMAGE_PX
+from pipeline.scrape import BODY
 
 _ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
 MAX_IMAGE_PX = 20_000  # no real image is larger on a side; such a size is a parse error or a hostile header
-BODY_SOURCE = "body"  # PageMeta.sources value of a field read from the page's body, not its declared tags
+BODY_SOURCE = BODY  # PageMeta.sources value of a field read from the page's body, not its declared tags
+MIN_BODY_IMAGE_PX = MIN_IMAGE_PX  # a body image narrower than this (probed) is not used
 # C0 and C1 control characters that are not whitespace (whitespace is folded), and the replacement char.
 _UNWRITABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffd]")
 _JOINERS = frozenset("\u200d\ufe0e\ufe0f")
@@ -282,6 +285,9 @@ def _decide_images(
     share = _share_image(meta, settings)
     share_probe = evidence.probes.get(_norm(share) or "") if share else None
     share_ok = share is not None and share_probe is not None and share_probe.alive
+    if share_ok and share_probe is not None and meta.sources.get("image") == BODY_SOURCE:
+        # A body image is only a fallback: it must really be a picture, not a button or an icon.
+        share_ok = (share_probe.width or 0) >= MIN_BODY_IMAGE_PX
     images = unit.get("images")
 
     if _needs_fill(images, settings):

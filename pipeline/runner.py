@@ -187,7 +187,9 @@ def _run_checks(
                 raise Interrupted
         return task.result()
 
-    return asyncio.run(main())
+    observations = asyncio.run(main())
+    digest.drain()  # parsing runs beside the event loop; its results are complete only now
+    return observations
 
 
 def _verdicts(
@@ -381,6 +383,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
                 log.warning("stopped on request; the files written so far are complete")
+            finally:
+                digest.close()
 
         errors = corpus.errors + write_errors
         _log_file_errors(errors)

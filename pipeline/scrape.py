@@ -6,11 +6,14 @@ Returns: a :class:`~pipeline.models.PageMeta` whose ``sources`` says which sourc
 Settings: none; the fetch around it (and its byte cap) lives in ``check.py``.
 
 Only the head is parsed: the bytes up to ``</head>`` (at most ``_HEAD_CAP``). Metas, links and JSON-LD in
-the body are found by a byte search and read only when the head left a field empty. The encoding is chosen
-by :mod:`pipeline.charset` (BOM, ``Content-Type`` header, ``<meta charset>``, detection) and JSON-LD blocks
-are read by :mod:`pipeline.jsonld`. Entities are decoded once, by the parser (JSON-LD, which the parser
-leaves raw, once by ``jsonld``); whitespace is folded. An error page's own ``<title>`` is kept as its title,
-so ``looks_like_error_page`` sees it.
+the body are found by a byte search and read only when the head left a field empty. When the page declares
+no description or no image at all, the body is parsed for last resorts (:mod:`pipeline.pagebody`: first
+substantial paragraph, first content image), reported with the source ``body``. Every parse is bounded in
+depth and tags by :mod:`pipeline.htmlguard`, so a page of 40,000 nested tags costs milliseconds.
+The encoding is chosen by :mod:`pipeline.charset` (BOM, ``Content-Type`` header, ``<meta charset>``,
+detection) and JSON-LD blocks are read by :mod:`pipeline.jsonld`. Entities are decoded once, by the parser
+(JSON-LD, which the parser leaves raw, once by ``jsonld``); whitespace is folded. An error page's own
+``<title>`` is kept as its title, so ``looks_like_error_page`` sees it.
 
 Sources, best first (orders measured with ``pipeline.accuracy`` on ``/work/shared/corpora/pages.json``):
 
@@ -42,11 +45,14 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from pipeline import htmlguard, pagebody
 from pipeline.charset import detect_encoding
 from pipeline.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
-__all__ = ["looks_like_error_page", "scrape"]
+__all__ = ["BODY", "declares_share_metadata", "looks_like_error_page", "scrape"]
+
+BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
 _HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
 _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button
@@ -89,12 +95,33 @@ _LOGO = re.compile(
 _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
 
 
+_DECLARED_DESCRIPTION = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
+    rb"""|"description"\s*:""",
+    re.IGNORECASE,
+)
+_DECLARED_IMAGE = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:image|twitter:image|image\b)|image_src|"image"\s*:""",
+    re.IGNORECASE,
+)
+
+
+def declares_share_metadata(head: bytes) -> bool:
+    """Whether a page's head (its bytes up to ``</head>``) declares a description and an image.
+
+    The fetch stops reading at ``</head>`` when it does; otherwise it reads on (within its byte cap) so the
+    body can supply the fallbacks. A byte search, not a parse: it runs on the event loop for every page.
+    """
+    return bool(_DECLARED_DESCRIPTION.search(head)) and bool(_DECLARED_IMAGE.search(head))
+
+
 def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
     """Extract the metadata a page declares from its bytes; ``url`` is the final URL after redirects."""
     head_end = _HEAD_END.search(body, 0, _HEAD_CAP)
     encoding = detect_encoding(body, headers)
     head = body[: head_end.end()] if head_end else body[:_HEAD_CAP]
-    found = _collect(LexborHTMLParser(head.decode(encoding, errors="replace")))
+    head_tree = htmlguard.parse(head.decode(encoding, errors="replace"))
+    found = _collect(head_tree)
     if head_end:
         _add_from_body(found, body, head_end.end(), encoding)
     ld = LdFacts.from_blocks(found.ld_blocks)
@@ -161,6 +188,14 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         sources, "published", [("json-ld", ld.published), ("meta", found.meta(*_PUBLISHED_KEYS))]
     )
     images = _rank_images(_image_candidates(found, ld), base)
+    if description is None or not images:
+        # Last resorts, read only when the page declares nothing: its first paragraph and content image.
+        tree = htmlguard.parse(body[head_end.end() :].decode(encoding, "replace")) if head_end else head_tree
+        if description is None:
+            description = _pick(sources, "description", [(BODY, pagebody.first_paragraph(tree))])
+        picture = None if images else pagebody.first_image(tree, base)
+        if picture is not None:
+            images = [(BODY, ImageMeta(*picture))]
     if images:
         sources["image"] = images[0][0]
     return PageMeta(
@@ -303,7 +338,7 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
     if not (has_image and found.meta("description", "og:description")):
         tags = [*_BODY_META.findall(body, start), *(_wrap_ld(block) for block in _ld_blocks(body, start))]
         fragment = b"".join(tags).decode(encoding, errors="replace")
-        extra = _collect(LexborHTMLParser(fragment))
+        extra = _collect(htmlguard.parse(fragment))
         for key, values in extra.metas.items():
             found.metas.setdefault(key, []).extend(values)
         for rel, hrefs in extra.links.items():

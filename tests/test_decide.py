@@ -266,3 +266,11 @@ def test_body_fallbacks_are_used_only_when_enabled() -> None:
     assert {e.path for e in _decide(_article(), evidence).edits} == {("excerpt",), ("images",)}
     off = parse_settings({"metadata": {"excerpt": {"from_body": False}, "images": {"from_body": False}}})
     assert _decide(_article(), evidence, off).edits == ()
+
+
+def test_a_body_image_must_probe_at_least_200_px_wide() -> None:
+    """An image found in the body fills the list only when its real width is at least 200 px."""
+    meta = _meta(image=NEW_IMG, sources={"image": "body"})
+    narrow = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/png", 120, 120)}
+    evidence = _evidence({PAGE: LinkStatus.OK}, meta, narrow)
+    assert _decide(_article(excerpt=DESCRIPTION), evidence).edits == ()
