@@ -15,6 +15,7 @@ stays bytes. Aliases are counted, not expanded, before any data is built, so an 
 Exceptions::
 
     FrontMatterError      bad input, or an edit that cannot be made faithfully
+    ├── ThroughMerge      the edited value comes through a merge key (``<<: *base``)
     ├── WriteConflict     the file changed on disk since it was read
     └── OutsideRoots      the path (symlinks resolved) lies outside every configured root
 """
@@ -38,6 +39,7 @@ from pipeline._edits import (
     OutsideRoots,
     Remove,
     SetValue,
+    ThroughMerge,
     WriteConflict,
     apply_plain,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "OutsideRoots",
     "Remove",
     "SetValue",
+    "ThroughMerge",
     "WriteConflict",
     "apply",
     "parse",

@@ -30,7 +30,7 @@ from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
-from pipeline.frontmatter import FrontMatterError, apply, write_atomic
+from pipeline.frontmatter import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
 from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded, normalize_url
 from pipeline.models import (
     Change,
@@ -43,6 +43,7 @@ from pipeline.models import (
     Observation,
     Outcome,
     PageMeta,
+    format_field_path,
 )
 from pipeline.state import HistoryStore, StoredPage
 
@@ -507,19 +508,53 @@ def _write_pass(
             discovered.extend(decision.discovered)
             if not decision.edits:
                 continue
-            new = apply(article.doc, decision.edits)
+            new, made, refused = _apply_around_merges(article, decision)
+            errors.extend(refused)
             if new == article.doc.raw:
                 continue
             if options.dry_run:
                 _print_diff(out, article, new)
             else:
                 write_atomic(path, new, article.doc.raw, settings.corpus.roots)
-            changes.extend(decision.changes)
-            for change in decision.changes:
+            changes.extend(made)
+            for change in made:
                 log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
         except FrontMatterError as exc:
             errors.append(_file_error(path, exc))
     return changes, discovered, errors
+
+
+def _apply_around_merges(
+    article: Article, decision: decide.Decision
+) -> tuple[bytes, list[Change], list[FileError]]:
+    """The article with the decided edits, leaving out (and reporting) each edit made through a merge key.
+
+    An article using ``<<: *base`` is checked and edited like any other; only an edit whose value comes
+    through the merge would change the base (and every article sharing it), so that edit alone is refused.
+    """
+    try:
+        return apply(article.doc, decision.edits), list(decision.changes), []
+    except ThroughMerge:
+        pass
+    kept: list[Edit] = []
+    refused: list[FileError] = []
+    refused_paths: list[str] = []
+    for edit in decision.edits:
+        try:
+            apply(article.doc, [edit])
+        except ThroughMerge as exc:
+            refused.append(FileError(str(article.path), str(exc)))
+            refused_paths.append(format_field_path(edit.path))
+            continue
+        kept.append(edit)
+
+    def made_by_kept(change: Change) -> bool:
+        return not any(
+            change.field_path == refused or change.field_path.startswith((f"{refused}.", f"{refused}["))
+            for refused in refused_paths
+        )
+
+    return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
 
 
 def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus) -> None:

@@ -479,3 +479,46 @@ def test_a_page_that_turns_into_an_error_page_stops_supplying_metadata(
     _run(settings, DAY0 + timedelta(days=9))
 
     assert 'excerpt: ""' in (corpus / "b.md").read_text(encoding="utf-8")
+
+
+def test_a_merge_key_article_is_checked_flagged_and_its_own_fields_edited(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Links of an article using ``<<: *base`` are checked and flagged; only the merged excerpt is refused."""
+    local_site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    local_site.route("/gone", status=404)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "merged.md"
+    path.write_text(
+        "---\n"
+        "defaults: &d\n"
+        "  excerpt: Words from the shared base\n"
+        "title: Merged\n"
+        "<<: *d\n"
+        f'webUrl: "{local_site.url("/story")}"\n'
+        "images: []\n"
+        "related:\n"
+        f'  - webUrl: "{local_site.url("/gone")}"\n'
+        "---\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        health={"hard": {"runs": 1, "days": 0}},
+        metadata={"excerpt": {"policy": "overwrite"}},
+    )
+
+    outcome = refresh(settings, RunOptions(now=lambda: DAY0, show_progress=False), io.StringIO())
+
+    text = path.read_text(encoding="utf-8")
+    assert "  excerpt: Words from the shared base\n" in text and DESCRIPTION not in text
+    assert local_site.url("/img/share.png") in text  # the article's own empty images list was filled
+    assert "field: related[0].webUrl" in text
+    errors = outcome.report["errors"]
+    assert outcome.exit_code is ExitCode.FILES_FAILED
+    assert [e["message"] for e in errors] == [  # type: ignore[index,union-attr]
+        "excerpt: the value comes through a merge key (<<); not edited"
+    ]
