@@ -745,3 +745,16 @@ def test_an_edit_through_a_merge_is_refused() -> None:
     """A value that comes through ``<<`` belongs to the base: editing it is a ThroughMerge error."""
     with pytest.raises(ThroughMerge, match=r"^item\.excerpt: the value comes through a merge key"):
         apply(parse(MERGED), [SetValue(("item", "excerpt"), "Changed")])
+
+
+def test_an_edit_never_makes_the_front_matter_larger_than_the_read_limit() -> None:
+    """A front-matter just under 1 MiB that an edit would push over the limit is refused, not written."""
+    from pipeline.frontmatter import MAX_FRONT_MATTER_BYTES
+
+    filler = "x" * (MAX_FRONT_MATTER_BYTES - len("title: t\nnotes: \n") - 1)
+    raw = f"---\ntitle: t\nnotes: {filler}\n---\nbody\n".encode()
+    doc = parse(raw)
+
+    with pytest.raises(FrontMatterError, match=r"above the read limit of 1048576; not written$"):
+        apply(doc, [SetValue(("excerpt",), "A description of some length " * 8)])
+    assert apply(doc, [SetValue(("title",), "u")]) != raw  # an edit that fits is still made

@@ -522,3 +522,35 @@ def test_a_merge_key_article_is_checked_flagged_and_its_own_fields_edited(
     assert [e["message"] for e in errors] == [  # type: ignore[index,union-attr]
         "excerpt: the value comes through a merge key (<<); not edited"
     ]
+
+
+def test_refresh_policy_replaces_an_alive_outdated_image_from_a_local_image_server(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """`images.policy: refresh`: the page's new share image replaces the old alive one, with its real size."""
+    local_site.route("/story", body=_page("Park approved", "/img/new.png"), headers=HTML)
+    local_site.route("/img/new.png", body=_png(800, 418), headers=PNG)
+    local_site.route("/img/old.png", body=_png(300, 200), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/old.png")}"\n    width: 300\n    height: 200\n    isCached: true\n'
+        "---\nbody\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, metadata={"images": {"policy": "refresh"}}
+    )
+
+    _run(settings, DAY0)
+
+    assert path.read_text(encoding="utf-8") == (
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/new.png")}"\n    width: 800\n    height: 418\n    isCached: true\n'
+        "---\nbody\n"
+    )
+    before = path.read_bytes()
+    _run(settings, DAY0 + timedelta(days=1))
+    assert path.read_bytes() == before  # the next night changes nothing
