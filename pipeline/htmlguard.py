@@ -25,6 +25,7 @@ MAX_TAGS = 100_000  # start and end tags in one page
 
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9:-]{0,63})")
 _RAW_TEXT = frozenset({"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"})
+_RAW_OPEN = re.compile(r"<(" + "|".join(sorted(_RAW_TEXT)) + r")(?=[\s/>])", re.IGNORECASE)
 _RAW_END = {name: re.compile(rf"</{name}", re.IGNORECASE) for name in _RAW_TEXT}
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -33,6 +34,7 @@ _IMPLIED_END = frozenset(
     {"p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "tbody", "thead", "tfoot"}
     | {"rb", "rt", "rp", "rtc", "colgroup", "caption", "html", "head", "body"}
 )
+_NO_DEPTH = _VOID | _IMPLIED_END
 
 
 def bounded(html: str) -> str:
@@ -41,23 +43,37 @@ def bounded(html: str) -> str:
         return html  # too few tags to nest that deep: nothing to scan
     depth = tags = 0
     position = 0
-    while (tag := _TAG.search(html, position)) is not None:
+    while True:
+        raw = _RAW_OPEN.search(html, position)
+        stop = raw.start() if raw else len(html)
+        # findall over each stretch between raw-text elements: one C call, no match object per tag.
+        for index, (closing, name) in enumerate(_TAG.findall(html, position, stop)):
+            name = name.lower()
+            tags += 1
+            if name in _NO_DEPTH:
+                pass
+            elif closing:
+                depth -= depth > 0
+            else:
+                depth += 1
+            if depth > MAX_DEPTH or tags > MAX_TAGS:
+                return html[: _nth_tag(html, position, stop, index)]
+        if raw is None:
+            return html
         tags += 1
-        closing, name = tag.group(1), tag.group(2).lower()
-        if closing:
-            depth = max(depth - (name not in _VOID and name not in _IMPLIED_END), 0)
-        elif name in _RAW_TEXT:
-            end = _RAW_END[name].search(html, tag.end())
-            if end is None:
-                return html  # the rest is text to the parser
-            position = end.end()
-            continue
-        elif name not in _VOID and name not in _IMPLIED_END:
-            depth += 1
-        if depth > MAX_DEPTH or tags > MAX_TAGS:
-            return html[: tag.start()]
-        position = tag.end()
-    return html
+        if tags > MAX_TAGS:
+            return html[: raw.start()]
+        end = _RAW_END[raw.group(1).lower()].search(html, raw.end())
+        if end is None:
+            return html  # the rest is text to the parser
+        position = end.end()
+
+
+def _nth_tag(html: str, start: int, stop: int, index: int) -> int:
+    for count, tag in enumerate(_TAG.finditer(html, start, stop)):
+        if count == index:
+            return tag.start()
+    return stop
 
 
 def parse(html: str) -> LexborHTMLParser:

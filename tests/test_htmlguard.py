@@ -66,3 +66,10 @@ def test_no_saved_real_page_is_cut() -> None:
     for path in pages:
         text = path.read_bytes().decode("utf-8", "replace")
         assert bounded(text) == text, path.name
+
+
+def test_raw_text_floods_are_bounded_too() -> None:
+    """Many closed scripts count as tags; an unclosed one ends the scan (the rest is text to the parser)."""
+    assert bounded("<script></script>" * (MAX_TAGS + 5)).count("<script>") == MAX_TAGS
+    unclosed = "<html><body><style>" + "<div>" * 40_000
+    assert bounded(unclosed) == unclosed
