@@ -1,12 +1,15 @@
 """Command line: flags -> settings -> run -> exit code. No pipeline logic lives here.
 
 Exit codes (``pipeline.models.ExitCode``): 0 run completed; 1 some files failed (or `validate` found
-problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted.
+problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted;
+8 `--fail-on` matched (links with those statuses exist).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -57,8 +60,40 @@ def _logging(settings: Settings, verbose: bool, quiet: bool, log_format: str | N
     setup_logging(log_format or settings.logging.format, level, quiet)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the distribution (not the clashing PyPI `pipeline`), its version and where it lives."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    import pipeline
+
+    try:
+        version = metadata.version("link-pipeline")
+    except metadata.PackageNotFoundError:
+        version = f"{__version__} (not installed as a distribution)"
+    click.echo(f"link-pipeline {version} (package `pipeline` at {os.path.dirname(pipeline.__file__)})")
+    ctx.exit()
+
+
+def _regexes(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {exc}", param=param) from None
+    return values
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pipeline")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the distribution name, version and install location.",
+)
 def main() -> None:
     """Link-health and metadata refresh for folders of front-matter articles."""
 
@@ -77,6 +112,27 @@ def main() -> None:
     "--state-dir", type=click.Path(path_type=Path, file_okay=False), help="History and lock folder."
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path, file_okay=False), help="Reports folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compact", "json", "markdown", "junit", "sarif"]),
+    help="Print the run's result in this format to standard output (logs stay on standard error).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --format output (default: compact) to this file instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["dead", "failing", "blocked"]),
+    multiple=True,
+    help="Exit with code 8 when links with this status exist (repeatable); JUnit and SARIF report them.",
+)
+@click.option("--exclude", multiple=True, callback=_regexes, help="Skip URLs matching REGEX (repeatable).")
+@click.option(
+    "--include", multiple=True, callback=_regexes, help="Check only URLs matching REGEX (repeatable)."
+)
 @_common
 def refresh(
     paths: tuple[Path, ...],
@@ -88,6 +144,11 @@ def refresh(
     min_host_interval: float | None,
     state_dir: Path | None,
     reports_dir: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    fail_on: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
     config_path: Path | None,
     verbose: bool,
     quiet: bool,
@@ -109,8 +170,61 @@ def refresh(
     _logging(settings, verbose, quiet, log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
-    code = run_once(settings, stop, check_only=check_only, dry_run=dry_run, force=force, quiet=quiet)
+    code = run_once(
+        settings,
+        stop,
+        check_only=check_only,
+        dry_run=dry_run,
+        force=force,
+        quiet=quiet,
+        output=Output(fmt or ("compact" if output else None), output, fail_on, exclude, include),
+    )
     sys.exit(code)
+
+
+class Output:
+    """What the CI-facing flags of `refresh` ask for: a result format and file, --fail-on, filters."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        path: Path | None = None,
+        fail_on: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        include: tuple[str, ...] = (),
+    ) -> None:
+        self.fmt, self.path, self.fail_on = fmt, path, fail_on
+        self.exclude, self.include = exclude, include
+
+    @property
+    def to_stdout(self) -> bool:
+        """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
+        return self.fmt is not None and self.path is None
+
+    def emit(self, report: dict[str, Any]) -> None:
+        """Print or write the result; a file is replaced whole (never left half-written)."""
+        if self.fmt is None:
+            return
+        from pipeline.formats import render
+
+        text = render(report, self.fmt, self.fail_on)
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, self.path)
+
+    def exit_code(self, report: dict[str, Any], code: int) -> int:
+        """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
+        from pipeline.formats import matched
+
+        hits = matched(report, self.fail_on) if self.fail_on else {}
+        if hits and code == ExitCode.OK:
+            log.warning("--fail-on: %s", ", ".join(f"{n} {status}" for status, n in hits.items()))
+            return int(ExitCode.FAIL_ON)
+        return code
 
 
 def run_once(
@@ -121,28 +235,37 @@ def run_once(
     dry_run: bool = False,
     force: bool = False,
     quiet: bool = False,
+    output: Output | None = None,
 ) -> int:
     """A refresh under the run lock; returns the exit code (also used by the scheduler)."""
+    from pipeline.ignore import IgnoreFileError
     from pipeline.lock import LockHeld, run_lock
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
+    output = output or Output()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
         force=force,
         stop=stop,
         show_progress=not quiet,
+        exclude=output.exclude,
+        include=output.include,
     )
+    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
     try:
         if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
-            outcome = run_refresh(settings, options, sys.stdout)
+            outcome = run_refresh(settings, options, plan_out)
         else:
             with run_lock(settings.state.lock_file):
-                outcome = run_refresh(settings, options, sys.stdout)
+                outcome = run_refresh(settings, options, plan_out)
     except LockHeld as exc:
         log.error("%s", exc)
         return ExitCode.LOCKED
+    except IgnoreFileError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -162,7 +285,12 @@ def run_once(
         outage,
         where,
     )
-    return int(outcome.exit_code)
+    try:
+        output.emit(outcome.report)
+    except OSError as exc:
+        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
+        return int(ExitCode.FILES_FAILED)
+    return output.exit_code(outcome.report, int(outcome.exit_code))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
