@@ -46,7 +46,10 @@ def test_malformed_accept_is_refused(value: object) -> None:
             {"http": {"hosts": {"example.com": {"accept": ["300..200"]}}}},
             "http.hosts.example.com.accept: '300..200' is an empty range",
         ),
-        ({"http": {"hosts": {"example.com": {"acept": [403]}}}}, "http.hosts.example.com.acept: Extra inputs"),
+        (
+            {"http": {"hosts": {"example.com": {"acept": [403]}}}},
+            "http.hosts.example.com.acept: Extra inputs",
+        ),
         (
             {"http": {"hosts": {"example.com": {"headers": {"Bad Name": "x"}}}}},
             "http.hosts.example.com.headers: 'Bad Name' is not a header name",
@@ -93,7 +96,9 @@ def test_a_2xx_outside_accept_fails(local_site: LocalSite, tmp_path: Path) -> No
     """`accept: [200]` makes a 204 a (soft) failure: the accept set replaces the default 2xx."""
     local_site.route("/empty", status=204)
     url = local_site.url("/empty")
-    assert check_links_sync([url], make_settings(tmp_path, http={"accept": [200]}))[url].outcome is Outcome.SOFT
+    assert (
+        check_links_sync([url], make_settings(tmp_path, http={"accept": [200]}))[url].outcome is Outcome.SOFT
+    )
 
 
 def test_host_headers_go_to_that_host_only(local_site: LocalSite, tmp_path: Path) -> None:
@@ -106,18 +111,22 @@ def test_host_headers_go_to_that_host_only(local_site: LocalSite, tmp_path: Path
     url = local_site.url("/moved")
     assert check_links_sync([url], settings)[url].outcome is Outcome.SUCCESS
     tokens = {
-        (hit.host_index, {k.lower(): v for k, v in hit.headers.items()}.get("x-token")) for hit in local_site.hits
+        (hit.host_index, {k.lower(): v for k, v in hit.headers.items()}.get("x-token"))
+        for hit in local_site.hits
     }
     assert (0, "s3cret") in tokens
     assert all(token is None for index, token in tokens if index == 1)
 
 
 def test_per_host_concurrency_override(local_site: LocalSite, tmp_path: Path) -> None:
-    """`http.hosts."host".per_host_concurrency: 1` keeps one request in flight there; others use the default."""
+    """A host's per_host_concurrency of 1 keeps one request in flight there; others use the default."""
     local_site.route("/slow", status=200, delay=0.15)
-    urls = [local_site.url(f"/slow?{i}", 0) for i in range(4)] + [local_site.url(f"/slow?{i}", 1) for i in range(4)]
+    urls = [local_site.url(f"/slow?{i}", 0) for i in range(4)] + [
+        local_site.url(f"/slow?{i}", 1) for i in range(4)
+    ]
     settings = make_settings(
-        tmp_path, http={"per_host_concurrency": 4, "hosts": {_host(local_site, 0): {"per_host_concurrency": 1}}}
+        tmp_path,
+        http={"per_host_concurrency": 4, "hosts": {_host(local_site, 0): {"per_host_concurrency": 1}}},
     )
     check_links_sync(urls, settings)
     assert local_site.max_inflight[0] == 1

@@ -88,7 +88,7 @@ def _run_report(tmp_path: Path, site: LocalSite) -> dict[str, object]:
 
 
 def test_ci_run_junit_file_validates_and_fail_on_dead_exits_8(local_site: LocalSite, tmp_path: Path) -> None:
-    """A CI run writes schema-valid JUnit (dead link failed, accepted 403 passed, ignored link skipped), exit 8."""
+    """A CI run writes valid JUnit (dead link failed, accepted 403 passed, ignored skipped) and exits 8."""
     corpus = _corpus(tmp_path, local_site)
     config = _config(tmp_path, corpus, local_site)
     out = tmp_path / "links.xml"
