@@ -247,3 +247,15 @@ def test_hostile_urls_still_give_valid_documents(fmt: str) -> None:
             ]
             == "a%20b.md"
         )
+
+
+def test_dry_run_plan_moves_to_stderr_when_stdout_carries_the_format(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """`--dry-run --format json` keeps standard output pure JSON: the plan and diffs go to standard error."""
+    corpus = _corpus(tmp_path, local_site)
+    config = str(_config(tmp_path, corpus, local_site))
+    result = _cli(tmp_path, "refresh", "--dry-run", "--config", config, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["run"]["mode"] == "dry-run"
+    assert "plan: 1 articles" in result.stderr
