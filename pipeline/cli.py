@@ -337,7 +337,13 @@ def validate(
 
 @main.command()
 @click.option("--run", "run_id", help="Run id (default: the latest finished run).")
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="md")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "md", "html", "compact", "markdown", "junit", "sarif"]),
+    default="md",
+    help="md/markdown, json, html, or a CI format (compact, junit, sarif: dead links fail).",
+)
 @_common
 def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
@@ -361,10 +367,14 @@ def report(
         sys.exit(ExitCode.FILES_FAILED)
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    elif fmt == "md":
+    elif fmt in ("md", "markdown"):
         click.echo(render_markdown(document), nl=False)
-    else:
+    elif fmt == "html":
         click.echo(render_html(document, trend), nl=False)
+    else:
+        from pipeline.formats import render
+
+        click.echo(render(document, fmt), nl=False)
 
 
 @main.command()

@@ -259,3 +259,14 @@ def test_dry_run_plan_moves_to_stderr_when_stdout_carries_the_format(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["run"]["mode"] == "dry-run"
     assert "plan: 1 articles" in result.stderr
+
+
+def test_report_command_re_renders_a_past_run_as_sarif(local_site: LocalSite, tmp_path: Path) -> None:
+    """`pipeline report --format sarif` renders the latest stored run in a CI format."""
+    corpus = _corpus(tmp_path, local_site)
+    config = str(_config(tmp_path, corpus, local_site))
+    assert _cli(tmp_path, "refresh", "-q", "--config", config).returncode == 0
+    result = _cli(tmp_path, "report", "--config", config, "--format", "sarif")
+    assert result.returncode == 0, result.stderr
+    (found,) = json.loads(result.stdout)["runs"][0]["results"]
+    assert local_site.url("/gone") in found["message"]["text"]
