@@ -21,7 +21,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -184,9 +184,13 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
 
 
 def _artifact_uri(article: str) -> str:
-    path = PurePath(article)
+    """Repository-relative when possible (what code scanning matches to files), else a file:// URI."""
+    path = Path(article)
     if path.is_absolute():
-        return "file://" + quote(path.as_posix())
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            return "file://" + quote(path.as_posix())
     return quote(path.as_posix())
 
 

@@ -270,3 +270,29 @@ def test_report_command_re_renders_a_past_run_as_sarif(local_site: LocalSite, tm
     assert result.returncode == 0, result.stderr
     (found,) = json.loads(result.stdout)["runs"][0]["results"]
     assert local_site.url("/gone") in found["message"]["text"]
+
+
+def test_sarif_paths_are_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An absolute article path inside the working directory becomes a relative URI; outside, file://."""
+    monkeypatch.chdir(tmp_path)
+    link = {
+        "url": "https://x.example/",
+        "status": "dead",
+        "reason": "HTTP 404",
+        "http_status": 404,
+        "host": "x",
+    }
+    report = {
+        "run": {"id": "r", "started_at": DAY0.isoformat(), "finished_at": DAY0.isoformat(), "exit_code": 0},
+        "links": [
+            {**link, "articles": [{"article": str(tmp_path / "posts" / "a.md"), "field_paths": ["webUrl"]}]},
+            {**link, "articles": [{"article": "/elsewhere/b.md", "field_paths": ["webUrl"]}]},
+        ],
+    }
+    uris = [
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in json.loads(render(report, "sarif"))["runs"][0]["results"]
+    ]
+    assert uris == ["posts/a.md", "file:///elsewhere/b.md"]
