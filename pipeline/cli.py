@@ -22,6 +22,7 @@ import click
 from pipeline import __version__
 from pipeline.config import ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
+from pipeline.formats import CiOutput
 from pipeline.models import ExitCode
 
 log = logging.getLogger("pipeline")
@@ -177,54 +178,9 @@ def refresh(
         dry_run=dry_run,
         force=force,
         quiet=quiet,
-        output=Output(fmt or ("compact" if output else None), output, fail_on, exclude, include),
+        output=CiOutput(fmt or ("compact" if output else None), output, fail_on, exclude, include),
     )
     sys.exit(code)
-
-
-class Output:
-    """What the CI-facing flags of `refresh` ask for: a result format and file, --fail-on, filters."""
-
-    def __init__(
-        self,
-        fmt: str | None = None,
-        path: Path | None = None,
-        fail_on: tuple[str, ...] = (),
-        exclude: tuple[str, ...] = (),
-        include: tuple[str, ...] = (),
-    ) -> None:
-        self.fmt, self.path, self.fail_on = fmt, path, fail_on
-        self.exclude, self.include = exclude, include
-
-    @property
-    def to_stdout(self) -> bool:
-        """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
-        return self.fmt is not None and self.path is None
-
-    def emit(self, report: dict[str, Any]) -> None:
-        """Print or write the result; a file is replaced whole (never left half-written)."""
-        if self.fmt is None:
-            return
-        from pipeline.formats import render
-
-        text = render(report, self.fmt, self.fail_on)
-        if self.path is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, self.path)
-
-    def exit_code(self, report: dict[str, Any], code: int) -> int:
-        """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
-        from pipeline.formats import matched
-
-        hits = matched(report, self.fail_on) if self.fail_on else {}
-        if hits and code == ExitCode.OK:
-            log.warning("--fail-on: %s", ", ".join(f"{n} {status}" for status, n in hits.items()))
-            return int(ExitCode.FAIL_ON)
-        return code
 
 
 def run_once(
@@ -235,7 +191,7 @@ def run_once(
     dry_run: bool = False,
     force: bool = False,
     quiet: bool = False,
-    output: Output | None = None,
+    output: CiOutput | None = None,
 ) -> int:
     """A refresh under the run lock; returns the exit code (also used by the scheduler)."""
     from pipeline.ignore import IgnoreFileError
@@ -243,7 +199,7 @@ def run_once(
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
-    output = output or Output()
+    output = output or CiOutput()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
