@@ -1,12 +1,15 @@
 """Command line: flags -> settings -> run -> exit code. No pipeline logic lives here.
 
 Exit codes (``pipeline.models.ExitCode``): 0 run completed; 1 some files failed (or `validate` found
-problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted.
+problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted;
+8 `--fail-on` matched (links with those statuses exist).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -19,6 +22,7 @@ import click
 from pipeline import __version__
 from pipeline.config import ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
+from pipeline.formats import CiOutput
 from pipeline.models import ExitCode
 
 log = logging.getLogger("pipeline")
@@ -57,8 +61,40 @@ def _logging(settings: Settings, verbose: bool, quiet: bool, log_format: str | N
     setup_logging(log_format or settings.logging.format, level, quiet)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the distribution (not the clashing PyPI `pipeline`), its version and where it lives."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    import pipeline
+
+    try:
+        version = metadata.version("link-pipeline")
+    except metadata.PackageNotFoundError:
+        version = f"{__version__} (not installed as a distribution)"
+    click.echo(f"link-pipeline {version} (package `pipeline` at {os.path.dirname(pipeline.__file__)})")
+    ctx.exit()
+
+
+def _regexes(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {exc}", param=param) from None
+    return values
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pipeline")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the distribution name, version and install location.",
+)
 def main() -> None:
     """Link-health and metadata refresh for folders of front-matter articles."""
 
@@ -77,6 +113,27 @@ def main() -> None:
     "--state-dir", type=click.Path(path_type=Path, file_okay=False), help="History and lock folder."
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path, file_okay=False), help="Reports folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compact", "json", "markdown", "junit", "sarif"]),
+    help="Print the run's result in this format to standard output (logs stay on standard error).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --format output (default: compact) to this file instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["dead", "failing", "blocked"]),
+    multiple=True,
+    help="Exit with code 8 when links with this status exist (repeatable); JUnit and SARIF report them.",
+)
+@click.option("--exclude", multiple=True, callback=_regexes, help="Skip URLs matching REGEX (repeatable).")
+@click.option(
+    "--include", multiple=True, callback=_regexes, help="Check only URLs matching REGEX (repeatable)."
+)
 @_common
 def refresh(
     paths: tuple[Path, ...],
@@ -88,6 +145,11 @@ def refresh(
     min_host_interval: float | None,
     state_dir: Path | None,
     reports_dir: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    fail_on: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
     config_path: Path | None,
     verbose: bool,
     quiet: bool,
@@ -109,7 +171,15 @@ def refresh(
     _logging(settings, verbose, quiet, log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
-    code = run_once(settings, stop, check_only=check_only, dry_run=dry_run, force=force, quiet=quiet)
+    code = run_once(
+        settings,
+        stop,
+        check_only=check_only,
+        dry_run=dry_run,
+        force=force,
+        quiet=quiet,
+        output=CiOutput(fmt or ("compact" if output else None), output, fail_on, exclude, include),
+    )
     sys.exit(code)
 
 
@@ -121,28 +191,37 @@ def run_once(
     dry_run: bool = False,
     force: bool = False,
     quiet: bool = False,
+    output: CiOutput | None = None,
 ) -> int:
     """A refresh under the run lock; returns the exit code (also used by the scheduler)."""
+    from pipeline.ignore import IgnoreFileError
     from pipeline.lock import LockHeld, run_lock
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
+    output = output or CiOutput()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
         force=force,
         stop=stop,
         show_progress=not quiet,
+        exclude=output.exclude,
+        include=output.include,
     )
+    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
     try:
         if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
-            outcome = run_refresh(settings, options, sys.stdout)
+            outcome = run_refresh(settings, options, plan_out)
         else:
             with run_lock(settings.state.lock_file):
-                outcome = run_refresh(settings, options, sys.stdout)
+                outcome = run_refresh(settings, options, plan_out)
     except LockHeld as exc:
         log.error("%s", exc)
         return ExitCode.LOCKED
+    except IgnoreFileError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -162,7 +241,12 @@ def run_once(
         outage,
         where,
     )
-    return int(outcome.exit_code)
+    try:
+        output.emit(outcome.report)
+    except OSError as exc:
+        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
+        return int(ExitCode.FILES_FAILED)
+    return output.exit_code(outcome.report, int(outcome.exit_code))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -209,7 +293,13 @@ def validate(
 
 @main.command()
 @click.option("--run", "run_id", help="Run id (default: the latest finished run).")
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="md")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "md", "html", "compact", "markdown", "junit", "sarif"]),
+    default="md",
+    help="md/markdown, json, html, or a CI format (compact, junit, sarif: dead links fail).",
+)
 @_common
 def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
@@ -233,10 +323,14 @@ def report(
         sys.exit(ExitCode.FILES_FAILED)
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    elif fmt == "md":
+    elif fmt in ("md", "markdown"):
         click.echo(render_markdown(document), nl=False)
-    else:
+    elif fmt == "html":
         click.echo(render_html(document, trend), nl=False)
+    else:
+        from pipeline.formats import render
+
+        click.echo(render(document, fmt), nl=False)
 
 
 @main.command()

@@ -33,6 +33,7 @@ class ExitCode(enum.IntEnum):
     CONFIG_ERROR = 3  # the configuration is invalid; nothing was done
     LOCKED = 4  # another run holds the lock; nothing was done
     INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
+    FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
 
 
 class LinkStatus(enum.StrEnum):
@@ -67,6 +68,7 @@ class LinkRef:
     url: str  # exactly as written in the article
     normalized: str | None  # the URL we request; None when the reference is invalid
     invalid_reason: str = ""  # why it is invalid, for people
+    line: int | None = None  # file line (1-based) of the field's key, for CI annotations (SARIF)
 
 
 @dataclass(frozen=True, slots=True)

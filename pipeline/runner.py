@@ -25,13 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pipeline import check, decide, report, summary, verdict
+from pipeline import archive, check, decide, report, summary, verdict
+from pipeline.accept import warn_unused_hosts
 from pipeline.config import Settings
 from pipeline.console import Progress
+from pipeline.copies import find_copies
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
 from pipeline.frontmatter import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
-from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded, normalize_url
+from pipeline.ignore import LinkFilter, filter_for
+from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
@@ -67,6 +70,8 @@ class RunOptions:
     now: Callable[[], datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
     show_progress: bool = True
+    exclude: tuple[str, ...] = ()  # --exclude patterns, on top of the configured ones
+    include: tuple[str, ...] = ()  # --include patterns: only matching URLs are checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,9 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
             corpus.errors.append(_file_error(found, exc))
             continue
         corpus.paths.append(article.path)
-        corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
+        corpus.refs[article.path] = extract_refs(
+            article.path, article.doc.data, settings.links, article.doc.line_of
+        )
         corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
         if decide.stale_flags(article.doc.data, corpus.refs[article.path], settings):
             corpus.revisit.add(article.path)
@@ -123,7 +130,7 @@ class _Plan:
     urls: list[str]  # unique, in first-seen order
     page_urls: set[str]  # read whole (head) for metadata
     image_urls: set[str]  # first bytes read for the real size
-    excluded: set[str]
+    excluded: dict[str, str]  # URL -> the rule that skipped it
 
 
 def _unit_field(field_path: str, nested: Iterable[str]) -> str:
@@ -136,20 +143,20 @@ def _unit_field(field_path: str, nested: Iterable[str]) -> str:
     return re.sub(r"\[\d+\]", "[]", field_path)
 
 
-def _plan_requests(corpus: _Corpus, settings: Settings) -> _Plan:
+def _plan_requests(corpus: _Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
     """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
-    excludes = compile_excludes(settings.links)
     page_fields = set(settings.links.page_fields)
     image_fields = {spec for spec in settings.links.fields if "[]." in spec}
-    plan = _Plan([], set(), set(), set())
+    plan = _Plan([], set(), set(), {})
     seen: set[str] = set()
     for refs in corpus.refs.values():
         for ref in refs:
             url = ref.normalized
-            if url is None:
+            if url is None or url in plan.excluded:
                 continue
-            if is_excluded(url, excludes):
-                plan.excluded.add(url)
+            skip = rules.skip_reason(url) if url not in seen else None
+            if skip is not None:
+                plan.excluded[url] = skip
                 continue
             if url not in seen:
                 seen.add(url)
@@ -284,6 +291,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
+    # A bad ignore file stops the run before any work.
+    rules = filter_for(settings, options.exclude, options.include)
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -293,7 +302,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         time.perf_counter() - clock,
     )
 
-    plan = _plan_requests(corpus, settings)
+    plan = _plan_requests(corpus, settings, rules)
+    warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
     # A dry run must not create the history it promises not to write: an empty one stands in.
     database = settings.state.database
@@ -325,6 +335,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         write_errors: list[FileError] = []
         outage: str | None = None
         results: dict[str, LinkResult] = {}
+        copies: dict[str, archive.Snapshot] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
             try:
@@ -352,14 +363,25 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     store.record(judged, run_id, now)
                     _store_pages(store, digest, due_set, now)
                 pages, probes = _known_pages(store, digest, plan.page_urls)
-                evidence = decide.Evidence(results, pages, probes, outage is not None)
+                copies = find_copies(
+                    corpus.paths,
+                    corpus.refs,
+                    results,
+                    store,
+                    settings,
+                    now,
+                    outage,
+                    options.dry_run,
+                    options.stop,
+                )
+                links = archive.copy_urls(copies)
+                evidence = decide.Evidence(results, pages, probes, outage is not None, links)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
                 wanted -= probes.keys()
-                excludes = compile_excludes(settings.links)
-                wanted = {url for url in wanted if not is_excluded(url, excludes)}
+                wanted = {url for url in wanted if rules.skip_reason(url) is None}
                 if wanted:
                     digest.image_urls = wanted
                     probe_bytes = settings.metadata.images.max_probe_bytes
@@ -409,6 +431,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            archive=copies,
         )
         report_dir = None
         if not options.dry_run:

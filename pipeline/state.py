@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pipeline.archive import Snapshot
 from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta
 from pipeline.verdict import UrlHistory
 
@@ -61,6 +62,12 @@ CREATE TABLE IF NOT EXISTS runs (
     report BLOB  -- zlib-compressed JSON
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS archive (  -- archive copies of dead links (pipeline.archive)
+    url TEXT PRIMARY KEY,
+    archive_url TEXT,  -- NULL: the archive had no copy when asked
+    snapshot_timestamp TEXT,
+    checked_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pages (
     final_url TEXT PRIMARY KEY,
     description TEXT,
@@ -280,6 +287,39 @@ class HistoryStore:
             " last_run_id = excluded.last_run_id",
             rows,
         )
+
+    # ---- archive copies ---------------------------------------------------------------------------
+    def load_archive(self, urls: Iterable[str]) -> dict[str, Snapshot]:
+        """Cached archive answers for those URLs that have one (none in a database made before them)."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, Snapshot] = {}
+        try:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive"
+                    f" WHERE url IN ({marks})",
+                    chunk,
+                )
+                for row in rows:
+                    found[row[0]] = Snapshot(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
+        except sqlite3.OperationalError:
+            return {}  # a read-only (dry-run) open of an older database without the table
+        return found
+
+    def record_archive(self, snapshots: Iterable[Snapshot]) -> None:
+        """Store archive answers in one transaction (a later answer replaces an earlier one)."""
+        rows = [(s.url, s.archive_url, s.timestamp, s.checked_at.isoformat()) for s in snapshots]
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO archive (url, archive_url, snapshot_timestamp, checked_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET archive_url = excluded.archive_url,"
+                " snapshot_timestamp = excluded.snapshot_timestamp, checked_at = excluded.checked_at",
+                rows,
+            )
 
     # ---- pages ------------------------------------------------------------------------------------
     def record_pages(self, pages: Iterable[StoredPage], forget: Iterable[str] = ()) -> None:
