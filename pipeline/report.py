@@ -37,9 +37,31 @@ _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside 
 LATEST = "latest"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _STATUSES = ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-_EXIT_LABELS = {0: "ok", 1: "some files failed", 3: "configuration error", 4: "locked", 5: "interrupted"}
+_EXIT_LABELS = {
+    0: "ok",
+    1: "some files failed",
+    3: "configuration error",
+    4: "locked",
+    5: "interrupted",
+    6: "a state or reports path cannot be used",
+    7: "network down for several runs",
+}
 _MAX_ARTICLES_SHOWN = 5
 _MAX_TREND_RUNS = 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# A run that did not check the whole corpus: shown as such, never made `latest` over a complete run.
+_KIND_NOTES = {
+    "partial": "partial: only some paths were checked",
+    "interrupted": "interrupted: stopped before the end",
+}
+
+
+def run_kind(run: dict[str, Any]) -> str:
+    """``complete``, ``partial`` or ``interrupted`` (runs recorded before kinds existed are complete)."""
+    kind = run.get("kind")
+    return kind if kind in _KIND_NOTES else "complete"
 
 
 class ReportInvalid(ValueError):
@@ -140,11 +162,15 @@ def _hosts(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+    """A moment from report JSON (an ISO string) or from ``HistoryStore.list_runs`` (a datetime)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -207,9 +233,12 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
     if not any(item.get("id") == run["id"] for item in runs):
         runs.insert(
             0,
-            {**{k: run[k] for k in ("id", "started_at", "exit_code", "outage")}, "totals": report["totals"]},
+            {
+                **{k: run.get(k) for k in ("id", "started_at", "exit_code", "outage", "kind")},
+                "totals": report["totals"],
+            },
         )
-    runs.sort(key=lambda item: str(item.get("started_at") or ""), reverse=True)
+    runs.sort(key=lambda item: _parse_time(item.get("started_at")) or _EPOCH, reverse=True)
     runs = runs[:_MAX_TREND_RUNS][::-1]
     layers = (
         ("ok", ("ok", "redirected")),
@@ -246,8 +275,10 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
                 "segments": segments,
                 "current": item.get("id") == run["id"],
                 "outage": bool(item.get("outage")),
+                "incomplete": run_kind(item) != "complete",
                 "title": f"{item.get('id')} — {_when(item.get('started_at'))}: {tip}"
-                + (" (outage: nothing recorded)" if item.get("outage") else ""),
+                + (" (outage: nothing recorded)" if item.get("outage") else "")
+                + (f" ({_KIND_NOTES[run_kind(item)]})" if run_kind(item) != "complete" else ""),
                 "label": _day(item.get("started_at"))[5:]
                 if (len(runs) - 1 - index) % label_every == 0
                 else "",
@@ -284,6 +315,7 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "hosts": _hosts(links),
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
+        "kind_note": _KIND_NOTES.get(run_kind(run), ""),
         "statuses": _STATUSES,
         "max_articles": _MAX_ARTICLES_SHOWN,
     }
@@ -470,15 +502,33 @@ def _prune(reports_dir: Path, keep_runs: int, current: Path) -> None:
         and _RUN_ID.match(child.name)
         and (child / "report.json").is_file()
     )
+    latest = reports_dir / LATEST
+    kept = latest.resolve() if latest.is_symlink() else None  # `latest` may name an older complete run
     for old in runs[: max(len(runs) - keep_runs, 0)]:
-        if old != current:
+        if old != current and old.resolve() != kept:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def latest_is_complete(reports_dir: Path) -> bool:
+    """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
+    try:
+        document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
+        return run_kind(document["run"]) == "complete"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def write_reports(
-    report: dict[str, Any], reports_dir: Path, trend: list[dict[str, Any]], keep_runs: int
+    report: dict[str, Any],
+    reports_dir: Path,
+    trend: list[dict[str, Any]],
+    keep_runs: int,
+    *,
+    point_latest: bool = True,
 ) -> Path:
     """Write ``<reports_dir>/<run id>/report.{json,md,html}`` atomically, point ``latest`` at it, prune.
+
+    With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
 
     The Markdown and HTML are rendered from the JSON as written, so a later ``pipeline report`` re-render
     from history shows exactly the same thing. Returns the run folder.
@@ -495,6 +545,7 @@ def write_reports(
     _write_atomic(run_dir / "report.json", text)
     _write_atomic(run_dir / "report.md", render_markdown(data))
     _write_atomic(run_dir / "report.html", render_html(data, trend))
-    _point_latest(reports_dir, run_dir)
+    if point_latest:
+        _point_latest(reports_dir, run_dir)
     _prune(reports_dir, keep_runs, run_dir)
     return run_dir
