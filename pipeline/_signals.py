@@ -2,10 +2,11 @@
 
 Reads nothing; used by ``__main__`` (the first code the process runs) and by ``cli`` (the run's handler).
 
-- Before the command has done anything (imports, config loading), a signal ends it at once with code 5:
-  ``install_early`` sets a handler that raises ``SystemExit(5)``, so the default action (death by signal,
-  -15) never applies once the package's first line has run.
-- During a run, the command's own handler asks the run to stop and calls ``note`` here.
+- From the package's first line (``install_early``), a signal is only noted: the default action (death
+  by signal, -15) never applies again, and raising from a handler at an arbitrary point of start-up is
+  unsafe (pydantic's compiled validators, for one, swallow it). Once its settings are loaded, a command
+  asks ``stopped()`` and ends with code 5 before doing anything; a run then installs its own handler,
+  which asks the run to stop and calls ``note``; read-only commands call ``exit_on_stop``.
 - At exit, ``finish`` blocks both signals, runs the ``atexit`` handlers, flushes, and leaves with
   ``os._exit``: the interpreter's finalisation restores the default handlers, so a signal arriving then
   used to kill the process with -15. A signal noted (or pending) by then makes the exit code 5.
@@ -31,15 +32,32 @@ def note(signum: int) -> None:
     _received.append(signum)
 
 
+def stopped() -> bool:
+    """Whether a stop signal has arrived."""
+    return bool(_received)
+
+
 def _early(signum: int, _frame: FrameType | None) -> None:
+    note(signum)
+
+
+def _raise(signum: int, _frame: FrameType | None) -> None:
     note(signum)
     raise SystemExit(INTERRUPTED)
 
 
 def install_early() -> None:
-    """Stop signals end the process with code 5 until a command installs its own handler."""
+    """Note stop signals (exit code 5 at the end) until a command installs its own handler."""
     for sig in _STOPS:
         signal.signal(sig, _early)
+
+
+def exit_on_stop() -> None:
+    """For commands that write nothing: a stop signal ends them at once with code 5 (also one noted)."""
+    for sig in _STOPS:
+        signal.signal(sig, _raise)
+    if _received:
+        raise SystemExit(INTERRUPTED)
 
 
 def finish(code: object) -> NoReturn:

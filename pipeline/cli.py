@@ -160,6 +160,9 @@ def refresh(
     _logging(settings, verbose, quiet, log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
+    if _signals.stopped():
+        log.warning("stopped by a signal before the run began; nothing was done")
+        sys.exit(ExitCode.INTERRUPTED)
     _require_roots(settings, bool(paths))
     code = run_once(
         settings,
@@ -270,6 +273,7 @@ def validate(
 
     settings = _settings(config_path, {"corpus.roots": list(paths) or None})
     _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
     log.info("config: %s", _describe_config(_config_source(config_path)))
     _require_roots(settings, bool(paths))
     corpus = collect(settings)
@@ -305,6 +309,7 @@ def report(
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
     if not settings.state.database.exists():
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
@@ -349,6 +354,7 @@ def runs(
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
     if not settings.state.database.exists():
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
@@ -398,6 +404,9 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
     settings = _settings(config_path, {})  # the schedule is validated with the rest of the config
     _logging(settings, verbose, quiet, log_format)
     config = _describe_config(source)
+    if _signals.stopped():
+        log.warning("stopped by a signal before the scheduler started")
+        sys.exit(ExitCode.INTERRUPTED)
     sys.exit(serve(settings, lambda stop: run_once(settings, stop, quiet=True, config=config)))
 
 
