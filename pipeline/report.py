@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -416,16 +417,68 @@ def _asset(name: str) -> str:
     return (_HERE / "templates" / name).read_text(encoding="utf-8")
 
 
-def render_markdown(report: dict[str, Any], *, max_rows: int = 100) -> str:
-    """Markdown for a pull request or an issue: totals, then each non-empty section with article paths.
+MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses a comment or an issue body over 65,536
+_DETAILS_AFTER = 10  # a section with more rows than this is folded in <details>
+# Most important first: when the report must shrink, rows go from the end of this list first.
+_MD_SECTIONS = (
+    "newly_dead",
+    "recovered",
+    "errors",
+    "failing",
+    "changes",
+    "redirected",
+    "still_dead",
+    "blocked",
+    "invalid",
+    "discovered",
+    "refused_pages",
+)
 
-    A section longer than ``max_rows`` is cut, saying how many more rows report.html has (GitHub caps a
-    comment at 65,536 characters).
+
+def render_markdown(report: dict[str, Any], *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
+    """Markdown for a pull request or an issue: totals, then each non-empty section, most important first.
+
+    A section shows at most ``max_rows`` rows; when the whole would pass ``limit`` characters, rows are
+    left out from the least important sections first (newly dead, recovered and file errors go last).
+    Every cut says how many rows are left out and that report.html and report.json have them all.
     """
     _, md = _environments()
-    text = md.get_template("report.md.j2").render(**_view(report, None), max_rows=max_rows)
-    # Data never holds a newline here (every value is flattened), so this only tidies the template's blocks.
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    view = _view(report, None)
+    sections = view["sections"]
+    rows = {
+        key: len(view[key])
+        if key in ("errors", "changes", "discovered", "refused_pages")
+        else len(getattr(sections, key))
+        for key in _MD_SECTIONS
+    }
+    template = md.get_template("report.md.j2")
+
+    def render(limits: dict[str, int]) -> str:
+        left_out = sum(rows[key] - limits[key] for key in _MD_SECTIONS)
+        text = template.render(**view, limits=limits, left_out=left_out, details_after=_DETAILS_AFTER)
+        # Data never holds a newline here (every value is flattened): this only tidies the template's blocks.
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+    def largest(fits: Callable[[int], bool], high: int) -> int:
+        low = 0  # the largest n in [0, high] with fits(n), by bisection (fits is monotonic)
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        return low
+
+    def capped(cap: int) -> dict[str, int]:
+        return {key: min(count, cap, max_rows) for key, count in rows.items()}
+
+    limits = capped(max_rows)
+    text = render(limits)
+    if len(text) > limit:
+        # The same number of rows from every section, then what room is left to the most important ones.
+        limits = capped(largest(lambda cap: len(render(capped(cap))) <= limit, max_rows))
+        for key in _MD_SECTIONS:
+            top = min(rows[key], max_rows)
+            limits[key] = largest(lambda n, key=key: len(render({**limits, key: n})) <= limit, top)  # type: ignore[misc]
+        text = render(limits)
+    return text
 
 
 def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
