@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -368,10 +369,23 @@ def _handles_sigterm(pid: int) -> bool:
     return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
 
 
+_PF_EXITING = 0x4  # the kernel's task flag once the process has called exit() and is being torn down
+
+
 def _alive(pid: int) -> bool:
-    """Still running (not yet a zombie): a signal sent now reaches a live process."""
-    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    return info is None
+    """Running and not yet exiting by itself: a signal sent now reaches a live process.
+
+    A process that has already called ``_exit`` is no zombie yet while the kernel tears it down; a signal
+    then is discarded by the kernel, whatever the program does, so such a moment does not count.
+    """
+    if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    flags = int(stat.rsplit(")", 1)[1].split()[6])  # field 9, counted after the command name
+    return not flags & _PF_EXITING
 
 
 def _start_run(config: Path, cwd: Path) -> subprocess.Popen[str]:
@@ -384,6 +398,23 @@ def _start_run(config: Path, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+def _terminate_if_alive(pid: int) -> bool:
+    """SIGTERM the process where it is now, unless it is already exiting; whether it was sent.
+
+    The process is frozen (SIGSTOP) while we look, so "still running" and the signal are one moment.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "TZX":
+            time.sleep(0.0005)
+        alive = _alive(pid)
+        if alive:
+            os.kill(pid, signal.SIGTERM)
+        return alive
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_sigterm_during_start_up_exits_5(tmp_path: Path) -> None:
     """SIGTERM at several moments of start-up (imports, config, lock), before the run's own handler: 5."""
     config = _config(tmp_path, _offline_corpus(tmp_path))
@@ -394,8 +425,7 @@ def test_sigterm_during_start_up_exits_5(tmp_path: Path) -> None:
         while not _handles_sigterm(process.pid) and time.monotonic() < deadline:
             time.sleep(0.001)
         time.sleep(delay)
-        if _alive(process.pid):
-            process.send_signal(signal.SIGTERM)
+        if _terminate_if_alive(process.pid):
             sent += 1
             _, stderr = process.communicate(timeout=30)
             assert process.returncode == ExitCode.INTERRUPTED, (delay, stderr)
@@ -415,8 +445,7 @@ def test_sigterm_at_exit_exits_5(tmp_path: Path) -> None:
         for line in process.stderr:
             if ": 1 articles, 1 URLs" in line:  # the one-line summary: the last thing a run logs
                 break
-        if _alive(process.pid):
-            process.send_signal(signal.SIGTERM)
+        if _terminate_if_alive(process.pid):
             sent += 1
             process.communicate(timeout=30)
             assert process.returncode == ExitCode.INTERRUPTED
@@ -435,3 +464,148 @@ def test_sigterm_mid_check_exits_5(tmp_path: Path, local_site: LocalSite) -> Non
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == ExitCode.INTERRUPTED, stderr
+
+
+# ------------------------------------------------------------------------------------------ trend chart
+
+
+def _chromium_dom(page: Path, profile: Path) -> str:
+    result = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.stdout
+
+
+def _drawn_bars(dom: str) -> list[tuple[str, str]]:
+    """(label, tooltip) of each bar of the trend chart, as the browser parsed them."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    bars = []
+    for bar in LexborHTMLParser(dom).css("svg.chart g.bar"):
+        label = bar.css_first("text")
+        title = bar.css_first("title")
+        bars.append((label.text() if label else "", title.text() if title else ""))
+    return bars
+
+
+# CI installs chromium (.ci/run) and sets CI=true, so there a missing browser fails instead of skipping.
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and not os.environ.get("CI"), reason="chromium is not installed"
+)
+def test_trend_chart_in_chromium_has_dates_and_stops_at_the_run_shown(tmp_path: Path) -> None:
+    """In Chromium, the chart of a run's report.html has a date label and tooltip per night, and
+    `pipeline report --run FIRST --format html` draws only the first run."""
+    corpus = _offline_corpus(tmp_path)
+    config = _config(tmp_path, corpus)
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+    ids = [str(_night(settings, DAY0 + timedelta(days=night))[1]["run"]["id"]) for night in range(3)]  # type: ignore[index]
+
+    latest = _drawn_bars(_chromium_dom(tmp_path / "reports" / "latest" / "report.html", tmp_path / "p1"))
+    first_html = _cli("report", "--run", ids[0], "--format", "html", "--config", str(config), cwd=tmp_path)
+    (tmp_path / "first.html").write_text(first_html.stdout, encoding="utf-8")
+    first = _drawn_bars(_chromium_dom(tmp_path / "first.html", tmp_path / "p2"))
+
+    assert [label for label, _ in latest] == ["11-01", "11-02", "11-03"]
+    for (_, tooltip), run_id, night in zip(latest, ids, range(3), strict=True):
+        assert tooltip.startswith(f"{run_id} — 2026-11-0{night + 1} 03:00 UTC: ok "), tooltip
+        assert "—  —" not in tooltip and "— —" not in tooltip
+    assert len(first) == 1 and first[0][0] == "11-01" and first[0][1].startswith(ids[0])
+
+
+# ------------------------------------------------------------------------------------ counts that agree
+
+
+def test_plan_log_summary_and_report_count_urls_alike(tmp_path: Path, local_site: LocalSite) -> None:
+    """One definition per count: the dry-run plan, the check log line, the summary and report.json agree."""
+    local_site.route("/a", status=200)
+    local_site.route("/b", status=200)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    shared = f'webUrl: "{local_site.url("/a")}"'
+    (corpus / "one.md").write_text(f'---\ntitle: 1\n{shared}\noriginalUrl: "{local_site.url("/b")}"\n---\n')
+    (corpus / "two.md").write_text(f'---\ntitle: 2\n{shared}\noriginalUrl: "htp:/typo"\n---\n')
+    (corpus / "three.md").write_text(f'---\ntitle: 3\nwebUrl: "{local_site.url("/skip")}"\n---\n')
+    config = _config(tmp_path, corpus, links={"exclude": ["/skip$"]}, metadata={"enabled": False})
+
+    plan = _cli("refresh", "--dry-run", "--config", str(config), cwd=tmp_path)
+    first = _cli("refresh", "--config", str(config), cwd=tmp_path)
+    second = _cli("refresh", "--config", str(config), cwd=tmp_path)
+
+    assert (
+        "plan: 3 articles, 4 unique URLs on 1 hosts; 2 due for a check, 0 not due, 1 excluded, 1 invalid"
+        in (plan.stdout)
+    )
+    assert "checked 2 of 4 URLs (0 not due, 1 excluded, 1 invalid)" in first.stderr
+    assert ": 3 articles, 4 URLs, 2 checked (" in first.stderr
+    assert "checked 0 of 4 URLs (2 not due, 1 excluded, 1 invalid)" in second.stderr
+    assert ": 3 articles, 4 URLs, 0 checked (" in second.stderr
+    totals = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text())["totals"]
+    assert (totals["urls"], totals["checked"], totals["skipped"], totals["invalid"]) == (4, 0, 1, 1)
+
+
+# ------------------------------------------------------------------------------ dry run at a terminal
+
+PAGE = (
+    b"<html><head><title>T</title><meta property='og:description' "
+    b"content='Local officials approved the new riverside park after two years of debate.'></head></html>"
+)
+
+
+# CI installs tmux (.ci/run) and sets CI=true, so there a missing tmux fails instead of skipping.
+@pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="tmux is not installed")
+def test_dry_run_in_a_terminal_keeps_the_diff_whole_and_colored(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """At a terminal (tmux), the progress bar never overwrites a diff line nor comes back after the diffs,
+    and the diff is colored; through a pipe it has no escape codes."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    for i in range(6):
+        local_site.route(f"/p{i}", body=PAGE, headers={"Content-Type": "text/html"}, delay=0.3)
+        (corpus / f"a{i}.md").write_text(
+            f'---\ntitle: "{i}"\nexcerpt: ""\nwebUrl: "{local_site.url(f"/p{i}")}"\n---\nbody\n'
+        )
+    config = _config(tmp_path, corpus, http={"allow_networks": ["127.0.0.0/8"], "per_host_concurrency": 1})
+    socket = f"pipeline-test-{os.getpid()}"
+    run = f"{sys.executable} -m pipeline refresh --dry-run --config {config}"
+    command = f"cd {tmp_path} && {run}; echo END-OF-RUN; sleep 60"  # the pane stays until it is read
+    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+    subprocess.run([*tmux, "new-session", "-d", "-x", "150", "-y", "50", command], check=True)
+    try:
+        deadline = time.monotonic() + 30
+        screen = ""
+        while "END-OF-RUN" not in screen and time.monotonic() < deadline:
+            time.sleep(0.2)
+            screen = subprocess.run(
+                [*tmux, "capture-pane", "-p", "-S", "-500"], capture_output=True, text=True
+            ).stdout
+        colored = subprocess.run(
+            [*tmux, "capture-pane", "-p", "-e", "-S", "-500"], capture_output=True, text=True
+        ).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    piped = _cli("refresh", "--dry-run", "--config", str(config), cwd=tmp_path)
+
+    lines = screen.splitlines()
+    headers = [i for i, line in enumerate(lines) if "--- a/" in line]
+    assert len(headers) == 6 and all(lines[i].startswith("--- a/") for i in headers), screen
+    bars = [i for i, line in enumerate(lines) if line.startswith("checking links")]
+    assert len(bars) == 1 and bars[0] < headers[0], screen
+    assert "6/6" in lines[bars[0]]
+    assert "\x1b[32m+excerpt: " in colored and "\x1b[31m-excerpt: " in colored
+    assert "+excerpt: " in piped.stdout and "\x1b[" not in piped.stdout
