@@ -2,12 +2,15 @@
 
 Exit codes (``pipeline.models.ExitCode``): 0 run completed; 1 some files failed (or `validate` found
 problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted;
-6 a state/history/reports path cannot be used; 7 the network has been down for several runs in a row.
+6 a state/history/reports path cannot be used; 7 the network has been down for several runs in a row;
+8 `--fail-on` matched (links with those statuses exist).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -104,8 +107,40 @@ def _is_partial(paths: tuple[Path, ...], configured: Settings) -> bool:
     return {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the distribution (not the clashing PyPI `pipeline`), its version and where it lives."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    import pipeline
+
+    try:
+        version = metadata.version("link-pipeline")
+    except metadata.PackageNotFoundError:
+        version = f"{__version__} (not installed as a distribution)"
+    click.echo(f"link-pipeline {version} (package `pipeline` at {os.path.dirname(pipeline.__file__)})")
+    ctx.exit()
+
+
+def _regexes(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {exc}", param=param) from None
+    return values
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pipeline")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the distribution name, version and install location.",
+)
 def main() -> None:
     """Link-health and metadata refresh for folders of front-matter articles."""
 
@@ -124,6 +159,27 @@ def main() -> None:
     "--state-dir", type=click.Path(path_type=Path, file_okay=False), help="History and lock folder."
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path, file_okay=False), help="Reports folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compact", "json", "markdown", "junit", "sarif"]),
+    help="Print the run's result in this format to standard output (logs stay on standard error).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --format output (default: compact) to this file instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["dead", "failing", "blocked"]),
+    multiple=True,
+    help="Exit with code 8 when links with this status exist (repeatable); JUnit and SARIF report them.",
+)
+@click.option("--exclude", multiple=True, callback=_regexes, help="Skip URLs matching REGEX (repeatable).")
+@click.option(
+    "--include", multiple=True, callback=_regexes, help="Check only URLs matching REGEX (repeatable)."
+)
 @_common
 def refresh(
     paths: tuple[Path, ...],
@@ -135,6 +191,11 @@ def refresh(
     min_host_interval: float | None,
     state_dir: Path | None,
     reports_dir: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    fail_on: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
     config_path: Path | None,
     verbose: bool,
     quiet: bool,
@@ -173,8 +234,54 @@ def refresh(
         quiet=quiet,
         config=_describe_config(source),
         partial=_is_partial(paths, configured),
+        output=Output(fmt or ("compact" if output else None), output, fail_on, exclude, include),
     )
     sys.exit(code)
+
+
+class Output:
+    """What the CI-facing flags of `refresh` ask for: a result format and file, --fail-on, filters."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        path: Path | None = None,
+        fail_on: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        include: tuple[str, ...] = (),
+    ) -> None:
+        self.fmt, self.path, self.fail_on = fmt, path, fail_on
+        self.exclude, self.include = exclude, include
+
+    @property
+    def to_stdout(self) -> bool:
+        """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
+        return self.fmt is not None and self.path is None
+
+    def emit(self, report: dict[str, Any]) -> None:
+        """Print or write the result; a file is replaced whole (never left half-written)."""
+        if self.fmt is None:
+            return
+        from pipeline.formats import render
+
+        text = render(report, self.fmt, self.fail_on)
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, self.path)
+
+    def exit_code(self, report: dict[str, Any], code: int) -> int:
+        """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
+        from pipeline.formats import matched
+
+        hits = matched(report, self.fail_on) if self.fail_on else {}
+        if hits and code == ExitCode.OK:
+            log.warning("--fail-on: %s", ", ".join(f"{n} {status}" for status, n in hits.items()))
+            return int(ExitCode.FAIL_ON)
+        return code
 
 
 def run_once(
@@ -187,15 +294,18 @@ def run_once(
     quiet: bool = False,
     config: str = "",
     partial: bool = False,
+    output: Output | None = None,
 ) -> int:
     """A refresh under the run lock; returns the exit code (also used by the scheduler).
 
     Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
     """
+    from pipeline.ignore import IgnoreFileError
     from pipeline.lock import LockHeld, run_lock
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
+    output = output or Output()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
@@ -203,6 +313,8 @@ def run_once(
         stop=stop,
         show_progress=not quiet,
         partial=partial,
+        exclude=output.exclude,
+        include=output.include,
     )
     log.info(
         "config: %s; corpus %s; state %s; reports %s",
@@ -211,18 +323,22 @@ def run_once(
         settings.state.dir,
         settings.reports.dir,
     )
+    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
     try:
         if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
-            outcome = run_refresh(settings, options, sys.stdout)
+            outcome = run_refresh(settings, options, plan_out)
         else:
             with run_lock(settings.state.lock_file):
-                outcome = run_refresh(settings, options, sys.stdout)
+                outcome = run_refresh(settings, options, plan_out)
     except LockHeld as exc:
         log.error("%s", exc)
         return ExitCode.LOCKED
     except PathUnusable as exc:
         log.error("%s", exc)
         return ExitCode.PATH_UNUSABLE
+    except IgnoreFileError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -245,7 +361,12 @@ def run_once(
         outage,
         where,
     )
-    return int(outcome.exit_code)
+    try:
+        output.emit(outcome.report)
+    except OSError as exc:
+        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
+        return int(ExitCode.FILES_FAILED)
+    return output.exit_code(outcome.report, int(outcome.exit_code))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

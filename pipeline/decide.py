@@ -49,6 +49,7 @@ class Evidence:
     pages: Mapping[str, PageMeta] = field(default_factory=dict)  # usable pages only
     probes: Mapping[str, ImageProbe] = field(default_factory=dict)
     outage: bool = False
+    archive: Mapping[str, str] = field(default_factory=dict)  # dead URL -> its archive copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +337,11 @@ def _decide_flags(
         if old is not None and old.get("url") != ref.url:
             old = None  # the field now holds another URL: the old flag no longer applies
         if result is not None and result.status is LinkStatus.DEAD:
-            desired.append(old if old is not None else _flag_entry(ref, result))
+            entry = old if old is not None else _flag_entry(ref, result)
+            copy = evidence.archive.get(ref.normalized or "") if settings.health.archive.write else None
+            if copy and entry.get("archiveUrl") != copy:
+                entry = {**entry, "archiveUrl": copy}  # health.archive.write: the copy beside the flag
+            desired.append(entry)
         elif old is not None and (result is None or result.status not in _ALIVE):
             desired.append(old)  # no evidence of recovery: keep the flag as it is
 

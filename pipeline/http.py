@@ -140,7 +140,7 @@ class _CookielessClient(httpx.AsyncClient):
 
 def default_headers(http: HttpSettings) -> dict[str, str]:
     """Headers every request carries."""
-    return {"User-Agent": http.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
+    return {"User-Agent": http.agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
 
 def timeouts(http: HttpSettings) -> httpx.Timeout:
@@ -162,7 +162,10 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=http.max_concurrency,
-            limit_per_host=http.per_host_concurrency,
+            # The host queue enforces each host's limit; a per-host override may exceed the default.
+            limit_per_host=max(
+                [http.per_host_concurrency, *(h.per_host_concurrency or 0 for h in http.hosts.values())]
+            ),
             resolver=GuardedResolver(guard),
             ssl=context,
             ttl_dns_cache=300,

@@ -35,6 +35,7 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
     PATH_UNUSABLE = 6  # a state/history/reports path cannot be used (permission, read-only database)
     OUTAGE_STREAK = 7  # the network has been down for health.outage.max_consecutive runs in a row
+    FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
 
 
 class PathUnusable(OSError):
@@ -77,6 +78,7 @@ class LinkRef:
     url: str  # exactly as written in the article
     normalized: str | None  # the URL we request; None when the reference is invalid
     invalid_reason: str = ""  # why it is invalid, for people
+    line: int | None = None  # file line (1-based) of the field's key, for CI annotations (SARIF)
 
 
 @dataclass(frozen=True, slots=True)

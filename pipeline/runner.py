@@ -27,13 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pipeline import check, decide, report, summary, verdict
+from pipeline import archive, check, decide, report, summary, verdict
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
 from pipeline.frontmatter import FrontMatterError, apply, write_atomic
-from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded, normalize_url
+from pipeline.ignore import LinkFilter, build_filter
+from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
@@ -68,6 +69,8 @@ class RunOptions:
     show_progress: bool = True
     # Only some paths (PATH arguments) instead of the configured roots: not a night, never `latest`.
     partial: bool = False
+    exclude: tuple[str, ...] = ()  # --exclude patterns, on top of the configured ones
+    include: tuple[str, ...] = ()  # --include patterns: only matching URLs are checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,9 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
             corpus.errors.append(_file_error(found, exc))
             continue
         corpus.paths.append(article.path)
-        corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
+        corpus.refs[article.path] = extract_refs(
+            article.path, article.doc.data, settings.links, article.doc.line_of
+        )
         corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
         if decide.stale_flags(article.doc.data, corpus.refs[article.path], settings):
             corpus.revisit.add(article.path)
@@ -124,7 +129,7 @@ class _Plan:
     urls: list[str]  # unique, in first-seen order
     page_urls: set[str]  # read whole (head) for metadata
     image_urls: set[str]  # first bytes read for the real size
-    excluded: set[str]
+    excluded: dict[str, str]  # URL -> the rule that skipped it
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,7 @@ class _Counts:
 
 def _counts(corpus: _Corpus, plan: _Plan, due: list[str], extra: Iterable[str]) -> _Counts:
     named = {ref.normalized or ref.url for refs in corpus.refs.values() for ref in refs}
-    valid = set(plan.urls) | plan.excluded
+    valid = set(plan.urls) | set(plan.excluded)
     due_set = set(due)
     return _Counts(
         urls=len(named),
@@ -168,20 +173,33 @@ def _unit_field(field_path: str, nested: Iterable[str]) -> str:
     return re.sub(r"\[\d+\]", "[]", field_path)
 
 
-def _plan_requests(corpus: _Corpus, settings: Settings) -> _Plan:
+def link_filter(settings: Settings, options: RunOptions) -> LinkFilter:
+    """The run's exclude/include rules; raises ``IgnoreFileError`` for a bad ignore file."""
+    links = settings.links
+    return build_filter(
+        exclude=links.exclude,
+        include=links.include,
+        exclude_file=links.exclude_file,
+        roots=settings.corpus.roots,
+        cli_exclude=options.exclude,
+        cli_include=options.include,
+    )
+
+
+def _plan_requests(corpus: _Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
     """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
-    excludes = compile_excludes(settings.links)
     page_fields = set(settings.links.page_fields)
     image_fields = {spec for spec in settings.links.fields if "[]." in spec}
-    plan = _Plan([], set(), set(), set())
+    plan = _Plan([], set(), set(), {})
     seen: set[str] = set()
     for refs in corpus.refs.values():
         for ref in refs:
             url = ref.normalized
-            if url is None:
+            if url is None or url in plan.excluded:
                 continue
-            if is_excluded(url, excludes):
-                plan.excluded.add(url)
+            skip = rules.skip_reason(url) if url not in seen else None
+            if skip is not None:
+                plan.excluded[url] = skip
                 continue
             if url not in seen:
                 seen.add(url)
@@ -352,6 +370,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
+    rules = link_filter(settings, options)  # a bad ignore file stops the run before any work
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -366,9 +385,10 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             ", ".join(str(root) for root in settings.corpus.roots),
             ", ".join(settings.corpus.patterns),
         )
-    kind = "partial" if options.partial else "complete"
+    # A run on some paths, or on the URLs an --include picks, is not a night (a configured include is).
+    kind = "partial" if options.partial or options.include else "complete"
 
-    plan = _plan_requests(corpus, settings)
+    plan = _plan_requests(corpus, settings, rules)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
     # A dry run must not create the history it promises not to write: an empty one stands in.
     database = settings.state.database
@@ -399,6 +419,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         write_errors: list[FileError] = []
         outage: str | None = None
         results: dict[str, LinkResult] = {}
+        copies: dict[str, archive.Snapshot] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
             try:
@@ -425,18 +446,24 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 # reset their recheck date and starve their pages of metadata refreshes.
                 evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
                 results, judged = _verdicts(plan.urls, evidence_now, history, outage, settings, now)
-                if options.partial:
+                if kind == "partial":
                     results, judged = _uncounted(results, judged, history, evidence_now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
-                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None)
+                copies = _archive_copies(corpus, results, store, settings, options, now, outage)
+                evidence = decide.Evidence(
+                    results,
+                    digest.pages,
+                    digest.probes,
+                    outage is not None,
+                    {url: snap.archive_url for url, snap in copies.items() if snap.archive_url},
+                )
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
                 wanted -= digest.probes.keys()
-                excludes = compile_excludes(settings.links)
-                wanted = {url for url in wanted if not is_excluded(url, excludes)}
+                wanted = {url for url in wanted if rules.skip_reason(url) is None}
                 if wanted:
                     digest.image_urls = wanted
                     probe_bytes = settings.metadata.images.max_probe_bytes
@@ -493,6 +520,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            archive=copies,
         )
         run_report["run"]["kind"] = kind
         run_report["run"]["outage_streak"] = streak
@@ -532,6 +560,62 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         return RunOutcome(exit_code, run_report, report_dir)
     finally:
         store.close()
+
+
+def _archive_copies(
+    corpus: _Corpus,
+    results: Mapping[str, LinkResult],
+    store: HistoryStore,
+    settings: Settings,
+    options: RunOptions,
+    now: datetime,
+    outage: str | None,
+) -> dict[str, archive.Snapshot]:
+    """Archive copies of the run's dead links: cached ones, and new lookups (not in an outage run)."""
+    wanted = archive.candidates(results, settings.health.archive) if settings.health.archive.enabled else []
+    if not wanted:
+        return {}
+    cached = store.load_archive(wanted)
+    if outage:  # our own network is down: asking the archive would only fail
+        return {url: snap for url, snap in cached.items() if snap.archive_url}
+    due = {url for url in wanted if archive.is_due(cached.get(url), settings.health.archive, now)}
+    dates = _citation_stamps(corpus, due, settings)
+    known, fresh = archive.lookup(wanted, dates, cached, settings, now, stop=options.stop.is_set)
+    if not options.dry_run:
+        store.record_archive(fresh)
+    return known
+
+
+def _citation_stamps(corpus: _Corpus, urls: set[str], settings: Settings) -> dict[str, str]:
+    """Per URL, the earliest ``publishedDateTime`` of the unit citing it (a related item's own, else the
+    article's), as a Wayback timestamp. Only the few articles naming these URLs are read again."""
+    stamps: dict[str, str] = {}
+    if not urls:
+        return stamps
+    nested = tuple(settings.links.nested)
+    for path in corpus.paths:
+        refs = [ref for ref in corpus.refs[path] if ref.normalized in urls]
+        if not refs:
+            continue
+        try:
+            data = read_article(path, settings.corpus.max_file_bytes).doc.data
+        except FrontMatterError:
+            continue  # the write pass reports it; a copy without a date is still a copy
+        for ref in refs:
+            unit: Any = data
+            match = re.match(r"([^.\[]+)\[(\d+)\]\.", ref.field_path)
+            if match and match.group(1) in nested:
+                items = data.get(match.group(1))
+                index = int(match.group(2))
+                if isinstance(items, list) and index < len(items) and isinstance(items[index], Mapping):
+                    unit = items[index]
+            stamp = archive.wayback_timestamp(unit.get("publishedDateTime")) or archive.wayback_timestamp(
+                data.get("publishedDateTime")
+            )
+            url = ref.normalized
+            if stamp and url is not None and (url not in stamps or stamp < stamps[url]):
+                stamps[url] = stamp
+    return stamps
 
 
 def _write_pass(

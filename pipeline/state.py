@@ -7,6 +7,10 @@ run rows (``list_runs``) and stored report JSON (``get_report``). Writes one tra
 Per URL it keeps the last verdict, its HTTP status, final URL and redirect chain, the current failure
 streak (first failure, failing runs, hard/soft kind), the last success, the last check, and the last
 ``RECENT`` statuses. Per run: start, end, mode, exit code, outage reason, totals and the report JSON.
+Per page (keyed by its final URL, with a map from each requested URL to it): the metadata last read from
+it (description and its source, share image with its probed size, canonical, AMP), its validators (ETag,
+Last-Modified) and when it was read, so every run can refresh articles without a new request
+(``record_pages``, ``load_pages``, ``validators``, ``record_share_probes``).
 Everything SQL lives behind ``HistoryStore`` so another database can replace SQLite later.
 """
 
@@ -16,12 +20,14 @@ import contextlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pipeline.archive import Snapshot
 from pipeline.models import LinkResult, LinkStatus, PathUnusable
 from pipeline.verdict import UrlHistory
 
@@ -59,6 +65,31 @@ CREATE TABLE IF NOT EXISTS runs (
     report BLOB  -- zlib-compressed JSON
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS archive (  -- archive copies of dead links (pipeline.archive)
+    url TEXT PRIMARY KEY,
+    archive_url TEXT,  -- NULL: the archive had no copy when asked
+    snapshot_timestamp TEXT,
+    checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    final_url TEXT PRIMARY KEY,
+    description TEXT,
+    description_source TEXT,
+    image_url TEXT,
+    image_width INTEGER,
+    image_height INTEGER,
+    image_alive INTEGER,  -- NULL: not probed yet; 0: the probe failed; 1: alive (with its size if known)
+    canonical TEXT,
+    amp TEXT,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    read_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS page_urls (
+    url TEXT PRIMARY KEY,  -- a URL as requested (normalized)
+    final_url TEXT NOT NULL  -- the page it landed on, a key of pages
+);
 """
 # Columns added after the first release; added to an older database when it is opened for writing.
 _ADDED_COLUMNS = (("runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
@@ -68,6 +99,26 @@ def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
     """The one-line error for a history database or folder this process cannot use."""
     problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return PathUnusable(path, f"cannot {doing}: {problem}", _REMEDY)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page's metadata as last read, with its validators; what a run applies without a new request."""
+
+    url: str  # the URL as requested (normalized)
+    final_url: str
+    read_at: datetime
+    description: str | None = None
+    description_source: str | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    image_alive: bool | None = None  # None: the share image was not probed yet
+    canonical: str | None = None
+    amp: str | None = None
+    title: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -210,6 +261,136 @@ class HistoryStore:
             " last_run_id = excluded.last_run_id",
             rows,
         )
+
+    # ---- archive copies ---------------------------------------------------------------------------
+    def load_archive(self, urls: Iterable[str]) -> dict[str, Snapshot]:
+        """Cached archive answers for those URLs that have one (none in a database made before them)."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, Snapshot] = {}
+        try:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive"
+                    f" WHERE url IN ({marks})",
+                    chunk,
+                )
+                for row in rows:
+                    found[row[0]] = Snapshot(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
+        except sqlite3.OperationalError:
+            return {}  # a read-only (dry-run) open of an older database without the table
+        return found
+
+    def record_archive(self, snapshots: Iterable[Snapshot]) -> None:
+        """Store archive answers in one transaction (a later answer replaces an earlier one)."""
+        rows = [(s.url, s.archive_url, s.timestamp, s.checked_at.isoformat()) for s in snapshots]
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO archive (url, archive_url, snapshot_timestamp, checked_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET archive_url = excluded.archive_url,"
+                " snapshot_timestamp = excluded.snapshot_timestamp, checked_at = excluded.checked_at",
+                rows,
+            )
+
+    # ---- pages ------------------------------------------------------------------------------------
+    def record_pages(self, pages: Iterable[StoredPage], forget: Iterable[str] = ()) -> None:
+        """Store freshly read pages (replacing what was stored) and forget pages that were refused.
+
+        Only a page read in full (a 2xx with its head) is stored: a 304 or a failure leaves the stored
+        metadata as it was. ``forget`` lists requested URLs whose page now looks like an error page or a
+        wall, so their old metadata is no longer applied.
+        """
+        rows = list(pages)
+        forgotten = list(dict.fromkeys(forget))
+        if not rows and not forgotten:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pages (final_url, description, description_source, image_url,"
+                " image_width, image_height, image_alive, canonical, amp, title, etag, last_modified,"
+                " read_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        p.final_url,
+                        p.description,
+                        p.description_source,
+                        p.image_url,
+                        p.image_width,
+                        p.image_height,
+                        None if p.image_alive is None else int(p.image_alive),
+                        p.canonical,
+                        p.amp,
+                        p.title,
+                        p.etag,
+                        p.last_modified,
+                        _iso(p.read_at),
+                    )
+                    for p in rows
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO page_urls (url, final_url) VALUES (?, ?)",
+                [(p.url, p.final_url) for p in rows],
+            )
+            self._db.executemany("DELETE FROM page_urls WHERE url = ?", [(u,) for u in forgotten])
+
+    def record_share_probes(self, probes: Mapping[str, tuple[bool, int | None, int | None]]) -> None:
+        """Store what probing each share image showed (image URL -> alive, width, height) on its pages."""
+        if not probes:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE pages SET image_alive = ?, image_width = ?, image_height = ? WHERE image_url = ?",
+                [(int(alive), w, h, url) for url, (alive, w, h) in probes.items()],
+            )
+
+    def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:
+        """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, StoredPage] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
+                " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
+                " p.last_modified FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
+                f" WHERE u.url IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = StoredPage(
+                    url=row[0],
+                    final_url=row[1],
+                    read_at=datetime.fromisoformat(row[2]),
+                    description=row[3],
+                    description_source=row[4],
+                    image_url=row[5],
+                    image_width=row[6],
+                    image_height=row[7],
+                    image_alive=None if row[8] is None else bool(row[8]),
+                    canonical=row[9],
+                    amp=row[10],
+                    title=row[11],
+                    etag=row[12],
+                    last_modified=row[13],
+                )
+        return found
+
+    def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.
+
+        A conditional request answered 304 must leave the stored metadata untouched: store nothing for it.
+        """
+        return {
+            url: (page.etag, page.last_modified)
+            for url, page in self.load_pages(urls).items()
+            if page.etag or page.last_modified
+        }
 
     # ---- runs -------------------------------------------------------------------------------------
     def start_run(self, run_id: str, started_at: datetime, mode: str, kind: str = "complete") -> None:

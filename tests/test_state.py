@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.config import HealthSettings
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
-from pipeline.state import RECENT, HistoryStore
+from pipeline.state import RECENT, HistoryStore, StoredPage
 from pipeline.verdict import judge
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
@@ -233,3 +233,60 @@ def test_latest_report_and_trend_of_a_past_run(tmp_path: Path) -> None:
 
     assert latest == {"run": {"id": "r1"}}
     assert until == ["r1", "r0"]
+
+
+def _page(url: str, final: str, **kw: object) -> StoredPage:
+    return StoredPage(url=url, final_url=final, read_at=T0, **kw)  # type: ignore[arg-type]
+
+
+def test_pages_round_trip_by_requested_url(tmp_path: Path) -> None:
+    """A page stored under its final URL is found by the URL that was requested, with every field."""
+    page = _page(
+        URL,
+        "https://example.org/final",
+        description="Whole text",
+        description_source="og",
+        image_url="https://example.org/i.jpg",
+        image_width=1200,
+        image_height=630,
+        image_alive=True,
+        canonical="https://example.org/final",
+        amp="https://example.org/final.amp",
+        etag='"abc"',
+        last_modified="Tue, 01 Dec 2026 03:00:00 GMT",
+    )
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([page])
+    with HistoryStore(tmp_path / "h.db") as store:
+        assert store.load_pages([URL, "https://other.example/"]) == {URL: page}
+        assert store.validators([URL]) == {URL: ('"abc"', "Tue, 01 Dec 2026 03:00:00 GMT")}
+
+
+def test_validators_leave_out_pages_without_any(tmp_path: Path) -> None:
+    """Only pages that sent an ETag or Last-Modified have validators; unknown URLs have none."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="x")])
+        assert store.validators([URL, "https://unknown.example/"]) == {}
+
+
+def test_forgotten_page_is_no_longer_applied(tmp_path: Path) -> None:
+    """A page refused on a later read (now an error page) loses its stored metadata."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="old")])
+        store.record_pages([], forget=[URL])
+        assert store.load_pages([URL]) == {}
+
+
+def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) -> None:
+    """Probing a share image records its aliveness and size on the pages that declare it."""
+    image = "https://example.org/i.jpg"
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages(
+            [
+                _page(URL, URL, image_url=image),
+                _page("https://b.example/", "https://b.example/", image_url=image),
+            ]
+        )
+        store.record_share_probes({image: (True, 800, 600)})
+        loaded = store.load_pages([URL, "https://b.example/"])
+    assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}
