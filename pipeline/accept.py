@@ -16,12 +16,15 @@ elsewhere (a token must not leak).
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
+log = logging.getLogger("pipeline")
 _MIN, _MAX = 100, 999
 _RANGE = re.compile(r"^(\d+)?\s*\.\.\s*(=)?\s*(\d+)?$")
 _HOST = re.compile(r"^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?$")
@@ -139,6 +142,8 @@ class HostRules:
         if not self.hosts:
             return None
         host = host.lower()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # URL parsers give IPv6 hosts bare; keys are written bracketed
         if port is not None:
             rule = self.hosts.get(f"{host}:{port}")
             if rule is not None:
@@ -158,7 +163,32 @@ class HostRules:
             return rule.per_host_concurrency
         return self.per_host_concurrency
 
+    def unused(self, hosts: Iterable[tuple[str, int]]) -> list[str]:
+        """Configured host keys that match none of ``hosts`` (host, port): likely typos, for a warning."""
+        keys: set[str] = set()
+        for host, port in hosts:
+            host = host.lower()
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"
+            keys.update((host, f"{host}:{port}"))
+        return sorted(key for key in self.hosts if key not in keys)
+
     def headers(self, host: str, port: int | None) -> dict[str, str]:
         """Extra request headers for this host only (empty for every other host)."""
         rule = self._rule(host, port)
         return rule.headers if rule is not None else {}
+
+
+def warn_unused_hosts(http: Any, urls: Iterable[str]) -> list[str]:
+    """Log (and return) the ``http.hosts`` keys that match no URL of the corpus: most likely typos."""
+    if not http.hosts:
+        return []
+    seen = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.hostname:
+            seen.add((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    unused = HostRules.from_settings(http).unused(seen)
+    for key in unused:
+        log.warning("http.hosts.%s: no URL of the corpus is on this host (a typo?)", key)
+    return unused

@@ -53,6 +53,11 @@ def candidates(results: Mapping[str, LinkResult], settings: ArchiveSettings) -> 
     return sorted(url for url, result in results.items() if result.status in wanted)
 
 
+def copy_urls(copies: Mapping[str, Snapshot]) -> dict[str, str]:
+    """Link -> its copy's URL, for the links that have one."""
+    return {url: snap.archive_url for url, snap in copies.items() if snap.archive_url}
+
+
 def is_due(cached: Snapshot | None, settings: ArchiveSettings, now: datetime) -> bool:
     """Whether to ask the archive: never asked, or "none found" long enough ago. A copy found is kept."""
     if cached is None:

@@ -24,6 +24,7 @@ import click
 from pipeline import __version__, _signals
 from pipeline.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
+from pipeline.formats import CiOutput
 from pipeline.models import ExitCode, PathUnusable
 
 log = logging.getLogger("pipeline")
@@ -234,54 +235,9 @@ def refresh(
         quiet=quiet,
         config=_describe_config(source),
         partial=_is_partial(paths, configured),
-        output=Output(fmt or ("compact" if output else None), output, fail_on, exclude, include),
+        output=CiOutput(fmt or ("compact" if output else None), output, fail_on, exclude, include),
     )
     sys.exit(code)
-
-
-class Output:
-    """What the CI-facing flags of `refresh` ask for: a result format and file, --fail-on, filters."""
-
-    def __init__(
-        self,
-        fmt: str | None = None,
-        path: Path | None = None,
-        fail_on: tuple[str, ...] = (),
-        exclude: tuple[str, ...] = (),
-        include: tuple[str, ...] = (),
-    ) -> None:
-        self.fmt, self.path, self.fail_on = fmt, path, fail_on
-        self.exclude, self.include = exclude, include
-
-    @property
-    def to_stdout(self) -> bool:
-        """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
-        return self.fmt is not None and self.path is None
-
-    def emit(self, report: dict[str, Any]) -> None:
-        """Print or write the result; a file is replaced whole (never left half-written)."""
-        if self.fmt is None:
-            return
-        from pipeline.formats import render
-
-        text = render(report, self.fmt, self.fail_on)
-        if self.path is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, self.path)
-
-    def exit_code(self, report: dict[str, Any], code: int) -> int:
-        """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
-        from pipeline.formats import matched
-
-        hits = matched(report, self.fail_on) if self.fail_on else {}
-        if hits and code == ExitCode.OK:
-            log.warning("--fail-on: %s", ", ".join(f"{n} {status}" for status, n in hits.items()))
-            return int(ExitCode.FAIL_ON)
-        return code
 
 
 def run_once(
@@ -294,7 +250,7 @@ def run_once(
     quiet: bool = False,
     config: str = "",
     partial: bool = False,
-    output: Output | None = None,
+    output: CiOutput | None = None,
 ) -> int:
     """A refresh under the run lock; returns the exit code (also used by the scheduler).
 
@@ -305,7 +261,7 @@ def run_once(
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
-    output = output or Output()
+    output = output or CiOutput()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
@@ -417,7 +373,13 @@ def validate(
 
 @main.command()
 @click.option("--run", "run_id", help="Run id (default: the latest finished run).")
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="md")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "md", "html", "compact", "markdown", "junit", "sarif"]),
+    default="md",
+    help="md/markdown, json, html, or a CI format (compact, junit, sarif: dead links fail).",
+)
 @_common
 def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
@@ -448,10 +410,14 @@ def report(
         sys.exit(ExitCode.FILES_FAILED)
     if fmt == "json":
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    elif fmt == "md":
+    elif fmt in ("md", "markdown"):
         click.echo(render_markdown(document), nl=False)
-    else:
+    elif fmt == "html":
         click.echo(render_html(document, trend), nl=False)
+    else:
+        from pipeline.formats import render
+
+        click.echo(render(document, fmt), nl=False)
 
 
 def _run_start(document: dict[str, Any] | None) -> datetime | None:

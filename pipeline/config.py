@@ -270,6 +270,14 @@ class HealthSettings(_Section):
             return {**_THRESHOLD_DEFAULTS[info.field_name], **value}
         return value
 
+    @model_validator(mode="after")
+    def _archive_write_needs_flags(self) -> HealthSettings:
+        if self.archive.write and not self.flag:
+            raise ValueError(
+                "health.archive.write: needs health.flag: true (the copy goes into the flag entry)"
+            )
+        return self
+
 
 class ExcerptPolicy(_Section):
     policy: Literal["fill", "overwrite", "never"] = "fill"

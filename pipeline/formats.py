@@ -1,7 +1,8 @@
 """A run's result in the formats CI and link-checker users expect: compact, json, markdown, junit, sarif.
 
 Reads: the report dict the runner builds (``pipeline/report_schema.json``) and the statuses that fail the
-job (``--fail-on``; ``dead`` when none is given). Returns text for standard output or ``--output FILE``.
+job (``--fail-on``; ``dead`` when none is given). Returns text (``render``); ``CiOutput`` prints it or
+replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit code 8.
 
 - ``compact``: one line per link that needs a look (dead, failing, blocked, invalid), then the totals.
 - ``json``: the report.json document itself.
@@ -17,15 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from pipeline import __version__
+from pipeline.models import ExitCode
+
+log = logging.getLogger("pipeline")
 
 FORMATS = ("compact", "json", "markdown", "junit", "sarif")
 FAIL_ON_CHOICES = ("dead", "failing", "blocked")
@@ -107,6 +114,47 @@ def _compact(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class CiOutput:
+    """What the CI-facing flags of `refresh` ask for: a result format and file, --fail-on, filters."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        path: Path | None = None,
+        fail_on: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        include: tuple[str, ...] = (),
+    ) -> None:
+        self.fmt, self.path, self.fail_on = fmt, path, fail_on
+        self.exclude, self.include = exclude, include
+
+    @property
+    def to_stdout(self) -> bool:
+        """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
+        return self.fmt is not None and self.path is None
+
+    def emit(self, report: dict[str, Any]) -> None:
+        """Print or write the result; a file is replaced whole (never left half-written)."""
+        if self.fmt is None:
+            return
+        text = render(report, self.fmt, self.fail_on)
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, self.path)
+
+    def exit_code(self, report: dict[str, Any], code: int) -> int:
+        """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
+        hits = matched(report, self.fail_on) if self.fail_on else {}
+        if hits and code == ExitCode.OK:
+            log.warning("--fail-on: %s", ", ".join(f"{n} {status}" for status, n in hits.items()))
+            return int(ExitCode.FAIL_ON)
+        return code
+
+
 # ------------------------------------------------------------------------------------------------ junit
 
 
@@ -184,9 +232,13 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
 
 
 def _artifact_uri(article: str) -> str:
-    path = PurePath(article)
+    """Repository-relative when possible (what code scanning matches to files), else a file:// URI."""
+    path = Path(article)
     if path.is_absolute():
-        return "file://" + quote(path.as_posix())
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            return "file://" + quote(path.as_posix())
     return quote(path.as_posix())
 
 

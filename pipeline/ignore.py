@@ -17,6 +17,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 IGNORE_FILE = ".lycheeignore"
 
@@ -111,3 +115,18 @@ def build_filter(
     excludes += _compiled(cli_exclude, "--exclude")
     includes = _compiled(include, "links.include") + _compiled(cli_include, "--include")
     return LinkFilter(tuple(excludes), tuple(includes))
+
+
+def filter_for(
+    settings: Settings, cli_exclude: Sequence[str] = (), cli_include: Sequence[str] = ()
+) -> LinkFilter:
+    """The run's rules from ``settings.links``, ``corpus.roots`` and the command line's patterns."""
+    links = settings.links
+    return build_filter(
+        exclude=links.exclude,
+        include=links.include,
+        exclude_file=links.exclude_file,
+        roots=settings.corpus.roots,
+        cli_exclude=cli_exclude,
+        cli_include=cli_include,
+    )

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipeline import archive, check, decide, report, summary, verdict
+from pipeline.accept import warn_unused_hosts
 from pipeline.config import Settings
 from pipeline.console import Progress
+from pipeline.copies import find_copies
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
 from pipeline.frontmatter import FrontMatterError, apply, write_atomic
-from pipeline.ignore import LinkFilter, build_filter
+from pipeline.ignore import LinkFilter, filter_for
 from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
     Change,
@@ -171,19 +173,6 @@ def _unit_field(field_path: str, nested: Iterable[str]) -> str:
             field_path = field_path[match.end() :]
             break
     return re.sub(r"\[\d+\]", "[]", field_path)
-
-
-def link_filter(settings: Settings, options: RunOptions) -> LinkFilter:
-    """The run's exclude/include rules; raises ``IgnoreFileError`` for a bad ignore file."""
-    links = settings.links
-    return build_filter(
-        exclude=links.exclude,
-        include=links.include,
-        exclude_file=links.exclude_file,
-        roots=settings.corpus.roots,
-        cli_exclude=options.exclude,
-        cli_include=options.include,
-    )
 
 
 def _plan_requests(corpus: _Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
@@ -370,7 +359,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
-    rules = link_filter(settings, options)  # a bad ignore file stops the run before any work
+    # A bad ignore file stops the run before any work.
+    rules = filter_for(settings, options.exclude, options.include)
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -389,6 +379,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     kind = "partial" if options.partial or options.include else "complete"
 
     plan = _plan_requests(corpus, settings, rules)
+    warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
     # A dry run must not create the history it promises not to write: an empty one stands in.
     database = settings.state.database
@@ -450,14 +441,19 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     results, judged = _uncounted(results, judged, history, evidence_now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
-                copies = _archive_copies(corpus, results, store, settings, options, now, outage)
-                evidence = decide.Evidence(
+                copies = find_copies(
+                    corpus.paths,
+                    corpus.refs,
                     results,
-                    digest.pages,
-                    digest.probes,
-                    outage is not None,
-                    {url: snap.archive_url for url, snap in copies.items() if snap.archive_url},
+                    store,
+                    settings,
+                    now,
+                    outage,
+                    options.dry_run,
+                    options.stop,
                 )
+                links = archive.copy_urls(copies)
+                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None, links)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
@@ -560,62 +556,6 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         return RunOutcome(exit_code, run_report, report_dir)
     finally:
         store.close()
-
-
-def _archive_copies(
-    corpus: _Corpus,
-    results: Mapping[str, LinkResult],
-    store: HistoryStore,
-    settings: Settings,
-    options: RunOptions,
-    now: datetime,
-    outage: str | None,
-) -> dict[str, archive.Snapshot]:
-    """Archive copies of the run's dead links: cached ones, and new lookups (not in an outage run)."""
-    wanted = archive.candidates(results, settings.health.archive) if settings.health.archive.enabled else []
-    if not wanted:
-        return {}
-    cached = store.load_archive(wanted)
-    if outage:  # our own network is down: asking the archive would only fail
-        return {url: snap for url, snap in cached.items() if snap.archive_url}
-    due = {url for url in wanted if archive.is_due(cached.get(url), settings.health.archive, now)}
-    dates = _citation_stamps(corpus, due, settings)
-    known, fresh = archive.lookup(wanted, dates, cached, settings, now, stop=options.stop.is_set)
-    if not options.dry_run:
-        store.record_archive(fresh)
-    return known
-
-
-def _citation_stamps(corpus: _Corpus, urls: set[str], settings: Settings) -> dict[str, str]:
-    """Per URL, the earliest ``publishedDateTime`` of the unit citing it (a related item's own, else the
-    article's), as a Wayback timestamp. Only the few articles naming these URLs are read again."""
-    stamps: dict[str, str] = {}
-    if not urls:
-        return stamps
-    nested = tuple(settings.links.nested)
-    for path in corpus.paths:
-        refs = [ref for ref in corpus.refs[path] if ref.normalized in urls]
-        if not refs:
-            continue
-        try:
-            data = read_article(path, settings.corpus.max_file_bytes).doc.data
-        except FrontMatterError:
-            continue  # the write pass reports it; a copy without a date is still a copy
-        for ref in refs:
-            unit: Any = data
-            match = re.match(r"([^.\[]+)\[(\d+)\]\.", ref.field_path)
-            if match and match.group(1) in nested:
-                items = data.get(match.group(1))
-                index = int(match.group(2))
-                if isinstance(items, list) and index < len(items) and isinstance(items[index], Mapping):
-                    unit = items[index]
-            stamp = archive.wayback_timestamp(unit.get("publishedDateTime")) or archive.wayback_timestamp(
-                data.get("publishedDateTime")
-            )
-            url = ref.normalized
-            if stamp and url is not None and (url not in stamps or stamp < stamps[url]):
-                stamps[url] = stamp
-    return stamps
 
 
 def _write_pass(

@@ -131,3 +131,15 @@ def test_per_host_concurrency_override(local_site: LocalSite, tmp_path: Path) ->
     check_links_sync(urls, settings)
     assert local_site.max_inflight[0] == 1
     assert local_site.max_inflight[1] > 1
+
+
+def test_a_host_no_url_uses_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A per-host override that matches no corpus URL (a typo?) is named in a warning; used ones are not."""
+    from pipeline.accept import warn_unused_hosts
+
+    settings = parse_settings(
+        {"http": {"hosts": {"exmaple.com": {"accept": [403]}, "[::1]:8080": {}, "b.example": {}}}}
+    )
+    urls = ["http://[::1]:8080/x", "https://b.example/y"]
+    assert warn_unused_hosts(settings.http, urls) == ["exmaple.com"]
+    assert "http.hosts.exmaple.com: no URL of the corpus" in caplog.text

@@ -185,3 +185,9 @@ def test_archive_endpoint_must_be_http() -> None:
     """A non-http(s) archive endpoint is a config error naming health.archive.endpoint."""
     with pytest.raises(ConfigError, match=r"health\.archive\.endpoint: 'ftp://x' is not an http\(s\) URL"):
         parse_settings({"health": {"archive": {"endpoint": "ftp://x"}}})
+
+
+def test_archive_write_without_flags_is_a_config_error() -> None:
+    """health.archive.write with health.flag false could write nothing: it is refused, naming the key."""
+    with pytest.raises(ConfigError, match=r"health\.archive\.write: needs health\.flag: true"):
+        parse_settings({"health": {"flag": False, "archive": {"write": True}}})

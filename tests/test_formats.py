@@ -259,3 +259,40 @@ def test_dry_run_plan_moves_to_stderr_when_stdout_carries_the_format(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["run"]["mode"] == "dry-run"
     assert "plan: 1 articles" in result.stderr
+
+
+def test_report_command_re_renders_a_past_run_as_sarif(local_site: LocalSite, tmp_path: Path) -> None:
+    """`pipeline report --format sarif` renders the latest stored run in a CI format."""
+    corpus = _corpus(tmp_path, local_site)
+    config = str(_config(tmp_path, corpus, local_site))
+    assert _cli(tmp_path, "refresh", "-q", "--config", config).returncode == 0
+    result = _cli(tmp_path, "report", "--config", config, "--format", "sarif")
+    assert result.returncode == 0, result.stderr
+    (found,) = json.loads(result.stdout)["runs"][0]["results"]
+    assert local_site.url("/gone") in found["message"]["text"]
+
+
+def test_sarif_paths_are_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An absolute article path inside the working directory becomes a relative URI; outside, file://."""
+    monkeypatch.chdir(tmp_path)
+    link = {
+        "url": "https://x.example/",
+        "status": "dead",
+        "reason": "HTTP 404",
+        "http_status": 404,
+        "host": "x",
+    }
+    report = {
+        "run": {"id": "r", "started_at": DAY0.isoformat(), "finished_at": DAY0.isoformat(), "exit_code": 0},
+        "links": [
+            {**link, "articles": [{"article": str(tmp_path / "posts" / "a.md"), "field_paths": ["webUrl"]}]},
+            {**link, "articles": [{"article": "/elsewhere/b.md", "field_paths": ["webUrl"]}]},
+        ],
+    }
+    uris = [
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in json.loads(render(report, "sarif"))["runs"][0]["results"]
+    ]
+    assert uris == ["posts/a.md", "file:///elsewhere/b.md"]
