@@ -226,6 +226,8 @@ class OutageSettings(_Section):
     canary_urls: list[str] = Field(default_factory=list)
     # Hosts that answered before, re-checked every run (one URL each) as a baseline for our own network.
     baseline_hosts: int = Field(default=5, ge=0, le=100)
+    # Complete runs in a row that may be outages before the run exits 7 (0: never); the log says since when.
+    max_consecutive: int = Field(default=3, ge=0, le=1000)
 
 
 class ArchiveSettings(_Section):

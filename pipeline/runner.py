@@ -13,8 +13,10 @@ finished, history and the report are saved, and the exit code says the run was i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
+import os
 import re
 import secrets
 import threading
@@ -70,6 +72,8 @@ class RunOptions:
     now: Callable[[], datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
     show_progress: bool = True
+    # Only some paths (PATH arguments) instead of the configured roots: not a night, never `latest`.
+    partial: bool = False
     exclude: tuple[str, ...] = ()  # --exclude patterns, on top of the configured ones
     include: tuple[str, ...] = ()  # --include patterns: only matching URLs are checked
 
@@ -131,6 +135,37 @@ class _Plan:
     page_urls: set[str]  # read whole (head) for metadata
     image_urls: set[str]  # first bytes read for the real size
     excluded: dict[str, str]  # URL -> the rule that skipped it
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """The one definition of each URL count: the plan, the log lines and the report all use these.
+
+    ``urls`` is every unique URL the corpus names (valid, excluded and invalid alike; the report's
+    ``totals.urls``), and ``due + not_due + excluded + invalid == urls``. ``extra`` URLs are re-checked
+    only to judge our own network (baseline hosts, canaries) and are not part of ``urls``.
+    """
+
+    urls: int
+    due: int
+    not_due: int
+    excluded: int
+    invalid: int
+    extra: int
+
+
+def _counts(corpus: _Corpus, plan: _Plan, due: list[str], extra: Iterable[str]) -> _Counts:
+    named = {ref.normalized or ref.url for refs in corpus.refs.values() for ref in refs}
+    valid = set(plan.urls) | set(plan.excluded)
+    due_set = set(due)
+    return _Counts(
+        urls=len(named),
+        due=len(due_set),
+        not_due=len(set(plan.urls) - due_set),
+        excluded=len(plan.excluded),
+        invalid=len(named - valid),
+        extra=len(set(extra) - due_set),
+    )
 
 
 def _unit_field(field_path: str, nested: Iterable[str]) -> str:
@@ -231,6 +266,44 @@ def _verdicts(
     return results, judged
 
 
+def _uncounted(
+    results: dict[str, LinkResult],
+    judged: list[LinkResult],
+    history: Mapping[str, verdict.UrlHistory],
+    observations: Mapping[str, Observation],
+) -> tuple[dict[str, LinkResult], list[LinkResult]]:
+    """A partial run is not a night: a failure it sees is shown but neither recorded nor counted.
+
+    Successes and blocked answers are still recorded (a sign of life is evidence on any run); a failing
+    URL keeps its stored streak, so rerunning a few articles can never make a link dead sooner.
+    """
+    failed = (LinkStatus.FAILING, LinkStatus.DEAD)
+    kept: list[LinkResult] = []
+    for result in judged:
+        if result.status not in failed:
+            kept.append(result)
+            continue
+        past = history.get(result.url)
+        streak = past is not None and past.consecutive_failures > 0
+        results[result.url] = dataclasses.replace(
+            result,
+            status=LinkStatus.DEAD
+            if streak and past is not None and past.status is LinkStatus.DEAD
+            else LinkStatus.FAILING,
+            first_failed_at=past.first_failed_at if streak and past else None,
+            consecutive_failures=past.consecutive_failures if streak and past else 0,
+            failure_kind=past.failure_kind if streak and past else None,
+            reason=f"{observations[result.url].reason} (seen in a partial run: not counted toward dead)",
+        )
+    return results, kept
+
+
+def _outage_streak(store: HistoryStore, started: datetime, settings: Settings) -> dict[str, Any]:
+    """This outage run and the complete outage runs right before it: how many, and since when."""
+    before, since = store.outage_streak()
+    return {"runs": before + 1, "since": (since or started).isoformat()}
+
+
 def _normalized(url: str) -> str | None:
     normalized, reason = normalize_url(url)
     if normalized is None:
@@ -301,6 +374,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         len(corpus.errors),
         time.perf_counter() - clock,
     )
+    if not corpus.paths and not corpus.errors and not options.stop.is_set():
+        log.warning(
+            "no article found under %s matching %s: this run checks nothing",
+            ", ".join(str(root) for root in settings.corpus.roots),
+            ", ".join(settings.corpus.patterns),
+        )
+    # A run on some paths, or on the URLs an --include picks, is not a night (a configured include is).
+    kind = "partial" if options.partial or options.include else "complete"
 
     plan = _plan_requests(corpus, settings, rules)
     warn_unused_hosts(settings.http, plan.urls)
@@ -325,10 +406,11 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
+        counts = _counts(corpus, plan, due, [*baseline, *canaries])
         if options.dry_run:
-            _print_plan(out, plan, due, corpus)
+            _print_plan(out, plan, due, corpus, counts)
         else:
-            store.start_run(run_id, started, mode)
+            store.start_run(run_id, started, mode, kind)
         exit_code = ExitCode.OK
         changes: list[Change] = []
         discovered: list[Change] = []
@@ -345,11 +427,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 clock = time.perf_counter()
                 observations = _run_checks(to_check, fetch_body, digest, settings, options, "checking links")
                 log.info(
-                    "checked %d of %d URLs (%d not due) in %.1f s",
-                    len(observations),
-                    len(plan.urls),
-                    len(plan.urls) - len(due),
+                    "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
+                    counts.due,
+                    counts.urls,
+                    counts.not_due,
+                    counts.excluded,
+                    counts.invalid,
                     time.perf_counter() - clock,
+                    f"; {counts.extra} more requested only to judge our own network" if counts.extra else "",
                 )
                 now = options.now()
                 outage = verdict.detect_outage(observations, settings.health, known_good, canaries)
@@ -359,6 +444,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 # reset their recheck date and starve their pages of metadata refreshes.
                 evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
                 results, judged = _verdicts(plan.urls, evidence_now, history, outage, settings, now)
+                if kind == "partial":
+                    results, judged = _uncounted(results, judged, history, evidence_now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
                     _store_pages(store, digest, due_set, now)
@@ -397,6 +484,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     if not options.dry_run:
                         store.record_share_probes(_share_probes(pages, digest.probes))
                 clock = time.perf_counter()
+                if options.dry_run:
+                    progress.close()  # the diffs go to the terminal below the finished bars, not under them
                 # Every article citing a page with known metadata is visited, even when nothing of it was
                 # due: stored metadata reaches new articles and the ones an interrupted run did not write.
                 changes, discovered, write_errors = _write_pass(
@@ -405,6 +494,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
+                kind = "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
             finally:
                 digest.close()
@@ -413,6 +503,17 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         _log_file_errors(errors)
         if exit_code is ExitCode.OK and errors:
             exit_code = ExitCode.FILES_FAILED
+        streak = None
+        if outage and kind == "complete" and not options.dry_run:
+            streak = _outage_streak(store, started, settings)
+            if streak["runs"] >= settings.health.outage.max_consecutive > 0:
+                exit_code = ExitCode.OUTAGE_STREAK
+                log.error(
+                    "the network has been down for %d runs in a row, since %s: fix this machine's network"
+                    " (DNS, proxy, firewall); no link has been judged since then",
+                    streak["runs"],
+                    streak["since"],
+                )
         finished = options.now()
         run_report = summary.build_report(
             run_id=run_id,
@@ -433,6 +534,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             errors=errors,
             archive=copies,
         )
+        run_report["run"]["kind"] = kind
+        run_report["run"]["outage_streak"] = streak
+        run_report["totals"]["checked"] = counts.due
         report_dir = None
         if not options.dry_run:
             store.finish_run(
@@ -443,13 +547,28 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 run_report["totals"],
                 run_report,
                 keep_reports=settings.reports.keep_runs,
+                kind=kind,
             )
-            report_dir = report.write_reports(
-                run_report,
-                settings.reports.dir,
-                store.list_runs(settings.reports.trend_runs),
-                settings.reports.keep_runs,
-            )
+            try:
+                report_dir = report.write_reports(
+                    run_report,
+                    settings.reports.dir,
+                    store.list_runs(settings.reports.trend_runs),
+                    settings.reports.keep_runs,
+                    point_latest=kind == "complete" or not report.latest_is_complete(settings.reports.dir),
+                )
+            except OSError as exc:
+                # The history (verdicts, this run's row and report) is already saved: only the files failed.
+                exit_code = ExitCode.PATH_UNUSABLE
+                store.set_exit_code(run_id, int(exit_code))
+                where = exc.filename if isinstance(exc.filename, str) else settings.reports.dir
+                log.error(
+                    "%s: cannot write the report: %s; the run's history is saved (`pipeline report --run %s`"
+                    " prints it); make the folder writable, or point reports.dir (--reports-dir) elsewhere",
+                    where,
+                    exc.strerror or exc,
+                    run_id,
+                )
         return RunOutcome(exit_code, run_report, report_dir)
     finally:
         store.close()
@@ -580,12 +699,12 @@ def _apply_around_merges(
     return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
 
 
-def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus) -> None:
+def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, counts: _Counts) -> None:
     invalid = [ref for refs in corpus.refs.values() for ref in refs if ref.normalized is None]
     out.write(
-        f"plan: {len(corpus.paths)} articles, {len(plan.urls)} unique URLs on "
-        f"{len({host_of(u) for u in plan.urls})} hosts; {len(due)} due for a check, "
-        f"{len(plan.excluded)} excluded, {len(invalid)} invalid\n"
+        f"plan: {len(corpus.paths)} articles, {counts.urls} unique URLs on "
+        f"{len({host_of(u) for u in plan.urls})} hosts; {counts.due} due for a check, "
+        f"{counts.not_due} not due, {counts.excluded} excluded, {counts.invalid} invalid\n"
     )
     due_set = set(due)
     for url in plan.urls:
@@ -600,4 +719,31 @@ def _print_diff(out: TextIO, article: Article, new: bytes) -> None:
     old_lines = article.doc.raw.decode("utf-8", "replace").splitlines(keepends=True)
     new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
     name = str(article.path)
-    out.writelines(difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}"))
+    lines = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    out.writelines(_colored(lines) if _wants_color(out) else lines)
+
+
+# ANSI colours of `git diff`: bold headers, cyan hunks, red removals, green additions.
+_DIFF_COLORS = (
+    ("+++", "\x1b[1m"),
+    ("---", "\x1b[1m"),
+    ("@@", "\x1b[36m"),
+    ("+", "\x1b[32m"),
+    ("-", "\x1b[31m"),
+)
+
+
+def _wants_color(out: TextIO) -> bool:
+    """Colour on a terminal only (never in a pipe or a file), and never when NO_COLOR is set."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def _colored(lines: Iterable[str]) -> Iterable[str]:
+    for line in lines:
+        color = next((code for prefix, code in _DIFF_COLORS if line.startswith(prefix)), None)
+        if color is None:
+            yield line
+        else:
+            body = line.rstrip("\r\n")
+            yield f"{color}{body}\x1b[0m{line[len(body) :]}"

@@ -150,7 +150,7 @@ def test_dry_run_creates_no_state_and_no_report(tmp_path: Path) -> None:
     (corpus / "a.md").write_text('---\ntitle: a\nwebUrl: "mailto:x@example.org"\n---\n', encoding="utf-8")
     result = _cli("refresh", "--dry-run", "--config", str(_config(tmp_path, corpus)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "plan: 1 articles, 0 unique URLs" in result.stdout
+    assert "plan: 1 articles, 1 unique URLs" in result.stdout
     assert "invalid" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "pipeline.yaml"]
 

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -542,3 +543,62 @@ def test_datetimes_are_written_as_iso_strings(tmp_path: Path) -> None:
     stored = json.loads((run_dir / "report.json").read_text())
     assert stored["run"]["started_at"] == "2026-11-21T03:00:00+00:00"
     validate_report(stored)
+
+
+def _large_report(scale: int) -> dict[str, Any]:
+    """A generated run with every section long, article paths deep and five articles per link."""
+
+    def articles(i: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "article": f"content/news/2026/{i:05d}/{j}-a-rather-long-article-slug.md",
+                "field_paths": ["webUrl"],
+            }
+            for j in range(6)
+        ]
+
+    kinds = [("dead", "failing"), ("ok", "dead"), ("failing", "ok"), ("dead", "dead"), ("blocked", "ok")]
+    kinds += [("invalid", None), ("redirected", "ok")]
+    links = []
+    for i in range(scale):
+        status, previous = kinds[i % len(kinds)]
+        extra: dict[str, Any] = {"reason": f"HTTP 404 Not Found after a long chain of events number {i}"}
+        if status == "redirected":
+            extra["final_url"] = f"https://new.example.org/moved/{i}/somewhere-else"
+        link = _link(f"https://host{i % 50}.example.org/path/{i}/story-slug", status, previous, **extra)
+        link["articles"] = articles(i)
+        links.append(link)
+    report = _report(links)
+    report["errors"] = [
+        {"article": f"content/{i}/broken.md", "message": f"front-matter is not valid YAML: line {i}"}
+        for i in range(scale // 5)
+    ]
+    report["changes"] = [
+        {"article": f"content/{i}.md", "field_path": "excerpt", "old": None, "new": "x" * 200, "source": None}
+        for i in range(scale // 2)
+    ]
+    return report
+
+
+@pytest.mark.parametrize("scale", [3_000, 30_000])
+def test_markdown_of_a_large_run_stays_under_githubs_limit(scale: int) -> None:
+    """A huge run's report.md stays under 60,000 characters, important sections first, and counts the cuts."""
+    report = _large_report(scale)
+
+    text = render_markdown(report)
+
+    assert len(text) < 60_000
+    heads = [line for line in text.splitlines() if line.startswith("### ")]
+    assert [h.split(" (")[0] for h in heads[:3]] == ["### Newly dead", "### Recovered", "### File errors"]
+    shown = sum(
+        1
+        for line in text.splitlines()
+        if line.startswith("| <https://host") or line.startswith("| `content/")
+    )
+    every = sum(1 for _ in report["links"] if _["status"] != "ok" or _["previous_status"] == "dead")
+    every += len(report["errors"]) + len(report["changes"])
+    match = re.search(r"\*\*(\d+) rows left out\*\* of the sections below", text)
+    assert match is not None and int(match.group(1)) == every - shown
+    assert "report.html and report.json" in text
+    assert text.count("<details>") == text.count("</details>") >= 3
+    assert "<https://host0.example.org/path/0/story-slug>" in text  # the first newly dead link is shown
