@@ -559,7 +559,7 @@ def test_refresh_policy_replaces_an_alive_outdated_image_from_a_local_image_serv
 def test_overwrite_writes_the_share_description_not_a_truncated_meta_one(
     tmp_path: Path, local_site: LocalSite
 ) -> None:
-    """The issue's page: full og/twitter/JSON-LD, cut meta description; stale excerpts get og, current stay."""
+    """The issue's page: full og/twitter/JSON-LD, cut meta description; stale gets og, current stays."""
     full = "Audit draft court naïve open open cloud robot model development, in full and with its ending."
     page = (
         "<html><head><meta charset='utf-8'><title>Audit</title>"
