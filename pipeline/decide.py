@@ -197,7 +197,12 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
             continue
         needs_fill = settings.metadata.images.fill_missing and unit.images_empty
         dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        refresh = settings.metadata.images.policy == "refresh" and unit.image_urls[:1] != (normalized,)
+        refresh = (
+            settings.metadata.images.policy == "refresh"
+            and meta is not None
+            and meta.sources.get("image") != BODY_SOURCE
+            and unit.image_urls[:1] != (normalized,)
+        )
         if needs_fill or dead or (refresh and not unit.images_empty):
             wanted.add(normalized)
     return wanted
@@ -267,7 +272,9 @@ def _decide_excerpt(
         return
     current = unit.get("excerpt")
     empty = current is None or (isinstance(current, str) and not current.strip())
-    if empty or (policy.policy == "overwrite" and _fold(str(current)) != description):
+    # A body paragraph only fills a gap: it never overwrites an excerpt someone wrote or the page declared.
+    overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
+    if empty or (overwrite and _fold(str(current)) != description):
         set_value((*prefix, "excerpt"), current, description, page_url)
 
 
@@ -308,6 +315,7 @@ def _decide_images(
         if (
             index == 0
             and policy.policy == "refresh"
+            and meta.sources.get("image") != BODY_SOURCE  # a body image fills gaps, never replaces
             and share_ok
             and share_probe is not None
             and _sane_px(share_probe.width)
