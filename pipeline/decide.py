@@ -234,9 +234,9 @@ def decide(
     changes: list[Change] = []
     discovered: list[Change] = []
 
-    def set_value(path: FieldPath, old: object, new: object, source: str) -> None:
+    def set_value(path: FieldPath, old: object, new: object, source: str, via: str = "") -> None:
         edits.append(SetValue(path, new))
-        changes.append(Change(article, format_field_path(path), old, new, source))
+        changes.append(Change(article, format_field_path(path), old, new, source, via))
 
     if settings.metadata.enabled and not evidence.outage:
         for prefix, unit in units(data, settings):
@@ -275,7 +275,7 @@ def _decide_excerpt(
     # A body paragraph only fills a gap: it never overwrites an excerpt someone wrote or the page declared.
     overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
     if empty or (overwrite and _fold(str(current)) != description):
-        set_value((*prefix, "excerpt"), current, description, page_url)
+        set_value((*prefix, "excerpt"), current, description, page_url, meta.sources.get("description", ""))
 
 
 def _decide_images(
@@ -303,7 +303,7 @@ def _decide_images(
             new_item: dict[str, Any] = {"url": share}
             if _sane_px(share_probe.width) and _sane_px(share_probe.height):
                 new_item.update(width=share_probe.width, height=share_probe.height)
-            set_value((*prefix, "images"), images, [new_item], page_url)
+            set_value((*prefix, "images"), images, [new_item], page_url, meta.sources.get("image", ""))
         return
     if not isinstance(images, list):
         return
@@ -323,12 +323,12 @@ def _decide_images(
             and _norm(share) != _norm(item.get("url"))
         ):
             # The page now shares another image: follow it, keeping the item's other keys (isCached …).
-            set_value((*path, "url"), item.get("url"), share, page_url)
+            set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
             _set_size(path, item, share_probe, set_value, page_url)
             continue
         if _status(item, evidence) is LinkStatus.DEAD:
             if share_ok and share_probe is not None and _norm(share) != _norm(item.get("url")):
-                set_value((*path, "url"), item.get("url"), share, page_url)
+                set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
                 _set_size(path, item, share_probe, set_value, page_url)
             continue
         probe = evidence.probes.get(_norm(item.get("url")) or "")

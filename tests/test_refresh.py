@@ -590,3 +590,27 @@ def test_overwrite_writes_the_share_description_not_a_truncated_meta_one(
 
     assert f'excerpt: "{full}"' in stale.read_text(encoding="utf-8")
     assert current.read_bytes() == kept
+
+
+def test_a_body_fallback_is_written_and_reported_with_its_source(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """A page declaring no description fills the excerpt from its first paragraph; the change says `body`."""
+    prose = "The council voted on Tuesday to close the old bridge for two years of repairs, officials said."
+    local_site.route(
+        "/plain",
+        body=f"<html><head><title>Bridge</title></head><body><nav>Home</nav><p>{prose}</p></body></html>".encode(),
+        headers=HTML,
+    )
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{local_site.url("/plain")}"\nimages: []\n---\n')
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+    report = _run(settings, DAY0)
+
+    assert f'excerpt: "{prose}"' in path.read_text(encoding="utf-8")
+    validate_report(report)
+    changes = report["changes"]
+    assert [(c["field_path"], c.get("via")) for c in changes] == [("excerpt", "body")]  # type: ignore[union-attr,index]
