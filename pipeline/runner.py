@@ -361,6 +361,13 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     mode = "dry-run" if options.dry_run else options.mode
     # A bad ignore file stops the run before any work.
     rules = filter_for(settings, options.exclude, options.include)
+    # Opened first, so that a history that cannot be written stops the run before hours of reading.
+    # A dry run must not create the history it promises not to write: an empty one stands in.
+    database = settings.state.database
+    if options.dry_run and not database.exists():
+        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
+    else:
+        store = HistoryStore(database, read_only=options.dry_run)
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -381,12 +388,6 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     plan = _plan_requests(corpus, settings, rules)
     warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
-    # A dry run must not create the history it promises not to write: an empty one stands in.
-    database = settings.state.database
-    if options.dry_run and not database.exists():
-        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
-    else:
-        store = HistoryStore(database, read_only=options.dry_run)
     try:
         history = store.load(plan.urls)
         due = [

@@ -109,6 +109,7 @@ def test_read_only_history_exits_6_naming_the_database(shared_dir: Path) -> None
 
     assert code == ExitCode.PATH_UNUSABLE, err
     _one_line_error(err, str(state / "history.sqlite3"), "readonly database")
+    assert "read 1 articles" not in err  # found before the corpus is read
     assert os.listdir(shared_dir / "reports") == []
 
 
