@@ -127,7 +127,8 @@ def test_unwritable_reports_exits_6_after_saving_the_history(shared_dir: Path) -
     [run] = _runs(shared_dir / "state")
     assert run["finished_at"] is not None and run["exit_code"] == ExitCode.PATH_UNUSABLE
     with HistoryStore(shared_dir / "state" / "history.sqlite3") as store:
-        assert store.get_report(str(run["id"])) is not None
+        stored = store.get_report(str(run["id"]))
+    assert stored is not None and stored["run"]["exit_code"] == ExitCode.PATH_UNUSABLE
 
 
 # ------------------------------------------------------------------------------ runs that checked nothing
