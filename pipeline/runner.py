@@ -545,6 +545,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except OSError as exc:
                 # The history (verdicts, this run's row and report) is already saved: only the files failed.
                 exit_code = ExitCode.PATH_UNUSABLE
+                run_report["run"]["exit_code"] = int(exit_code)
                 store.set_exit_code(run_id, int(exit_code))
                 where = exc.filename if isinstance(exc.filename, str) else settings.reports.dir
                 log.error(
