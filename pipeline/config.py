@@ -282,11 +282,20 @@ class HealthSettings(_Section):
 class ExcerptPolicy(_Section):
     policy: Literal["fill", "overwrite", "never"] = "fill"
     min_length: int = Field(default=40, ge=0)  # never write a shorter description
+    max_length: int = Field(default=1000, ge=1)  # a longer description is cut at a word boundary
+    from_body: bool = True  # a page that declares no description may supply its first real paragraph
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ExcerptPolicy:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) is above max_length ({self.max_length})")
+        return self
 
 
 class ImagePolicy(_Section):
-    policy: Literal["replace-dead", "never"] = "replace-dead"
+    policy: Literal["refresh", "replace-dead", "never"] = "replace-dead"
     fill_missing: bool = True
+    from_body: bool = True  # a page that declares no share image may supply its first content image
     correct_size: bool = True
     max_probe_bytes: int = Field(default=256 * 1024, gt=0)
 

@@ -34,20 +34,23 @@ from pipeline.console import Progress
 from pipeline.copies import find_copies
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
-from pipeline.frontmatter import FrontMatterError, apply, write_atomic
+from pipeline.frontmatter import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
 from pipeline.ignore import LinkFilter, filter_for
 from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
     FileError,
+    ImageProbe,
     LinkRef,
     LinkResult,
     LinkStatus,
     Observation,
     Outcome,
+    PageMeta,
+    format_field_path,
 )
-from pipeline.state import HistoryStore
+from pipeline.state import HistoryStore, StoredPage
 
 log = logging.getLogger("pipeline")
 
@@ -227,7 +230,9 @@ def _run_checks(
                 raise Interrupted
         return task.result()
 
-    return asyncio.run(main())
+    observations = asyncio.run(main())
+    digest.drain()  # parsing runs beside the event loop; its results are complete only now
+    return observations
 
 
 def _verdicts(
@@ -396,7 +401,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         known_good, baseline = _baseline(history, due, settings.health.outage.baseline_hosts)
         due_set = set(due)
         fetch_body: dict[str, int] = {}
-        if settings.metadata.enabled:
+        # A --check-only run still reads the pages it requests (one GET instead of a HEAD) and stores their
+        # metadata, so the next run applies it without asking again.
+        if settings.metadata.enabled or options.mode == "check-only":
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
@@ -442,6 +449,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     results, judged = _uncounted(results, judged, history, evidence_now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
+                    _store_pages(store, digest, due_set, now)
+                pages, probes = _known_pages(store, digest, plan.page_urls)
                 copies = find_copies(
                     corpus.paths,
                     corpus.refs,
@@ -454,12 +463,12 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     options.stop,
                 )
                 links = archive.copy_urls(copies)
-                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None, links)
+                evidence = decide.Evidence(results, pages, probes, outage is not None, links)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
-                wanted -= digest.probes.keys()
+                wanted -= probes.keys()
                 wanted = {url for url in wanted if rules.skip_reason(url) is None}
                 if wanted:
                     digest.image_urls = wanted
@@ -472,17 +481,24 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                         options,
                         "probing images",
                     )
+                    probes.update(digest.probes)
+                    if not options.dry_run:
+                        store.record_share_probes(_share_probes(pages, digest.probes))
                 clock = time.perf_counter()
                 if options.dry_run:
                     progress.close()  # the diffs go to the terminal below the finished bars, not under them
+                # Every article citing a page with known metadata is visited, even when nothing of it was
+                # due: stored metadata reaches new articles and the ones an interrupted run did not write.
                 changes, discovered, write_errors = _write_pass(
-                    corpus, set(evidence_now), evidence, settings, options, out
+                    corpus, set(evidence_now) | pages.keys(), evidence, settings, options, out
                 )
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
                 kind = "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
+            finally:
+                digest.close()
 
         errors = corpus.errors + write_errors
         _log_file_errors(errors)
@@ -560,6 +576,53 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         store.close()
 
 
+def _store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetime) -> None:
+    """Keep the metadata of every page read for a due URL; forget pages now refused (error pages …).
+
+    A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
+    metadata stands.
+    """
+    fresh = [
+        StoredPage.from_meta(url, meta, now, *digest.validators.get(url, (None, None)))
+        for url, meta in digest.pages.items()
+        if url in due
+    ]
+    store.record_pages(fresh, forget=[url for url, _ in digest.refused if url in due])
+
+
+def _known_pages(
+    store: HistoryStore, digest: Digest, page_urls: set[str]
+) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+    """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
+    refused = {url for url, _ in digest.refused}
+    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
+    pages = {url: page.to_meta() for url, page in stored.items()}
+    pages.update(digest.pages)
+    probes: dict[str, ImageProbe] = {}
+    for page in stored.values():
+        probe = page.share_probe()
+        key = normalize_url(page.image_url)[0] if page.image_url else None
+        if probe is not None and key:
+            probes[key] = probe
+    probes.update(digest.probes)
+    return pages, probes
+
+
+def _share_probes(
+    pages: Mapping[str, PageMeta], probes: Mapping[str, ImageProbe]
+) -> dict[str, tuple[bool, int | None, int | None]]:
+    """What this run's probes showed about each page's share image, by the image URL the page declares."""
+    found: dict[str, tuple[bool, int | None, int | None]] = {}
+    for meta in pages.values():
+        if not meta.images:
+            continue
+        declared = meta.images[0].url
+        probe = probes.get(normalize_url(declared)[0] or "")
+        if probe is not None:
+            found[declared] = (probe.alive, probe.width, probe.height)
+    return found
+
+
 def _write_pass(
     corpus: _Corpus,
     checked: set[str],
@@ -589,19 +652,53 @@ def _write_pass(
             discovered.extend(decision.discovered)
             if not decision.edits:
                 continue
-            new = apply(article.doc, decision.edits)
+            new, made, refused = _apply_around_merges(article, decision)
+            errors.extend(refused)
             if new == article.doc.raw:
                 continue
             if options.dry_run:
                 _print_diff(out, article, new)
             else:
                 write_atomic(path, new, article.doc.raw, settings.corpus.roots)
-            changes.extend(decision.changes)
-            for change in decision.changes:
+            changes.extend(made)
+            for change in made:
                 log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
         except FrontMatterError as exc:
             errors.append(_file_error(path, exc))
     return changes, discovered, errors
+
+
+def _apply_around_merges(
+    article: Article, decision: decide.Decision
+) -> tuple[bytes, list[Change], list[FileError]]:
+    """The article with the decided edits, leaving out (and reporting) each edit made through a merge key.
+
+    An article using ``<<: *base`` is checked and edited like any other; only an edit whose value comes
+    through the merge would change the base (and every article sharing it), so that edit alone is refused.
+    """
+    try:
+        return apply(article.doc, decision.edits), list(decision.changes), []
+    except ThroughMerge:
+        pass
+    kept: list[Edit] = []
+    refused: list[FileError] = []
+    refused_paths: list[str] = []
+    for edit in decision.edits:
+        try:
+            apply(article.doc, [edit])
+        except ThroughMerge as exc:
+            refused.append(FileError(str(article.path), str(exc)))
+            refused_paths.append(format_field_path(edit.path))
+            continue
+        kept.append(edit)
+
+    def made_by_kept(change: Change) -> bool:
+        return not any(
+            change.field_path == refused or change.field_path.startswith((f"{refused}.", f"{refused}["))
+            for refused in refused_paths
+        )
+
+    return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
 
 
 def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, counts: _Counts) -> None:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.archive import Snapshot
-from pipeline.models import LinkResult, LinkStatus, PathUnusable
+from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta, PathUnusable
 from pipeline.verdict import UrlHistory
 
 RECENT = 10  # statuses kept per URL
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS pages (
     image_width INTEGER,
     image_height INTEGER,
     image_alive INTEGER,  -- NULL: not probed yet; 0: the probe failed; 1: alive (with its size if known)
+    image_source TEXT,
     canonical TEXT,
     amp TEXT,
     title TEXT,
@@ -114,11 +115,57 @@ class StoredPage:
     image_width: int | None = None
     image_height: int | None = None
     image_alive: bool | None = None  # None: the share image was not probed yet
+    image_source: str | None = None
     canonical: str | None = None
     amp: str | None = None
     title: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+
+    @classmethod
+    def from_meta(
+        cls, url: str, meta: PageMeta, read_at: datetime, etag: str | None, last_modified: str | None
+    ) -> StoredPage:
+        """What is kept of a page just read: its share image (first), not yet probed."""
+        image = meta.images[0] if meta.images else None
+        return cls(
+            url=url,
+            final_url=meta.url,
+            read_at=read_at,
+            description=meta.description,
+            description_source=meta.sources.get("description"),
+            image_url=image.url if image else None,
+            image_source=meta.sources.get("image") if image else None,
+            canonical=meta.canonical,
+            amp=meta.amp,
+            title=meta.title,
+            etag=etag,
+            last_modified=last_modified,
+        )
+
+    def to_meta(self) -> PageMeta:
+        """The page's metadata as a run uses it (share image with its probed size, if probed)."""
+        sources = {
+            name: source
+            for name, source in (("description", self.description_source), ("image", self.image_source))
+            if source
+        }
+        images = (ImageMeta(self.image_url, self.image_width, self.image_height),) if self.image_url else ()
+        return PageMeta(
+            url=self.final_url,
+            title=self.title,
+            description=self.description,
+            images=images,
+            canonical=self.canonical,
+            amp=self.amp,
+            sources=sources,
+        )
+
+    def share_probe(self) -> ImageProbe | None:
+        """The stored probe of the share image, when it was probed."""
+        if self.image_url is None or self.image_alive is None:
+            return None
+        return ImageProbe(self.image_url, self.image_alive, width=self.image_width, height=self.image_height)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -310,9 +357,9 @@ class HistoryStore:
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO pages (final_url, description, description_source, image_url,"
-                " image_width, image_height, image_alive, canonical, amp, title, etag, last_modified,"
-                " read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
+                " last_modified, read_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         p.final_url,
@@ -322,6 +369,7 @@ class HistoryStore:
                         p.image_width,
                         p.image_height,
                         None if p.image_alive is None else int(p.image_alive),
+                        p.image_source,
                         p.canonical,
                         p.amp,
                         p.title,
@@ -358,7 +406,7 @@ class HistoryStore:
             rows = self._db.execute(
                 "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
                 " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
-                " p.last_modified FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
+                " p.last_modified, p.image_source FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
                 f" WHERE u.url IN ({marks})",
                 chunk,
             )
@@ -378,6 +426,7 @@ class HistoryStore:
                     title=row[11],
                     etag=row[12],
                     last_modified=row[13],
+                    image_source=row[14],
                 )
         return found
 
