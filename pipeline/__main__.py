@@ -3,6 +3,7 @@
 The signal handlers are installed before anything else is imported (see ``pipeline._signals``).
 """
 
+import sys
 import traceback
 
 from pipeline import _signals
@@ -19,6 +20,9 @@ def run() -> None:
         main()
     except SystemExit as exc:
         code = exc.code
+    except KeyboardInterrupt:  # a second Ctrl-C: abort now (the file being written is still atomic)
+        print("aborted by a second interrupt", file=sys.stderr)
+        code = _signals.INTERRUPTED
     except BaseException:  # a bug: show it, but still leave through the one exit path
         traceback.print_exc()
         code = 1

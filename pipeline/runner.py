@@ -366,6 +366,13 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     mode = "dry-run" if options.dry_run else options.mode
     # A bad ignore file stops the run before any work.
     rules = filter_for(settings, options.exclude, options.include)
+    # Opened first, so that a history that cannot be written stops the run before hours of reading.
+    # A dry run must not create the history it promises not to write: an empty one stands in.
+    database = settings.state.database
+    if options.dry_run and not database.exists():
+        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
+    else:
+        store = HistoryStore(database, read_only=options.dry_run)
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -386,12 +393,6 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     plan = _plan_requests(corpus, settings, rules)
     warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
-    # A dry run must not create the history it promises not to write: an empty one stands in.
-    database = settings.state.database
-    if options.dry_run and not database.exists():
-        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
-    else:
-        store = HistoryStore(database, read_only=options.dry_run)
     try:
         history = store.load(plan.urls)
         due = [
@@ -560,6 +561,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except OSError as exc:
                 # The history (verdicts, this run's row and report) is already saved: only the files failed.
                 exit_code = ExitCode.PATH_UNUSABLE
+                run_report["run"]["exit_code"] = int(exit_code)
                 store.set_exit_code(run_id, int(exit_code))
                 where = exc.filename if isinstance(exc.filename, str) else settings.reports.dir
                 log.error(

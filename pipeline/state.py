@@ -36,7 +36,6 @@ _SCHEMA_VERSION = 1
 _CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
 _REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
-RUN_KINDS = ("complete", "partial", "interrupted")  # only complete runs count as nights
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -480,9 +479,18 @@ class HistoryStore:
             )
 
     def set_exit_code(self, run_id: str, exit_code: int) -> None:
-        """Correct a finished run's exit code (its reports could not be written after it was saved)."""
+        """Correct a finished run's exit code, in its row and its stored report (the report files could
+        not be written after the run was saved)."""
+        report = self.get_report(run_id)
+        blob = None
+        if report is not None:
+            report.setdefault("run", {})["exit_code"] = exit_code
+            blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
         with self._transaction():
-            self._db.execute("UPDATE runs SET exit_code = ? WHERE id = ?", (exit_code, run_id))
+            self._db.execute(
+                "UPDATE runs SET exit_code = ?, report = COALESCE(?, report) WHERE id = ?",
+                (exit_code, blob, run_id),
+            )
 
     def list_runs(self, limit: int, *, until: datetime | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` runs (started at or before ``until``, if given), newest first, no reports.

@@ -602,3 +602,29 @@ def test_markdown_of_a_large_run_stays_under_githubs_limit(scale: int) -> None:
     assert "report.html and report.json" in text
     assert text.count("<details>") == text.count("</details>") >= 3
     assert "<https://host0.example.org/path/0/story-slug>" in text  # the first newly dead link is shown
+
+
+def test_incomplete_runs_and_outage_streaks_are_shown() -> None:
+    """A partial run says so in both renderings and is drawn dashed; an outage streak says since when."""
+    trend = _trend()
+    partial = _report(
+        [], run_id="20261201T030000Z-0001", started_at="2026-12-01T03:00:00+00:00", kind="partial"
+    )
+    streak = {"runs": 3, "since": "2026-11-28T03:00:00+00:00"}
+    outage = _report([], outage="all 3 hosts failed below HTTP", outage_streak=streak)
+
+    page = HTMLParser(render_html(partial, [*trend, {**trend[0], "id": "x-1", "kind": "interrupted"}]))
+    md = render_markdown(partial)
+    outage_md, outage_html = render_markdown(outage), render_html(outage, [])
+
+    assert "Not a complete run:** partial: only some paths or --include URLs were checked" in md
+    banner = page.css_first(".banner.incomplete")
+    assert banner is not None and "partial" in banner.text()
+    current = page.css_first("svg.chart g.bar.current")
+    assert current is not None and "incomplete" in (current.attributes.get("class") or "")
+    assert "(partial: only some paths or --include URLs were checked)" in current.text()
+    assert any("interrupted" in bar.text() for bar in page.css("svg.chart g.bar.incomplete"))
+    validate_report(partial)
+    validate_report(outage)
+    for text in (outage_md, outage_html):
+        assert "down for 3 complete runs in a row, since 2026-11-28 03:00 UTC" in text

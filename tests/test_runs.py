@@ -109,6 +109,7 @@ def test_read_only_history_exits_6_naming_the_database(shared_dir: Path) -> None
 
     assert code == ExitCode.PATH_UNUSABLE, err
     _one_line_error(err, str(state / "history.sqlite3"), "readonly database")
+    assert "read 1 articles" not in err  # found before the corpus is read
     assert os.listdir(shared_dir / "reports") == []
 
 
@@ -126,7 +127,8 @@ def test_unwritable_reports_exits_6_after_saving_the_history(shared_dir: Path) -
     [run] = _runs(shared_dir / "state")
     assert run["finished_at"] is not None and run["exit_code"] == ExitCode.PATH_UNUSABLE
     with HistoryStore(shared_dir / "state" / "history.sqlite3") as store:
-        assert store.get_report(str(run["id"])) is not None
+        stored = store.get_report(str(run["id"]))
+    assert stored is not None and stored["run"]["exit_code"] == ExitCode.PATH_UNUSABLE
 
 
 # ------------------------------------------------------------------------------ runs that checked nothing
@@ -142,11 +144,13 @@ def test_missing_root_is_a_config_error_that_records_nothing(tmp_path: Path) -> 
     result = _cli("refresh", str(tmp_path / "nope"), "--config", str(config), cwd=tmp_path)
     config.write_text(config.read_text().replace(str(corpus), str(tmp_path / "gone")))
     from_config = _cli("refresh", "--config", str(config), cwd=tmp_path)
+    validate = _cli("validate", "--config", str(config), cwd=tmp_path)
 
     assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
     assert f"PATH argument: '{tmp_path / 'nope'}' does not exist" in result.stderr
     assert from_config.returncode == ExitCode.CONFIG_ERROR
     assert f"corpus.roots: '{tmp_path / 'gone'}' does not exist" in from_config.stderr
+    assert validate.returncode == ExitCode.CONFIG_ERROR and "does not exist" in validate.stderr
     assert len(_runs(tmp_path / "state")) == 1
     assert os.readlink(tmp_path / "reports" / "latest") == latest
 
