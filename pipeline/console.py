@@ -29,6 +29,8 @@ from rich.progress import (
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
 
+from pipeline._printable import printable
+
 # Libraries that log every request or job at INFO; our own summary lines say what matters.
 _NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")
 _RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "taskName"}
@@ -55,27 +57,49 @@ def _utc_stamp(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _printable_lines(text: str) -> str:
+    """A traceback keeps its line breaks; anything inside a line (a file name, a reason) is escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 class _TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``; the message is escaped, so no name or web text reaches the terminal raw."""
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc_stamp(record.created)
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        safe = logging.makeLogRecord(vars(record))  # other handlers (pytest's, say) still get the original
+        safe.message = printable(record.message)
+        safe.name = printable(record.name)
+        return super().formatMessage(safe)
+
+    def formatException(self, ei: Any) -> str:
+        return _printable_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _printable_lines(super().formatStack(stack_info))
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, any ``extra=`` fields, and the traceback."""
+    """One JSON object per line: time, level, logger, message, any ``extra=`` fields, and the traceback.
+
+    Text is escaped as in the text format: a collector that prints the message must not get raw controls.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _utc_stamp(record.created),
             "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "logger": printable(record.name),
+            "message": printable(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRS and key not in entry:
-                entry[key] = value
+                entry[key] = printable(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            entry["exception"] = _printable_lines(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=lambda value: printable(str(value)))
 
 
 def setup_logging(fmt: str, level: str, quiet: bool) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipeline import check, decide, report, summary, verdict
+from pipeline._printable import printable
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
@@ -469,15 +470,17 @@ def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus) -> No
     )
     due_set = set(due)
     for url in plan.urls:
-        out.write(f"  {'check' if url in due_set else 'fresh'}  {url}\n")
+        out.write(f"  {'check' if url in due_set else 'fresh'}  {printable(url)}\n")
     for url in sorted(plan.excluded):
-        out.write(f"  skip   {url}\n")
+        out.write(f"  skip   {printable(url)}\n")
     for ref in invalid:
-        out.write(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}\n")
+        out.write(printable(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}") + "\n")
 
 
 def _print_diff(out: TextIO, article: Article, new: bytes) -> None:
     old_lines = article.doc.raw.decode("utf-8", "replace").splitlines(keepends=True)
     new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
-    name = str(article.path)
-    out.writelines(difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}"))
+    name = printable(article.path)
+    diff = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    # A web value may hold controls; each diff line stays one line of printable text on the terminal.
+    out.writelines(printable(line.rstrip("\r\n")) + "\n" for line in diff)

@@ -2,6 +2,9 @@
 
 Reads: the run's verdicts, refs, changes and errors, the previous verdicts from history, and a summary of
 the settings. Returns: a plain dict, ready for JSON; ``report.py`` renders it for people.
+
+File names and file error messages are stored as printable text (a byte that is not UTF-8 reads ``\xff``,
+a newline ``\n``): names are bytes on Linux, and the report and the history must stay valid UTF-8.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline._printable import printable
 from pipeline.config import Settings
 from pipeline.links import host_of
 from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus
@@ -26,7 +30,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
     return {
-        "roots": [str(root) for root in settings.corpus.roots],
+        "roots": [printable(root) for root in settings.corpus.roots],
         "patterns": list(settings.corpus.patterns),
         "max_concurrency": settings.http.max_concurrency,
         "per_host_concurrency": settings.http.per_host_concurrency,
@@ -42,7 +46,7 @@ def _config_summary(settings: Settings) -> dict[str, Any]:
 
 def _change(change: Change) -> dict[str, Any]:
     return {
-        "article": change.article,
+        "article": printable(change.article),
         "field_path": change.field_path,
         "old": change.old,
         "new": change.new,
@@ -75,7 +79,7 @@ def build_report(
     for article, article_refs in refs.items():
         for ref in article_refs:
             key = ref.normalized or ref.url
-            where[key][str(article)].append(ref.field_path)
+            where[key][printable(article)].append(ref.field_path)
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
 
@@ -133,5 +137,7 @@ def build_report(
         "changes": [_change(change) for change in changes],
         "discovered": [_change(change) for change in discovered],
         "refused_pages": [{"url": url, "reason": reason} for url, reason in refused_pages],
-        "errors": [{"article": error.article, "message": error.message} for error in errors],
+        "errors": [
+            {"article": printable(error.article), "message": printable(error.message)} for error in errors
+        ],
     }
