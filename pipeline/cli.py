@@ -199,7 +199,9 @@ def validate(
         for ref in refs:
             if ref.normalized is None:
                 click.echo(
-                    printable(f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}")
+                    printable(
+                        f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}"
+                    )
                 )
                 problems += 1
     urls = sum(len(refs) for refs in corpus.refs.values())
