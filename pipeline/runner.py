@@ -27,6 +27,7 @@ from typing import Any, Literal, TextIO
 
 from pipeline import check, decide, report, summary, verdict
 from pipeline._printable import printable
+from pipeline._replace import remove_leftovers
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
@@ -89,6 +90,7 @@ class _Corpus:
     sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     errors: list[FileError] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
 
 def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
@@ -97,7 +99,7 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = _Corpus()
-    for found in discover(settings.corpus.roots, settings.corpus.patterns):
+    for found in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
         if isinstance(found, FileError):
@@ -271,6 +273,15 @@ def _log_file_errors(errors: list[FileError]) -> None:
         log.warning("… and %d more file errors (all are in the report)", len(errors) - _ERRORS_LOGGED)
 
 
+def _remove_leftovers(corpus: _Corpus, started: datetime) -> int:
+    """Remove the temporary files an earlier, killed run left beside articles; say how many."""
+    removed, failed = remove_leftovers(corpus.leftovers, started.timestamp())
+    corpus.errors.extend(FileError(str(path), reason) for path, reason in failed)
+    if removed:
+        log.info("removed %d temporary files left by an earlier run", removed)
+    return removed
+
+
 def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
@@ -289,6 +300,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         time.perf_counter() - clock,
     )
 
+    temp_removed = 0 if options.dry_run else _remove_leftovers(corpus, started)
     plan = _plan_requests(corpus, settings)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
     # A dry run must not create the history it promises not to write: an empty one stands in.
@@ -394,6 +406,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            temp_files_removed=temp_removed,
         )
         report_dir = None
         if not options.dry_run:

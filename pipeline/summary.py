@@ -72,6 +72,7 @@ def build_report(
     discovered: Sequence[Change],
     refused_pages: Sequence[tuple[str, str]],
     errors: Sequence[FileError],
+    temp_files_removed: int = 0,
 ) -> dict[str, Any]:
     """The whole report document for one run."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -113,6 +114,7 @@ def build_report(
     for status in LinkStatus:
         totals[str(status)] = sum(1 for link in links if link["status"] == status)
     totals["changes"] = len(changes)
+    totals["temp_files_removed"] = temp_files_removed
     totals["newly_dead"] = sum(
         1 for link in links if link["status"] == "dead" and link["previous_status"] != "dead"
     )
