@@ -118,6 +118,8 @@ def _exchange(folder: int, first: str, second: str) -> bool:
 
 def _take_lease(fd: int) -> bool:
     """A read lease on ``fd``: True when held. WriteConflict when someone keeps the file open for writing."""
+    if not hasattr(fcntl, "F_SETLEASE"):  # leases are Linux's
+        return False
     try:
         fcntl.fcntl(fd, fcntl.F_SETSIG, _LEASE_SIGNAL)
     except OSError:
@@ -151,7 +153,7 @@ def _copy_attributes(source: int, target: int, info: os.stat_result) -> None:
     os.fchmod(target, stat.S_IMODE(info.st_mode))
     with contextlib.suppress(PermissionError):  # only root may give a file away; others keep their own
         os.fchown(target, info.st_uid, info.st_gid)
-    with contextlib.suppress(OSError):  # no xattrs on this file system
+    with contextlib.suppress(OSError, AttributeError):  # no xattrs on this file system or system
         for attr in os.listxattr(source):
             with contextlib.suppress(OSError):  # e.g. a security label only root may set
                 os.setxattr(target, attr, os.getxattr(source, attr))
@@ -221,8 +223,6 @@ def _replace(fd: int, info: os.stat_result, real: Path, new: bytes, expected_old
         if _read_fd(fd) != expected_old or not os.path.samestat(os.stat(real.name, dir_fd=folder), info):
             raise WriteConflict(_CONFLICT)
         if not _exchange(folder, tmp, real.name):
-            if _read_fd(fd) != expected_old or not os.path.samestat(os.stat(real), info):
-                raise WriteConflict(_CONFLICT)
             os.replace(tmp, real.name, src_dir_fd=folder, dst_dir_fd=folder)
             tmp = None
             return

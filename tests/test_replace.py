@@ -333,3 +333,27 @@ def test_a_fresh_temporary_file_is_not_removed(tmp_path: Path) -> None:
     assert (removed, failed) == (0, []) and leftover.exists()
     removed, failed = _replace.remove_leftovers([leftover], time.time() + 1)
     assert (removed, failed) == (1, []) and not leftover.exists()
+
+
+def test_a_file_kept_open_for_writing_elsewhere_is_not_written(tmp_path: Path) -> None:
+    """While another program holds the article open for writing, it is not replaced: a clear conflict."""
+    path = _file(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; f = open(sys.argv[1], 'ab'); print('open', flush=True); sys.stdin.read()",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"open\n"
+        with pytest.raises(WriteConflict, match=r"a\.md: the file is open for writing in another program"):
+            write_atomic(path, NEW, OLD, [tmp_path])
+    finally:
+        holder.communicate(timeout=10)
+
+    assert path.read_bytes() == OLD
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md"]
