@@ -15,6 +15,7 @@ stays bytes. Aliases are counted, not expanded, before any data is built, so an 
 Exceptions::
 
     FrontMatterError      bad input, or an edit that cannot be made faithfully
+    ├── ThroughMerge      the edited value comes through a merge key (``<<: *base``)
     ├── WriteConflict     the file changed on disk since it was read
     └── OutsideRoots      the path (symlinks resolved) lies outside every configured root
 """
@@ -34,12 +35,13 @@ from pipeline._edits import (
     OutsideRoots,
     Remove,
     SetValue,
+    ThroughMerge,
     WriteConflict,
     apply_plain,
 )
 from pipeline._replace import replace_if_unchanged
 from pipeline._splice import Splicer
-from pipeline._yaml_spans import TAG, Problem, clone, compose, same
+from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
 from pipeline.models import FieldPath
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "OutsideRoots",
     "Remove",
     "SetValue",
+    "ThroughMerge",
     "WriteConflict",
     "apply",
     "parse",
@@ -72,6 +75,35 @@ class Document:
     data: dict[str, Any]
     _start: int = field(default=-1, repr=False, compare=False)  # offset of the YAML text (after `---` line)
     _end: int = field(default=-1, repr=False, compare=False)  # offset of the closing line; -1: not parsed
+    _root: Node | None = field(default=None, repr=False, compare=False)  # the composed tree, for lines
+
+    def line_of(self, path: FieldPath) -> int | None:
+        """The file line (1-based) of the key that holds ``path``; None when the path is not there.
+
+        Read from the tree the parse composed anyway, so it costs a walk down one path and no re-parse.
+        """
+        node, line = self._root, None
+        for part in path:
+            while node is not None and node.kind == "alias":
+                node = node.target
+            if node is None:
+                return None
+            if isinstance(part, int):
+                if node.kind != "seq" or part >= len(node.items):
+                    return None
+                node = node.items[part]
+                line = node.line
+                continue
+            if node.kind != "map":
+                return None
+            for key, value in node.items:
+                if key.text == part:
+                    node, line = value, key.line
+                    break
+            else:
+                return None
+        # Node lines count from 0 within the YAML text, which starts on the file's second line.
+        return None if line is None else line + 2
 
     @property
     def text(self) -> str:
@@ -117,7 +149,7 @@ def parse(raw: bytes) -> Document:
         else:
             kind = {"seq": "a list", "scalar": "a single value", "alias": "an alias"}[root.kind]
             raise FrontMatterError(f"line {root.line + 2}: the front-matter is {kind}, not a mapping of keys")
-    return Document(raw, root.data if root is not None else {}, opening.end(), closing.start())
+    return Document(raw, root.data if root is not None else {}, opening.end(), closing.start(), root)
 
 
 def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
@@ -140,7 +172,14 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
         splicer.run(edit)
     if not same(splicer.data, expected):
         raise FrontMatterError("the edited front-matter does not hold the expected values")
-    return doc.raw[: doc._start] + splicer.text.encode("utf-8") + doc.raw[doc._end :]
+    edited = splicer.text.encode("utf-8")
+    if len(edited) > MAX_FRONT_MATTER_BYTES:
+        # Written, it would be refused by every later read: the article would drop out of the corpus.
+        raise FrontMatterError(
+            f"the edits would make the front-matter {len(edited)} bytes, above the read limit of"
+            f" {MAX_FRONT_MATTER_BYTES}; not written"
+        )
+    return doc.raw[: doc._start] + edited + doc.raw[doc._end :]
 
 
 def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Path]) -> None:

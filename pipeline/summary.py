@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline._printable import printable
+from pipeline.archive import Snapshot
 from pipeline.config import Settings
 from pipeline.links import host_of
 from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus
@@ -44,6 +45,12 @@ def _config_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _copy(snapshot: Snapshot | None) -> dict[str, Any] | None:
+    if snapshot is None or not snapshot.archive_url:
+        return None
+    return {"url": snapshot.archive_url, "timestamp": snapshot.timestamp}
+
+
 def _change(change: Change) -> dict[str, Any]:
     return {
         "article": printable(change.article),
@@ -67,20 +74,24 @@ def build_report(
     refs: Mapping[Path, Sequence[LinkRef]],
     results: Mapping[str, LinkResult],
     previous: Mapping[str, LinkStatus],
-    excluded: set[str],
+    excluded: Mapping[str, str],
     changes: Sequence[Change],
     discovered: Sequence[Change],
     refused_pages: Sequence[tuple[str, str]],
     errors: Sequence[FileError],
     temp_files_removed: int = 0,
+    archive: Mapping[str, Snapshot] | None = None,
 ) -> dict[str, Any]:
-    """The whole report document for one run."""
+    """The whole report document for one run (``archive``: copies of dead links, by URL)."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    lines: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
     invalid: dict[str, str] = {}
+    copies = archive or {}
     for article, article_refs in refs.items():
         for ref in article_refs:
             key = ref.normalized or ref.url
             where[key][printable(article)].append(ref.field_path)
+            lines[key][printable(article)].append(ref.line)
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
 
@@ -89,7 +100,7 @@ def build_report(
         result = results.get(url)
         if result is None:
             status = LinkStatus.INVALID if url in invalid else LinkStatus.SKIPPED
-            reason = invalid.get(url) or ("excluded by links.exclude" if url in excluded else "not checked")
+            reason = invalid.get(url) or excluded.get(url) or "not checked"
             result = LinkResult(url, status, reason=reason)
         before = previous.get(url)
         links.append(
@@ -106,7 +117,11 @@ def build_report(
                 "last_success_at": _iso(result.last_success_at),
                 "consecutive_failures": result.consecutive_failures,
                 "checked_at": _iso(result.checked_at),
-                "articles": [{"article": a, "field_paths": paths} for a, paths in sorted(where[url].items())],
+                "articles": [
+                    {"article": a, "field_paths": paths, "lines": lines[url][a]}
+                    for a, paths in sorted(where[url].items())
+                ],
+                "archive": _copy(copies.get(url)),
             }
         )
 
