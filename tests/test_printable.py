@@ -240,3 +240,14 @@ def test_dry_run_plan_and_diff_are_printable(tmp_path: Path, local_site: LocalSi
 
     assert "d\\x1b[2J\\nFORGED.md: webUrl" in out.getvalue()
     assert not RAW.search(out.getvalue()) and "\nFORGED" not in out.getvalue()
+
+
+def test_ci_formats_hold_no_raw_control_characters() -> None:
+    """The compact, JSON and SARIF results for CI show hostile names and reasons escaped, never raw."""
+    from pipeline.formats import render
+
+    report = _report(f"HTTP 404 {HOSTILE}", f"Title {HOSTILE}", f"dir/{HOSTILE}.md")
+
+    for fmt in ("compact", "json", "sarif"):
+        assert not RAW.search(render(report, fmt).replace("\t", " ")), fmt
+    assert "a\\x1b]0;owned\\x07b" in render(report, "compact")
