@@ -301,7 +301,7 @@ def test_sarif_paths_are_relative_to_the_working_directory(
 def test_sarif_relative_uris_have_a_base_and_never_leave_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Relative URIs name %SRCROOT% (the working directory); `..` paths become file:// URIs; a line is >= 1."""
+    """Relative URIs name %SRCROOT% (the working directory); `..` paths become file:// URIs; lines >= 1."""
     (tmp_path / "repo").mkdir()
     monkeypatch.chdir(tmp_path / "repo")
     link = {"url": "https://x.example/", "status": "dead", "reason": "HTTP 404", "http_status": 404}
