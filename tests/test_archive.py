@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -255,3 +257,24 @@ def test_the_default_archive_endpoint_is_never_resolved_in_tests(
 
     assert links[local_site.url("/gone0")]["status"] == "dead"
     assert attempts.read_text(encoding="utf-8").splitlines() == ["resolve archive.org"]
+
+
+def test_a_stop_request_cuts_a_429_pause_short(local_site: LocalSite, tmp_path: Path) -> None:
+    """SIGTERM (the stop event) during the archive's Retry-After pause ends the run at once, not after it."""
+    corpus = _corpus(tmp_path, local_site, dead=2)
+    stop = threading.Event()
+    with Wayback() as wayback:
+        wayback.script = [429]
+        wayback.retry_after = "30"
+        settings = _settings(tmp_path, corpus, wayback)
+        settings = settings.model_copy(
+            update={"retry": settings.retry.model_copy(update={"retry_after_max": 60.0})}
+        )
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        outcome = refresh(
+            settings, RunOptions(now=lambda: DAY0, show_progress=False, stop=stop), io.StringIO()
+        )
+    assert time.monotonic() - started < 10
+    assert outcome.exit_code is ExitCode.INTERRUPTED
+    assert len(wayback.requests) == 1
