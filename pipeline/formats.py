@@ -7,9 +7,9 @@ replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit co
 - ``compact``: one line per link that needs a look (dead, failing, blocked, invalid), then the totals.
 - ``json``: the report.json document itself.
 - ``markdown``: report.md.
-- ``junit``: one ``<testcase>`` per link (``classname`` = its host), failed when its status is one that fails
-  the job, ``<skipped/>`` when it was not checked; the failure names every article, field and line, and
-  the archive copy. Valid against the Ant JUnit XSD that GitLab and Jenkins read.
+- ``junit``: one ``<testcase>`` per link (``classname`` = ``links.`` and its host), failed when its status
+  is one that fails the job, ``<skipped/>`` when it was not checked; the failure names every article, field
+  and line, and the archive copy. Valid against the Ant JUnit XSD that GitLab and Jenkins read.
 - ``sarif``: SARIF 2.1.0, one result per failing link per article, located at the article path and the
   front-matter line of the field, so a GitHub code-scanning upload annotates the file.
 """
@@ -208,7 +208,8 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
             "testcase",
             {
                 "name": _token(link["url"]),
-                "classname": _token(f"links.{link.get('host') or 'invalid'}"),
+                # Jenkins splits classname at its last dot into package and class: one dot only.
+                "classname": _token(f"links.{(link.get('host') or 'invalid').replace('.', '_')}"),
                 "time": "0",
             },
         )

@@ -324,3 +324,25 @@ def test_sarif_relative_uris_have_a_base_and_never_leave_it(
         "artifactLocation": {"uri": (tmp_path / "other" / "b.md").as_uri()},
         "region": {"startLine": 1},
     }
+
+
+def test_junit_classname_groups_by_host_the_way_jenkins_splits_it() -> None:
+    """Jenkins splits classname at its last dot: package `links`, class = the whole host (dots kept apart)."""
+    report = {
+        "run": {
+            "id": "r",
+            "started_at": DAY0.isoformat(),
+            "finished_at": DAY0.isoformat(),
+            "duration_seconds": 1.0,
+            "mode": "refresh",
+            "outage": None,
+            "exit_code": 0,
+        },
+        "totals": {"urls": 1, "articles": 1, "files_failed": 0, "ok": 1},
+        "links": [{"url": "https://www.example.com:8443/a", "status": "ok", "host": "www.example.com:8443"}],
+    }
+    case = xmlschema.XMLSchema(FIXTURES / "junit.xsd").to_dict(render(report, "junit"))["testsuite"][0][
+        "testcase"
+    ][0]
+    package, _, klass = case["@classname"].rpartition(".")
+    assert (package, klass) == ("links", "www_example_com:8443")
