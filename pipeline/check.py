@@ -51,6 +51,7 @@ from pipeline.http import (
     timeouts,
 )
 from pipeline.models import FetchedPage, Observation, Outcome
+from pipeline.scrape import declares_share_metadata
 
 _PERMANENT = frozenset({301, 308})
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -361,7 +362,12 @@ class _Checker:
         content_type = response.headers.get("content-type", "")
         is_html = content_type.split(";")[0].strip().lower() in _HTML_TYPES
         limit = min(want, self._settings.http.max_decompressed_bytes)
-        body = await read_capped(response, limit, stop_at_head_end=is_html)
+        # The body is read past </head> only for a page whose head lacks a description or an image, and
+        # only when a body fallback may use it.
+        metadata = self._settings.metadata
+        wants_body = metadata.excerpt.from_body or metadata.images.from_body
+        stop = (declares_share_metadata if wants_body else True) if is_html else False
+        body = await read_capped(response, limit, stop_at_head_end=stop)
         return FetchedPage(
             url=str(response.request.url),
             final_url=str(response.url),

@@ -226,6 +226,8 @@ class OutageSettings(_Section):
     canary_urls: list[str] = Field(default_factory=list)
     # Hosts that answered before, re-checked every run (one URL each) as a baseline for our own network.
     baseline_hosts: int = Field(default=5, ge=0, le=100)
+    # Complete runs in a row that may be outages before the run exits 7 (0: never); the log says since when.
+    max_consecutive: int = Field(default=3, ge=0, le=1000)
 
 
 class ArchiveSettings(_Section):
@@ -280,11 +282,20 @@ class HealthSettings(_Section):
 class ExcerptPolicy(_Section):
     policy: Literal["fill", "overwrite", "never"] = "fill"
     min_length: int = Field(default=40, ge=0)  # never write a shorter description
+    max_length: int = Field(default=1000, ge=1)  # a longer description is cut at a word boundary
+    from_body: bool = True  # a page that declares no description may supply its first real paragraph
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ExcerptPolicy:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) is above max_length ({self.max_length})")
+        return self
 
 
 class ImagePolicy(_Section):
-    policy: Literal["replace-dead", "never"] = "replace-dead"
+    policy: Literal["refresh", "replace-dead", "never"] = "replace-dead"
     fill_missing: bool = True
+    from_body: bool = True  # a page that declares no share image may supply its first content image
     correct_size: bool = True
     max_probe_bytes: int = Field(default=256 * 1024, gt=0)
 

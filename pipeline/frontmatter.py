@@ -15,6 +15,7 @@ stays bytes. Aliases are counted, not expanded, before any data is built, so an 
 Exceptions::
 
     FrontMatterError      bad input, or an edit that cannot be made faithfully
+    ├── ThroughMerge      the edited value comes through a merge key (``<<: *base``)
     ├── WriteConflict     the file changed on disk since it was read
     └── OutsideRoots      the path (symlinks resolved) lies outside every configured root
 """
@@ -38,6 +39,7 @@ from pipeline._edits import (
     OutsideRoots,
     Remove,
     SetValue,
+    ThroughMerge,
     WriteConflict,
     apply_plain,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "OutsideRoots",
     "Remove",
     "SetValue",
+    "ThroughMerge",
     "WriteConflict",
     "apply",
     "parse",
@@ -172,7 +175,14 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
         splicer.run(edit)
     if not same(splicer.data, expected):
         raise FrontMatterError("the edited front-matter does not hold the expected values")
-    return doc.raw[: doc._start] + splicer.text.encode("utf-8") + doc.raw[doc._end :]
+    edited = splicer.text.encode("utf-8")
+    if len(edited) > MAX_FRONT_MATTER_BYTES:
+        # Written, it would be refused by every later read: the article would drop out of the corpus.
+        raise FrontMatterError(
+            f"the edits would make the front-matter {len(edited)} bytes, above the read limit of"
+            f" {MAX_FRONT_MATTER_BYTES}; not written"
+        )
+    return doc.raw[: doc._start] + edited + doc.raw[doc._end :]
 
 
 def _keep_owner(fd: int, info: os.stat_result) -> None:

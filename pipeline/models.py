@@ -33,7 +33,17 @@ class ExitCode(enum.IntEnum):
     CONFIG_ERROR = 3  # the configuration is invalid; nothing was done
     LOCKED = 4  # another run holds the lock; nothing was done
     INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
+    PATH_UNUSABLE = 6  # a state/history/reports path cannot be used (permission, read-only database)
+    OUTAGE_STREAK = 7  # the network has been down for health.outage.max_consecutive runs in a row
     FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
+
+
+class PathUnusable(OSError):
+    """A state, history or reports path cannot be used; the message names it and says what to do."""
+
+    def __init__(self, path: Path, problem: str, remedy: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}; {remedy}")
 
 
 class LinkStatus(enum.StrEnum):

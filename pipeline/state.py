@@ -16,6 +16,7 @@ Everything SQL lives behind ``HistoryStore`` so another database can replace SQL
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import zlib
@@ -27,13 +28,14 @@ from types import TracebackType
 from typing import Any
 
 from pipeline.archive import Snapshot
-from pipeline.models import LinkResult, LinkStatus
+from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta, PathUnusable
 from pipeline.verdict import UrlHistory
 
 RECENT = 10  # statuses kept per URL
 _SCHEMA_VERSION = 1
 _CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
+_REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -76,6 +78,7 @@ CREATE TABLE IF NOT EXISTS pages (
     image_width INTEGER,
     image_height INTEGER,
     image_alive INTEGER,  -- NULL: not probed yet; 0: the probe failed; 1: alive (with its size if known)
+    image_source TEXT,
     canonical TEXT,
     amp TEXT,
     title TEXT,
@@ -88,6 +91,14 @@ CREATE TABLE IF NOT EXISTS page_urls (
     final_url TEXT NOT NULL  -- the page it landed on, a key of pages
 );
 """
+# Columns added after the first release; added to an older database when it is opened for writing.
+_ADDED_COLUMNS = (("runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
+
+
+def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
+    """The one-line error for a history database or folder this process cannot use."""
+    problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return PathUnusable(path, f"cannot {doing}: {problem}", _REMEDY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +114,57 @@ class StoredPage:
     image_width: int | None = None
     image_height: int | None = None
     image_alive: bool | None = None  # None: the share image was not probed yet
+    image_source: str | None = None
     canonical: str | None = None
     amp: str | None = None
     title: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+
+    @classmethod
+    def from_meta(
+        cls, url: str, meta: PageMeta, read_at: datetime, etag: str | None, last_modified: str | None
+    ) -> StoredPage:
+        """What is kept of a page just read: its share image (first), not yet probed."""
+        image = meta.images[0] if meta.images else None
+        return cls(
+            url=url,
+            final_url=meta.url,
+            read_at=read_at,
+            description=meta.description,
+            description_source=meta.sources.get("description"),
+            image_url=image.url if image else None,
+            image_source=meta.sources.get("image") if image else None,
+            canonical=meta.canonical,
+            amp=meta.amp,
+            title=meta.title,
+            etag=etag,
+            last_modified=last_modified,
+        )
+
+    def to_meta(self) -> PageMeta:
+        """The page's metadata as a run uses it (share image with its probed size, if probed)."""
+        sources = {
+            name: source
+            for name, source in (("description", self.description_source), ("image", self.image_source))
+            if source
+        }
+        images = (ImageMeta(self.image_url, self.image_width, self.image_height),) if self.image_url else ()
+        return PageMeta(
+            url=self.final_url,
+            title=self.title,
+            description=self.description,
+            images=images,
+            canonical=self.canonical,
+            amp=self.amp,
+            sources=sources,
+        )
+
+    def share_probe(self) -> ImageProbe | None:
+        """The stored probe of the share image, when it was probed."""
+        if self.image_url is None or self.image_alive is None:
+            return None
+        return ImageProbe(self.image_url, self.image_alive, width=self.image_width, height=self.image_height)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -130,18 +187,28 @@ class HistoryStore:
                     uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None
                 )
             except sqlite3.Error as exc:
-                raise OSError(f"{path}: cannot open the history database: {exc}") from exc
+                raise _unusable(path, exc, "open the history database") from exc
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(path.parent, exc, "create the state folder") from exc
         try:
             self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
             self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
         except sqlite3.Error as exc:
-            raise OSError(f"{path}: cannot open the history database: {exc}") from exc
+            raise _unusable(path, exc, "write the history database") from exc
+
+    def _add_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         """Close the connection."""
@@ -289,9 +356,9 @@ class HistoryStore:
         with self._transaction():
             self._db.executemany(
                 "INSERT OR REPLACE INTO pages (final_url, description, description_source, image_url,"
-                " image_width, image_height, image_alive, canonical, amp, title, etag, last_modified,"
-                " read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
+                " last_modified, read_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         p.final_url,
@@ -301,6 +368,7 @@ class HistoryStore:
                         p.image_width,
                         p.image_height,
                         None if p.image_alive is None else int(p.image_alive),
+                        p.image_source,
                         p.canonical,
                         p.amp,
                         p.title,
@@ -337,7 +405,7 @@ class HistoryStore:
             rows = self._db.execute(
                 "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
                 " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
-                " p.last_modified FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
+                " p.last_modified, p.image_source FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
                 f" WHERE u.url IN ({marks})",
                 chunk,
             )
@@ -357,6 +425,7 @@ class HistoryStore:
                     title=row[11],
                     etag=row[12],
                     last_modified=row[13],
+                    image_source=row[14],
                 )
         return found
 
@@ -372,11 +441,12 @@ class HistoryStore:
         }
 
     # ---- runs -------------------------------------------------------------------------------------
-    def start_run(self, run_id: str, started_at: datetime, mode: str) -> None:
-        """Record that a run began."""
+    def start_run(self, run_id: str, started_at: datetime, mode: str, kind: str = "complete") -> None:
+        """Record that a run began (``kind``: complete, or partial when it checks only some paths)."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO runs (id, started_at, mode) VALUES (?, ?, ?)", (run_id, _iso(started_at), mode)
+                "INSERT INTO runs (id, started_at, mode, kind) VALUES (?, ?, ?, ?)",
+                (run_id, _iso(started_at), mode, kind),
             )
 
     def finish_run(
@@ -388,6 +458,7 @@ class HistoryStore:
         totals: dict[str, int],
         report: dict[str, Any],
         keep_reports: int = 60,
+        kind: str | None = None,
     ) -> None:
         """Record how a run ended, with its totals and its whole report.
 
@@ -397,9 +468,9 @@ class HistoryStore:
         blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
         with self._transaction():
             self._db.execute(
-                "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?"
-                " WHERE id = ?",
-                (_iso(finished_at), exit_code, outage, json.dumps(totals), blob, run_id),
+                "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?,"
+                " kind = COALESCE(?, kind) WHERE id = ?",
+                (_iso(finished_at), exit_code, outage, json.dumps(totals), blob, kind, run_id),
             )
             self._db.execute(
                 "UPDATE runs SET report = NULL WHERE report IS NOT NULL AND id NOT IN"
@@ -407,12 +478,29 @@ class HistoryStore:
                 (keep_reports,),
             )
 
-    def list_runs(self, limit: int) -> list[dict[str, Any]]:
-        """The newest ``limit`` runs, newest first (without their reports)."""
+    def set_exit_code(self, run_id: str, exit_code: int) -> None:
+        """Correct a finished run's exit code, in its row and its stored report (the report files could
+        not be written after the run was saved)."""
+        report = self.get_report(run_id)
+        blob = None
+        if report is not None:
+            report.setdefault("run", {})["exit_code"] = exit_code
+            blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET exit_code = ?, report = COALESCE(?, report) WHERE id = ?",
+                (exit_code, blob, run_id),
+            )
+
+    def list_runs(self, limit: int, *, until: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs (started at or before ``until``, if given), newest first, no reports.
+
+        Times are timezone-aware datetimes; ``kind`` is complete, partial or interrupted.
+        """
         rows = self._db.execute(
-            "SELECT id, started_at, finished_at, exit_code, outage, totals, mode FROM runs"
-            " ORDER BY started_at DESC, rowid DESC LIMIT ?",
-            (limit,),
+            "SELECT id, started_at, finished_at, exit_code, outage, totals, mode, kind FROM runs"
+            " WHERE ? IS NULL OR started_at <= ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (_iso(until), _iso(until), limit),
         )
         return [
             {
@@ -423,16 +511,34 @@ class HistoryStore:
                 "outage": row[4],
                 "totals": json.loads(row[5]),
                 "mode": row[6],
+                "kind": row[7],
             }
             for row in rows
         ]
 
+    def outage_streak(self) -> tuple[int, datetime | None]:
+        """Finished complete runs in a row, newest first, that were outages; and when the first began.
+
+        Partial, interrupted and dry runs are not nights: they neither count nor break the streak.
+        """
+        rows = self._db.execute(
+            "SELECT started_at, outage FROM runs WHERE finished_at IS NOT NULL AND kind = 'complete'"
+            " AND mode != 'dry-run' ORDER BY started_at DESC, rowid DESC"
+        )
+        count, since = 0, None
+        for started_at, outage in rows:
+            if not outage:
+                break
+            count, since = count + 1, _dt(started_at)
+        return count, since
+
     def get_report(self, run_id: str | None) -> dict[str, Any] | None:
         """The stored report of a run, or of the latest finished run when ``run_id`` is None."""
         if run_id is None:
+            # Like reports/latest: the newest complete run, or the newest of any kind if none is complete.
             row = self._db.execute(
                 "SELECT report FROM runs WHERE finished_at IS NOT NULL AND report IS NOT NULL"
-                " ORDER BY finished_at DESC, rowid DESC LIMIT 1"
+                " ORDER BY kind = 'complete' DESC, finished_at DESC, rowid DESC LIMIT 1"
             ).fetchone()
         else:
             row = self._db.execute("SELECT report FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -442,19 +548,35 @@ class HistoryStore:
         return report
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error: one write lock taken up front, never upgraded."""
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error: one write lock taken up front, never upgraded.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    A database that cannot be written (read-only file or folder, full disk) becomes ``PathUnusable``.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _unusable(self._path, exc, "write the history database") from exc
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                raise _unusable(self._path, error, "write the history database") from error
+            return
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (on some errors)
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _unusable(self._path, exc, "write the history database") from exc

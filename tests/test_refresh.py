@@ -412,4 +412,145 @@ def test_flag_goes_when_the_editor_points_the_field_elsewhere(
     _run(settings, DAY0 + timedelta(days=1))
     after = path.read_text(encoding="utf-8")
     assert "field: related[0].webUrl" not in after
-    assert "field: related[0].images[0].url" in after  # still dead: its flag stays
+    # The item now cites /story2, read yesterday: its stored share image replaces the dead one, whose
+    # flag goes with it.
+    assert "field: related[0].images[0].url" not in after
+    assert after.count(site.url("/img/share.png")) == 3  # related[2] got it on the first night
+
+
+def _one_page_corpus(tmp_path: Path, site: LocalSite, names: tuple[str, ...]) -> tuple[Path, Settings]:
+    site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir(exist_ok=True)
+    for name in names:
+        (corpus / name).write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{site.url("/story")}"\n---\n')
+    return corpus, make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+
+def test_a_new_article_gets_stored_metadata_without_a_new_request(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """An article citing a page read yesterday (not due today) gets its excerpt and image tonight."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    requests = local_site.count("/story", "GET")
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=1))
+
+    text = (corpus / "b.md").read_text(encoding="utf-8")
+    assert f'excerpt: "{DESCRIPTION}"' in text
+    assert "width: 640" in text and "height: 480" in text
+    assert (
+        local_site.count("/story", "GET") == requests
+    )  # the page is not read again (a HEAD may check the network)
+
+
+def test_check_only_run_stores_metadata_that_the_next_run_writes(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """--check-only writes no metadata, but the next run writes it from the store without asking again."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    before = (corpus / "a.md").read_bytes()
+    check_only = settings.model_copy(
+        update={"metadata": settings.metadata.model_copy(update={"enabled": False})}
+    )
+    _run(check_only, DAY0, mode="check-only")
+    assert (corpus / "a.md").read_bytes() == before
+    requests = local_site.count("/story", "GET")
+
+    _run(settings, DAY0 + timedelta(hours=1))
+
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "a.md").read_text(encoding="utf-8")
+    assert local_site.count("/story", "GET") == requests == 1
+
+
+def test_a_page_that_turns_into_an_error_page_stops_supplying_metadata(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Stored metadata is forgotten when the page, read again, looks like an error page."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    local_site.route("/story", body=b"<html><head><title>Page not found</title></head></html>", headers=HTML)
+    _run(settings, DAY0 + timedelta(days=8))
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=9))
+
+    assert 'excerpt: ""' in (corpus / "b.md").read_text(encoding="utf-8")
+
+
+def test_a_merge_key_article_is_checked_flagged_and_its_own_fields_edited(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Links of an article using ``<<: *base`` are checked and flagged; only the merged excerpt is refused."""
+    local_site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    local_site.route("/gone", status=404)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "merged.md"
+    path.write_text(
+        "---\n"
+        "defaults: &d\n"
+        "  excerpt: Words from the shared base\n"
+        "title: Merged\n"
+        "<<: *d\n"
+        f'webUrl: "{local_site.url("/story")}"\n'
+        "images: []\n"
+        "related:\n"
+        f'  - webUrl: "{local_site.url("/gone")}"\n'
+        "---\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        health={"hard": {"runs": 1, "days": 0}},
+        metadata={"excerpt": {"policy": "overwrite"}},
+    )
+
+    outcome = refresh(settings, RunOptions(now=lambda: DAY0, show_progress=False), io.StringIO())
+
+    text = path.read_text(encoding="utf-8")
+    assert "  excerpt: Words from the shared base\n" in text and DESCRIPTION not in text
+    assert local_site.url("/img/share.png") in text  # the article's own empty images list was filled
+    assert "field: related[0].webUrl" in text
+    errors = outcome.report["errors"]
+    assert outcome.exit_code is ExitCode.FILES_FAILED
+    assert [e["message"] for e in errors] == [  # type: ignore[index,union-attr]
+        "excerpt: the value comes through a merge key (<<); not edited"
+    ]
+
+
+def test_refresh_policy_replaces_an_alive_outdated_image_from_a_local_image_server(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """`images.policy: refresh`: the page's new share image replaces the old alive one, with its real size."""
+    local_site.route("/story", body=_page("Park approved", "/img/new.png"), headers=HTML)
+    local_site.route("/img/new.png", body=_png(800, 418), headers=PNG)
+    local_site.route("/img/old.png", body=_png(300, 200), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/old.png")}"\n    width: 300\n    height: 200\n    isCached: true\n'
+        "---\nbody\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, metadata={"images": {"policy": "refresh"}}
+    )
+
+    _run(settings, DAY0)
+
+    assert path.read_text(encoding="utf-8") == (
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/new.png")}"\n    width: 800\n    height: 418\n    isCached: true\n'
+        "---\nbody\n"
+    )
+    before = path.read_bytes()
+    _run(settings, DAY0 + timedelta(days=1))
+    assert path.read_bytes() == before  # the next night changes nothing

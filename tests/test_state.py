@@ -178,6 +178,63 @@ def test_reader_sees_committed_batch_while_store_is_open(tmp_path: Path) -> None
         assert len(reader.load(f"https://e.org/{i}" for i in range(50))) == 50
 
 
+_T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def _finished(
+    store: HistoryStore, run_id: str, day: int, kind: str = "complete", outage: str | None = None
+) -> None:
+    when = _T0 + timedelta(days=day)
+    store.start_run(run_id, when, "refresh", kind)
+    store.finish_run(run_id, when, 0, outage, {"urls": 1}, {"run": {"id": run_id}}, kind=kind)
+
+
+def test_an_older_database_gains_the_run_kind_column(tmp_path: Path) -> None:
+    """A history written before run kinds existed opens, and its runs read as complete."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,"
+            " mode TEXT NOT NULL, exit_code INTEGER, outage TEXT, totals TEXT NOT NULL DEFAULT '{}',"
+            " report BLOB)"
+        )
+        db.execute("INSERT INTO runs (id, started_at, mode) VALUES ('old', ?, 'refresh')", (_T0.isoformat(),))
+
+    with HistoryStore(path) as store:
+        [run] = store.list_runs(5)
+
+    assert run["id"] == "old" and run["kind"] == "complete" and run["started_at"] == _T0
+
+
+def test_outage_streak_counts_complete_runs_only(tmp_path: Path) -> None:
+    """The streak is the newest complete runs that were outages; partial runs neither count nor break it."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1, outage="down")
+        _finished(store, "r2", 2, kind="partial")
+        _finished(store, "r3", 3, outage="down")
+        _finished(store, "r4", 4, kind="interrupted", outage="down")
+        streak = store.outage_streak()
+        _finished(store, "r5", 5)
+        after = store.outage_streak()
+
+    assert streak == (2, _T0 + timedelta(days=1))
+    assert after == (0, None)
+
+
+def test_latest_report_and_trend_of_a_past_run(tmp_path: Path) -> None:
+    """Without --run the newest complete run is shown; `until` lists only runs up to a past one."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1)
+        _finished(store, "r2", 2, kind="partial")
+        latest = store.get_report(None)
+        until = [run["id"] for run in store.list_runs(10, until=_T0 + timedelta(days=1))]
+
+    assert latest == {"run": {"id": "r1"}}
+    assert until == ["r1", "r0"]
+
+
 def _page(url: str, final: str, **kw: object) -> StoredPage:
     return StoredPage(url=url, final_url=final, read_at=T0, **kw)  # type: ignore[arg-type]
 
