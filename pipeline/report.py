@@ -56,7 +56,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A run that did not check the whole corpus: shown as such, never made `latest` over a complete run.
 _KIND_NOTES = {
-    "partial": "partial: only some paths were checked",
+    "partial": "partial: only some paths or --include URLs were checked",
     "interrupted": "interrupted: stopped before the end",
 }
 

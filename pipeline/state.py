@@ -36,7 +36,6 @@ _SCHEMA_VERSION = 1
 _CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
 _REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
-RUN_KINDS = ("complete", "partial", "interrupted")  # only complete runs count as nights
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (

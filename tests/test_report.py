@@ -617,12 +617,12 @@ def test_incomplete_runs_and_outage_streaks_are_shown() -> None:
     md = render_markdown(partial)
     outage_md, outage_html = render_markdown(outage), render_html(outage, [])
 
-    assert "Not a complete run:** partial: only some paths were checked" in md
+    assert "Not a complete run:** partial: only some paths or --include URLs were checked" in md
     banner = page.css_first(".banner.incomplete")
     assert banner is not None and "partial" in banner.text()
     current = page.css_first("svg.chart g.bar.current")
     assert current is not None and "incomplete" in (current.attributes.get("class") or "")
-    assert "(partial: only some paths were checked)" in current.text()
+    assert "(partial: only some paths or --include URLs were checked)" in current.text()
     assert any("interrupted" in bar.text() for bar in page.css("svg.chart g.bar.incomplete"))
     validate_report(partial)
     validate_report(outage)

@@ -144,11 +144,13 @@ def test_missing_root_is_a_config_error_that_records_nothing(tmp_path: Path) -> 
     result = _cli("refresh", str(tmp_path / "nope"), "--config", str(config), cwd=tmp_path)
     config.write_text(config.read_text().replace(str(corpus), str(tmp_path / "gone")))
     from_config = _cli("refresh", "--config", str(config), cwd=tmp_path)
+    validate = _cli("validate", "--config", str(config), cwd=tmp_path)
 
     assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
     assert f"PATH argument: '{tmp_path / 'nope'}' does not exist" in result.stderr
     assert from_config.returncode == ExitCode.CONFIG_ERROR
     assert f"corpus.roots: '{tmp_path / 'gone'}' does not exist" in from_config.stderr
+    assert validate.returncode == ExitCode.CONFIG_ERROR and "does not exist" in validate.stderr
     assert len(_runs(tmp_path / "state")) == 1
     assert os.readlink(tmp_path / "reports" / "latest") == latest
 
