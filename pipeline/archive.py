@@ -117,8 +117,9 @@ class ArchiveClient:
         self,
         settings: Settings,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self._archive = settings.health.archive
         self._retry_after_max = settings.retry.retry_after_max
@@ -130,7 +131,7 @@ class ArchiveClient:
             follow_redirects=True,
             trust_env=False,
         )
-        self._sleep, self._clock = sleep, clock
+        self._sleep, self._clock, self._stop = sleep, clock, stop
         self._last_start: float | None = None
         self.requests = 0
 
@@ -166,6 +167,8 @@ class ArchiveClient:
                     raise ArchiveUnavailable("HTTP 429 twice: the archive asks us to slow down")
                 log.info("archive answered 429; waiting %.1f s", pause)
                 self._sleep(pause)
+                if self._stop():
+                    raise ArchiveUnavailable("stop requested")
                 self._last_start = self._clock()
                 continue
             if response.status_code != 200:

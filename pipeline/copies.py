@@ -47,7 +47,12 @@ def find_copies(
         return {url: snap for url, snap in cached.items() if snap.archive_url}
     due = {url for url in wanted if archive.is_due(cached.get(url), config, now)}
     dates = citation_stamps(paths, refs, due, settings)
-    known, fresh = archive.lookup(wanted, dates, cached, settings, now, stop=stop.is_set)
+    # Pauses (spacing, a 429's Retry-After of up to a minute) wait on the stop event: SIGTERM cuts them short.
+    client = archive.ArchiveClient(settings, sleep=stop.wait, stop=stop.is_set)
+    try:
+        known, fresh = archive.lookup(wanted, dates, cached, settings, now, client, stop=stop.is_set)
+    finally:
+        client.close()
     if not dry_run:
         store.record_archive(fresh)
     return known

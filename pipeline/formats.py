@@ -7,9 +7,9 @@ replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit co
 - ``compact``: one line per link that needs a look (dead, failing, blocked, invalid), then the totals.
 - ``json``: the report.json document itself.
 - ``markdown``: report.md.
-- ``junit``: one ``<testcase>`` per link (``classname`` = its host), failed when its status is one that fails
-  the job, ``<skipped/>`` when it was not checked; the failure names every article, field and line, and
-  the archive copy. Valid against the Ant JUnit XSD that GitLab and Jenkins read.
+- ``junit``: one ``<testcase>`` per link (``classname`` = ``links.`` and its host), failed when its status
+  is one that fails the job, ``<skipped/>`` when it was not checked; the failure names every article, field
+  and line, and the archive copy. Valid against the Ant JUnit XSD that GitLab and Jenkins read.
 - ``sarif``: SARIF 2.1.0, one result per failing link per article, located at the article path and the
   front-matter line of the field, so a GitHub code-scanning upload annotates the file.
 """
@@ -17,7 +17,6 @@ replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit co
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline import __version__
+from pipeline._printable import printable
 from pipeline.models import ExitCode
 
 log = logging.getLogger("pipeline")
@@ -42,6 +42,7 @@ _NOT_CHECKED = ("skipped", "invalid")
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _TOOL_URI = "https://pypi.org/project/link-pipeline/"
+_SRCROOT = "%SRCROOT%"
 _RULES = {
     "dead": ("dead-link", "error", "A link that failed on enough runs over enough days to be called dead."),
     "failing": ("failing-link", "warning", "A link that fails now, not yet long enough to be called dead."),
@@ -54,8 +55,10 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     failing = frozenset(fail_on) or _DEFAULT_FAILING
     if fmt == "compact":
         return _compact(report)
+    from pipeline.report import dump_json  # JSON with no raw control character (C1 included)
+
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        return dump_json(report) + "\n"
     if fmt == "markdown":
         from pipeline.report import render_markdown
 
@@ -63,7 +66,7 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     if fmt == "junit":
         return _junit(report, failing)
     if fmt == "sarif":
-        return json.dumps(_sarif(report, failing), indent=2, ensure_ascii=False) + "\n"
+        return dump_json(_sarif(report, failing)) + "\n"
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -98,7 +101,7 @@ def _compact(report: dict[str, Any]) -> str:
             line = f"[{status.upper()}] {link['url']} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
             if link.get("archive"):
                 line += f"; archived copy: {link['archive']['url']}"
-            lines.append(line)
+            lines.append(printable(line))
     totals = report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -108,8 +111,10 @@ def _compact(report: dict[str, Any]) -> str:
     run = report["run"]
     outage = f"; OUTAGE: {run['outage']}" if run.get("outage") else ""
     lines.append(
-        f"{totals['urls']} URLs in {totals['articles']} articles: {counts or 'none'}; "
-        f"{totals['files_failed']} file errors{outage}"
+        printable(
+            f"{totals['urls']} URLs in {totals['articles']} articles: {counts or 'none'}; "
+            f"{totals['files_failed']} file errors{outage}"
+        )
     )
     return "\n".join(lines) + "\n"
 
@@ -207,7 +212,8 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
             "testcase",
             {
                 "name": _token(link["url"]),
-                "classname": _token(f"links.{link.get('host') or 'invalid'}"),
+                # Jenkins splits classname at its last dot into package and class: one dot only.
+                "classname": _token(f"links.{(link.get('host') or 'invalid').replace('.', '_')}"),
                 "time": "0",
             },
         )
@@ -231,15 +237,21 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
 # ------------------------------------------------------------------------------------------------ sarif
 
 
-def _artifact_uri(article: str) -> str:
-    """Repository-relative when possible (what code scanning matches to files), else a file:// URI."""
-    path = Path(article)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path.cwd())
-        except ValueError:
-            return "file://" + quote(path.as_posix())
-    return quote(path.as_posix())
+def _artifact_location(article: str, root: Path) -> dict[str, str]:
+    """Relative to %SRCROOT% (the working directory) when inside it, what code scanning matches to the
+    repository's files; else a file:// URI (a relative URI must not climb out of its base with ``..``)."""
+    path = Path(os.path.normpath(root / article))
+    try:
+        relative = path.relative_to(root)
+    except ValueError:
+        return {"uri": path.as_uri()}
+    return {"uri": quote(relative.as_posix()), "uriBaseId": _SRCROOT}
+
+
+def _folder_uri(folder: Path) -> str:
+    """A base URI must end with a slash (SARIF 3.14.14)."""
+    uri = folder.as_uri()
+    return uri if uri.endswith("/") else uri + "/"
 
 
 def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
@@ -254,6 +266,7 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
         }
         for s in statuses
     ]
+    root = Path.cwd()
     results = []
     for link in report["links"]:
         status = link["status"]
@@ -266,9 +279,11 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
             text = f"{status.capitalize()} link {link['url']} ({_why(link)}) in {', '.join(fields)}."
             if link.get("archive"):
                 text += f" Archived copy: {link['archive']['url']}"
-            location: dict[str, Any] = {"artifactLocation": {"uri": _artifact_uri(entry["article"])}}
-            if lines:
-                location["region"] = {"startLine": lines[0]}
+            location: dict[str, Any] = {
+                "artifactLocation": _artifact_location(entry["article"], root),
+                # GitHub needs a line to annotate; without one, the front-matter's opening `---`.
+                "region": {"startLine": lines[0] if lines else 1},
+            }
             fingerprint = hashlib.sha256(f"{status}\n{link['url']}\n{entry['article']}".encode()).hexdigest()
             result: dict[str, Any] = {
                 "ruleId": rule_id,
@@ -300,6 +315,7 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
                         "rules": rules,
                     }
                 },
+                "originalUriBaseIds": {_SRCROOT: {"uri": _folder_uri(root)}},
                 "automationDetails": {"id": f"link-pipeline/{run['id']}"},
                 "invocations": [
                     {

@@ -1,8 +1,9 @@
 """Which URLs to leave alone: exclude and include rules, each remembered with where it came from.
 
 Reads settings ``links.exclude``, ``links.exclude_file``, ``links.include`` and ``corpus.roots`` (a
-``.lycheeignore`` in a root folder is read when present), plus ``--exclude`` / ``--include`` patterns from
-the command line. Returns a :class:`LinkFilter` whose ``skip_reason(url)`` names the rule that matched
+``.lycheeignore`` in the working directory, where lychee looks, and in each root folder is read when
+present), plus ``--exclude`` / ``--include`` patterns from the command line. Returns a
+:class:`LinkFilter` whose ``skip_reason(url)`` names the rule that matched
 (``excluded by .lycheeignore:3 (^https://example\\.com/)``), or None for a URL to check.
 
 Rules are regular expressions searched anywhere in the normalized URL (``re.search``), as lychee does.
@@ -100,7 +101,8 @@ def build_filter(
     cli_exclude: Sequence[str] = (),
     cli_include: Sequence[str] = (),
 ) -> LinkFilter:
-    """Every rule, in the order they are reported: config, exclude file, ``.lycheeignore``, command line.
+    """Every rule, in the order they are reported: config, exclude file, ``.lycheeignore`` files (the
+    working directory's, then each root's), command line.
 
     Raises ``IgnoreFileError`` for an unreadable file or a bad line (command-line patterns were checked
     by the CLI, config patterns at load).
@@ -108,9 +110,12 @@ def build_filter(
     excludes = _compiled(exclude, "links.exclude")
     if exclude_file is not None:
         excludes += read_rules(exclude_file)
-    for root in roots:
-        candidate = root / IGNORE_FILE
-        if root.is_dir() and candidate.is_file():
+    seen: set[Path] = set()
+    # lychee reads the working directory's file; the corpus roots' files are ours. Each file once.
+    for folder in (Path(), *roots):
+        candidate = folder / IGNORE_FILE
+        if folder.is_dir() and candidate.is_file() and candidate.resolve() not in seen:
+            seen.add(candidate.resolve())
             excludes += read_rules(candidate)
     excludes += _compiled(cli_exclude, "--exclude")
     includes = _compiled(include, "links.include") + _compiled(cli_include, "--include")

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import netguard
 import pytest
 from localsite import LocalSite, make_settings
 from wayback import Wayback
@@ -191,3 +197,84 @@ def test_archive_write_without_flags_is_a_config_error() -> None:
     """health.archive.write with health.flag false could write nothing: it is refused, naming the key."""
     with pytest.raises(ConfigError, match=r"health\.archive\.write: needs health\.flag: true"):
         parse_settings({"health": {"flag": False, "archive": {"write": True}}})
+
+
+def test_a_cli_run_with_its_own_config_cannot_reach_a_public_archive(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A CLI subprocess whose config points the archive at a public address is stopped by the test guard."""
+    corpus = _corpus(tmp_path, local_site)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "corpus": {"roots": [str(corpus)]},
+                "http": {"allow_networks": ["127.0.0.0/8"], "connect_timeout": 2, "total_timeout": 5},
+                "retry": {"attempts": 1},
+                # 192.0.2.1 (TEST-NET-1) stands for archive.org: public, but never routed anywhere.
+                "health": {
+                    "hard": {"runs": 1, "days": 0},
+                    "archive": {"endpoint": "http://192.0.2.1/wayback/available", "timeout": 2},
+                },
+                "metadata": {"enabled": False},
+                "state": {"dir": str(tmp_path / "state")},
+                "reports": {"dir": str(tmp_path / "reports")},
+            }
+        ),
+        encoding="utf-8",
+    )
+    attempts = tmp_path / "netguard.log"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "refresh", "-q", "--config", str(config), "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, netguard.LOG_ENV: str(attempts)},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert _links(json.loads(result.stdout))[local_site.url("/gone0")]["status"] == "dead"
+    assert attempts.read_text(encoding="utf-8").splitlines() == ["connect ('192.0.2.1', 80)"]
+    assert "test network guard" in result.stderr
+
+
+def test_the_default_archive_endpoint_is_never_resolved_in_tests(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archive lookups are on by default; in the test process archive.org is refused before any DNS query."""
+    attempts = tmp_path / "netguard.log"
+    monkeypatch.setenv(netguard.LOG_ENV, str(attempts))
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(_corpus(tmp_path, local_site))]},
+        health={"hard": {"runs": 1, "days": 0}, "archive": {"enabled": True}},
+        metadata={"enabled": False},
+        retry={"attempts": 1},
+    )
+
+    links = _links(_run(settings))
+
+    assert links[local_site.url("/gone0")]["status"] == "dead"
+    assert attempts.read_text(encoding="utf-8").splitlines() == ["resolve archive.org"]
+
+
+def test_a_stop_request_cuts_a_429_pause_short(local_site: LocalSite, tmp_path: Path) -> None:
+    """SIGTERM (the stop event) during the archive's Retry-After pause ends the run at once, not after it."""
+    corpus = _corpus(tmp_path, local_site, dead=2)
+    stop = threading.Event()
+    with Wayback() as wayback:
+        wayback.script = [429]
+        wayback.retry_after = "30"
+        settings = _settings(tmp_path, corpus, wayback)
+        settings = settings.model_copy(
+            update={"retry": settings.retry.model_copy(update={"retry_after_max": 60.0})}
+        )
+        threading.Timer(0.5, stop.set).start()
+        started = time.monotonic()
+        outcome = refresh(
+            settings, RunOptions(now=lambda: DAY0, show_progress=False, stop=stop), io.StringIO()
+        )
+    assert time.monotonic() - started < 10
+    assert outcome.exit_code is ExitCode.INTERRUPTED
+    assert len(wayback.requests) == 1

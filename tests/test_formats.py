@@ -296,3 +296,53 @@ def test_sarif_paths_are_relative_to_the_working_directory(
         for r in json.loads(render(report, "sarif"))["runs"][0]["results"]
     ]
     assert uris == ["posts/a.md", "file:///elsewhere/b.md"]
+
+
+def test_sarif_relative_uris_have_a_base_and_never_leave_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative URIs name %SRCROOT% (the working directory); `..` paths become file:// URIs; lines >= 1."""
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    link = {"url": "https://x.example/", "status": "dead", "reason": "HTTP 404", "http_status": 404}
+    report = {
+        "run": {"id": "r", "started_at": DAY0.isoformat(), "finished_at": DAY0.isoformat(), "exit_code": 0},
+        "links": [
+            {**link, "articles": [{"article": "posts/a.md", "field_paths": ["webUrl"], "lines": [3]}]},
+            {**link, "articles": [{"article": "../other/b.md", "field_paths": ["webUrl"]}]},
+        ],
+    }
+    (run,) = json.loads(render(report, "sarif"))["runs"]
+    locations = [r["locations"][0]["physicalLocation"] for r in run["results"]]
+
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": (tmp_path / "repo").as_uri() + "/"}}
+    assert locations[0] == {
+        "artifactLocation": {"uri": "posts/a.md", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 3},
+    }
+    assert locations[1] == {
+        "artifactLocation": {"uri": (tmp_path / "other" / "b.md").as_uri()},
+        "region": {"startLine": 1},
+    }
+
+
+def test_junit_classname_groups_by_host_the_way_jenkins_splits_it() -> None:
+    """Jenkins splits classname at its last dot: package `links`, class = the whole host (dots kept apart)."""
+    report = {
+        "run": {
+            "id": "r",
+            "started_at": DAY0.isoformat(),
+            "finished_at": DAY0.isoformat(),
+            "duration_seconds": 1.0,
+            "mode": "refresh",
+            "outage": None,
+            "exit_code": 0,
+        },
+        "totals": {"urls": 1, "articles": 1, "files_failed": 0, "ok": 1},
+        "links": [{"url": "https://www.example.com:8443/a", "status": "ok", "host": "www.example.com:8443"}],
+    }
+    case = xmlschema.XMLSchema(FIXTURES / "junit.xsd").to_dict(render(report, "junit"))["testsuite"][0][
+        "testcase"
+    ][0]
+    package, _, klass = case["@classname"].rpartition(".")
+    assert (package, klass) == ("links", "www_example_com:8443")

@@ -46,3 +46,18 @@ def test_exclude_file_is_checked_at_config_load(tmp_path: Path) -> None:
         parse_settings({"links": {"exclude_file": str(tmp_path / "missing.txt")}})
     with pytest.raises(ConfigError, match=r"links\.include: '\[' is not a regular expression"):
         parse_settings({"links": {"include": ["["]}})
+
+
+def test_lycheeignore_in_the_working_directory_is_read_as_lychee_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `.lycheeignore` in the working directory (where lychee looks) counts too, read once."""
+    (tmp_path / "content").mkdir()
+    (tmp_path / ".lycheeignore").write_text("^https://b\\.example/\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+
+    below = build_filter(exclude=[], include=[], exclude_file=None, roots=[Path("content")])
+    same = build_filter(exclude=[], include=[], exclude_file=None, roots=[tmp_path])
+
+    assert below.skip_reason("https://b.example/x") == "excluded by .lycheeignore:1 (^https://b\\.example/)"
+    assert len(same.excludes) == 1
