@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, _signals
+from pipeline._printable import printable
 from pipeline.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
 from pipeline.formats import CiOutput
@@ -356,12 +357,16 @@ def validate(
     corpus = collect(settings)
     problems = 0
     for error in corpus.errors:
-        click.echo(f"{error.article}: error: {error.message}")
+        click.echo(f"{printable(error.article)}: error: {printable(error.message)}")
         problems += 1
     for refs in corpus.refs.values():
         for ref in refs:
             if ref.normalized is None:
-                click.echo(f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}")
+                click.echo(
+                    printable(
+                        f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}"
+                    )
+                )
                 problems += 1
     urls = sum(len(refs) for refs in corpus.refs.values())
     click.echo(
@@ -385,9 +390,7 @@ def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
-    import json
-
-    from pipeline.report import render_html, render_markdown
+    from pipeline.report import dump_json, render_html, render_markdown
     from pipeline.state import HistoryStore
 
     settings = _settings(config_path, {})
@@ -409,7 +412,7 @@ def report(
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
         sys.exit(ExitCode.FILES_FAILED)
     if fmt == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(dump_json(document))
     elif fmt in ("md", "markdown"):
         click.echo(render_markdown(document), nl=False)
     elif fmt == "html":

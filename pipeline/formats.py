@@ -17,7 +17,6 @@ replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit co
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline import __version__
+from pipeline._printable import printable
 from pipeline.models import ExitCode
 
 log = logging.getLogger("pipeline")
@@ -55,8 +55,10 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     failing = frozenset(fail_on) or _DEFAULT_FAILING
     if fmt == "compact":
         return _compact(report)
+    from pipeline.report import dump_json  # JSON with no raw control character (C1 included)
+
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        return dump_json(report) + "\n"
     if fmt == "markdown":
         from pipeline.report import render_markdown
 
@@ -64,7 +66,7 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     if fmt == "junit":
         return _junit(report, failing)
     if fmt == "sarif":
-        return json.dumps(_sarif(report, failing), indent=2, ensure_ascii=False) + "\n"
+        return dump_json(_sarif(report, failing)) + "\n"
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
@@ -99,7 +101,7 @@ def _compact(report: dict[str, Any]) -> str:
             line = f"[{status.upper()}] {link['url']} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
             if link.get("archive"):
                 line += f"; archived copy: {link['archive']['url']}"
-            lines.append(line)
+            lines.append(printable(line))
     totals = report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -109,8 +111,10 @@ def _compact(report: dict[str, Any]) -> str:
     run = report["run"]
     outage = f"; OUTAGE: {run['outage']}" if run.get("outage") else ""
     lines.append(
-        f"{totals['urls']} URLs in {totals['articles']} articles: {counts or 'none'}; "
-        f"{totals['files_failed']} file errors{outage}"
+        printable(
+            f"{totals['urls']} URLs in {totals['articles']} articles: {counts or 'none'}; "
+            f"{totals['files_failed']} file errors{outage}"
+        )
     )
     return "\n".join(lines) + "\n"
 

@@ -22,11 +22,7 @@ Exceptions::
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +39,7 @@ from pipeline._edits import (
     WriteConflict,
     apply_plain,
 )
+from pipeline._replace import replace_if_unchanged
 from pipeline._splice import Splicer
 from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
 from pipeline.models import FieldPath
@@ -185,51 +182,16 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
     return doc.raw[: doc._start] + edited + doc.raw[doc._end :]
 
 
-def _keep_owner(fd: int, info: os.stat_result) -> None:
-    with contextlib.suppress(PermissionError):  # only root may give a file away; others keep their own
-        os.fchown(fd, info.st_uid, info.st_gid)
-
-
 def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Path]) -> None:
-    """Replace ``path`` with ``new`` atomically, only inside ``roots`` and only if nobody changed it since."""
+    """Replace ``path`` with ``new`` atomically, only inside ``roots`` and only if nobody changed it since.
+
+    The comparison with ``expected_old`` and the replace are made one step where the system allows it
+    (``pipeline._replace`` says which guarantee each system gives); a conflict leaves the user's bytes.
+    """
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError) as exc:
         raise FrontMatterError(f"{path}: cannot resolve the path ({exc})") from None
     if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise OutsideRoots(f"{path}: resolves to {real}, outside the configured roots; not written")
-    try:
-        current = real.read_bytes()
-        info = real.stat()
-        mode = info.st_mode
-    except OSError as exc:
-        raise FrontMatterError(f"{path}: cannot read before writing ({exc.strerror})") from None
-    if current != expected_old:
-        raise WriteConflict(f"{path}: the file changed on disk during the run; not written")
-    if new == current:
-        return
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(real, os.W_OK):
-        raise FrontMatterError(f"{path}: the file is read-only; not written")
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(new)
-            out.flush()
-            os.fchmod(out.fileno(), stat.S_IMODE(mode))
-            _keep_owner(out.fileno(), info)
-            os.fsync(out.fileno())
-        if real.read_bytes() != expected_old:  # narrows the window for an editor saving meanwhile
-            raise WriteConflict(f"{path}: the file changed on disk during the run; not written")
-        os.replace(tmp, real)
-        tmp = None
-        folder = os.open(real.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except OSError as exc:
-        raise FrontMatterError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    replace_if_unchanged(real, new, expected_old, path)

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from pipeline._printable import printable
+
 SCHEMA_VERSION = 1
 _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside the package
 LATEST = "latest"
@@ -210,6 +212,7 @@ def _href(url: Any) -> str | None:
         parts.scheme.lower() in ("http", "https")
         and parts.netloc
         and not re.search(r"[\s\x00-\x1f\x7f]", url)
+        and printable(url) == url
     ):
         return url
     return None
@@ -337,7 +340,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>#!|~@&$])")
 
 
 def _md_text(value: Any, limit: int = 300) -> _Md:
-    text = " ".join(str(value).split())
+    text = " ".join(printable(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return _Md(_MD_SPECIAL.sub(r"\\\1", text))
@@ -345,7 +348,7 @@ def _md_text(value: Any, limit: int = 300) -> _Md:
 
 def _md_code(value: Any, limit: int = 300) -> _Md:
     """A code span: nothing inside is markup. Sized fences for backticks; pipes escaped for tables."""
-    text = " ".join(str(value).split())
+    text = " ".join(printable(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -358,7 +361,7 @@ def _md_code(value: Any, limit: int = 300) -> _Md:
 def _md_url(value: Any) -> _Md:
     """A clickable autolink for a plain http(s) URL, else a code span (never a link to anything else)."""
     url = str(value)
-    if _href(url) and len(url) <= 2000 and not re.search(r"[<>\\`]", url):
+    if _href(url) and len(url) <= 2000 and not re.search(r"[<>\\`]", url) and printable(url) == url:
         return _Md("<" + url.replace("|", "%7C") + ">")
     return _md_code(url)
 
@@ -387,11 +390,21 @@ def _md_articles(link: dict[str, Any]) -> _Md:
 # -------------------------------------------------------------------------------------------- render
 
 
+def _html_finalize(value: Any) -> Any:
+    """Every printed value is made printable before autoescape; our own Markup (css, script) is kept."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else printable(value)
+
+
 @cache
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.FileSystemLoader(_HERE / "templates")
     html = jinja2.Environment(
-        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        autoescape=True,
+        finalize=_html_finalize,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     md = jinja2.Environment(
         loader=loader,
@@ -512,6 +525,17 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+# JSON escapes C0 controls itself; these others would stay raw in the file (ensure_ascii=False keeps text
+# readable), so they get a JSON escape too: same data, no raw control character for a terminal or an editor.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def dump_json(document: Any, indent: int | None = 2) -> str:
+    """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -591,7 +615,7 @@ def write_reports(
         raise ValueError(f"run.id: {run_id!r} cannot name a report folder (letters, digits, '.', '_', '-')")
     if keep_runs < 1:
         raise ValueError(f"reports.keep_runs: must be at least 1, got {keep_runs}")
-    text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = dump_json(report) + "\n"
     data = json.loads(text)
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipeline import archive, check, decide, report, summary, verdict
+from pipeline._printable import printable
+from pipeline._replace import remove_leftovers
 from pipeline.accept import warn_unused_hosts
 from pipeline.config import Settings
 from pipeline.console import Progress
@@ -100,6 +102,7 @@ class _Corpus:
     sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     errors: list[FileError] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
 
 def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
@@ -108,7 +111,7 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = _Corpus()
-    for found in discover(settings.corpus.roots, settings.corpus.patterns):
+    for found in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
         if isinstance(found, FileError):
@@ -355,6 +358,15 @@ def _log_file_errors(errors: list[FileError]) -> None:
         log.warning("… and %d more file errors (all are in the report)", len(errors) - _ERRORS_LOGGED)
 
 
+def _remove_leftovers(corpus: _Corpus, started: datetime) -> int:
+    """Remove the temporary files an earlier, killed run left beside articles; say how many."""
+    removed, failed = remove_leftovers(corpus.leftovers, started.timestamp())
+    corpus.errors.extend(FileError(str(path), reason) for path, reason in failed)
+    if removed:
+        log.info("removed %d temporary files left by an earlier run", removed)
+    return removed
+
+
 def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
@@ -390,6 +402,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     # A run on some paths, or on the URLs an --include picks, is not a night (a configured include is).
     kind = "partial" if options.partial or options.include else "complete"
 
+    temp_removed = 0 if options.dry_run else _remove_leftovers(corpus, started)
     plan = _plan_requests(corpus, settings, rules)
     warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
@@ -533,6 +546,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            temp_files_removed=temp_removed,
             archive=copies,
         )
         run_report["run"]["kind"] = kind
@@ -710,18 +724,20 @@ def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, count
     )
     due_set = set(due)
     for url in plan.urls:
-        out.write(f"  {'check' if url in due_set else 'fresh'}  {url}\n")
+        out.write(f"  {'check' if url in due_set else 'fresh'}  {printable(url)}\n")
     for url in sorted(plan.excluded):
-        out.write(f"  skip   {url}\n")
+        out.write(f"  skip   {printable(url)}\n")
     for ref in invalid:
-        out.write(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}\n")
+        out.write(printable(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}") + "\n")
 
 
 def _print_diff(out: TextIO, article: Article, new: bytes) -> None:
     old_lines = article.doc.raw.decode("utf-8", "replace").splitlines(keepends=True)
     new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
-    name = str(article.path)
-    lines = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    name = printable(article.path)
+    diff = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    # A web value may hold controls; each diff line stays one line of printable text on the terminal.
+    lines = [printable(line.rstrip("\r\n")) + "\n" for line in diff]
     out.writelines(_colored(lines) if _wants_color(out) else lines)
 
 

@@ -2,6 +2,9 @@
 
 Reads: the run's verdicts, refs, changes and errors, the previous verdicts from history, and a summary of
 the settings. Returns: a plain dict, ready for JSON; ``report.py`` renders it for people.
+
+File names and file error messages are stored as printable text (a byte that is not UTF-8 reads ``\xff``,
+a newline ``\n``): names are bytes on Linux, and the report and the history must stay valid UTF-8.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline._printable import printable
 from pipeline.archive import Snapshot
 from pipeline.config import Settings
 from pipeline.links import host_of
@@ -27,7 +31,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
     return {
-        "roots": [str(root) for root in settings.corpus.roots],
+        "roots": [printable(root) for root in settings.corpus.roots],
         "patterns": list(settings.corpus.patterns),
         "max_concurrency": settings.http.max_concurrency,
         "per_host_concurrency": settings.http.per_host_concurrency,
@@ -49,11 +53,12 @@ def _copy(snapshot: Snapshot | None) -> dict[str, Any] | None:
 
 def _change(change: Change) -> dict[str, Any]:
     return {
-        "article": change.article,
+        "article": printable(change.article),
         "field_path": change.field_path,
         "old": change.old,
         "new": change.new,
         "source": change.source,
+        **({"via": change.via} if change.via else {}),
     }
 
 
@@ -75,6 +80,7 @@ def build_report(
     discovered: Sequence[Change],
     refused_pages: Sequence[tuple[str, str]],
     errors: Sequence[FileError],
+    temp_files_removed: int = 0,
     archive: Mapping[str, Snapshot] | None = None,
 ) -> dict[str, Any]:
     """The whole report document for one run (``archive``: copies of dead links, by URL)."""
@@ -85,8 +91,8 @@ def build_report(
     for article, article_refs in refs.items():
         for ref in article_refs:
             key = ref.normalized or ref.url
-            where[key][str(article)].append(ref.field_path)
-            lines[key][str(article)].append(ref.line)
+            where[key][printable(article)].append(ref.field_path)
+            lines[key][printable(article)].append(ref.line)
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
 
@@ -124,6 +130,7 @@ def build_report(
     for status in LinkStatus:
         totals[str(status)] = sum(1 for link in links if link["status"] == status)
     totals["changes"] = len(changes)
+    totals["temp_files_removed"] = temp_files_removed
     totals["newly_dead"] = sum(
         1 for link in links if link["status"] == "dead" and link["previous_status"] != "dead"
     )
@@ -148,5 +155,7 @@ def build_report(
         "changes": [_change(change) for change in changes],
         "discovered": [_change(change) for change in discovered],
         "refused_pages": [{"url": url, "reason": reason} for url, reason in refused_pages],
-        "errors": [{"article": error.article, "message": error.message} for error in errors],
+        "errors": [
+            {"article": printable(error.article), "message": printable(error.message)} for error in errors
+        ],
     }

@@ -274,3 +274,16 @@ def test_a_body_image_must_probe_at_least_200_px_wide() -> None:
     narrow = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/png", 120, 120)}
     evidence = _evidence({PAGE: LinkStatus.OK}, meta, narrow)
     assert _decide(_article(excerpt=DESCRIPTION), evidence).edits == ()
+
+
+def test_body_fallbacks_only_fill_gaps() -> None:
+    """With overwrite and refresh, a body paragraph or image never replaces an existing excerpt or image."""
+    settings = parse_settings(
+        {"metadata": {"excerpt": {"policy": "overwrite"}, "images": {"policy": "refresh"}}}
+    )
+    data = _article(excerpt="Written by an editor", images=[{"url": OLD_IMG, "width": 300, "height": 200}])
+    meta = _meta(image=NEW_IMG, sources={"description": "body", "image": "body"})
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 800, 600)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, meta, probes)
+
+    assert _decide(data, evidence, settings).edits == ()
