@@ -3,11 +3,12 @@
 Reads no settings itself: ``check`` builds each ``Host`` from ``http.per_host_concurrency`` and
 ``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O.
 
-A host is a slot count (``cap``) and a not-before time (``next_start``). Every request to a host holds
-one of its slots, first attempts and retries alike: a retry gives its slot back while it waits and asks
-for one again (``reacquire``), ahead of the host's untried URLs. ``slow_down`` (after a 429) drops a host
-to one slot and pushes its not-before time out, so the whole host pauses, retries included. A host that
-must wait is parked on a loop timer, never on a sleeping worker.
+A host is a slot count and a not-before time, both owned by its adaptive controller
+(``pipeline._hostcontrol.HostControl``: paused and halved on 429/503, recovering on successes), plus the
+fixed spacing ``min_host_interval`` (``next_start``). Every request to a host holds one of its slots,
+first attempts and retries alike: a retry gives its slot back while it waits and asks for one again
+(``reacquire``), ahead of the host's untried URLs, so a pause holds the whole host, retries included. A
+host that must wait is parked on a loop timer, never on a sleeping worker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pipeline._hostcontrol import HostControl
+
 
 @dataclass(slots=True)
 class Host:
@@ -26,13 +29,18 @@ class Host:
 
     key: str
     pending: deque[tuple[str, httpx.URL]]
-    cap: int
+    control: HostControl
     interval: float
     inflight: int = 0
     queued: bool = False
     next_start: float = 0.0  # time.monotonic(); 0 while the host has neither interval nor pause
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)  # retries asking for a slot
     timer: asyncio.TimerHandle | None = None
+
+    @property
+    def cap(self) -> int:
+        """Requests allowed in flight now (the controller's current concurrency)."""
+        return self.control.cap
 
 
 @dataclass(slots=True)
@@ -55,9 +63,10 @@ class HostQueue:
 
     def _due(self, host: Host) -> bool:
         """Whether the host may start a request now; if not, a timer refreshes it when it may."""
-        if host.next_start == 0.0:
+        not_before = max(host.next_start, host.control.paused_until)
+        if not_before == 0.0:
             return True  # the common case: no interval, never paused, no clock read
-        delay = host.next_start - time.monotonic()
+        delay = not_before - time.monotonic()
         if delay <= 0:
             return True
         if host.timer is None:
@@ -131,12 +140,3 @@ class HostQueue:
         host.waiters.append(waiter)
         self._refresh(host)
         await waiter
-
-    def slow_down(self, key: str, pause: float) -> None:
-        """A 429 from ``key``: one request at a time from now on, none before ``pause`` seconds."""
-        host = self.hosts.get(key)
-        if host is None:
-            return
-        host.cap = 1
-        host.interval = max(host.interval, pause)
-        host.next_start = max(host.next_start, time.monotonic() + pause)

@@ -44,7 +44,7 @@ from pipeline.charset import detect_encoding
 from pipeline.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
-__all__ = ["looks_like_error_page", "scrape"]
+__all__ = ["looks_like_error_page", "says_missing", "scrape"]
 
 _HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
 _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button
@@ -212,9 +212,17 @@ def looks_like_error_page(meta: PageMeta) -> str | None:
     return _error_reason(meta.title or "")
 
 
+def says_missing(title: str) -> bool:
+    """Whether a page title says the page is missing ("Page not found | Site"): the soft-404 patterns."""
+    return any(_SOFT_404.fullmatch(words) for words in _title_parts(title))
+
+
+def _title_parts(title: str) -> list[str]:
+    return [_fold(part).strip(" .!?…'\"‘’“”") for part in _TITLE_PARTS.split(title)]
+
+
 def _error_reason(title: str) -> str | None:
-    for part in _TITLE_PARTS.split(title):
-        words = _fold(part).strip(" .!?…'\"‘’“”")
+    for words in _title_parts(title):
         if _SOFT_404.fullmatch(words):
             return f"title {title!r} looks like a soft 404"
         if _BOT_WALL.fullmatch(words):

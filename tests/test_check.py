@@ -142,21 +142,6 @@ def test_retry_after_beyond_cap_is_not_waited(local_site: LocalSite, test_settin
     assert "Retry-After" in result.reason
 
 
-def test_429_slows_the_host_to_one_at_a_time(local_site: LocalSite, tmp_path: Path) -> None:
-    """After a 429, requests to that host that start later never overlap each other."""
-    settings = make_settings(tmp_path, http={"per_host_concurrency": 4}, retry={"backoff_initial": 0.0})
-    local_site.route("/first", [429, 200], headers={"Retry-After": "0"})
-    local_site.route("/p", 200, delay=0.03)
-    urls = [local_site.url("/first")] + [local_site.url("/p") + f"?i={i}" for i in range(8)]
-    check_links_sync(urls, settings)
-    limited = next(h for h in local_site.hits if h.path == "/first")
-    later = sorted(
-        (h for h in local_site.hits if h.started > limited.finished + 0.005), key=lambda h: h.started
-    )
-    assert len(later) >= 4
-    assert all(b.started >= a.finished for a, b in itertools.pairwise(later))
-
-
 def test_timeout_is_soft_network_level_and_retried(local_site: LocalSite, tmp_path: Path) -> None:
     """A server slower than the read timeout gives a soft, network-level failure after every attempt."""
     settings = make_settings(

@@ -325,8 +325,10 @@ def test_redirect_to_front_page_supplies_no_metadata(tmp_path: Path, local_site:
     settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
     report = _run(settings, DAY0)
     assert path.read_bytes() == raw
-    refused = report["refused_pages"]
-    assert isinstance(refused, list) and "front page" in refused[0]["reason"]
+    links = report["links"]
+    assert isinstance(links, list)
+    assert (links[0]["status"], links[0]["reason"][:8]) == ("failing", "soft 404")
+    assert "front page" in links[0]["reason"]
 
 
 def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
