@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import itertools
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from localsite import Hit, LocalSite, closed_port, make_settings
 from pipeline._hostcontrol import HostStats
 from pipeline.check import check_links_sync, host_key, outcome_for_status, parse_retry_after
 from pipeline.config import Settings
+from pipeline.http import AddressGuard
+from pipeline.links import normalize_url
 from pipeline.models import Observation, Outcome
 from pipeline.verdict import detect_outage
 
@@ -505,3 +508,23 @@ def test_ratelimit_header_pauses_the_host_until_reset(local_site: LocalSite, tmp
     quota = next(h for h in local_site.hits if h.path == "/quota")
     later = next(h for h in local_site.hits if h.path == "/next")
     assert later.started >= quota.finished + 0.95
+
+
+def test_numeric_ipv4_host_is_judged_as_the_address_it_means(local_site: LocalSite, tmp_path: Path) -> None:
+    """http://<2130706442>:port/ is 127.0.0.10: allowed when that address is, refused (skipped) when not."""
+    numeric = int(ipaddress.IPv4Address(local_site.addresses[0]))
+    local_site.route("/n", 200)
+    url, _ = normalize_url(f"http://{numeric}:{local_site.ports[0]}/n")
+    assert url == local_site.url("/n")
+    allowed = make_settings(tmp_path, http={"allow_networks": [f"{local_site.addresses[0]}/32"]})
+    assert one(allowed, url).outcome is Outcome.SUCCESS
+    refused = one(make_settings(tmp_path, http={"allow_networks": []}), url)
+    assert refused.outcome is Outcome.SKIPPED and "loopback" in refused.reason
+
+
+def test_guard_reads_numeric_ipv4_hosts_of_redirect_hops() -> None:
+    """The guard refuses 2130706433, 0x7f000001 and 127.1 as the loopback address they mean."""
+    guard = AddressGuard()
+    for host in ("2130706433", "0x7f000001", "127.1", "0"):
+        assert guard.refusal(host) is not None
+    assert "not a valid IPv4" in (guard.refusal("1.2.3.4.5") or "")
