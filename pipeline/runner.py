@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipeline import check, decide, report, summary, verdict
+from pipeline._hostcontrol import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
@@ -167,6 +168,8 @@ def _run_checks(
     settings: Settings,
     options: RunOptions,
     label: str,
+    host_stats: dict[str, HostStats] | None = None,
+    validators: Mapping[str, check.Validators] | None = None,
 ) -> dict[str, Observation]:
     """Run the async checker, cancelling it promptly when a stop is requested."""
     if not urls:
@@ -176,7 +179,15 @@ def _run_checks(
 
     async def main() -> dict[str, Observation]:
         task = asyncio.ensure_future(
-            check.check_links(urls, settings, fetch_body=fetch_body, on_result=digest, keep_pages=False)
+            check.check_links(
+                urls,
+                settings,
+                fetch_body=fetch_body,
+                on_result=digest,
+                keep_pages=False,
+                host_stats=host_stats,
+                validators=validators,
+            )
         )
         while not task.done():
             await asyncio.wait({task}, timeout=0.2)
@@ -318,6 +329,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         write_errors: list[FileError] = []
         outage: str | None = None
         results: dict[str, LinkResult] = {}
+        host_stats: dict[str, HostStats] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
             try:
@@ -325,7 +337,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     raise Interrupted
                 to_check = list(dict.fromkeys([*due, *baseline, *canaries]))
                 clock = time.perf_counter()
-                observations = _run_checks(to_check, fetch_body, digest, settings, options, "checking links")
+                observations = _run_checks(
+                    to_check, fetch_body, digest, settings, options, "checking links", host_stats
+                )
                 log.info(
                     "checked %d of %d URLs (%d not due) in %.1f s",
                     len(observations),
@@ -393,6 +407,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            host_stats=host_stats,
         )
         report_dir = None
         if not options.dry_run:

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline._hostcontrol import HostStats
 from pipeline.config import Settings
 from pipeline.links import host_of
 from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus
@@ -68,8 +69,9 @@ def build_report(
     discovered: Sequence[Change],
     refused_pages: Sequence[tuple[str, str]],
     errors: Sequence[FileError],
+    host_stats: Mapping[str, HostStats] | None = None,
 ) -> dict[str, Any]:
-    """The whole report document for one run."""
+    """The whole report document for one run (``host_stats``: the checker's per-host politeness figures)."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     invalid: dict[str, str] = {}
     for article, article_refs in refs.items():
@@ -115,6 +117,8 @@ def build_report(
     totals["recovered"] = sum(
         1 for link in links if link["previous_status"] in ("dead", "failing") and link["status"] in _ALIVE
     )
+    politeness = [_politeness(stats) for _, stats in sorted((host_stats or {}).items())]
+    totals["not_modified"] = sum(row["not_modified"] for row in politeness)
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -134,4 +138,19 @@ def build_report(
         "discovered": [_change(change) for change in discovered],
         "refused_pages": [{"url": url, "reason": reason} for url, reason in refused_pages],
         "errors": [{"article": error.article, "message": error.message} for error in errors],
+        "politeness": politeness,
+    }
+
+
+def _politeness(stats: HostStats) -> dict[str, Any]:
+    # The checker keys hosts as host:port; the report's links name them as written (default port omitted).
+    host = stats.host.removesuffix(":80").removesuffix(":443")
+    return {
+        "host": host,
+        "got_429": stats.got_429,
+        "got_503": stats.got_503,
+        "pauses": stats.pauses,
+        "paused_seconds": stats.paused_seconds,
+        "lowest_concurrency": stats.lowest_concurrency,
+        "not_modified": stats.not_modified,
     }

@@ -415,3 +415,22 @@ def test_flag_goes_when_the_editor_points_the_field_elsewhere(
     after = path.read_text(encoding="utf-8")
     assert "field: related[0].webUrl" not in after
     assert "field: related[0].images[0].url" in after  # still dead: its flag stays
+
+
+def test_report_shows_per_host_politeness(local_site: LocalSite, tmp_path: Path) -> None:
+    """A host that answered a 429 and a 503 shows both, its pause and its lowest concurrency in the report."""
+    local_site.route("/a", [429, 200], headers={"Retry-After": "0"})
+    local_site.route("/b", [503, 200])
+    local_site.route("/c", 200)
+    urls = [local_site.url(p) for p in ("/a", "/b", "/c")] + [local_site.url("/c", 1)]
+    settings = make_settings(tmp_path, corpus={"roots": [str(_corpus_of(tmp_path, urls))]})
+    report = _run(settings, DAY0)
+    validate_report(json.loads(json.dumps(report)))
+    rows = {row["host"]: row for row in report["politeness"]}  # type: ignore[attr-defined]
+    busy = rows[f"{local_site.addresses[0]}:{local_site.ports[0]}"]
+    assert (busy["got_429"], busy["got_503"]) == (1, 1)
+    assert busy["pauses"] >= 1 and busy["lowest_concurrency"] < settings.http.per_host_concurrency
+    calm = rows[f"{local_site.addresses[1]}:{local_site.ports[1]}"]
+    assert (calm["got_429"], calm["pauses"], calm["lowest_concurrency"]) == (0, 0, 8)
+    html = (settings.reports.dir / "latest" / "report.html").read_text(encoding="utf-8")
+    assert "lowest concurrency" in html and "429s" in html
