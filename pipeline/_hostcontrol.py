@@ -109,11 +109,14 @@ class HostControl:
     def observe(
         self,
         status: int,
-        headers: Mapping[str, str],
+        headers: Mapping[str, str] | None,
         retry_after: float | None,
         sent_at: float,
     ) -> None:
-        """An HTTP answer from this host to a request sent at ``sent_at`` (on ``clock``)."""
+        """An HTTP answer from this host to a request sent at ``sent_at`` (on ``clock``).
+
+        ``headers`` (lower-case names) only when the answer has rate-limit headers; None skips them.
+        """
         if status == 304:
             self.not_modified += 1
         if status in (429, 503):
@@ -121,6 +124,8 @@ class HostControl:
             return
         if 200 <= status < 500:
             self._success()
+        if headers is None:
+            return
         reset = quota_reset(headers, self.wall_clock())
         if reset is not None:
             self._pause_for(reset)

@@ -124,7 +124,7 @@ class _Try:
     page: FetchedPage | None = None
     fall_back_to_get: bool = False
     range_refused: bool = False
-    headers: Mapping[str, str] | None = None  # of the final answer, for the host's controller
+    headers: httpx.Headers | None = None  # of the final answer, for the host's controller
 
 
 class _Checker:
@@ -199,11 +199,15 @@ class _Checker:
                 result = await self._attempt(url, method, want, use_range, conditional)
             if result.status is not None and result.headers is not None:
                 # The host that answered (a redirect target, maybe) is the one whose limits adapt.
-                answered = self._scheduler.hosts.get(
-                    host_key(result.final_url) if result.final_url else host.key
-                )
+                answered: Host | None = host
+                if result.redirects and result.final_url:
+                    answered = self._scheduler.hosts.get(host_key(result.final_url))
                 if answered is not None:
-                    answered.control.observe(result.status, result.headers, result.retry_after, sent_at)
+                    # Most answers carry no rate-limit header: one scan of the raw names spares parsing.
+                    limits = any(b"ratelimit" in name.lower() for name, _ in result.headers.raw)
+                    answered.control.observe(
+                        result.status, result.headers if limits else None, result.retry_after, sent_at
+                    )
             return result
 
         first = await attempt()
