@@ -9,9 +9,12 @@ The rules (lychee's per-host backoff, plus TCP's additive-increase/multiplicativ
 - A 429 or 503 pauses the whole host until its ``Retry-After`` (capped at ``pause_max``) or, without one,
   for an exponential backoff (0.5 s, doubling, capped at 30 s; reset by a success), and halves the host's
   concurrency (at least 1). Answers to requests sent before the last halving are the same congestion
-  signal seen late: they extend the pause but do not halve again.
-- After ``RECOVER_AFTER`` successes in a row the concurrency climbs back by one, up to ``max_cap``; the
-  pause is only a not-before time, so nothing of it outlives it.
+  signal seen late: they extend the pause but do not halve again. A URL's own retry answering 429/503
+  again (``repeat``: one broken page, not news about the host) pauses the host, at least for its
+  Retry-After, but neither grows the backoff nor halves again.
+- After a window of successes in a row (as many as the current concurrency, at least ``RECOVER_AFTER``)
+  the concurrency climbs back by one, up to ``max_cap``; the pause is only a not-before time, so nothing
+  of it outlives it.
 - ``RateLimit-Remaining: 0`` (or ``X-RateLimit-Remaining``, or ``RateLimit: r=0``) with a reset time pauses
   the host until that reset (capped), without halving: the server told us its quota, not its distress.
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 BACKOFF_START = 0.5  # seconds; lychee's first 429 backoff
 BACKOFF_MAX = 30.0  # seconds; lychee's cap
-RECOVER_AFTER = 10  # successes in a row that earn one more slot
+RECOVER_AFTER = 2  # fewest successes in a row that earn one more slot (else: the current concurrency)
 _EPOCH_FLOOR = 1e9  # a reset value this large is a Unix time (GitHub's X-RateLimit-Reset), not seconds
 
 _REMAINING = ("ratelimit-remaining", "x-ratelimit-remaining", "x-rate-limit-remaining")
@@ -112,15 +115,18 @@ class HostControl:
         headers: Mapping[str, str] | None,
         retry_after: float | None,
         sent_at: float,
+        *,
+        repeat: bool = False,
     ) -> None:
         """An HTTP answer from this host to a request sent at ``sent_at`` (on ``clock``).
 
         ``headers`` (lower-case names) only when the answer has rate-limit headers; None skips them.
+        ``repeat``: a retry of a URL that already answered 429/503 in this run.
         """
         if status == 304:
             self.not_modified += 1
         if status in (429, 503):
-            self._pressure(status, retry_after, sent_at)
+            self._pressure(status, retry_after, sent_at, repeat)
             return
         if 200 <= status < 500:
             self._success()
@@ -130,7 +136,7 @@ class HostControl:
         if reset is not None:
             self._pause_for(reset)
 
-    def _pressure(self, status: int, retry_after: float | None, sent_at: float) -> None:
+    def _pressure(self, status: int, retry_after: float | None, sent_at: float, repeat: bool) -> None:
         if status == 429:
             self.got_429 += 1
         else:
@@ -138,11 +144,13 @@ class HostControl:
         self.streak = 0
         if retry_after is not None:
             pause = retry_after
+        elif repeat:
+            pause = self.backoff or BACKOFF_START
         else:
             self.backoff = BACKOFF_START if self.backoff == 0 else min(BACKOFF_MAX, self.backoff * 2)
             pause = self.backoff
         self._pause_for(pause)
-        if sent_at >= self.last_decrease:
+        if sent_at >= self.last_decrease and not repeat:
             self.cap = max(1, self.cap // 2)
             self.lowest_cap = min(self.lowest_cap, self.cap)
             self.last_decrease = self.clock()
@@ -152,7 +160,7 @@ class HostControl:
         if self.cap >= self.max_cap:
             return
         self.streak += 1
-        if self.streak >= RECOVER_AFTER:
+        if self.streak >= max(RECOVER_AFTER, self.cap):
             self.cap += 1
             self.streak = 0
 

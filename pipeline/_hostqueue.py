@@ -22,6 +22,8 @@ import httpx
 
 from pipeline._hostcontrol import HostControl
 
+STALL_AFTER = 5.0  # seconds without an answer after which a request no longer holds a halved host's slot
+
 
 @dataclass(slots=True)
 class Host:
@@ -32,6 +34,7 @@ class Host:
     control: HostControl
     interval: float
     inflight: int = 0
+    stalled: int = 0  # in flight for longer than STALL_AFTER, counted only against the configured ceiling
     queued: bool = False
     next_start: float = 0.0  # time.monotonic(); 0 while the host has neither interval nor pause
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)  # retries asking for a slot
@@ -41,6 +44,11 @@ class Host:
     def cap(self) -> int:
         """Requests allowed in flight now (the controller's current concurrency)."""
         return self.control.cap
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the controller holds the host below its configured concurrency."""
+        return self.control.cap < self.control.max_cap
 
 
 @dataclass(slots=True)
@@ -60,6 +68,12 @@ class HostQueue:
         self.remaining = sum(len(h.pending) for h in self.hosts.values())
         for host in self.hosts.values():
             self._refresh(host)
+
+    @staticmethod
+    def _has_slot(host: Host) -> bool:
+        # A halved host counts only its answering requests; a stalled one (a URL that will time out) must
+        # not serialise it. The configured ceiling counts every request in flight.
+        return host.inflight - host.stalled < host.control.cap and host.inflight < host.control.max_cap
 
     def _due(self, host: Host) -> bool:
         """Whether the host may start a request now; if not, a timer refreshes it when it may."""
@@ -85,12 +99,12 @@ class HostQueue:
             host.next_start = max(time.monotonic(), host.next_start) + host.interval
 
     def _refresh(self, host: Host) -> None:
-        while host.waiters and host.inflight < host.cap and self._due(host):
+        while host.waiters and self._has_slot(host) and self._due(host):
             waiter = host.waiters.popleft()
             if not waiter.done():
                 self._started(host)
                 waiter.set_result(None)
-        if not host.queued and host.pending and host.inflight < host.cap and self._due(host):
+        if not host.queued and host.pending and self._has_slot(host) and self._due(host):
             host.queued = True
             self.ready.append(host)
 
@@ -114,7 +128,7 @@ class HostQueue:
             host = self.ready.popleft()
             host.queued = False
             # Queued when it was startable; a retry or a 429 since then may have taken that away.
-            if host.pending and host.inflight < host.cap and not host.waiters and self._due(host):
+            if host.pending and self._has_slot(host) and not host.waiters and self._due(host):
                 break
             self._refresh(host)
         url, parsed = host.pending.popleft()
@@ -130,6 +144,13 @@ class HostQueue:
     def done(self, host: Host) -> None:
         """A request to ``host`` is over: free its slot."""
         host.inflight -= 1
+        self._refresh(host)
+        if host.queued:
+            self._wake()
+
+    def stall(self, host: Host, stalled: bool) -> None:
+        """A request to ``host`` has been in flight for STALL_AFTER (``stalled``), or a stalled one ended."""
+        host.stalled += 1 if stalled else -1
         self._refresh(host)
         if host.queued:
             self._wake()

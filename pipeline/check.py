@@ -50,7 +50,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_expone
 
 from pipeline import soft404
 from pipeline._hostcontrol import HostControl, HostStats
-from pipeline._hostqueue import Host, HostQueue
+from pipeline._hostqueue import STALL_AFTER, Host, HostQueue
 from pipeline.config import Settings
 from pipeline.http import (
     AddressGuard,
@@ -186,17 +186,33 @@ class _Checker:
         retry = self._settings.retry
         method = "GET" if want is not None else "HEAD"
         use_range = want is not None and want < self._settings.http.max_page_bytes
+        pressed = False  # this URL already answered 429/503
 
         async def attempt() -> _Try:
-            nonlocal method, use_range
+            nonlocal method, use_range, pressed
             sent_at = time.monotonic()
-            result = await self._attempt(url, method, want, use_range, conditional)
-            if result.range_refused:
-                use_range = False
+            stalled = False
+
+            def stall() -> None:
+                nonlocal stalled
+                stalled = True
+                self._scheduler.stall(host, True)
+
+            # Only a halved host needs to know that a request is stuck (see HostQueue._has_slot).
+            timer = asyncio.get_running_loop().call_later(STALL_AFTER, stall) if host.reduced else None
+            try:
                 result = await self._attempt(url, method, want, use_range, conditional)
-            if result.fall_back_to_get:
-                method = "GET"
-                result = await self._attempt(url, method, want, use_range, conditional)
+                if result.range_refused:
+                    use_range = False
+                    result = await self._attempt(url, method, want, use_range, conditional)
+                if result.fall_back_to_get:
+                    method = "GET"
+                    result = await self._attempt(url, method, want, use_range, conditional)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if stalled:
+                    self._scheduler.stall(host, False)
             if result.status is not None and result.headers is not None:
                 # The host that answered (a redirect target, maybe) is the one whose limits adapt.
                 answered: Host | None = host
@@ -206,8 +222,13 @@ class _Checker:
                     # Most answers carry no rate-limit header: one scan of the raw names spares parsing.
                     limits = any(b"ratelimit" in name.lower() for name, _ in result.headers.raw)
                     answered.control.observe(
-                        result.status, result.headers if limits else None, result.retry_after, sent_at
+                        result.status,
+                        result.headers if limits else None,
+                        result.retry_after,
+                        sent_at,
+                        repeat=pressed,
                     )
+                    pressed = pressed or result.status in (429, 503)
             return result
 
         first = await attempt()

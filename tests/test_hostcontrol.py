@@ -79,29 +79,35 @@ def test_concurrency_never_drops_below_one() -> None:
 
 
 def test_successes_climb_back_one_slot_at_a_time_up_to_the_ceiling() -> None:
-    """After a 429, each RECOVER_AFTER successes in a row add one slot, never above the ceiling."""
-    host, clock = control(cap=4)
-    host.observe(429, NO_HEADERS, 0.0, sent_at=clock.now)
-    assert host.cap == 2
-    seen = []
-    for _ in range(RECOVER_AFTER * 5):
+    """Halved to 1 slot, a window of successes (as many as the slots, at least RECOVER_AFTER) adds one,
+    up to per_host_concurrency and never above it."""
+    host, clock = control(cap=8)
+    for _ in range(3):
+        clock.now += 1
+        host.observe(429, NO_HEADERS, 0.0, sent_at=clock.now)
+    assert host.cap == 1
+    climbs = []
+    for n in range(1, 200):
+        before = host.cap
         host.observe(200, NO_HEADERS, None, sent_at=clock.now)
-        seen.append(host.cap)
-    assert seen[RECOVER_AFTER - 2] == 2 and seen[RECOVER_AFTER - 1] == 3
-    assert seen[2 * RECOVER_AFTER - 1] == 4
-    assert max(seen) == 4 and host.cap == 4
-    assert host.lowest_cap == 2
+        if host.cap != before:
+            climbs.append((n, host.cap))
+    windows = [max(RECOVER_AFTER, cap) for cap in range(1, 8)]
+    ends = [sum(windows[: i + 1]) for i in range(7)]
+    assert climbs == list(zip(ends, range(2, 9), strict=True))
+    assert host.cap == 8 and host.lowest_cap == 1
 
 
 def test_a_pressure_signal_restarts_the_stretch() -> None:
     """A 503 between successes restarts the count towards the next slot."""
     host, clock = control(cap=8)
     host.observe(503, NO_HEADERS, 0.0, sent_at=clock.now)
-    for _ in range(RECOVER_AFTER - 1):
+    assert host.cap == 4
+    for _ in range(3):
         host.observe(200, NO_HEADERS, None, sent_at=clock.now)
     clock.now += 1
     host.observe(503, NO_HEADERS, 0.0, sent_at=clock.now)
-    for _ in range(RECOVER_AFTER - 1):
+    for _ in range(2 - 1):
         host.observe(200, NO_HEADERS, None, sent_at=clock.now)
     assert host.cap == 2
 
@@ -175,3 +181,16 @@ def test_not_modified_answers_are_counted_as_successes() -> None:
         host.observe(304, NO_HEADERS, None, sent_at=clock.now)
     assert host.not_modified == RECOVER_AFTER
     assert host.cap == 2
+
+
+def test_a_urls_own_repeated_503_neither_grows_the_backoff_nor_halves_again() -> None:
+    """A retry answering 503 again pauses the host for the current backoff, without doubling or halving."""
+    host, clock = control(cap=8)
+    host.observe(503, NO_HEADERS, None, sent_at=clock.now)
+    assert (host.cap, host.paused_until - clock.now) == (4, 0.5)
+    clock.now += 2
+    host.observe(503, NO_HEADERS, None, sent_at=clock.now, repeat=True)
+    assert (host.cap, host.paused_until - clock.now, host.got_503) == (4, 0.5, 2)
+    clock.now += 2
+    host.observe(429, NO_HEADERS, 3.0, sent_at=clock.now, repeat=True)
+    assert host.paused_until - clock.now == 3.0  # a Retry-After is honoured all the same

@@ -92,3 +92,22 @@ def test_recovered_host_hands_out_more_at_once() -> None:
         assert host.inflight == 2
 
     asyncio.run(scenario())
+
+
+def test_stalled_request_does_not_hold_a_halved_host_but_the_ceiling_holds() -> None:
+    """A halved host whose request stalls starts the next one; stalled or not, never more than the ceiling."""
+
+    async def scenario() -> None:
+        q, host = queue(6, cap=2)
+        host.control.observe(503, {}, 0.0, sent_at=time.monotonic())
+        await q.take()
+        second = asyncio.ensure_future(q.take())
+        assert await _blocked(second)
+        q.stall(host, True)  # the first has gone STALL_AFTER without an answer
+        await asyncio.wait_for(second, 1)
+        q.stall(host, True)
+        third = asyncio.ensure_future(q.take())
+        assert await _blocked(third)  # two in flight: the configured ceiling
+        assert host.inflight == 2
+
+    asyncio.run(scenario())
