@@ -41,16 +41,15 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
-from pipeline import soft404
 from pipeline._hostcontrol import HostControl, HostStats
 from pipeline._hostqueue import STALL_AFTER, Host, HostQueue
+from pipeline._workers import Workers, add_probes
 from pipeline.config import Settings
 from pipeline.http import (
     AddressGuard,
@@ -460,22 +459,6 @@ def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], di
     return hosts, invalid
 
 
-def _add_probes(hosts: dict[str, Host], wanted: dict[str, int], settings: Settings) -> dict[str, str]:
-    """Put one soft-404 probe first in the queue of each host that has pages to compare; probe URL -> host."""
-    page_bytes = settings.http.max_page_bytes
-    probes: dict[str, str] = {}
-    for host in hosts.values():
-        page = next((url for url, _ in host.pending if wanted.get(url, 0) >= page_bytes), None)
-        if page is None:
-            continue
-        parts = urlsplit(page)
-        probe = soft404.probe_url(f"{parts.scheme}://{parts.netloc}")
-        host.pending.appendleft((probe, httpx.URL(probe)))
-        wanted[probe] = page_bytes
-        probes[probe] = host.key
-    return probes
-
-
 async def check_links(
     urls: Iterable[str],
     settings: Settings,
@@ -498,7 +481,7 @@ async def check_links(
     if on_result is not None:
         for obs in results.values():
             on_result(obs)
-    probes = _add_probes(hosts, wanted, settings) if settings.http.soft404_probe else {}
+    probes = add_probes(hosts, wanted, settings.http.max_page_bytes) if settings.http.soft404_probe else {}
     scheduler = HostQueue(hosts)
     if scheduler.remaining == 0:
         return results
@@ -511,85 +494,20 @@ async def check_links(
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 10_000), *thresholds[1:])
     try:
-        run = _Run(results, wanted, probes, on_result, keep_pages)
-        await run.run(hosts, scheduler, settings, validators or {})
+        run = Workers(results, wanted, probes, on_result, keep_pages)
+        async with build_transport(settings) as transport:
+            checker = _Checker(transport, settings, scheduler, validators or {})
+            await run.run(checker.check, hosts, scheduler, settings.http.max_concurrency)
+        # A TLS connection whose handshake failed finishes closing a few loop turns after the session is
+        # closed; without this pause asyncio.run() can drop its socket (ResourceWarning: unclosed transport).
+        if checker.used_tls:
+            await asyncio.sleep(0.05)
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
     if host_stats is not None:
         host_stats.update({key: host.control.stats(key) for key, host in hosts.items()})
     return results
-
-
-class _Run:
-    """The workers of one ``check_links`` call, and where their observations go."""
-
-    def __init__(
-        self,
-        results: dict[str, Observation],
-        wanted: dict[str, int],
-        probes: dict[str, str],
-        on_result: Callable[[Observation], None] | None,
-        keep_pages: bool,
-    ) -> None:
-        self.results = results
-        self.wanted = wanted
-        self.probes = probes  # probe URL -> host key
-        self.on_result = on_result
-        self.keep_pages = keep_pages
-        self.fingerprints: dict[str, soft404.Fingerprint | None] = {}  # host key -> its probe's answer
-        # Pages of a host whose probe has not answered yet (only while it is in flight, on that host).
-        self.held: dict[str, list[Observation]] = {key: [] for key in probes.values()}
-
-    def _emit(self, obs: Observation, probe: soft404.Fingerprint | None) -> None:
-        obs = soft404.judge(obs, probe)
-        if self.on_result is not None:
-            self.on_result(obs)
-        url = obs.url
-        self.results[url] = obs if self.keep_pages or obs.page is None else replace(obs, page=None)
-
-    def _arrived(self, obs: Observation, host: Host) -> None:
-        key = self.probes.get(obs.url)
-        if key is not None:
-            alive = obs.outcome in _ALIVE and obs.page is not None
-            self.fingerprints[key] = soft404.fingerprint(obs.page) if alive and obs.page else None
-            for waiting in self.held.pop(key, []):
-                self._emit(waiting, self.fingerprints[key])
-        elif host.key in self.held and obs.page is not None and obs.outcome in _ALIVE:
-            self.held[host.key].append(obs)
-        else:
-            self._emit(obs, self.fingerprints.get(host.key))
-
-    async def run(
-        self,
-        hosts: dict[str, Host],
-        scheduler: HostQueue,
-        settings: Settings,
-        validators: Mapping[str, Validators],
-    ) -> None:
-        async with build_transport(settings) as transport:
-            checker = _Checker(transport, settings, scheduler, validators)
-
-            async def worker() -> None:
-                while (item := await scheduler.take()) is not None:
-                    host, url, parsed = item
-                    try:
-                        obs = await checker.check(
-                            url, parsed, host, self.wanted.get(url), once=url in self.probes
-                        )
-                    finally:
-                        scheduler.done(host)
-                    self._arrived(obs, host)
-
-            useful = sum(min(host.cap, len(host.pending)) for host in hosts.values())
-            workers = min(settings.http.max_concurrency, useful)
-            async with asyncio.TaskGroup() as group:
-                for _ in range(workers):
-                    group.create_task(worker())
-        # A TLS connection whose handshake failed finishes closing a few loop turns after the session is
-        # closed; without this pause asyncio.run() can drop its socket (ResourceWarning: unclosed transport).
-        if checker.used_tls:
-            await asyncio.sleep(0.05)
 
 
 def check_links_sync(
