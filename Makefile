@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 accuracy: $(STAMP)
 	$(BIN)/pipeline accuracy ../shared/corpora/pages.json
+	$(BIN)/pipeline accuracy ../shared/corpora/pages2.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,33 @@
-"""`python -m pipeline` runs the command line."""
+"""`python -m pipeline` and the `pipeline` console script run the command line.
 
-from pipeline.cli import main
+The signal handlers are installed before anything else is imported (see ``pipeline._signals``).
+"""
 
-main()
+import sys
+import traceback
+
+from pipeline import _signals
+
+_signals.install_early()
+
+
+def run() -> None:
+    """Run the command line; leave with its exit code (5 if SIGTERM/SIGINT arrived at any moment)."""
+    code: object = 0
+    try:
+        from pipeline.cli import main
+
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt:  # a second Ctrl-C: abort now (the file being written is still atomic)
+        print("aborted by a second interrupt", file=sys.stderr)
+        code = _signals.INTERRUPTED
+    except BaseException:  # a bug: show it, but still leave through the one exit path
+        traceback.print_exc()
+        code = 1
+    _signals.finish(code)
+
+
+if __name__ == "__main__":
+    run()

@@ -22,6 +22,10 @@ class WriteConflict(FrontMatterError):
     """The file's bytes on disk differ from those read at the start of the run."""
 
 
+class ThroughMerge(FrontMatterError):
+    """The edit's value comes through a YAML merge key (``<<: *base``): changing it would change the base."""
+
+
 class OutsideRoots(FrontMatterError):
     """The path resolves (symlinks included) outside every configured root."""
 

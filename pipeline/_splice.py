@@ -19,6 +19,7 @@ from pipeline._edits import (
     FrontMatterError,
     Remove,
     SetValue,
+    ThroughMerge,
     apply_plain,
     checked,
     child,
@@ -228,6 +229,8 @@ class Splicer:
                 found = [node.items[part]]
             else:
                 found = []
+            if not found and node.kind == "map" and part in node.merged:
+                raise ThroughMerge(f"{show(path)}: the value comes through a merge key (<<); not edited")
             if not found:
                 raise FrontMatterError(f"no field {show(path[: i + 1])}")
             chain.append(found[0])

@@ -21,6 +21,7 @@ TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
 _SEQ_TAGS, _MAP_TAGS = frozenset({TAG + "seq"}), frozenset({TAG + "map"})
 _TEXT_TAGS = frozenset(TAG + t for t in ("str", "timestamp", "binary"))  # kept as their source text
+_MERGE = TAG + "merge"
 _MAX_NODES = 100_000  # data nodes after alias expansion; a billion-laughs document is refused above this
 _CTOR = yaml.constructor.SafeConstructor()
 
@@ -36,6 +37,7 @@ class Node:
         "items",
         "kind",
         "line",
+        "merged",
         "referenced",
         "size",
         "start",
@@ -57,6 +59,7 @@ class Node:
         self.data: Any = None
         self.size = 1
         self.target: Node | None = None
+        self.merged: frozenset[str] = frozenset()  # a mapping's keys that come only through ``<<``
 
 
 class Problem(Exception):
@@ -104,7 +107,7 @@ class _Walker:
         self.active: set[int] = set()
         self.expanded = 0  # values added by alias uses; the rest is bounded by the text's length
 
-    def node(self, graph: Any, after: int) -> Node:
+    def node(self, graph: Any, after: int, *, is_key: bool = False) -> Node:
         key = id(graph)
         seen = self.done.get(key)
         if seen is not None:
@@ -113,10 +116,11 @@ class _Walker:
         node = Node("scalar", mark.index, graph.end_mark.index, mark.line)
         node.tag = tag = graph.tag
         if type(graph) is yaml.ScalarNode:
-            if tag not in _SCALAR_TAGS:
+            if tag not in _SCALAR_TAGS and not (is_key and tag == _MERGE):
                 _check_tag(tag, _SCALAR_TAGS, mark.line)
             node.style, node.text = graph.style or None, graph.value
-            node.data = graph.value if tag in _TEXT_TAGS else self._construct(graph, tag, mark.line)
+            text_like = tag in _TEXT_TAGS or tag == _MERGE
+            node.data = graph.value if text_like else self._construct(graph, tag, mark.line)
         else:
             if key in self.active:
                 raise Problem("an alias refers to the collection that contains it", mark.line)
@@ -145,18 +149,28 @@ class _Walker:
         node.kind = "map"
         _check_tag(node.tag, _MAP_TAGS, line)
         data: dict[str, Any] = {}
+        merges: list[Node] = []
         for key_graph, value_graph in graph.value:
-            key = self.node(key_graph, position)
+            key = self.node(key_graph, position, is_key=True)
             if key.kind != "scalar":
                 raise Problem("a mapping key must be a plain or quoted text", key.line)
-            if key.text in data:
-                raise Problem(f"duplicate key {key.text!r}", key.line)
             value = self.node(value_graph, key.end)
             node.items.append((key, value))
             node.size += value.size
-            data[key.text] = value.data
             position = value.end
-        node.data = data
+            if key.tag == _MERGE:
+                merges.extend(_merged_maps(value))
+                continue
+            if key.text in data:
+                raise Problem(f"duplicate key {key.text!r}", key.line)
+            data[key.text] = value.data
+        merged: dict[str, Any] = {}
+        for source in merges:  # YAML's merge: explicit keys win, then the earlier merged mapping
+            for name, item in source.data.items():
+                if name not in data and name not in merged:
+                    merged[name] = clone(item)
+        node.merged = frozenset(merged)
+        node.data = {**data, **merged}
 
     def _alias(self, target: Node, after: int) -> Node:
         self.expanded += target.size
@@ -180,11 +194,20 @@ class _Walker:
             raise Problem(f"{graph.value!r} is not a valid {tag[len(TAG) :]}", line) from None
 
 
+def _merged_maps(value: Node) -> list[Node]:
+    """The mappings a ``<<`` key merges: one mapping (or alias to one), or a list of them."""
+    items = value.items if value.kind == "seq" else [value]
+    maps = [item.target if item.kind == "alias" and item.target is not None else item for item in items]
+    if not maps or any(m.kind != "map" for m in maps):
+        raise Problem("a merge key (<<) must hold a mapping or a list of mappings", value.line)
+    return maps
+
+
 def _check_tag(tag: str, allowed: frozenset[str], line: int) -> None:
     if tag in allowed:
         return
-    if tag == TAG + "merge":
-        raise Problem("merge keys (<<) are not supported", line)
+    if tag == _MERGE:
+        raise Problem("a merge (<<) is allowed only as a mapping key", line)
     shown = "!!" + tag[len(TAG) :] if tag.startswith(TAG) else tag
     kind = "unsafe" if "python/" in tag else "unsupported"
     raise Problem(f"{kind} tag {shown} (only plain YAML values are allowed)", line)

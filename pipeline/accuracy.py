@@ -9,7 +9,9 @@ Settings: none.
 
 Scoring: a field counts only on pages that expect a value for it. Text is compared after folding whitespace
 and treating straight/curly quotes and ``...``/``…`` alike; URLs after resolving both against the page URL;
-``excerpt`` is scored against our description.
+``excerpt`` is scored against our description. A page list may mark each expected value's ``kinds``
+(``declared``: a tag the page declares; ``algorithmic``: the source's own fallback, such as
+openGraphScraper's first ``<img>``); those are also scored apart, as ``description[declared]`` rows.
 """
 
 from __future__ import annotations
@@ -72,15 +74,21 @@ def score_pages(pages_json: Path) -> tuple[dict[tuple[str, str], FieldScore], li
         body = (pages_json.parent / page["file"]).read_bytes()
         meta = scrape(body, page.get("url") or "")
         source = str(page.get("source", "")).split(" ")[0] or "pages"
+        kinds = page.get("kinds") or {}
         for name, expected in page.get("expected", {}).items():
             if name not in _FIELDS or not expected:
                 continue
-            score = scores[(source, name)]
-            score.expected += 1
-            if _same(name, expected, _extracted(meta, name), page.get("url") or ""):
-                score.matched += 1
-            else:
-                score.misses.append(page["file"])
+            hit = _same(name, expected, _extracted(meta, name), page.get("url") or "")
+            keys = [(source, name)]
+            if kinds.get(name):
+                keys.append((source, f"{name}[{kinds[name]}]"))
+            for key in keys:
+                score = scores[key]
+                score.expected += 1
+                if hit:
+                    score.matched += 1
+                else:
+                    score.misses.append(page["file"])
         dump.append(
             {
                 "file": page["file"],
@@ -94,20 +102,23 @@ def score_pages(pages_json: Path) -> tuple[dict[tuple[str, str], FieldScore], li
     return scores, dump
 
 
+def _order(name: str) -> tuple[int, str]:
+    """Rows of one field together: the total, then its ``[algorithmic]`` and ``[declared]`` rows."""
+    return _FIELDS.index(name.partition("[")[0]), name
+
+
 def run_accuracy(pages_json: Path, dump: Path | None = None) -> int:
     """Print accuracy per source and field for the pages listed in ``pages_json``; write ``dump`` if given."""
     scores, records = score_pages(pages_json)
-    print(f"{'source':<20} {'field':<12} {'matched':>8} {'expected':>8} {'accuracy':>9}")
+    print(f"{'source':<26} {'field':<24} {'matched':>8} {'expected':>8} {'accuracy':>9}")
     totals: dict[str, FieldScore] = defaultdict(FieldScore)
-    for (source, name), score in sorted(
-        scores.items(), key=lambda item: (item[0][0], _FIELDS.index(item[0][1]))
-    ):
-        print(f"{source:<20} {name:<12} {score.matched:>8} {score.expected:>8} {score.percent:>8.1f}%")
+    for (source, name), score in sorted(scores.items(), key=lambda item: (item[0][0], _order(item[0][1]))):
+        print(f"{source:<26} {name:<24} {score.matched:>8} {score.expected:>8} {score.percent:>8.1f}%")
         totals[name].matched += score.matched
         totals[name].expected += score.expected
-    for name in sorted(totals, key=_FIELDS.index):
+    for name in sorted(totals, key=_order):
         total = totals[name]
-        print(f"{'all':<20} {name:<12} {total.matched:>8} {total.expected:>8} {total.percent:>8.1f}%")
+        print(f"{'all':<26} {name:<24} {total.matched:>8} {total.expected:>8} {total.percent:>8.1f}%")
     if dump is not None:
         with dump.open("w", encoding="utf-8") as out:
             for record in records:

@@ -6,7 +6,8 @@ nothing better is known). Callers decode the slices they need (``scrape`` decode
 Settings: none.
 
 Order, as the HTML standard has it: a byte-order mark, then the ``charset`` of the ``Content-Type`` header,
-then ``<meta charset>``/``http-equiv`` in the first ``_PRESCAN_BYTES``, then detection (charset-normalizer).
+then ``<meta charset>``/``http-equiv`` in the first ``_PRESCAN_BYTES`` (or later in the head, which a
+browser honours by re-decoding), then detection (charset-normalizer).
 Labels are mapped to the superset browsers use (``iso-8859-1`` -> ``cp1252``, ``gb2312`` -> ``gb18030`` …).
 """
 
@@ -24,7 +25,9 @@ __all__ = ["detect_encoding"]
 _PRESCAN_BYTES = 4096  # where <meta charset> may appear (the standard says 1024; real pages are sloppier)
 _DETECT_BYTES = 64 * 1024  # bytes examined to confirm UTF-8 or to detect an undeclared encoding
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
+_LATE_DECLARATION_BYTES = 1024 * 1024  # a head longer than this has no late <meta charset> honoured
+_HEAD_END = re.compile(rb"</head\s*>", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta[^<>]{1,2048}?charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
 _CT_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([\w:.+-]+)""", re.IGNORECASE)
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
@@ -56,6 +59,11 @@ def detect_encoding(body: bytes, headers: Mapping[str, str] | None = None) -> st
     if name:
         return name
     declared = _META_CHARSET.search(body, 0, _PRESCAN_BYTES)
+    if declared is None:
+        # A browser that meets <meta charset> later in the head re-decodes the page with it (the
+        # standard's "change the encoding"), so a late declaration still beats detection.
+        head_end = _HEAD_END.search(body, 0, _LATE_DECLARATION_BYTES)
+        declared = _META_CHARSET.search(body, 0, head_end.start() if head_end else _PRESCAN_BYTES)
     name = _codec(declared.group(1).decode("ascii")) if declared else None
     if name:
         if name != "utf-8" and _is_utf8(body):

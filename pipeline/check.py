@@ -50,6 +50,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_expone
 from pipeline._hostcontrol import HostControl, HostStats
 from pipeline._hostqueue import STALL_AFTER, Host, HostQueue
 from pipeline._workers import Workers, add_probes
+from pipeline.accept import HostRules
 from pipeline.config import Settings
 from pipeline.http import (
     AddressGuard,
@@ -60,6 +61,7 @@ from pipeline.http import (
     timeouts,
 )
 from pipeline.models import FetchedPage, Observation, Outcome
+from pipeline.scrape import declares_share_metadata
 
 _PERMANENT = frozenset({301, 308})
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -73,6 +75,10 @@ def host_key(url: str | httpx.URL) -> str:
     parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return f"{parsed.host.lower()}:{port}"
+
+
+def _host_port(url: httpx.URL) -> tuple[str, int]:
+    return url.host, url.port or (443 if url.scheme == "https" else 80)
 
 
 def outcome_for_status(status: int, challenged: bool = False) -> tuple[Outcome, bool]:
@@ -142,6 +148,7 @@ class _Checker:
         self.used_tls = False
         self._refusals: dict[str, str | None] = {}  # per host key: the guard's answer for its IP literal
         self._headers = httpx.Headers(default_headers(settings.http))
+        self._rules = HostRules.from_settings(settings.http)  # http.accept and http.hosts
         self._extensions = {"timeout": timeouts(settings.http).as_dict()}
 
     async def check(
@@ -308,11 +315,13 @@ class _Checker:
                                 reason=f"redirect to {current}: {refusal}",
                             )
                     headers = self._headers
-                    if (use_range and want) or conditional:
+                    extra = self._rules.headers(*_host_port(current))  # this hop's host only
+                    if extra or conditional or (use_range and want):
                         headers = headers.copy()
+                        headers.update(extra)
                         headers.update(conditional or {})
-                        if use_range and want:
-                            headers["Range"] = f"bytes=0-{want - 1}"
+                    if use_range and want:
+                        headers["Range"] = f"bytes=0-{want - 1}"
                     request = httpx.Request(method, current, headers=headers, extensions=self._extensions)
                     if current.scheme == "https":
                         self.used_tls = True
@@ -338,7 +347,7 @@ class _Checker:
                             seen.add(str(current))
                             continue
                         return await self._final(
-                            response, method, want, use_range, hops, moved, conditional is not None
+                            response, method, want, use_range, hops, moved, url, conditional is not None
                         )
                     finally:
                         await response.aclose()
@@ -374,6 +383,7 @@ class _Checker:
         use_range: bool,
         hops: list[str],
         moved: bool,
+        origin: httpx.URL,
         conditional: bool,
     ) -> _Try:
         status = response.status_code
@@ -392,6 +402,12 @@ class _Checker:
         challenged = "cf-mitigated" in response.headers
         outcome, transient = outcome_for_status(status, challenged)
         phrase = f"HTTP {status} {response.reason_phrase}".strip()
+        # http.accept (per host: the article's URL's host) decides which final codes count as alive.
+        if not challenged and self._rules.accepted(*_host_port(origin), status):
+            if outcome is not Outcome.SUCCESS:
+                outcome, transient, phrase = Outcome.SUCCESS, False, f"{phrase} (accepted by http.accept)"
+        elif outcome is Outcome.SUCCESS:
+            outcome, phrase = Outcome.SOFT, f"{phrase} (not in http.accept)"
         retry_after = parse_retry_after(response.headers.get("retry-after")) if transient else None
         if method == "HEAD" and outcome is not Outcome.SUCCESS and status != 429:
             return _Try(outcome, status=status, fall_back_to_get=True, reason=phrase)
@@ -403,7 +419,7 @@ class _Checker:
                 reason = f"{phrase} after a permanent redirect to {final_url}"
             else:
                 reason = phrase if not hops else f"{phrase} after {len(hops)} redirect(s)"
-            if want is not None:
+            if want is not None and 200 <= status < 300:  # an accepted 403's body is no page to read
                 page = await self._read_page(response, want)
         elif challenged:
             reason = f"{phrase}: challenge page (cf-mitigated)"
@@ -429,7 +445,12 @@ class _Checker:
         content_type = response.headers.get("content-type", "")
         is_html = content_type.split(";")[0].strip().lower() in _HTML_TYPES
         limit = min(want, self._settings.http.max_decompressed_bytes)
-        body = await read_capped(response, limit, stop_at_head_end=is_html)
+        # The body is read past </head> only for a page whose head lacks a description or an image, and
+        # only when a body fallback may use it.
+        metadata = self._settings.metadata
+        wants_body = metadata.excerpt.from_body or metadata.images.from_body
+        stop = (declares_share_metadata if wants_body else True) if is_html else False
+        body = await read_capped(response, limit, stop_at_head_end=stop)
         return FetchedPage(
             url=str(response.request.url),
             final_url=str(response.url),
@@ -442,6 +463,7 @@ class _Checker:
 def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], dict[str, Observation]]:
     hosts: dict[str, Host] = {}
     invalid: dict[str, Observation] = {}
+    rules = HostRules.from_settings(settings.http)
     for url in dict.fromkeys(urls):
         try:
             parsed = httpx.URL(url)
@@ -453,7 +475,8 @@ def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], di
             continue
         host = hosts.get(key)
         if host is None:
-            control = HostControl(settings.http.per_host_concurrency, settings.retry.retry_after_max)
+            cap = rules.concurrency(*_host_port(parsed))
+            control = HostControl(cap, settings.retry.retry_after_max)
             host = hosts[key] = Host(key, deque(), control, settings.http.min_host_interval)
         host.pending.append((url, parsed))
     return hosts, invalid

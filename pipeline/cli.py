@@ -1,25 +1,32 @@
 """Command line: flags -> settings -> run -> exit code. No pipeline logic lives here.
 
 Exit codes (``pipeline.models.ExitCode``): 0 run completed; 1 some files failed (or `validate` found
-problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted.
+problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted;
+6 a state/history/reports path cannot be used; 7 the network has been down for several runs in a row;
+8 `--fail-on` matched (links with those statuses exist).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline import __version__
-from pipeline.config import ConfigError, Settings, load_settings, with_overrides
+from pipeline import __version__, _signals
+from pipeline._printable import printable
+from pipeline.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
-from pipeline.models import ExitCode
+from pipeline.formats import CiOutput
+from pipeline.models import ExitCode, PathUnusable
 
 log = logging.getLogger("pipeline")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,8 +64,85 @@ def _logging(settings: Settings, verbose: bool, quiet: bool, log_format: str | N
     setup_logging(log_format or settings.logging.format, level, quiet)
 
 
+def _config_source(config_path: Path | None) -> Path | None:
+    """The configuration file a command reads: --config, else config/pipeline.yaml here, else none."""
+    if config_path is not None:
+        return config_path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def _describe_config(source: Path | None) -> str:
+    if source is None:
+        return f"built-in defaults (no {DEFAULT_CONFIG_PATH} in {Path.cwd()})"
+    return str(source.resolve())
+
+
+def _require_config(source: Path | None, settings_given: bool) -> None:
+    """A run that writes refuses the built-in defaults unless told where to write (exit 3).
+
+    Started from another folder, the defaults would read ./seeds and create state/ and reports/ there.
+    """
+    if source is None and not settings_given:
+        click.echo(
+            f"config error: no configuration file: {DEFAULT_CONFIG_PATH} does not exist in {Path.cwd()}; "
+            "pass --config FILE (or run from the project folder), or give both --state-dir and --reports-dir "
+            "to run on built-in defaults",
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG_ERROR)
+
+
+def _require_roots(settings: Settings, from_command_line: bool) -> None:
+    """A corpus root that does not exist is a configuration error: a run over it would check nothing."""
+    missing = [root for root in settings.corpus.roots if not root.exists()]
+    if missing:
+        where = "PATH argument" if from_command_line else "corpus.roots"
+        names = ", ".join(repr(str(root)) for root in missing)
+        click.echo(f"config error: {where}: {names} does not exist (in {Path.cwd()})", err=True)
+        sys.exit(ExitCode.CONFIG_ERROR)
+
+
+def _is_partial(paths: tuple[Path, ...], configured: Settings) -> bool:
+    """PATH arguments that are not exactly the configured roots make a partial run (not a night)."""
+    if not paths:
+        return False
+    return {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the distribution (not the clashing PyPI `pipeline`), its version and where it lives."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib import metadata
+
+    import pipeline
+
+    try:
+        version = metadata.version("link-pipeline")
+    except metadata.PackageNotFoundError:
+        version = f"{__version__} (not installed as a distribution)"
+    click.echo(f"link-pipeline {version} (package `pipeline` at {os.path.dirname(pipeline.__file__)})")
+    ctx.exit()
+
+
+def _regexes(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a regular expression: {exc}", param=param) from None
+    return values
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pipeline")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the distribution name, version and install location.",
+)
 def main() -> None:
     """Link-health and metadata refresh for folders of front-matter articles."""
 
@@ -77,6 +161,27 @@ def main() -> None:
     "--state-dir", type=click.Path(path_type=Path, file_okay=False), help="History and lock folder."
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path, file_okay=False), help="Reports folder.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compact", "json", "markdown", "junit", "sarif"]),
+    help="Print the run's result in this format to standard output (logs stay on standard error).",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the --format output (default: compact) to this file instead of standard output.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["dead", "failing", "blocked"]),
+    multiple=True,
+    help="Exit with code 8 when links with this status exist (repeatable); JUnit and SARIF report them.",
+)
+@click.option("--exclude", multiple=True, callback=_regexes, help="Skip URLs matching REGEX (repeatable).")
+@click.option(
+    "--include", multiple=True, callback=_regexes, help="Check only URLs matching REGEX (repeatable)."
+)
 @_common
 def refresh(
     paths: tuple[Path, ...],
@@ -88,12 +193,21 @@ def refresh(
     min_host_interval: float | None,
     state_dir: Path | None,
     reports_dir: Path | None,
+    fmt: str | None,
+    output: Path | None,
+    fail_on: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
     config_path: Path | None,
     verbose: bool,
     quiet: bool,
     log_format: str | None,
 ) -> None:
     """Check every link of the corpus (PATHS, default: corpus.roots), refresh metadata, write a report."""
+    source = _config_source(config_path)
+    if not dry_run:
+        _require_config(source, state_dir is not None and reports_dir is not None)
+    configured = _settings(config_path, {})
     settings = _settings(
         config_path,
         {
@@ -109,7 +223,21 @@ def refresh(
     _logging(settings, verbose, quiet, log_format)
     stop = threading.Event()
     _stop_on_signals(stop)
-    code = run_once(settings, stop, check_only=check_only, dry_run=dry_run, force=force, quiet=quiet)
+    if _signals.stopped():
+        log.warning("stopped by a signal before the run began; nothing was done")
+        sys.exit(ExitCode.INTERRUPTED)
+    _require_roots(settings, bool(paths))
+    code = run_once(
+        settings,
+        stop,
+        check_only=check_only,
+        dry_run=dry_run,
+        force=force,
+        quiet=quiet,
+        config=_describe_config(source),
+        partial=_is_partial(paths, configured),
+        output=CiOutput(fmt or ("compact" if output else None), output, fail_on, exclude, include),
+    )
     sys.exit(code)
 
 
@@ -121,28 +249,53 @@ def run_once(
     dry_run: bool = False,
     force: bool = False,
     quiet: bool = False,
+    config: str = "",
+    partial: bool = False,
+    output: CiOutput | None = None,
 ) -> int:
-    """A refresh under the run lock; returns the exit code (also used by the scheduler)."""
+    """A refresh under the run lock; returns the exit code (also used by the scheduler).
+
+    Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
+    """
+    from pipeline.ignore import IgnoreFileError
     from pipeline.lock import LockHeld, run_lock
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 
+    output = output or CiOutput()
     options = RunOptions(
         mode="check-only" if check_only else "refresh",
         dry_run=dry_run,
         force=force,
         stop=stop,
         show_progress=not quiet,
+        partial=partial,
+        exclude=output.exclude,
+        include=output.include,
     )
+    log.info(
+        "config: %s; corpus %s; state %s; reports %s",
+        config or "given by the caller",
+        ", ".join(str(root) for root in settings.corpus.roots),
+        settings.state.dir,
+        settings.reports.dir,
+    )
+    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
     try:
         if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
-            outcome = run_refresh(settings, options, sys.stdout)
+            outcome = run_refresh(settings, options, plan_out)
         else:
             with run_lock(settings.state.lock_file):
-                outcome = run_refresh(settings, options, sys.stdout)
+                outcome = run_refresh(settings, options, plan_out)
     except LockHeld as exc:
         log.error("%s", exc)
         return ExitCode.LOCKED
+    except PathUnusable as exc:
+        log.error("%s", exc)
+        return ExitCode.PATH_UNUSABLE
+    except IgnoreFileError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
         f"{totals[k]} {k}"
@@ -151,24 +304,33 @@ def run_once(
     )
     where = f"; report: {outcome.report_dir}/report.md" if outcome.report_dir else ""
     outage = f"; OUTAGE: {outcome.report['run']['outage']}" if outcome.report["run"]["outage"] else ""
+    kind = outcome.report["run"].get("kind", "complete")
     log.info(
-        "run %s: %d articles, %d URLs (%s), %d changes, %d file errors%s%s",
+        "run %s%s: %d articles, %d URLs, %d checked (%s), %d changes, %d file errors%s%s",
         outcome.report["run"]["id"],
+        "" if kind == "complete" else f" ({kind})",
         totals["articles"],
         totals["urls"],
+        totals.get("checked", 0),
         counts or "none",
         totals["changes"],
         totals["files_failed"],
         outage,
         where,
     )
-    return int(outcome.exit_code)
+    try:
+        output.emit(outcome.report)
+    except OSError as exc:
+        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
+        return int(ExitCode.FILES_FAILED)
+    return output.exit_code(outcome.report, int(outcome.exit_code))
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
     """First SIGTERM/SIGINT: finish the file being written, save, exit. A second SIGINT aborts."""
 
     def handler(signum: int, _frame: object) -> None:
+        _signals.note(signum)  # whatever the run returns now, the process exits 5
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         log.warning("received %s: stopping after the current file", signal.Signals(signum).name)
@@ -189,15 +351,22 @@ def validate(
 
     settings = _settings(config_path, {"corpus.roots": list(paths) or None})
     _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
+    log.info("config: %s", _describe_config(_config_source(config_path)))
+    _require_roots(settings, bool(paths))
     corpus = collect(settings)
     problems = 0
     for error in corpus.errors:
-        click.echo(f"{error.article}: error: {error.message}")
+        click.echo(f"{printable(error.article)}: error: {printable(error.message)}")
         problems += 1
     for refs in corpus.refs.values():
         for ref in refs:
             if ref.normalized is None:
-                click.echo(f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}")
+                click.echo(
+                    printable(
+                        f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}"
+                    )
+                )
                 problems += 1
     urls = sum(len(refs) for refs in corpus.refs.values())
     click.echo(
@@ -209,34 +378,109 @@ def validate(
 
 @main.command()
 @click.option("--run", "run_id", help="Run id (default: the latest finished run).")
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="md")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "md", "html", "compact", "markdown", "junit", "sarif"]),
+    default="md",
+    help="md/markdown, json, html, or a CI format (compact, junit, sarif: dead links fail).",
+)
 @_common
 def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
-    import json
-
-    from pipeline.report import render_html, render_markdown
+    from pipeline.report import dump_json, render_html, render_markdown
     from pipeline.state import HistoryStore
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
     if not settings.state.database.exists():
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
-    with HistoryStore(settings.state.database) as store:
-        document = store.get_report(run_id)
-        trend = store.list_runs(settings.reports.trend_runs)
+    try:
+        with HistoryStore(settings.state.database) as store:
+            document = store.get_report(run_id)
+            # The chart of a past run ends at that run: the runs after it did not exist yet.
+            until = _run_start(document)
+            trend = store.list_runs(settings.reports.trend_runs, until=until)
+    except PathUnusable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.PATH_UNUSABLE)
     if document is None:
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
         sys.exit(ExitCode.FILES_FAILED)
     if fmt == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
-    elif fmt == "md":
+        click.echo(dump_json(document))
+    elif fmt in ("md", "markdown"):
         click.echo(render_markdown(document), nl=False)
-    else:
+    elif fmt == "html":
         click.echo(render_html(document, trend), nl=False)
+    else:
+        from pipeline.formats import render
+
+        click.echo(render(document, fmt), nl=False)
+
+
+def _run_start(document: dict[str, Any] | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str((document or {})["run"]["started_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+@main.command()
+@click.option("--limit", default=30, show_default=True, type=click.IntRange(min=1), help="Runs to list.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@_common
+def runs(
+    limit: int, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
+) -> None:
+    """List past runs, newest first: id, start, mode, kind, totals, exit code (for `report --run ID`)."""
+    import json
+
+    from pipeline.state import HistoryStore
+
+    settings = _settings(config_path, {})
+    _logging(settings, verbose, quiet, log_format)
+    _signals.exit_on_stop()
+    if not settings.state.database.exists():
+        click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
+        sys.exit(ExitCode.FILES_FAILED)
+    try:
+        with HistoryStore(settings.state.database) as store:
+            rows = store.list_runs(limit)
+    except PathUnusable as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.PATH_UNUSABLE)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
+        return
+    click.echo(_runs_table(rows))
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> str:
+    """One line per run; totals are unique URLs (as in the report), `exit` is the process exit code."""
+    header = ("id", "started (UTC)", "mode", "kind", "articles", "urls", "checked", "dead", "failing", "exit")
+    lines = [header]
+    for row in rows:
+        totals = row["totals"] or {}
+        started = row["started_at"]
+        lines.append(
+            (
+                row["id"],
+                started.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if started else "—",
+                row["mode"],
+                ("outage " if row["outage"] else "") + (row["kind"] or "complete"),
+                *(str(totals.get(key, "—")) for key in ("articles", "urls", "checked", "dead", "failing")),
+                "running" if row["finished_at"] is None else str(row["exit_code"]),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 @main.command()
@@ -245,9 +489,15 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
     """Run `refresh` on the cron expression of schedule.cron until stopped (SIGTERM/SIGINT)."""
     from pipeline.scheduler import serve
 
+    source = _config_source(config_path)
+    _require_config(source, False)
     settings = _settings(config_path, {})  # the schedule is validated with the rest of the config
     _logging(settings, verbose, quiet, log_format)
-    sys.exit(serve(settings, lambda stop: run_once(settings, stop, quiet=True)))
+    config = _describe_config(source)
+    if _signals.stopped():
+        log.warning("stopped by a signal before the scheduler started")
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(serve(settings, lambda stop: run_once(settings, stop, quiet=True, config=config)))
 
 
 @main.command()

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline import __version__
+from pipeline.accept import DEFAULT_ACCEPT, check_headers, check_host_key, parse_accept
 from pipeline.models import format_field_path
 
 DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
@@ -53,6 +55,10 @@ class LinkSettings(_Section):
     nested: list[str] = Field(default_factory=lambda: ["related"])
     # Regular expressions; a URL matching any is reported `skipped` and never requested.
     exclude: list[str] = Field(default_factory=list)
+    # A file of more such expressions, one per line (`#` comments), like lychee's `.lycheeignore`.
+    exclude_file: Path | None = None
+    # Regular expressions; when any is given, only matching URLs are checked (an include beats an exclude).
+    include: list[str] = Field(default_factory=list)
     # Fields whose page is fetched whole (GET) so that its metadata can be refreshed.
     page_fields: list[str] = Field(default_factory=lambda: ["webUrl", "originalUrl"])
 
@@ -64,7 +70,7 @@ class LinkSettings(_Section):
                 raise ValueError(f"{item!r} is not a field name or `list[].field`")
         return value
 
-    @field_validator("exclude")
+    @field_validator("exclude", "include")
     @classmethod
     def _exclude_compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
@@ -74,11 +80,49 @@ class LinkSettings(_Section):
                 raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from exc
         return value
 
+    @field_validator("exclude_file")
+    @classmethod
+    def _exclude_file_reads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from pipeline.ignore import read_rules  # the ignore-file syntax lives with the filter
+
+            read_rules(value, "links.exclude_file")
+        return value
+
+
+def _check_accept(value: Any) -> Any:
+    parse_accept(value)
+    return value
+
+
+class HostSettings(_Section):
+    """Overrides for one host (``http.hosts."example.com"``); unset keys follow the ``http`` section."""
+
+    accept: list[int | str] | str | None = None
+    per_host_concurrency: int | None = Field(default=None, ge=1, le=1_000)
+    headers: dict[str, str] = Field(default_factory=dict)  # sent to this host only (a token, say)
+
+    @field_validator("accept")
+    @classmethod
+    def _accept_parses(cls, value: Any) -> Any:
+        return None if value is None else _check_accept(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_valid(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_headers(value)
+
 
 class HttpSettings(_Section):
-    user_agent: str = (
-        "link-pipeline/0.1 (+https://github.com/link-pipeline/link-pipeline; link health checker)"
-    )
+    # Where a site owner can reach whoever runs the checker (a URL or an e-mail address); it goes into the
+    # default User-Agent. Set it: sites block anonymous bots.
+    contact: str = ""
+    # null: `link-pipeline/<version> (+<contact>; link health checker)`.
+    user_agent: str | None = None
+    # Status codes that count as alive (lychee's syntax: 200..=299, 200..300, 403, ..=204, 200..).
+    accept: list[int | str] | str = Field(default_factory=lambda: list[int | str]([DEFAULT_ACCEPT]))
+    # Per-host overrides: accept, per_host_concurrency, headers.
+    hosts: dict[str, HostSettings] = Field(default_factory=dict)
     max_concurrency: int = Field(default=128, ge=1, le=10_000)
     per_host_concurrency: int = Field(default=8, ge=1, le=1_000)
     min_host_interval: float = Field(default=0.0, ge=0, le=3600)  # seconds between request starts per host
@@ -95,6 +139,39 @@ class HttpSettings(_Section):
     allow_networks: list[str] = Field(default_factory=list)
     # One GET per host, per run, of a random URL that cannot exist, to recognise pages that are soft 404s.
     soft404_probe: bool = True
+
+    @property
+    def agent(self) -> str:
+        """The User-Agent sent: ``user_agent`` when set, else the tool, its version and the contact."""
+        if self.user_agent:
+            return self.user_agent
+        contact = self.contact.strip() or "no contact set: see http.contact"
+        return f"link-pipeline/{__version__} (+{contact}; link health checker)"
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n()"):
+            raise ValueError(f"{value!r} must be one line without parentheses (it goes into the User-Agent)")
+        return value
+
+    @field_validator("accept")
+    @classmethod
+    def _accept_parses(cls, value: Any) -> Any:
+        return _check_accept(value)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _host_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, rule in value.items():
+                host = check_host_key(str(key))
+                if host in out:
+                    raise ValueError(f"{key!r} is given twice")
+                out[host] = rule
+            return out
+        return value
 
     @field_validator("ca_bundle")
     @classmethod
@@ -120,6 +197,12 @@ class HttpSettings(_Section):
                 f"per_host_concurrency ({self.per_host_concurrency}) cannot exceed max_concurrency "
                 f"({self.max_concurrency})"
             )
+        for host, rule in self.hosts.items():
+            if rule.per_host_concurrency is not None and rule.per_host_concurrency > self.max_concurrency:
+                raise ValueError(
+                    f"http.hosts.{host}.per_host_concurrency ({rule.per_host_concurrency}) cannot exceed "
+                    f"max_concurrency ({self.max_concurrency})"
+                )
         return self
 
 
@@ -145,6 +228,28 @@ class OutageSettings(_Section):
     canary_urls: list[str] = Field(default_factory=list)
     # Hosts that answered before, re-checked every run (one URL each) as a baseline for our own network.
     baseline_hosts: int = Field(default=5, ge=0, le=100)
+    # Complete runs in a row that may be outages before the run exits 7 (0: never); the log says since when.
+    max_consecutive: int = Field(default=3, ge=0, le=1000)
+
+
+class ArchiveSettings(_Section):
+    """Archive copies of dead links, from the Internet Archive's availability API (``pipeline.archive``)."""
+
+    enabled: bool = True
+    endpoint: str = "https://archive.org/wayback/available"
+    failing: bool = False  # also look up links that are failing, not yet dead
+    write: bool = False  # write `archiveUrl` into the article's link-health entry
+    retry_none_after_days: float = Field(default=30, ge=0, le=3650)  # "none found" is asked again after
+    min_interval: float = Field(default=1.0, ge=0, le=3600)  # seconds between requests to the archive
+    timeout: float = Field(default=20.0, gt=0, le=600)
+    max_lookups: int = Field(default=300, ge=0)  # per run; the rest wait for the next run
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
 
 
 _THRESHOLD_DEFAULTS = {"hard": {"runs": 3, "days": 3}, "soft": {"runs": 5, "days": 7}}
@@ -157,6 +262,7 @@ class HealthSettings(_Section):
     outage: OutageSettings = OutageSettings()
     flag_field: str = Field(default="linkHealth", pattern=r"^[A-Za-z_][\w-]*$")
     flag: bool = True  # write dead links into the article's front-matter
+    archive: ArchiveSettings = ArchiveSettings()
 
     @field_validator("hard", "soft", mode="before")
     @classmethod
@@ -166,15 +272,32 @@ class HealthSettings(_Section):
             return {**_THRESHOLD_DEFAULTS[info.field_name], **value}
         return value
 
+    @model_validator(mode="after")
+    def _archive_write_needs_flags(self) -> HealthSettings:
+        if self.archive.write and not self.flag:
+            raise ValueError(
+                "health.archive.write: needs health.flag: true (the copy goes into the flag entry)"
+            )
+        return self
+
 
 class ExcerptPolicy(_Section):
     policy: Literal["fill", "overwrite", "never"] = "fill"
     min_length: int = Field(default=40, ge=0)  # never write a shorter description
+    max_length: int = Field(default=1000, ge=1)  # a longer description is cut at a word boundary
+    from_body: bool = True  # a page that declares no description may supply its first real paragraph
+
+    @model_validator(mode="after")
+    def _lengths(self) -> ExcerptPolicy:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) is above max_length ({self.max_length})")
+        return self
 
 
 class ImagePolicy(_Section):
-    policy: Literal["replace-dead", "never"] = "replace-dead"
+    policy: Literal["refresh", "replace-dead", "never"] = "replace-dead"
     fill_missing: bool = True
+    from_body: bool = True  # a page that declares no share image may supply its first content image
     correct_size: bool = True
     max_probe_bytes: int = Field(default=256 * 1024, gt=0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TextIO
@@ -28,6 +29,8 @@ from rich.progress import (
 )
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
+
+from pipeline._printable import printable
 
 # Libraries that log every request or job at INFO; our own summary lines say what matters.
 _NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")
@@ -55,27 +58,68 @@ def _utc_stamp(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _printable_lines(text: str) -> str:
+    """Text that keeps its line breaks; anything inside a line (a file name, a reason) is escaped."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
+def _exception_text(ei: Any) -> str:
+    """A traceback with its frame lines kept, and each exception's message (which may hold a newline from
+    a file name or the web) escaped onto its one line, so it cannot forge a log line."""
+    root = traceback.TracebackException(ei[0], ei[1], ei[2])
+    messages: set[str] = set()
+    pending = [root]
+    while pending:
+        exc = pending.pop()
+        messages.update(exc.format_exception_only())
+        pending += [e for e in (exc.__cause__, exc.__context__) if e is not None]
+    return "\n".join(
+        printable(chunk.removesuffix("\n"))
+        if chunk in messages
+        else _printable_lines(chunk.removesuffix("\n"))
+        for chunk in root.format()
+    )
+
+
 class _TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, escaped: no file name or web text reaches the terminal raw."""
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc_stamp(record.created)
 
+    def format(self, record: logging.LogRecord) -> str:
+        safe = logging.makeLogRecord(vars(record))  # other handlers (pytest's, say) still get the original
+        safe.msg, safe.args, safe.name = printable(record.getMessage()), None, printable(record.name)
+        # Another handler may have cached the raw traceback text on the record: format it again, escaped.
+        safe.exc_text = None if record.exc_info else record.exc_text and _printable_lines(record.exc_text)
+        return super().format(safe)
+
+    def formatException(self, ei: Any) -> str:
+        return _exception_text(ei)
+
+    def formatStack(self, stack_info: str) -> str:
+        return _printable_lines(super().formatStack(stack_info))
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, any ``extra=`` fields, and the traceback."""
+    """One JSON object per line: time, level, logger, message, any ``extra=`` fields, and the traceback.
+
+    Text is escaped as in the text format: a collector that prints the message must not get raw controls.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _utc_stamp(record.created),
             "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
+            "logger": printable(record.name),
+            "message": printable(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRS and key not in entry:
-                entry[key] = value
+                entry[key] = printable(value) if isinstance(value, str) else value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            entry["exception"] = _exception_text(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=lambda value: printable(str(value)))
 
 
 def setup_logging(fmt: str, level: str, quiet: bool) -> None:

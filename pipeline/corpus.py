@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline._replace import is_leftover, kind_of, open_regular
 from pipeline.frontmatter import Document, FrontMatterError, parse
 from pipeline.models import FileError
 
@@ -29,8 +30,15 @@ class Article:
     doc: Document
 
 
-def discover(roots: Sequence[Path], patterns: Sequence[str]) -> Iterator[Path | FileError]:
-    """Article files under each root whose name matches a pattern, then errors, in a stable order."""
+def discover(
+    roots: Sequence[Path], patterns: Sequence[str], leftovers: list[Path] | None = None
+) -> Iterator[Path | FileError]:
+    """Article files under each root whose name matches a pattern, then errors, in a stable order.
+
+    A name that matches but is not a regular file (a FIFO, a device, a socket, a dangling symlink) is an
+    error, never opened. With ``leftovers``, temporary files the writer left beside matching articles (a
+    killed run's) are appended to it.
+    """
     seen: set[str] = set()
     inside = tuple(os.path.realpath(root) for root in roots)
     for root in roots:
@@ -38,7 +46,7 @@ def discover(roots: Sequence[Path], patterns: Sequence[str]) -> Iterator[Path | 
             if _first_time(root, seen):
                 yield root
         elif root.is_dir():
-            yield from _walk(root, patterns, seen, (), inside)
+            yield from _walk(root, patterns, seen, (), inside, leftovers)
         else:
             yield FileError(str(root), "the corpus root does not exist (or is not a file or folder)")
 
@@ -62,6 +70,7 @@ def _walk(
     seen: set[str],
     ancestors: tuple[tuple[int, int], ...],
     inside: tuple[str, ...],
+    leftovers: list[Path] | None,
 ) -> Iterator[Path | FileError]:
     try:
         info = folder.stat()
@@ -76,6 +85,9 @@ def _walk(
         return
     for entry in entries:
         if entry.name.startswith("."):
+            article = is_leftover(entry.name)
+            if leftovers is not None and article and any(fnmatch.fnmatch(article, p) for p in patterns):
+                leftovers.append(folder / entry.name)
             continue
         path = folder / entry.name
         try:
@@ -84,24 +96,38 @@ def _walk(
         except OSError as exc:
             yield FileError(str(path), f"cannot inspect ({exc.strerror or exc})")
             continue
-        wanted = is_dir or (is_file and any(fnmatch.fnmatch(entry.name, p) for p in patterns))
-        if wanted and entry.is_symlink() and not _within(path, inside):
+        matches = not is_dir and any(fnmatch.fnmatch(entry.name, p) for p in patterns)
+        if (is_dir or matches) and entry.is_symlink() and not _within(path, inside):
             # It could be read but never written back (writes stay inside the roots): say so once.
             yield FileError(str(path), "a symlink to outside the corpus roots; not followed")
         elif is_dir:
-            yield from _walk(path, patterns, seen, (*ancestors, identity), inside)
-        elif wanted and _first_time(path, seen):
+            yield from _walk(path, patterns, seen, (*ancestors, identity), inside, leftovers)
+        elif matches and not is_file:
+            yield FileError(str(path), _not_regular(path))
+        elif matches and _first_time(path, seen):
             yield path
+
+
+def _not_regular(path: Path) -> str:
+    """Why a name that looks like an article is not one: it would block, or it leads nowhere."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "a dangling symlink: its target does not exist"
+    except OSError as exc:
+        return f"cannot inspect ({exc.strerror or exc})"
+    return f"{kind_of(info.st_mode)}, not a regular file; not read"
 
 
 def read_article(path: Path, max_bytes: int) -> Article:
     """Read and parse one article; raises FrontMatterError naming the path."""
     try:
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > max_bytes:
+        # Never blocks: a FIFO or a device put in an article's place is refused before any read.
+        fd, info = open_regular(path, path)
+        with os.fdopen(fd, "rb") as handle:
+            if info.st_size > max_bytes:
                 raise FrontMatterError(
-                    f"{path}: the file is too large ({size} bytes; the limit is {max_bytes})"
+                    f"{path}: the file is too large ({info.st_size} bytes; the limit is {max_bytes})"
                 )
             raw = handle.read(max_bytes + 1)
     except OSError as exc:

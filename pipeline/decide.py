@@ -7,9 +7,13 @@ writer, the changes to report, and discoveries that are reported but not written
 Policies (each configurable, defaults in parentheses):
 - excerpt (fill): filled when missing, empty or null; with ``overwrite`` also replaced when the page's
   description differs; never replaced by a description shorter than ``min_length``.
+- excerpt text is bounded: control characters and U+FFFD removed, whitespace folded, at most
+  ``max_length`` characters (cut at a word boundary); a body paragraph is used only with ``from_body``.
 - images (replace-dead): a *dead* image (dead by the link-health verdict, across runs) is replaced by the
-  page's current share image if that image probed alive; a missing or empty list is filled; an alive image
-  stays, only its width/height are corrected to the probed size.
+  page's current share image if that image probed alive; with ``refresh`` the first image is also replaced
+  when the share image differs from it and probed alive with its size; a missing or empty list is filled;
+  an alive image stays, only its width/height are corrected to the probed size. A side above
+  ``MAX_IMAGE_PX`` is never written; a body image is used only with ``from_body``.
 - canonical / AMP URLs: reported; written only when opted in.
 - link-health flags: a ``linkHealth`` block lists each dead field; an entry goes away only on evidence of
   recovery (ok/redirected) or when the field no longer holds that URL. Nothing changes in an outage run.
@@ -19,6 +23,8 @@ Only pages whose verdict is ok/redirected and that do not look like an error pag
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +42,16 @@ from pipeline.models import (
     PageMeta,
     format_field_path,
 )
+from pipeline.pagebody import MIN_IMAGE_PX
+from pipeline.scrape import BODY
 
 _ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
+MAX_IMAGE_PX = 20_000  # no real image is larger on a side; such a size is a parse error or a hostile header
+BODY_SOURCE = BODY  # PageMeta.sources value of a field read from the page's body, not its declared tags
+MIN_BODY_IMAGE_PX = MIN_IMAGE_PX  # a body image narrower than this (probed) is not used
+# C0 and C1 control characters that are not whitespace (whitespace is folded), and the replacement char.
+_UNWRITABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffd]")
+_JOINERS = frozenset("\u200d\ufe0e\ufe0f")
 LINK_HEALTH_SOURCE = "link-health"
 
 
@@ -49,6 +63,7 @@ class Evidence:
     pages: Mapping[str, PageMeta] = field(default_factory=dict)  # usable pages only
     probes: Mapping[str, ImageProbe] = field(default_factory=dict)
     outage: bool = False
+    archive: Mapping[str, str] = field(default_factory=dict)  # dead URL -> its archive copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,28 @@ def _norm(url: object) -> str | None:
 
 def _fold(text: str) -> str:
     return " ".join(text.split())
+
+
+def bounded_text(text: str, max_length: int) -> str:
+    """Text fit to write: no control characters or U+FFFD, whitespace folded, at most ``max_length``
+    characters, cut at a word boundary (or, in text without spaces, never inside a combined character)."""
+    text = _fold(_UNWRITABLE.sub("", text))
+    if len(text) <= max_length:
+        return text
+    cut = text[: max_length - 1]
+    space = cut.rfind(" ")
+    if space >= max_length // 2:
+        cut = cut[:space]
+    else:
+        while cut and (unicodedata.combining(text[len(cut)]) or text[len(cut)] in _JOINERS):
+            cut = cut[:-1]
+        while cut and cut[-1] in _JOINERS:
+            cut = cut[:-1]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def _sane_px(value: int | None) -> bool:
+    return value is not None and 0 < value <= MAX_IMAGE_PX
 
 
 def units(data: Mapping[str, Any], settings: Settings) -> Iterator[tuple[FieldPath, Mapping[str, Any]]]:
@@ -93,8 +130,12 @@ def page_meta(unit: Mapping[str, Any], evidence: Evidence, settings: Settings) -
     return None
 
 
-def _share_image(meta: PageMeta) -> str | None:
-    return meta.images[0].url if meta.images else None
+def _share_image(meta: PageMeta, settings: Settings) -> str | None:
+    if not meta.images:
+        return None
+    if meta.sources.get("image") == BODY_SOURCE and not settings.metadata.images.from_body:
+        return None
+    return meta.images[0].url
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +192,18 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
             ),
             None,
         )
-        normalized = _norm(_share_image(meta)) if meta else None
+        normalized = _norm(_share_image(meta, settings)) if meta else None
         if normalized is None:
             continue
         needs_fill = settings.metadata.images.fill_missing and unit.images_empty
         dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        if needs_fill or dead:
+        refresh = (
+            settings.metadata.images.policy == "refresh"
+            and meta is not None
+            and meta.sources.get("image") != BODY_SOURCE
+            and unit.image_urls[:1] != (normalized,)
+        )
+        if needs_fill or dead or (refresh and not unit.images_empty):
             wanted.add(normalized)
     return wanted
 
@@ -187,9 +234,9 @@ def decide(
     changes: list[Change] = []
     discovered: list[Change] = []
 
-    def set_value(path: FieldPath, old: object, new: object, source: str) -> None:
+    def set_value(path: FieldPath, old: object, new: object, source: str, via: str = "") -> None:
         edits.append(SetValue(path, new))
-        changes.append(Change(article, format_field_path(path), old, new, source))
+        changes.append(Change(article, format_field_path(path), old, new, source, via))
 
     if settings.metadata.enabled and not evidence.outage:
         for prefix, unit in units(data, settings):
@@ -218,13 +265,17 @@ def _decide_excerpt(
     set_value: Any,
 ) -> None:
     policy = settings.metadata.excerpt
-    description = _fold(meta.description or "")
+    if meta.sources.get("description") == BODY_SOURCE and not policy.from_body:
+        return
+    description = bounded_text(meta.description or "", policy.max_length)
     if policy.policy == "never" or len(description) < max(policy.min_length, 1):
         return
     current = unit.get("excerpt")
     empty = current is None or (isinstance(current, str) and not current.strip())
-    if empty or (policy.policy == "overwrite" and _fold(str(current)) != description):
-        set_value((*prefix, "excerpt"), current, description, page_url)
+    # A body paragraph only fills a gap: it never overwrites an excerpt someone wrote or the page declared.
+    overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
+    if empty or (overwrite and _fold(str(current)) != description):
+        set_value((*prefix, "excerpt"), current, description, page_url, meta.sources.get("description", ""))
 
 
 def _decide_images(
@@ -239,17 +290,20 @@ def _decide_images(
     policy = settings.metadata.images
     if policy.policy == "never":
         return
-    share = _share_image(meta)
+    share = _share_image(meta, settings)
     share_probe = evidence.probes.get(_norm(share) or "") if share else None
     share_ok = share is not None and share_probe is not None and share_probe.alive
+    if share_ok and share_probe is not None and meta.sources.get("image") == BODY_SOURCE:
+        # A body image is only a fallback: it must really be a picture, not a button or an icon.
+        share_ok = (share_probe.width or 0) >= MIN_BODY_IMAGE_PX
     images = unit.get("images")
 
     if _needs_fill(images, settings):
         if share_ok and share_probe is not None:
             new_item: dict[str, Any] = {"url": share}
-            if share_probe.width and share_probe.height:
+            if _sane_px(share_probe.width) and _sane_px(share_probe.height):
                 new_item.update(width=share_probe.width, height=share_probe.height)
-            set_value((*prefix, "images"), images, [new_item], page_url)
+            set_value((*prefix, "images"), images, [new_item], page_url, meta.sources.get("image", ""))
         return
     if not isinstance(images, list):
         return
@@ -258,9 +312,23 @@ def _decide_images(
         if not isinstance(item, Mapping):
             continue
         path = (*prefix, "images", index)
+        if (
+            index == 0
+            and policy.policy == "refresh"
+            and meta.sources.get("image") != BODY_SOURCE  # a body image fills gaps, never replaces
+            and share_ok
+            and share_probe is not None
+            and _sane_px(share_probe.width)
+            and _sane_px(share_probe.height)
+            and _norm(share) != _norm(item.get("url"))
+        ):
+            # The page now shares another image: follow it, keeping the item's other keys (isCached …).
+            set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
+            _set_size(path, item, share_probe, set_value, page_url)
+            continue
         if _status(item, evidence) is LinkStatus.DEAD:
             if share_ok and share_probe is not None and _norm(share) != _norm(item.get("url")):
-                set_value((*path, "url"), item.get("url"), share, page_url)
+                set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
                 _set_size(path, item, share_probe, set_value, page_url)
             continue
         probe = evidence.probes.get(_norm(item.get("url")) or "")
@@ -271,7 +339,7 @@ def _decide_images(
 def _set_size(
     path: FieldPath, item: Mapping[str, Any], probe: ImageProbe, set_value: Any, source: str
 ) -> None:
-    if not (probe.width and probe.height):
+    if not (_sane_px(probe.width) and _sane_px(probe.height)):
         return
     for key, real in (("width", probe.width), ("height", probe.height)):
         if item.get(key) != real:
@@ -336,7 +404,11 @@ def _decide_flags(
         if old is not None and old.get("url") != ref.url:
             old = None  # the field now holds another URL: the old flag no longer applies
         if result is not None and result.status is LinkStatus.DEAD:
-            desired.append(old if old is not None else _flag_entry(ref, result))
+            entry = old if old is not None else _flag_entry(ref, result)
+            copy = evidence.archive.get(ref.normalized or "") if settings.health.archive.write else None
+            if copy and entry.get("archiveUrl") != copy:
+                entry = {**entry, "archiveUrl": copy}  # health.archive.write: the copy beside the flag
+            desired.append(entry)
         elif old is not None and (result is None or result.status not in _ALIVE):
             desired.append(old)  # no evidence of recovery: keep the flag as it is
 

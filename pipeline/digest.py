@@ -2,15 +2,23 @@
 
 Reads: each ``Observation`` the checker hands over (with the head of the page or the first bytes of the
 image it fetched). Returns (in its attributes): ``pages`` (normalized URL -> ``PageMeta``) for pages fit to
-supply metadata, ``probes`` (URL -> ``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
+supply metadata, ``validators`` (URL -> (ETag, Last-Modified)) of those pages, ``probes`` (URL ->
+``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
 error pages and bot walls, redirects to a front page or a login wall, pages that could not be parsed).
 Uses no settings.
+
+Parsing runs on a worker thread, never on the checker's event loop: a slow page then delays neither the
+other requests nor a stop request. Call :meth:`Digest.drain` before reading the results and
+:meth:`Digest.close` at the end of the run.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from urllib.parse import urlsplit
 
 from pipeline.console import Progress
@@ -19,6 +27,7 @@ from pipeline.models import ImageProbe, Observation, Outcome, PageMeta
 from pipeline.scrape import looks_like_error_page, scrape
 
 log = logging.getLogger("pipeline")
+_QUEUED = 64  # observations (with their bodies) waiting for the parser
 
 
 class Digest:
@@ -31,15 +40,45 @@ class Digest:
         self.pages: dict[str, PageMeta] = {}
         self.refused: list[tuple[str, str]] = []
         self.probes: dict[str, ImageProbe] = {}
+        self.validators: dict[str, tuple[str | None, str | None]] = {}
+        # One worker: results are written by one thread only, and read after drain().
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+        self._pending: list[Future[None]] = []
+        # Bodies waiting for the parser are held in memory; past this many the checker waits for it.
+        self._room = threading.BoundedSemaphore(_QUEUED)
 
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
         log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
+        self._room.acquire()
+        self._pending.append(self._pool.submit(self._safe_digest, obs))
+
+    def drain(self) -> None:
+        """Wait until every observation handed over so far is digested."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Stop the worker; observations not digested yet are dropped (the run is ending)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Digest:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _safe_digest(self, obs: Observation) -> None:
         try:
             self._digest(obs)
         except Exception as exc:  # a parser bug on one hostile page must not end the run
             log.exception("could not read %s", obs.url)
             self.refused.append((obs.url, f"could not be read: {type(exc).__name__}: {exc}"))
+        finally:
+            self._room.release()
 
     def _digest(self, obs: Observation) -> None:
         alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
@@ -66,6 +105,8 @@ class Digest:
                 self.refused.append((obs.url, reason))
             else:
                 self.pages[obs.url] = meta
+                headers = obs.page.headers
+                self.validators[obs.url] = (headers.get("etag"), headers.get("last-modified"))
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

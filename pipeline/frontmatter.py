@@ -15,17 +15,14 @@ stays bytes. Aliases are counted, not expanded, before any data is built, so an 
 Exceptions::
 
     FrontMatterError      bad input, or an edit that cannot be made faithfully
+    ├── ThroughMerge      the edited value comes through a merge key (``<<: *base``)
     ├── WriteConflict     the file changed on disk since it was read
     └── OutsideRoots      the path (symlinks resolved) lies outside every configured root
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +35,13 @@ from pipeline._edits import (
     OutsideRoots,
     Remove,
     SetValue,
+    ThroughMerge,
     WriteConflict,
     apply_plain,
 )
+from pipeline._replace import replace_if_unchanged
 from pipeline._splice import Splicer
-from pipeline._yaml_spans import TAG, Problem, clone, compose, same
+from pipeline._yaml_spans import TAG, Node, Problem, clone, compose, same
 from pipeline.models import FieldPath
 
 __all__ = [
@@ -54,6 +53,7 @@ __all__ = [
     "OutsideRoots",
     "Remove",
     "SetValue",
+    "ThroughMerge",
     "WriteConflict",
     "apply",
     "parse",
@@ -75,6 +75,35 @@ class Document:
     data: dict[str, Any]
     _start: int = field(default=-1, repr=False, compare=False)  # offset of the YAML text (after `---` line)
     _end: int = field(default=-1, repr=False, compare=False)  # offset of the closing line; -1: not parsed
+    _root: Node | None = field(default=None, repr=False, compare=False)  # the composed tree, for lines
+
+    def line_of(self, path: FieldPath) -> int | None:
+        """The file line (1-based) of the key that holds ``path``; None when the path is not there.
+
+        Read from the tree the parse composed anyway, so it costs a walk down one path and no re-parse.
+        """
+        node, line = self._root, None
+        for part in path:
+            while node is not None and node.kind == "alias":
+                node = node.target
+            if node is None:
+                return None
+            if isinstance(part, int):
+                if node.kind != "seq" or part >= len(node.items):
+                    return None
+                node = node.items[part]
+                line = node.line
+                continue
+            if node.kind != "map":
+                return None
+            for key, value in node.items:
+                if key.text == part:
+                    node, line = value, key.line
+                    break
+            else:
+                return None
+        # Node lines count from 0 within the YAML text, which starts on the file's second line.
+        return None if line is None else line + 2
 
     @property
     def text(self) -> str:
@@ -120,7 +149,7 @@ def parse(raw: bytes) -> Document:
         else:
             kind = {"seq": "a list", "scalar": "a single value", "alias": "an alias"}[root.kind]
             raise FrontMatterError(f"line {root.line + 2}: the front-matter is {kind}, not a mapping of keys")
-    return Document(raw, root.data if root is not None else {}, opening.end(), closing.start())
+    return Document(raw, root.data if root is not None else {}, opening.end(), closing.start(), root)
 
 
 def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
@@ -143,54 +172,26 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
         splicer.run(edit)
     if not same(splicer.data, expected):
         raise FrontMatterError("the edited front-matter does not hold the expected values")
-    return doc.raw[: doc._start] + splicer.text.encode("utf-8") + doc.raw[doc._end :]
-
-
-def _keep_owner(fd: int, info: os.stat_result) -> None:
-    with contextlib.suppress(PermissionError):  # only root may give a file away; others keep their own
-        os.fchown(fd, info.st_uid, info.st_gid)
+    edited = splicer.text.encode("utf-8")
+    if len(edited) > MAX_FRONT_MATTER_BYTES:
+        # Written, it would be refused by every later read: the article would drop out of the corpus.
+        raise FrontMatterError(
+            f"the edits would make the front-matter {len(edited)} bytes, above the read limit of"
+            f" {MAX_FRONT_MATTER_BYTES}; not written"
+        )
+    return doc.raw[: doc._start] + edited + doc.raw[doc._end :]
 
 
 def write_atomic(path: Path, new: bytes, expected_old: bytes, roots: Sequence[Path]) -> None:
-    """Replace ``path`` with ``new`` atomically, only inside ``roots`` and only if nobody changed it since."""
+    """Replace ``path`` with ``new`` atomically, only inside ``roots`` and only if nobody changed it since.
+
+    The comparison with ``expected_old`` and the replace are made one step where the system allows it
+    (``pipeline._replace`` says which guarantee each system gives); a conflict leaves the user's bytes.
+    """
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError) as exc:
         raise FrontMatterError(f"{path}: cannot resolve the path ({exc})") from None
     if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise OutsideRoots(f"{path}: resolves to {real}, outside the configured roots; not written")
-    try:
-        current = real.read_bytes()
-        info = real.stat()
-        mode = info.st_mode
-    except OSError as exc:
-        raise FrontMatterError(f"{path}: cannot read before writing ({exc.strerror})") from None
-    if current != expected_old:
-        raise WriteConflict(f"{path}: the file changed on disk during the run; not written")
-    if new == current:
-        return
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(real, os.W_OK):
-        raise FrontMatterError(f"{path}: the file is read-only; not written")
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(new)
-            out.flush()
-            os.fchmod(out.fileno(), stat.S_IMODE(mode))
-            _keep_owner(out.fileno(), info)
-            os.fsync(out.fileno())
-        if real.read_bytes() != expected_old:  # narrows the window for an editor saving meanwhile
-            raise WriteConflict(f"{path}: the file changed on disk during the run; not written")
-        os.replace(tmp, real)
-        tmp = None
-        folder = os.open(real.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except OSError as exc:
-        raise FrontMatterError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    replace_if_unchanged(real, new, expected_old, path)

@@ -24,7 +24,7 @@ import ipaddress
 import socket
 import ssl
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,7 @@ class _CookielessClient(httpx.AsyncClient):
 
 def default_headers(http: HttpSettings) -> dict[str, str]:
     """Headers every request carries."""
-    return {"User-Agent": http.user_agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
+    return {"User-Agent": http.agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
 
 
 def timeouts(http: HttpSettings) -> httpx.Timeout:
@@ -169,7 +169,10 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     def session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=http.max_concurrency,
-            limit_per_host=http.per_host_concurrency,
+            # The host queue enforces each host's limit; a per-host override may exceed the default.
+            limit_per_host=max(
+                [http.per_host_concurrency, *(h.per_host_concurrency or 0 for h in http.hosts.values())]
+            ),
             resolver=GuardedResolver(guard),
             ssl=context,
             ttl_dns_cache=300,
@@ -198,10 +201,14 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-async def read_capped(response: httpx.Response, limit: int, *, stop_at_head_end: bool = False) -> bytes:
+async def read_capped(
+    response: httpx.Response, limit: int, *, stop_at_head_end: bool | Callable[[bytes], bool] = False
+) -> bytes:
     """Up to ``limit`` decoded bytes of a streamed body; decoding never expands past ``limit``.
 
-    With ``stop_at_head_end``, reading stops once ``</head>`` has been seen (the metadata is all above it).
+    With ``stop_at_head_end``, reading stops once ``</head>`` has been seen (the metadata is all above it);
+    when it is a function, only if that function says the bytes read so far are enough (else reading goes
+    on to ``limit``, for the body's fallbacks).
     """
     encoding = response.headers.get("content-encoding", "").strip().lower()
     decoder: Any = None
@@ -228,7 +235,9 @@ async def read_capped(response: httpx.Response, limit: int, *, stop_at_head_end:
         if len(out) >= limit:
             return bytes(out[:limit])
         if stop_at_head_end and bytes(out[scan_from:]).lower().find(b"</head>") != -1:
-            break
+            if not callable(stop_at_head_end) or stop_at_head_end(bytes(out)):
+                break
+            stop_at_head_end = False  # the head lacks something: read the body, up to the cap
     return bytes(out)
 
 

@@ -15,7 +15,7 @@ import functools
 import ipaddress
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -142,11 +142,19 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.rsplit("@", 1)[-1]
 
 
-def extract_refs(article: Path, data: Mapping[str, Any], settings: LinkSettings) -> list[LinkRef]:
-    """Every URL reference of one article, in document order of the configured fields."""
+def extract_refs(
+    article: Path,
+    data: Mapping[str, Any],
+    settings: LinkSettings,
+    line_of: Callable[[FieldPath], int | None] | None = None,
+) -> list[LinkRef]:
+    """Every URL reference of one article, in document order of the configured fields.
+
+    With ``line_of`` (``Document.line_of``), each ref also carries the file line of its field.
+    """
     refs: list[LinkRef] = []
     for path, value in _walk_unit(data, (), settings):
-        refs.append(_make_ref(article, path, value))
+        refs.append(_make_ref(article, path, value, line_of))
     for list_key in settings.nested:
         items = data.get(list_key)
         if not isinstance(items, list):
@@ -154,7 +162,7 @@ def extract_refs(article: Path, data: Mapping[str, Any], settings: LinkSettings)
         for index, item in enumerate(items):
             if isinstance(item, Mapping):
                 for path, value in _walk_unit(item, (list_key, index), settings):
-                    refs.append(_make_ref(article, path, value))
+                    refs.append(_make_ref(article, path, value, line_of))
     return refs
 
 
@@ -174,14 +182,17 @@ def _walk_unit(
             yield (*prefix, spec), unit[spec]
 
 
-def _make_ref(article: Path, path: FieldPath, value: Any) -> LinkRef:
+def _make_ref(
+    article: Path, path: FieldPath, value: Any, line_of: Callable[[FieldPath], int | None] | None
+) -> LinkRef:
     field_path = sys.intern(format_field_path(path))  # the same few paths recur in every article
+    line = line_of(path) if line_of is not None else None
     if not isinstance(value, str):
-        return LinkRef(article, field_path, repr(value), None, f"not a string ({type(value).__name__})")
+        return LinkRef(article, field_path, repr(value), None, f"not a string ({type(value).__name__})", line)
     normalized, reason = normalize_url(value)
     if normalized == value:
         value = normalized  # one string object instead of two equal ones: memory on million-file corpora
-    return LinkRef(article, field_path, value, normalized, reason)
+    return LinkRef(article, field_path, value, normalized, reason, line)
 
 
 def compile_excludes(settings: LinkSettings) -> list[re.Pattern[str]]:

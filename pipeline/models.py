@@ -33,6 +33,17 @@ class ExitCode(enum.IntEnum):
     CONFIG_ERROR = 3  # the configuration is invalid; nothing was done
     LOCKED = 4  # another run holds the lock; nothing was done
     INTERRUPTED = 5  # stopped by SIGTERM/SIGINT after finishing the file being written
+    PATH_UNUSABLE = 6  # a state/history/reports path cannot be used (permission, read-only database)
+    OUTAGE_STREAK = 7  # the network has been down for health.outage.max_consecutive runs in a row
+    FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
+
+
+class PathUnusable(OSError):
+    """A state, history or reports path cannot be used; the message names it and says what to do."""
+
+    def __init__(self, path: Path, problem: str, remedy: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}; {remedy}")
 
 
 class LinkStatus(enum.StrEnum):
@@ -67,6 +78,7 @@ class LinkRef:
     url: str  # exactly as written in the article
     normalized: str | None  # the URL we request; None when the reference is invalid
     invalid_reason: str = ""  # why it is invalid, for people
+    line: int | None = None  # file line (1-based) of the field's key, for CI annotations (SARIF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +172,7 @@ class Change:
     old: object
     new: object
     source: str  # the URL the new value came from, or "link-health"
+    via: str = ""  # which part of the page supplied it: og, twitter, json-ld, meta, dc, body (a fallback) …
 
 
 @dataclass(frozen=True, slots=True)

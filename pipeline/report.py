@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -32,14 +33,38 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
+from pipeline._printable import printable
+
 SCHEMA_VERSION = 1
 _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside the package
 LATEST = "latest"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _STATUSES = ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-_EXIT_LABELS = {0: "ok", 1: "some files failed", 3: "configuration error", 4: "locked", 5: "interrupted"}
+_EXIT_LABELS = {
+    0: "ok",
+    1: "some files failed",
+    3: "configuration error",
+    4: "locked",
+    5: "interrupted",
+    6: "a state or reports path cannot be used",
+    7: "network down for several runs",
+}
 _MAX_ARTICLES_SHOWN = 5
 _MAX_TREND_RUNS = 60
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# A run that did not check the whole corpus: shown as such, never made `latest` over a complete run.
+_KIND_NOTES = {
+    "partial": "partial: only some paths or --include URLs were checked",
+    "interrupted": "interrupted: stopped before the end",
+}
+
+
+def run_kind(run: dict[str, Any]) -> str:
+    """``complete``, ``partial`` or ``interrupted`` (runs recorded before kinds existed are complete)."""
+    kind = run.get("kind")
+    return kind if kind in _KIND_NOTES else "complete"
 
 
 class ReportInvalid(ValueError):
@@ -153,11 +178,15 @@ def _hosts(
 
 
 def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+    """A moment from report JSON (an ISO string) or from ``HistoryStore.list_runs`` (a datetime)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
         return None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -196,6 +225,7 @@ def _href(url: Any) -> str | None:
         parts.scheme.lower() in ("http", "https")
         and parts.netloc
         and not re.search(r"[\s\x00-\x1f\x7f]", url)
+        and printable(url) == url
     ):
         return url
     return None
@@ -220,9 +250,12 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
     if not any(item.get("id") == run["id"] for item in runs):
         runs.insert(
             0,
-            {**{k: run[k] for k in ("id", "started_at", "exit_code", "outage")}, "totals": report["totals"]},
+            {
+                **{k: run.get(k) for k in ("id", "started_at", "exit_code", "outage", "kind")},
+                "totals": report["totals"],
+            },
         )
-    runs.sort(key=lambda item: str(item.get("started_at") or ""), reverse=True)
+    runs.sort(key=lambda item: _parse_time(item.get("started_at")) or _EPOCH, reverse=True)
     runs = runs[:_MAX_TREND_RUNS][::-1]
     layers = (
         ("ok", ("ok", "redirected")),
@@ -259,8 +292,10 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
                 "segments": segments,
                 "current": item.get("id") == run["id"],
                 "outage": bool(item.get("outage")),
+                "incomplete": run_kind(item) != "complete",
                 "title": f"{item.get('id')} — {_when(item.get('started_at'))}: {tip}"
-                + (" (outage: nothing recorded)" if item.get("outage") else ""),
+                + (" (outage: nothing recorded)" if item.get("outage") else "")
+                + (f" ({_KIND_NOTES[run_kind(item)]})" if run_kind(item) != "complete" else ""),
                 "label": _day(item.get("started_at"))[5:]
                 if (len(runs) - 1 - index) % label_every == 0
                 else "",
@@ -297,6 +332,7 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "hosts": _hosts(links, report.get("politeness")),
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
+        "kind_note": _KIND_NOTES.get(run_kind(run), ""),
         "statuses": _STATUSES,
         "max_articles": _MAX_ARTICLES_SHOWN,
     }
@@ -317,7 +353,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]()<>#!|~@&$])")
 
 
 def _md_text(value: Any, limit: int = 300) -> _Md:
-    text = " ".join(str(value).split())
+    text = " ".join(printable(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return _Md(_MD_SPECIAL.sub(r"\\\1", text))
@@ -325,7 +361,7 @@ def _md_text(value: Any, limit: int = 300) -> _Md:
 
 def _md_code(value: Any, limit: int = 300) -> _Md:
     """A code span: nothing inside is markup. Sized fences for backticks; pipes escaped for tables."""
-    text = " ".join(str(value).split())
+    text = " ".join(printable(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
@@ -338,7 +374,7 @@ def _md_code(value: Any, limit: int = 300) -> _Md:
 def _md_url(value: Any) -> _Md:
     """A clickable autolink for a plain http(s) URL, else a code span (never a link to anything else)."""
     url = str(value)
-    if _href(url) and len(url) <= 2000 and not re.search(r"[<>\\`]", url):
+    if _href(url) and len(url) <= 2000 and not re.search(r"[<>\\`]", url) and printable(url) == url:
         return _Md("<" + url.replace("|", "%7C") + ">")
     return _md_code(url)
 
@@ -367,11 +403,21 @@ def _md_articles(link: dict[str, Any]) -> _Md:
 # -------------------------------------------------------------------------------------------- render
 
 
+def _html_finalize(value: Any) -> Any:
+    """Every printed value is made printable before autoescape; our own Markup (css, script) is kept."""
+    return value if isinstance(value, Markup) or not isinstance(value, str) else printable(value)
+
+
 @cache
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     loader = jinja2.FileSystemLoader(_HERE / "templates")
     html = jinja2.Environment(
-        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        loader=loader,
+        autoescape=True,
+        finalize=_html_finalize,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     md = jinja2.Environment(
         loader=loader,
@@ -397,16 +443,68 @@ def _asset(name: str) -> str:
     return (_HERE / "templates" / name).read_text(encoding="utf-8")
 
 
-def render_markdown(report: dict[str, Any], *, max_rows: int = 100) -> str:
-    """Markdown for a pull request or an issue: totals, then each non-empty section with article paths.
+MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses a comment or an issue body over 65,536
+_DETAILS_AFTER = 10  # a section with more rows than this is folded in <details>
+# Most important first: when the report must shrink, rows go from the end of this list first.
+_MD_SECTIONS = (
+    "newly_dead",
+    "recovered",
+    "errors",
+    "failing",
+    "changes",
+    "redirected",
+    "still_dead",
+    "blocked",
+    "invalid",
+    "discovered",
+    "refused_pages",
+)
 
-    A section longer than ``max_rows`` is cut, saying how many more rows report.html has (GitHub caps a
-    comment at 65,536 characters).
+
+def render_markdown(report: dict[str, Any], *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
+    """Markdown for a pull request or an issue: totals, then each non-empty section, most important first.
+
+    A section shows at most ``max_rows`` rows; when the whole would pass ``limit`` characters, rows are
+    left out from the least important sections first (newly dead, recovered and file errors go last).
+    Every cut says how many rows are left out and that report.html and report.json have them all.
     """
     _, md = _environments()
-    text = md.get_template("report.md.j2").render(**_view(report, None), max_rows=max_rows)
-    # Data never holds a newline here (every value is flattened), so this only tidies the template's blocks.
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    view = _view(report, None)
+    sections = view["sections"]
+    rows = {
+        key: len(view[key])
+        if key in ("errors", "changes", "discovered", "refused_pages")
+        else len(getattr(sections, key))
+        for key in _MD_SECTIONS
+    }
+    template = md.get_template("report.md.j2")
+
+    def render(limits: dict[str, int]) -> str:
+        left_out = sum(rows[key] - limits[key] for key in _MD_SECTIONS)
+        text = template.render(**view, limits=limits, left_out=left_out, details_after=_DETAILS_AFTER)
+        # Data never holds a newline here (every value is flattened): this only tidies the template's blocks.
+        return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+    def largest(fits: Callable[[int], bool], high: int) -> int:
+        low = 0  # the largest n in [0, high] with fits(n), by bisection (fits is monotonic)
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        return low
+
+    def capped(cap: int) -> dict[str, int]:
+        return {key: min(count, cap, max_rows) for key, count in rows.items()}
+
+    limits = capped(max_rows)
+    text = render(limits)
+    if len(text) > limit:
+        # The same number of rows from every section, then what room is left to the most important ones.
+        limits = capped(largest(lambda cap: len(render(capped(cap))) <= limit, max_rows))
+        for key in _MD_SECTIONS:
+            top = min(rows[key], max_rows)
+            limits[key] = largest(lambda n, key=key: len(render({**limits, key: n})) <= limit, top)  # type: ignore[misc]
+        text = render(limits)
+    return text
 
 
 def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
@@ -438,6 +536,17 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# JSON escapes C0 controls itself; these others would stay raw in the file (ensure_ascii=False keeps text
+# readable), so they get a JSON escape too: same data, no raw control character for a terminal or an editor.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def dump_json(document: Any, indent: int | None = 2) -> str:
+    """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _json_default(value: Any) -> Any:
@@ -483,15 +592,33 @@ def _prune(reports_dir: Path, keep_runs: int, current: Path) -> None:
         and _RUN_ID.match(child.name)
         and (child / "report.json").is_file()
     )
+    latest = reports_dir / LATEST
+    kept = latest.resolve() if latest.is_symlink() else None  # `latest` may name an older complete run
     for old in runs[: max(len(runs) - keep_runs, 0)]:
-        if old != current:
+        if old != current and old.resolve() != kept:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def latest_is_complete(reports_dir: Path) -> bool:
+    """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
+    try:
+        document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
+        return run_kind(document["run"]) == "complete"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def write_reports(
-    report: dict[str, Any], reports_dir: Path, trend: list[dict[str, Any]], keep_runs: int
+    report: dict[str, Any],
+    reports_dir: Path,
+    trend: list[dict[str, Any]],
+    keep_runs: int,
+    *,
+    point_latest: bool = True,
 ) -> Path:
     """Write ``<reports_dir>/<run id>/report.{json,md,html}`` atomically, point ``latest`` at it, prune.
+
+    With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
 
     The Markdown and HTML are rendered from the JSON as written, so a later ``pipeline report`` re-render
     from history shows exactly the same thing. Returns the run folder.
@@ -501,13 +628,14 @@ def write_reports(
         raise ValueError(f"run.id: {run_id!r} cannot name a report folder (letters, digits, '.', '_', '-')")
     if keep_runs < 1:
         raise ValueError(f"reports.keep_runs: must be at least 1, got {keep_runs}")
-    text = json.dumps(report, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    text = dump_json(report) + "\n"
     data = json.loads(text)
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(run_dir / "report.json", text)
     _write_atomic(run_dir / "report.md", render_markdown(data))
     _write_atomic(run_dir / "report.html", render_html(data, trend))
-    _point_latest(reports_dir, run_dir)
+    if point_latest:
+        _point_latest(reports_dir, run_dir)
     _prune(reports_dir, keep_runs, run_dir)
     return run_dir

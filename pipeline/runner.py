@@ -13,8 +13,10 @@ finished, history and the report are saved, and the exit code says the run was i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
+import os
 import re
 import secrets
 import threading
@@ -25,25 +27,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pipeline import check, decide, report, summary, verdict
+from pipeline import archive, check, decide, report, summary, verdict
 from pipeline._hostcontrol import HostStats
+from pipeline._printable import printable
+from pipeline._replace import remove_leftovers
+from pipeline.accept import warn_unused_hosts
 from pipeline.config import Settings
 from pipeline.console import Progress
+from pipeline.copies import find_copies
 from pipeline.corpus import Article, discover, read_article
 from pipeline.digest import Digest
-from pipeline.frontmatter import FrontMatterError, apply, write_atomic
-from pipeline.links import compile_excludes, extract_refs, host_of, is_excluded, normalize_url
+from pipeline.frontmatter import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
+from pipeline.ignore import LinkFilter, filter_for
+from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
     FileError,
+    ImageProbe,
     LinkRef,
     LinkResult,
     LinkStatus,
     Observation,
     Outcome,
+    PageMeta,
+    format_field_path,
 )
-from pipeline.state import HistoryStore
+from pipeline.state import HistoryStore, StoredPage
 
 log = logging.getLogger("pipeline")
 
@@ -65,6 +75,10 @@ class RunOptions:
     now: Callable[[], datetime] = utc_now
     stop: threading.Event = field(default_factory=threading.Event)
     show_progress: bool = True
+    # Only some paths (PATH arguments) instead of the configured roots: not a night, never `latest`.
+    partial: bool = False
+    exclude: tuple[str, ...] = ()  # --exclude patterns, on top of the configured ones
+    include: tuple[str, ...] = ()  # --include patterns: only matching URLs are checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,7 @@ class _Corpus:
     sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     errors: list[FileError] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
 
 def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
@@ -97,7 +112,7 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = _Corpus()
-    for found in discover(settings.corpus.roots, settings.corpus.patterns):
+    for found in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
         if isinstance(found, FileError):
@@ -109,7 +124,9 @@ def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
             corpus.errors.append(_file_error(found, exc))
             continue
         corpus.paths.append(article.path)
-        corpus.refs[article.path] = extract_refs(article.path, article.doc.data, settings.links)
+        corpus.refs[article.path] = extract_refs(
+            article.path, article.doc.data, settings.links, article.doc.line_of
+        )
         corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
         if decide.stale_flags(article.doc.data, corpus.refs[article.path], settings):
             corpus.revisit.add(article.path)
@@ -121,7 +138,38 @@ class _Plan:
     urls: list[str]  # unique, in first-seen order
     page_urls: set[str]  # read whole (head) for metadata
     image_urls: set[str]  # first bytes read for the real size
-    excluded: set[str]
+    excluded: dict[str, str]  # URL -> the rule that skipped it
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """The one definition of each URL count: the plan, the log lines and the report all use these.
+
+    ``urls`` is every unique URL the corpus names (valid, excluded and invalid alike; the report's
+    ``totals.urls``), and ``due + not_due + excluded + invalid == urls``. ``extra`` URLs are re-checked
+    only to judge our own network (baseline hosts, canaries) and are not part of ``urls``.
+    """
+
+    urls: int
+    due: int
+    not_due: int
+    excluded: int
+    invalid: int
+    extra: int
+
+
+def _counts(corpus: _Corpus, plan: _Plan, due: list[str], extra: Iterable[str]) -> _Counts:
+    named = {ref.normalized or ref.url for refs in corpus.refs.values() for ref in refs}
+    valid = set(plan.urls) | set(plan.excluded)
+    due_set = set(due)
+    return _Counts(
+        urls=len(named),
+        due=len(due_set),
+        not_due=len(set(plan.urls) - due_set),
+        excluded=len(plan.excluded),
+        invalid=len(named - valid),
+        extra=len(set(extra) - due_set),
+    )
 
 
 def _unit_field(field_path: str, nested: Iterable[str]) -> str:
@@ -134,20 +182,20 @@ def _unit_field(field_path: str, nested: Iterable[str]) -> str:
     return re.sub(r"\[\d+\]", "[]", field_path)
 
 
-def _plan_requests(corpus: _Corpus, settings: Settings) -> _Plan:
+def _plan_requests(corpus: _Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
     """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
-    excludes = compile_excludes(settings.links)
     page_fields = set(settings.links.page_fields)
     image_fields = {spec for spec in settings.links.fields if "[]." in spec}
-    plan = _Plan([], set(), set(), set())
+    plan = _Plan([], set(), set(), {})
     seen: set[str] = set()
     for refs in corpus.refs.values():
         for ref in refs:
             url = ref.normalized
-            if url is None:
+            if url is None or url in plan.excluded:
                 continue
-            if is_excluded(url, excludes):
-                plan.excluded.add(url)
+            skip = rules.skip_reason(url) if url not in seen else None
+            if skip is not None:
+                plan.excluded[url] = skip
                 continue
             if url not in seen:
                 seen.add(url)
@@ -196,7 +244,9 @@ def _run_checks(
                 raise Interrupted
         return task.result()
 
-    return asyncio.run(main())
+    observations = asyncio.run(main())
+    digest.drain()  # parsing runs beside the event loop; its results are complete only now
+    return observations
 
 
 def _verdicts(
@@ -228,6 +278,44 @@ def _verdicts(
         results[url] = verdict.judge(obs, past, settings.health, now)
         judged.append(results[url])
     return results, judged
+
+
+def _uncounted(
+    results: dict[str, LinkResult],
+    judged: list[LinkResult],
+    history: Mapping[str, verdict.UrlHistory],
+    observations: Mapping[str, Observation],
+) -> tuple[dict[str, LinkResult], list[LinkResult]]:
+    """A partial run is not a night: a failure it sees is shown but neither recorded nor counted.
+
+    Successes and blocked answers are still recorded (a sign of life is evidence on any run); a failing
+    URL keeps its stored streak, so rerunning a few articles can never make a link dead sooner.
+    """
+    failed = (LinkStatus.FAILING, LinkStatus.DEAD)
+    kept: list[LinkResult] = []
+    for result in judged:
+        if result.status not in failed:
+            kept.append(result)
+            continue
+        past = history.get(result.url)
+        streak = past is not None and past.consecutive_failures > 0
+        results[result.url] = dataclasses.replace(
+            result,
+            status=LinkStatus.DEAD
+            if streak and past is not None and past.status is LinkStatus.DEAD
+            else LinkStatus.FAILING,
+            first_failed_at=past.first_failed_at if streak and past else None,
+            consecutive_failures=past.consecutive_failures if streak and past else 0,
+            failure_kind=past.failure_kind if streak and past else None,
+            reason=f"{observations[result.url].reason} (seen in a partial run: not counted toward dead)",
+        )
+    return results, kept
+
+
+def _outage_streak(store: HistoryStore, started: datetime, settings: Settings) -> dict[str, Any]:
+    """This outage run and the complete outage runs right before it: how many, and since when."""
+    before, since = store.outage_streak()
+    return {"runs": before + 1, "since": (since or started).isoformat()}
 
 
 def _normalized(url: str) -> str | None:
@@ -281,6 +369,15 @@ def _log_file_errors(errors: list[FileError]) -> None:
         log.warning("… and %d more file errors (all are in the report)", len(errors) - _ERRORS_LOGGED)
 
 
+def _remove_leftovers(corpus: _Corpus, started: datetime) -> int:
+    """Remove the temporary files an earlier, killed run left beside articles; say how many."""
+    removed, failed = remove_leftovers(corpus.leftovers, started.timestamp())
+    corpus.errors.extend(FileError(str(path), reason) for path, reason in failed)
+    if removed:
+        log.info("removed %d temporary files left by an earlier run", removed)
+    return removed
+
+
 def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
@@ -290,6 +387,15 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     run_id = _new_run_id(started)
     mode = "dry-run" if options.dry_run else options.mode
+    # A bad ignore file stops the run before any work.
+    rules = filter_for(settings, options.exclude, options.include)
+    # Opened first, so that a history that cannot be written stops the run before hours of reading.
+    # A dry run must not create the history it promises not to write: an empty one stands in.
+    database = settings.state.database
+    if options.dry_run and not database.exists():
+        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
+    else:
+        store = HistoryStore(database, read_only=options.dry_run)
     clock = time.perf_counter()
     corpus = collect(settings, options.stop)
     log.info(
@@ -298,15 +404,19 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         len(corpus.errors),
         time.perf_counter() - clock,
     )
+    if not corpus.paths and not corpus.errors and not options.stop.is_set():
+        log.warning(
+            "no article found under %s matching %s: this run checks nothing",
+            ", ".join(str(root) for root in settings.corpus.roots),
+            ", ".join(settings.corpus.patterns),
+        )
+    # A run on some paths, or on the URLs an --include picks, is not a night (a configured include is).
+    kind = "partial" if options.partial or options.include else "complete"
 
-    plan = _plan_requests(corpus, settings)
+    temp_removed = 0 if options.dry_run else _remove_leftovers(corpus, started)
+    plan = _plan_requests(corpus, settings, rules)
+    warn_unused_hosts(settings.http, plan.urls)
     canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
-    # A dry run must not create the history it promises not to write: an empty one stands in.
-    database = settings.state.database
-    if options.dry_run and not database.exists():
-        store = HistoryStore(Path(":memory:"))  # an empty history stands in; nothing is created
-    else:
-        store = HistoryStore(database, read_only=options.dry_run)
     try:
         history = store.load(plan.urls)
         due = [
@@ -315,14 +425,17 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         known_good, baseline = _baseline(history, due, settings.health.outage.baseline_hosts)
         due_set = set(due)
         fetch_body: dict[str, int] = {}
-        if settings.metadata.enabled:
+        # A --check-only run still reads the pages it requests (one GET instead of a HEAD) and stores their
+        # metadata, so the next run applies it without asking again.
+        if settings.metadata.enabled or options.mode == "check-only":
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
+        counts = _counts(corpus, plan, due, [*baseline, *canaries])
         if options.dry_run:
-            _print_plan(out, plan, due, corpus)
+            _print_plan(out, plan, due, corpus, counts)
         else:
-            store.start_run(run_id, started, mode)
+            store.start_run(run_id, started, mode, kind)
         exit_code = ExitCode.OK
         changes: list[Change] = []
         discovered: list[Change] = []
@@ -330,6 +443,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         outage: str | None = None
         results: dict[str, LinkResult] = {}
         host_stats: dict[str, HostStats] = {}
+        copies: dict[str, archive.Snapshot] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
             try:
@@ -341,11 +455,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     to_check, fetch_body, digest, settings, options, "checking links", host_stats
                 )
                 log.info(
-                    "checked %d of %d URLs (%d not due) in %.1f s",
-                    len(observations),
-                    len(plan.urls),
-                    len(plan.urls) - len(due),
+                    "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
+                    counts.due,
+                    counts.urls,
+                    counts.not_due,
+                    counts.excluded,
+                    counts.invalid,
                     time.perf_counter() - clock,
+                    f"; {counts.extra} more requested only to judge our own network" if counts.extra else "",
                 )
                 now = options.now()
                 outage = verdict.detect_outage(observations, settings.health, known_good, canaries)
@@ -355,16 +472,31 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 # reset their recheck date and starve their pages of metadata refreshes.
                 evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
                 results, judged = _verdicts(plan.urls, evidence_now, history, outage, settings, now)
+                if kind == "partial":
+                    results, judged = _uncounted(results, judged, history, evidence_now)
                 if not options.dry_run:
                     store.record(judged, run_id, now)
-                evidence = decide.Evidence(results, digest.pages, digest.probes, outage is not None)
+                    _store_pages(store, digest, due_set, now)
+                pages, probes = _known_pages(store, digest, plan.page_urls)
+                copies = find_copies(
+                    corpus.paths,
+                    corpus.refs,
+                    results,
+                    store,
+                    settings,
+                    now,
+                    outage,
+                    options.dry_run,
+                    options.stop,
+                )
+                links = archive.copy_urls(copies)
+                evidence = decide.Evidence(results, pages, probes, outage is not None, links)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
                     wanted |= decide.image_candidates(sketches, evidence, settings)
-                wanted -= digest.probes.keys()
-                excludes = compile_excludes(settings.links)
-                wanted = {url for url in wanted if not is_excluded(url, excludes)}
+                wanted -= probes.keys()
+                wanted = {url for url in wanted if rules.skip_reason(url) is None}
                 if wanted:
                     digest.image_urls = wanted
                     probe_bytes = settings.metadata.images.max_probe_bytes
@@ -376,19 +508,40 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                         options,
                         "probing images",
                     )
+                    probes.update(digest.probes)
+                    if not options.dry_run:
+                        store.record_share_probes(_share_probes(pages, digest.probes))
                 clock = time.perf_counter()
+                if options.dry_run:
+                    progress.close()  # the diffs go to the terminal below the finished bars, not under them
+                # Every article citing a page with known metadata is visited, even when nothing of it was
+                # due: stored metadata reaches new articles and the ones an interrupted run did not write.
                 changes, discovered, write_errors = _write_pass(
-                    corpus, set(evidence_now), evidence, settings, options, out
+                    corpus, set(evidence_now) | pages.keys(), evidence, settings, options, out
                 )
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
                 exit_code = ExitCode.INTERRUPTED
+                kind = "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
+            finally:
+                digest.close()
 
         errors = corpus.errors + write_errors
         _log_file_errors(errors)
         if exit_code is ExitCode.OK and errors:
             exit_code = ExitCode.FILES_FAILED
+        streak = None
+        if outage and kind == "complete" and not options.dry_run:
+            streak = _outage_streak(store, started, settings)
+            if streak["runs"] >= settings.health.outage.max_consecutive > 0:
+                exit_code = ExitCode.OUTAGE_STREAK
+                log.error(
+                    "the network has been down for %d runs in a row, since %s: fix this machine's network"
+                    " (DNS, proxy, firewall); no link has been judged since then",
+                    streak["runs"],
+                    streak["since"],
+                )
         finished = options.now()
         run_report = summary.build_report(
             run_id=run_id,
@@ -408,7 +561,12 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             refused_pages=digest.refused,
             errors=errors,
             host_stats=host_stats,
+            temp_files_removed=temp_removed,
+            archive=copies,
         )
+        run_report["run"]["kind"] = kind
+        run_report["run"]["outage_streak"] = streak
+        run_report["totals"]["checked"] = counts.due
         report_dir = None
         if not options.dry_run:
             store.finish_run(
@@ -419,16 +577,79 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 run_report["totals"],
                 run_report,
                 keep_reports=settings.reports.keep_runs,
+                kind=kind,
             )
-            report_dir = report.write_reports(
-                run_report,
-                settings.reports.dir,
-                store.list_runs(settings.reports.trend_runs),
-                settings.reports.keep_runs,
-            )
+            try:
+                report_dir = report.write_reports(
+                    run_report,
+                    settings.reports.dir,
+                    store.list_runs(settings.reports.trend_runs),
+                    settings.reports.keep_runs,
+                    point_latest=kind == "complete" or not report.latest_is_complete(settings.reports.dir),
+                )
+            except OSError as exc:
+                # The history (verdicts, this run's row and report) is already saved: only the files failed.
+                exit_code = ExitCode.PATH_UNUSABLE
+                run_report["run"]["exit_code"] = int(exit_code)
+                store.set_exit_code(run_id, int(exit_code))
+                where = exc.filename if isinstance(exc.filename, str) else settings.reports.dir
+                log.error(
+                    "%s: cannot write the report: %s; the run's history is saved (`pipeline report --run %s`"
+                    " prints it); make the folder writable, or point reports.dir (--reports-dir) elsewhere",
+                    where,
+                    exc.strerror or exc,
+                    run_id,
+                )
         return RunOutcome(exit_code, run_report, report_dir)
     finally:
         store.close()
+
+
+def _store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetime) -> None:
+    """Keep the metadata of every page read for a due URL; forget pages now refused (error pages …).
+
+    A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
+    metadata stands.
+    """
+    fresh = [
+        StoredPage.from_meta(url, meta, now, *digest.validators.get(url, (None, None)))
+        for url, meta in digest.pages.items()
+        if url in due
+    ]
+    store.record_pages(fresh, forget=[url for url, _ in digest.refused if url in due])
+
+
+def _known_pages(
+    store: HistoryStore, digest: Digest, page_urls: set[str]
+) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+    """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
+    refused = {url for url, _ in digest.refused}
+    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
+    pages = {url: page.to_meta() for url, page in stored.items()}
+    pages.update(digest.pages)
+    probes: dict[str, ImageProbe] = {}
+    for page in stored.values():
+        probe = page.share_probe()
+        key = normalize_url(page.image_url)[0] if page.image_url else None
+        if probe is not None and key:
+            probes[key] = probe
+    probes.update(digest.probes)
+    return pages, probes
+
+
+def _share_probes(
+    pages: Mapping[str, PageMeta], probes: Mapping[str, ImageProbe]
+) -> dict[str, tuple[bool, int | None, int | None]]:
+    """What this run's probes showed about each page's share image, by the image URL the page declares."""
+    found: dict[str, tuple[bool, int | None, int | None]] = {}
+    for meta in pages.values():
+        if not meta.images:
+            continue
+        declared = meta.images[0].url
+        probe = probes.get(normalize_url(declared)[0] or "")
+        if probe is not None:
+            found[declared] = (probe.alive, probe.width, probe.height)
+    return found
 
 
 def _write_pass(
@@ -460,39 +681,102 @@ def _write_pass(
             discovered.extend(decision.discovered)
             if not decision.edits:
                 continue
-            new = apply(article.doc, decision.edits)
+            new, made, refused = _apply_around_merges(article, decision)
+            errors.extend(refused)
             if new == article.doc.raw:
                 continue
             if options.dry_run:
                 _print_diff(out, article, new)
             else:
                 write_atomic(path, new, article.doc.raw, settings.corpus.roots)
-            changes.extend(decision.changes)
-            for change in decision.changes:
+            changes.extend(made)
+            for change in made:
                 log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
         except FrontMatterError as exc:
             errors.append(_file_error(path, exc))
     return changes, discovered, errors
 
 
-def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus) -> None:
+def _apply_around_merges(
+    article: Article, decision: decide.Decision
+) -> tuple[bytes, list[Change], list[FileError]]:
+    """The article with the decided edits, leaving out (and reporting) each edit made through a merge key.
+
+    An article using ``<<: *base`` is checked and edited like any other; only an edit whose value comes
+    through the merge would change the base (and every article sharing it), so that edit alone is refused.
+    """
+    try:
+        return apply(article.doc, decision.edits), list(decision.changes), []
+    except ThroughMerge:
+        pass
+    kept: list[Edit] = []
+    refused: list[FileError] = []
+    refused_paths: list[str] = []
+    for edit in decision.edits:
+        try:
+            apply(article.doc, [edit])
+        except ThroughMerge as exc:
+            refused.append(FileError(str(article.path), str(exc)))
+            refused_paths.append(format_field_path(edit.path))
+            continue
+        kept.append(edit)
+
+    def made_by_kept(change: Change) -> bool:
+        return not any(
+            change.field_path == refused or change.field_path.startswith((f"{refused}.", f"{refused}["))
+            for refused in refused_paths
+        )
+
+    return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
+
+
+def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, counts: _Counts) -> None:
     invalid = [ref for refs in corpus.refs.values() for ref in refs if ref.normalized is None]
     out.write(
-        f"plan: {len(corpus.paths)} articles, {len(plan.urls)} unique URLs on "
-        f"{len({host_of(u) for u in plan.urls})} hosts; {len(due)} due for a check, "
-        f"{len(plan.excluded)} excluded, {len(invalid)} invalid\n"
+        f"plan: {len(corpus.paths)} articles, {counts.urls} unique URLs on "
+        f"{len({host_of(u) for u in plan.urls})} hosts; {counts.due} due for a check, "
+        f"{counts.not_due} not due, {counts.excluded} excluded, {counts.invalid} invalid\n"
     )
     due_set = set(due)
     for url in plan.urls:
-        out.write(f"  {'check' if url in due_set else 'fresh'}  {url}\n")
+        out.write(f"  {'check' if url in due_set else 'fresh'}  {printable(url)}\n")
     for url in sorted(plan.excluded):
-        out.write(f"  skip   {url}\n")
+        out.write(f"  skip   {printable(url)}\n")
     for ref in invalid:
-        out.write(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}\n")
+        out.write(printable(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}") + "\n")
 
 
 def _print_diff(out: TextIO, article: Article, new: bytes) -> None:
     old_lines = article.doc.raw.decode("utf-8", "replace").splitlines(keepends=True)
     new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
-    name = str(article.path)
-    out.writelines(difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}"))
+    name = printable(article.path)
+    diff = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    # A web value may hold controls; each diff line stays one line of printable text on the terminal.
+    lines = [printable(line.rstrip("\r\n")) + "\n" for line in diff]
+    out.writelines(_colored(lines) if _wants_color(out) else lines)
+
+
+# ANSI colours of `git diff`: bold headers, cyan hunks, red removals, green additions.
+_DIFF_COLORS = (
+    ("+++", "\x1b[1m"),
+    ("---", "\x1b[1m"),
+    ("@@", "\x1b[36m"),
+    ("+", "\x1b[32m"),
+    ("-", "\x1b[31m"),
+)
+
+
+def _wants_color(out: TextIO) -> bool:
+    """Colour on a terminal only (never in a pipe or a file), and never when NO_COLOR is set."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def _colored(lines: Iterable[str]) -> Iterable[str]:
+    for line in lines:
+        color = next((code for prefix, code in _DIFF_COLORS if line.startswith(prefix)), None)
+        if color is None:
+            yield line
+        else:
+            body = line.rstrip("\r\n")
+            yield f"{color}{body}\x1b[0m{line[len(body) :]}"

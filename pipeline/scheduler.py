@@ -4,7 +4,8 @@ Reads: ``settings.schedule`` (``cron``, ``timezone``, ``misfire_grace_time``, ``
 code once SIGTERM or SIGINT has stopped it (or its trigger will never fire again).
 
 Facts about APScheduler 3.11 that shape this module:
-- ``CronTrigger.from_crontab`` counts numeric weekdays from Monday (``0`` is Monday) and takes no jitter, so
+- ``CronTrigger.from_crontab`` counts numeric weekdays from Monday (``0`` is Monday; its docstring calls this
+  "a historical mistake" kept for compatibility in 3.x) and takes no jitter, so
   ``build_trigger`` parses the five fields itself and turns a numeric day-of-week into names;
 - ``misfire_grace_time`` defaults to 1 s (a run due just before a restart would be skipped silently), so the
   setting is always passed;

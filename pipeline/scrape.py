@@ -6,17 +6,22 @@ Returns: a :class:`~pipeline.models.PageMeta` whose ``sources`` says which sourc
 Settings: none; the fetch around it (and its byte cap) lives in ``check.py``.
 
 Only the head is parsed: the bytes up to ``</head>`` (at most ``_HEAD_CAP``). Metas, links and JSON-LD in
-the body are found by a byte search and read only when the head left a field empty. The encoding is chosen
-by :mod:`pipeline.charset` (BOM, ``Content-Type`` header, ``<meta charset>``, detection) and JSON-LD blocks
-are read by :mod:`pipeline.jsonld`. Entities are decoded once, by the parser (JSON-LD, which the parser
-leaves raw, once by ``jsonld``); whitespace is folded. An error page's own ``<title>`` is kept as its title,
-so ``looks_like_error_page`` sees it.
+the body are found by a byte search and read only when the head left a field empty. When the page declares
+no description or no image at all, the body is parsed for last resorts (:mod:`pipeline.pagebody`: first
+substantial paragraph, first content image), reported with the source ``body``. Every parse is bounded in
+depth and tags by :mod:`pipeline.htmlguard`, so a page of 40,000 nested tags costs milliseconds.
+The encoding is chosen by :mod:`pipeline.charset` (BOM, ``Content-Type`` header, ``<meta charset>``,
+detection) and JSON-LD blocks are read by :mod:`pipeline.jsonld`. Entities are decoded once, by the parser
+(JSON-LD, which the parser leaves raw, once by ``jsonld``); whitespace is folded. An error page's own
+``<title>`` is kept as its title, so ``looks_like_error_page`` sees it.
 
 Sources, best first (orders measured with ``pipeline.accuracy`` on ``/work/shared/corpora/pages.json``):
 
 - title: JSON-LD ``headline``/``name``, Open Graph, Twitter card, Dublin Core, ``<title>`` (without a part
   that names the site), ``parsely-title``;
-- description: ``meta name|itemprop|http-equiv=description``, Open Graph, Twitter card, JSON-LD, Dublin Core;
+- description: Open Graph, Twitter card, JSON-LD, ``meta name|itemprop|http-equiv=description``, Dublin
+  Core: the share text a link preview shows, in the order share-preview renderers read it; a text cut
+  with ``...``/``…`` gives way to another source holding the same text whole;
 - image: every declared image is a candidate, in this order: Open Graph groups (``og:image`` with its
   ``:secure_url``/``:url``/``:width``/``:height``/``:type``/``:alt``), Twitter card, JSON-LD ``image``
   (string, list or ImageObject, ``@id`` references followed), ``itemprop=image``, ``link rel=image_src``.
@@ -40,11 +45,14 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
+from pipeline import htmlguard, pagebody
 from pipeline.charset import detect_encoding
 from pipeline.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
-__all__ = ["looks_like_error_page", "says_missing", "scrape"]
+__all__ = ["BODY", "declares_share_metadata", "looks_like_error_page", "says_missing", "scrape"]
+
+BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
 _HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
 _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button
@@ -87,12 +95,33 @@ _LOGO = re.compile(
 _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
 
 
+_DECLARED_DESCRIPTION = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
+    rb"""|"description"\s*:""",
+    re.IGNORECASE,
+)
+_DECLARED_IMAGE = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:image|twitter:image|image\b)|image_src|"image"\s*:""",
+    re.IGNORECASE,
+)
+
+
+def declares_share_metadata(head: bytes) -> bool:
+    """Whether a page's head (its bytes up to ``</head>``) declares a description and an image.
+
+    The fetch stops reading at ``</head>`` when it does; otherwise it reads on (within its byte cap) so the
+    body can supply the fallbacks. A byte search, not a parse: it runs on the event loop for every page.
+    """
+    return bool(_DECLARED_DESCRIPTION.search(head)) and bool(_DECLARED_IMAGE.search(head))
+
+
 def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
     """Extract the metadata a page declares from its bytes; ``url`` is the final URL after redirects."""
     head_end = _HEAD_END.search(body, 0, _HEAD_CAP)
     encoding = detect_encoding(body, headers)
     head = body[: head_end.end()] if head_end else body[:_HEAD_CAP]
-    found = _collect(LexborHTMLParser(head.decode(encoding, errors="replace")))
+    head_tree = htmlguard.parse(head.decode(encoding, errors="replace"))
+    found = _collect(head_tree)
     if head_end:
         _add_from_body(found, body, head_end.end(), encoding)
     ld = LdFacts.from_blocks(found.ld_blocks)
@@ -118,15 +147,24 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
     if title and sources["title"] == "title":
         names = [name for name in (ld.publisher, found.meta("og:site_name", "application-name")) if name]
         title = _strip_site_name(title, names, urlsplit(url).hostname or "")
-    description = _pick(
+    # A "description" that is only the site's name ("Engadget") describes nothing: the next source speaks.
+    site_words = {
+        _squash(name)
+        for name in (ld.publisher, found.meta("og:site_name", "application-name"), *_host_labels(url))
+        if name
+    }
+    description = _pick_whole(
         sources,
         "description",
         [
-            ("meta", found.meta("description")),
-            ("og", found.meta("og:description")),
-            ("twitter", found.meta("twitter:description")),
-            ("json-ld", ld.description),
-            ("dc", found.meta("dc:description", "dc.description", "dcterms.description")),
+            (source, None if text and _squash(text) in site_words else text)
+            for source, text in (
+                ("og", found.meta("og:description")),
+                ("twitter", found.meta("twitter:description")),
+                ("json-ld", ld.description),
+                ("meta", found.meta("description")),
+                ("dc", found.meta("dc:description", "dc.description", "dcterms.description")),
+            )
         ],
     )
     canonical = _pick_url(
@@ -150,6 +188,14 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         sources, "published", [("json-ld", ld.published), ("meta", found.meta(*_PUBLISHED_KEYS))]
     )
     images = _rank_images(_image_candidates(found, ld), base)
+    if description is None or not images:
+        # Last resorts, read only when the page declares nothing: its first paragraph and content image.
+        tree = htmlguard.parse(body[head_end.end() :].decode(encoding, "replace")) if head_end else head_tree
+        if description is None:
+            description = _pick(sources, "description", [(BODY, pagebody.first_paragraph(tree))])
+        picture = None if images else pagebody.first_image(tree, base)
+        if picture is not None:
+            images = [(BODY, ImageMeta(*picture))]
     if images:
         sources["image"] = images[0][0]
     return PageMeta(
@@ -300,7 +346,7 @@ def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> Non
     if not (has_image and found.meta("description", "og:description")):
         tags = [*_BODY_META.findall(body, start), *(_wrap_ld(block) for block in _ld_blocks(body, start))]
         fragment = b"".join(tags).decode(encoding, errors="replace")
-        extra = _collect(LexborHTMLParser(fragment))
+        extra = _collect(htmlguard.parse(fragment))
         for key, values in extra.metas.items():
             found.metas.setdefault(key, []).extend(values)
         for rel, hrefs in extra.links.items():
@@ -380,6 +426,25 @@ def _pick(sources: dict[str, str], name: str, candidates: list[tuple[str, str | 
     return None
 
 
+_CUT = re.compile(r"\s*(?:\.{3}|…)$")
+
+
+def _pick_whole(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
+    """The first value, unless it was cut (ends in ``...``/``…``) and another source holds it whole."""
+    chosen = _pick(sources, name, candidates)
+    if chosen is None:
+        return None
+    cut = _CUT.search(chosen)
+    if cut is None:
+        return chosen
+    stem = chosen[: cut.start()].casefold()
+    for source, value in candidates:
+        if value and len(value) > len(stem) and not _CUT.search(value) and value.casefold().startswith(stem):
+            sources[name] = source
+            return value
+    return chosen
+
+
 def _pick_url(
     sources: dict[str, str], name: str, base: str, candidates: list[tuple[str, str | None]]
 ) -> str | None:
@@ -405,7 +470,7 @@ def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
     if not separators:
         return title
     names = {_squash(name) for name in site_names} - {""}
-    labels = {label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE}
+    labels = set(_host_labels(host))
 
     def names_site(part: str) -> bool:
         squashed = _squash(part)
@@ -421,6 +486,12 @@ def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
     else:
         return title
     return kept if len(kept) >= 8 else title
+
+
+def _host_labels(url_or_host: str) -> list[str]:
+    """The labels of a host that name a site: ``www.engadget.com`` -> ``["engadget"]``."""
+    host = (urlsplit(url_or_host).hostname or "") if "/" in url_or_host else url_or_host
+    return [label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE]
 
 
 def _squash(text: str) -> str:

@@ -2,6 +2,9 @@
 
 Reads: the run's verdicts, refs, changes and errors, the previous verdicts from history, and a summary of
 the settings. Returns: a plain dict, ready for JSON; ``report.py`` renders it for people.
+
+File names and file error messages are stored as printable text (a byte that is not UTF-8 reads ``\xff``,
+a newline ``\n``): names are bytes on Linux, and the report and the history must stay valid UTF-8.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline._hostcontrol import HostStats
+from pipeline._printable import printable
+from pipeline.archive import Snapshot
 from pipeline.config import Settings
 from pipeline.links import host_of
 from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus
@@ -27,7 +32,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
     return {
-        "roots": [str(root) for root in settings.corpus.roots],
+        "roots": [printable(root) for root in settings.corpus.roots],
         "patterns": list(settings.corpus.patterns),
         "max_concurrency": settings.http.max_concurrency,
         "per_host_concurrency": settings.http.per_host_concurrency,
@@ -41,13 +46,20 @@ def _config_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _copy(snapshot: Snapshot | None) -> dict[str, Any] | None:
+    if snapshot is None or not snapshot.archive_url:
+        return None
+    return {"url": snapshot.archive_url, "timestamp": snapshot.timestamp}
+
+
 def _change(change: Change) -> dict[str, Any]:
     return {
-        "article": change.article,
+        "article": printable(change.article),
         "field_path": change.field_path,
         "old": change.old,
         "new": change.new,
         "source": change.source,
+        **({"via": change.via} if change.via else {}),
     }
 
 
@@ -64,20 +76,26 @@ def build_report(
     refs: Mapping[Path, Sequence[LinkRef]],
     results: Mapping[str, LinkResult],
     previous: Mapping[str, LinkStatus],
-    excluded: set[str],
+    excluded: Mapping[str, str],
     changes: Sequence[Change],
     discovered: Sequence[Change],
     refused_pages: Sequence[tuple[str, str]],
     errors: Sequence[FileError],
+    temp_files_removed: int = 0,
+    archive: Mapping[str, Snapshot] | None = None,
     host_stats: Mapping[str, HostStats] | None = None,
 ) -> dict[str, Any]:
-    """The whole report document for one run (``host_stats``: the checker's per-host politeness figures)."""
+    """The whole report document for one run (``archive``: copies of dead links, by URL; ``host_stats``:
+    the checker's per-host politeness figures)."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    lines: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
     invalid: dict[str, str] = {}
+    copies = archive or {}
     for article, article_refs in refs.items():
         for ref in article_refs:
             key = ref.normalized or ref.url
-            where[key][str(article)].append(ref.field_path)
+            where[key][printable(article)].append(ref.field_path)
+            lines[key][printable(article)].append(ref.line)
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
 
@@ -86,7 +104,7 @@ def build_report(
         result = results.get(url)
         if result is None:
             status = LinkStatus.INVALID if url in invalid else LinkStatus.SKIPPED
-            reason = invalid.get(url) or ("excluded by links.exclude" if url in excluded else "not checked")
+            reason = invalid.get(url) or excluded.get(url) or "not checked"
             result = LinkResult(url, status, reason=reason)
         before = previous.get(url)
         links.append(
@@ -103,7 +121,11 @@ def build_report(
                 "last_success_at": _iso(result.last_success_at),
                 "consecutive_failures": result.consecutive_failures,
                 "checked_at": _iso(result.checked_at),
-                "articles": [{"article": a, "field_paths": paths} for a, paths in sorted(where[url].items())],
+                "articles": [
+                    {"article": a, "field_paths": paths, "lines": lines[url][a]}
+                    for a, paths in sorted(where[url].items())
+                ],
+                "archive": _copy(copies.get(url)),
             }
         )
 
@@ -111,6 +133,7 @@ def build_report(
     for status in LinkStatus:
         totals[str(status)] = sum(1 for link in links if link["status"] == status)
     totals["changes"] = len(changes)
+    totals["temp_files_removed"] = temp_files_removed
     totals["newly_dead"] = sum(
         1 for link in links if link["status"] == "dead" and link["previous_status"] != "dead"
     )
@@ -137,7 +160,9 @@ def build_report(
         "changes": [_change(change) for change in changes],
         "discovered": [_change(change) for change in discovered],
         "refused_pages": [{"url": url, "reason": reason} for url, reason in refused_pages],
-        "errors": [{"article": error.article, "message": error.message} for error in errors],
+        "errors": [
+            {"article": printable(error.article), "message": printable(error.message)} for error in errors
+        ],
         "politeness": politeness,
     }
 

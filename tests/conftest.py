@@ -6,17 +6,28 @@ the import path).
 
 from __future__ import annotations
 
+import os
 import ssl
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import netguard
 import pytest
 from localsite import LocalSite, make_settings, tls_material
 
 from pipeline.config import Settings
 
 TLS_FIRST_ADDRESS = 40
+NETGUARD_SITE = Path(__file__).resolve().parent / "netguard_site"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reaches a public host, in this process or in any Python process a test starts."""
+    netguard.install()
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(NETGUARD_SITE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -252,6 +252,8 @@ def make_settings(tmp: Path, ca: Path | None = None, **sections: dict[str, objec
         "retry": {"attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05, "retry_after_max": 2.0},
         "state": {"dir": str(tmp / "state")},
         "reports": {"dir": str(tmp / "reports")},
+        # Never the real archive from a test: archive tests point the endpoint at a local server.
+        "health": {"archive": {"enabled": False}},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

@@ -99,3 +99,25 @@ def test_fold_treats_quotes_ellipses_and_spaces_alike() -> None:
     """Curly quotes, the ellipsis character and runs of whitespace compare equal to their plain forms."""
     assert fold("“It’s”  here…\n") == fold('"It\'s" here...')
     assert fold("It’s") != fold("Its")
+
+
+def test_kinds_are_scored_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Values marked declared or algorithmic get their own rows besides the field's total."""
+    (tmp_path / "a.html").write_text(PAGE_A, encoding="utf-8")
+    listing = [
+        {
+            "file": "a.html",
+            "url": "https://a.example/a",
+            "source": "kinds set",
+            "expected": {"description": "First page...", "image": "https://a.example/logo.png"},
+            "kinds": {"description": "declared", "image": "algorithmic"},
+        }
+    ]
+    (tmp_path / "pages.json").write_text(json.dumps(listing), encoding="utf-8")
+
+    run_accuracy(tmp_path / "pages.json")
+
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows[("kinds", "description[declared]")] == ["1", "1", "100.0%"]
+    assert rows[("kinds", "image[algorithmic]")] == ["0", "1", "0.0%"]
+    assert rows[("all", "image")] == ["0", "1", "0.0%"]

@@ -259,8 +259,11 @@ def test_fetch_body_uses_one_get_and_caps_body(local_site: LocalSite, test_setti
 
 
 def test_html_page_read_stops_after_head(local_site: LocalSite, test_settings: Settings) -> None:
-    """For an HTML page the read stops once </head> is seen; headers come back lower-cased."""
-    head = b"<html><head><title>T</title><meta name=description content=d></HEAD>"
+    """A page whose head declares its metadata is read up to </head> only; headers come back lower-cased."""
+    head = (
+        b"<html><head><title>T</title><meta name=description content=d>"
+        b"<meta property=og:image content=/i.jpg></HEAD>"
+    )
     local_site.route(
         "/page", 200, headers={"Content-Type": "text/html; charset=utf-8"}, body=head + b"x" * 3_000_000
     )
@@ -271,6 +274,23 @@ def test_html_page_read_stops_after_head(local_site: LocalSite, test_settings: S
     assert len(result.page.body) < 1_048_576
     assert result.page.headers["content-type"].startswith("text/html")
     assert result.page.final_url == url
+
+
+def test_html_page_without_an_image_is_read_past_its_head_within_the_cap(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A head without a share image lets the body be read (to max_page_bytes); not with from_body off."""
+    head = b"<html><head><title>T</title><meta name=description content=d></head>"
+    local_site.route(
+        "/bare", 200, headers={"Content-Type": "text/html; charset=utf-8"}, body=head + b"x" * 300_000
+    )
+    url = local_site.url("/bare")
+    settings = make_settings(tmp_path)
+    result = one(settings, url, fetch_body={url: 200_000})
+    assert result.page is not None and len(result.page.body) == 200_000
+    off = make_settings(tmp_path, metadata={"excerpt": {"from_body": False}, "images": {"from_body": False}})
+    result = one(off, url, fetch_body={url: 200_000})
+    assert result.page is not None and len(result.page.body) < 100_000
 
 
 def test_gzip_bomb_is_cut_at_decompressed_cap(local_site: LocalSite, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from localsite import LocalSite
 
@@ -149,6 +150,49 @@ def test_dry_run_creates_no_state_and_no_report(tmp_path: Path) -> None:
     (corpus / "a.md").write_text('---\ntitle: a\nwebUrl: "mailto:x@example.org"\n---\n', encoding="utf-8")
     result = _cli("refresh", "--dry-run", "--config", str(_config(tmp_path, corpus)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "plan: 1 articles, 0 unique URLs" in result.stdout
+    assert "plan: 1 articles, 1 unique URLs" in result.stdout
     assert "invalid" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "pipeline.yaml"]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGKILL, signal.SIGTERM])
+def test_changes_an_interrupted_run_did_not_write_are_written_next_run_without_a_request(
+    tmp_path: Path, local_site: LocalSite, stop_signal: signal.Signals
+) -> None:
+    """A run killed (or stopped) in its write pass leaves the rest to the next run, from stored metadata."""
+    description = "Local officials approved the new riverside park after two years of debate."
+    local_site.route(
+        "/story",
+        body=(
+            "<html><head><title>Park</title>"
+            f'<meta property="og:description" content="{description}"></head></html>'
+        ).encode(),
+        headers={"Content-Type": "text/html; charset=utf-8"},
+    )
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    articles = [corpus / f"a{i:04}.md" for i in range(1500)]
+    for path in articles:
+        path.write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+    config = _config(tmp_path, corpus)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "refresh", "-q", "--config", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(description in p.read_text() for p in articles[:5]):
+        time.sleep(0.01)
+    process.send_signal(stop_signal)
+    process.communicate(timeout=30)
+    written = sum(description in path.read_text() for path in articles)
+    assert 0 < written < len(articles)
+    assert local_site.count("/story", "GET") == 1
+
+    result = _cli("refresh", "-q", "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert all(f'excerpt: "{description}"' in path.read_text() for path in articles)
+    assert local_site.count("/story", "GET") == 1  # not due: nothing was requested again

@@ -141,7 +141,7 @@ def test_read_article_errors_name_the_path(tmp_path: Path, content: bytes, limit
 
 def test_read_article_on_a_folder_or_missing_file(tmp_path: Path) -> None:
     """A path that is a folder or does not exist is an error naming it."""
-    with pytest.raises(FrontMatterError, match=f"^{re.escape(str(tmp_path))}: cannot read the file"):
+    with pytest.raises(FrontMatterError, match=f"^{re.escape(str(tmp_path))}: a folder, not a regular file$"):
         read_article(tmp_path, 100)
     with pytest.raises(
         FrontMatterError, match=re.escape("gone.md: cannot read the file (No such file or directory)")

@@ -179,3 +179,111 @@ def test_users_own_linkhealth_value_is_left_alone() -> None:
     """A linkHealth key that is not our block (e.g. a string) is never overwritten."""
     data = _article(excerpt="e", linkHealth="checked by hand")
     assert _decide(data, _evidence({PAGE: LinkStatus.DEAD})).edits == ()
+
+
+REFRESH = {"metadata": {"images": {"policy": "refresh"}}}
+
+
+def test_refresh_policy_follows_a_new_share_image_and_keeps_other_keys() -> None:
+    """`refresh` replaces an alive first image that is no longer the share image: url, width, height."""
+    settings = parse_settings(REFRESH)
+    data = _article(
+        excerpt=DESCRIPTION, images=[{"url": OLD_IMG, "width": 10, "height": 10, "isCached": True}]
+    )
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 1200, 630)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, _meta(image=NEW_IMG), probes)
+
+    decision = _decide(data, evidence, settings)
+
+    assert decision.edits == (
+        SetValue(("images", 0, "url"), NEW_IMG),
+        SetValue(("images", 0, "width"), 1200),
+        SetValue(("images", 0, "height"), 630),
+    )
+    assert image_candidates(sketch(data, settings), evidence, settings) == {NEW_IMG}
+
+
+def test_refresh_policy_keeps_the_image_when_the_share_image_is_dead_or_the_same() -> None:
+    """`refresh` changes nothing when the new share image did not probe alive, or is the article's."""
+    settings = parse_settings(REFRESH)
+    data = _article(excerpt=DESCRIPTION, images=[{"url": OLD_IMG, "width": 800, "height": 600}])
+    dead = {NEW_IMG: ImageProbe(NEW_IMG, False, reason="HTTP 404")}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, _meta(image=NEW_IMG), dead)
+    assert _decide(data, evidence, settings).edits == ()
+    same = {OLD_IMG: ImageProbe(OLD_IMG, True, "image/jpeg", 800, 600)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, _meta(image=OLD_IMG), same)
+    assert _decide(data, evidence, settings).edits == ()
+
+
+def test_replace_dead_policy_leaves_an_alive_outdated_image() -> None:
+    """The default policy replaces only dead images: an alive old image stays."""
+    data = _article(excerpt=DESCRIPTION, images=[{"url": OLD_IMG}])
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 1200, 630)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, _meta(image=NEW_IMG), probes)
+    assert _decide(data, evidence).edits == ()
+
+
+def test_excerpt_is_bounded_cleaned_and_cut_at_a_word() -> None:
+    """A long description is cut at a word boundary to max_length; controls and U+FFFD are removed."""
+    settings = parse_settings({"metadata": {"excerpt": {"max_length": 60}}})
+    long = "Word\x00s\x1b with \ufffdcontrols " + "and many more words " * 50
+    decision = _decide(_article(), _evidence({PAGE: LinkStatus.OK}, _meta(long, image=None)), settings)
+
+    assert decision.edits[0].value == "Words with controls and many more words and many more…"
+
+
+def test_default_excerpt_limit_is_1000_characters() -> None:
+    """Two 700 KB descriptions never make a huge excerpt: 1,000 characters at most by default."""
+    decision = _decide(
+        _article(), _evidence({PAGE: LinkStatus.OK}, _meta("x " * 350_000 + "end", image=None))
+    )
+    written = decision.edits[0].value
+    assert len(written) <= 1000 and written.endswith("x…")
+
+
+def test_text_without_spaces_is_not_cut_inside_a_combined_character() -> None:
+    """Cutting CJK or accented text without spaces never separates a base from its combining mark."""
+    from pipeline.decide import bounded_text
+
+    text = "e\u0301" * 40
+    cut = bounded_text(text, 20)
+    assert len(cut) <= 20 and cut.endswith("e\u0301…")
+
+
+def test_image_sizes_above_the_bound_are_not_written() -> None:
+    """A probed side above 20,000 px (a hostile or broken header) is never written."""
+    data = _article(excerpt=DESCRIPTION, images=[{"url": OLD_IMG, "width": 10, "height": 10}])
+    probes = {OLD_IMG: ImageProbe(OLD_IMG, True, "image/png", 65_000, 400)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, _meta(image=None), probes)
+    assert _decide(data, evidence).edits == ()
+
+
+def test_body_fallbacks_are_used_only_when_enabled() -> None:
+    """A description or image read from the body is written only with `from_body` (on by default)."""
+    meta = _meta(image=NEW_IMG, sources={"description": "body", "image": "body"})
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 800, 600)}
+    evidence = _evidence({PAGE: LinkStatus.OK}, meta, probes)
+    assert {e.path for e in _decide(_article(), evidence).edits} == {("excerpt",), ("images",)}
+    off = parse_settings({"metadata": {"excerpt": {"from_body": False}, "images": {"from_body": False}}})
+    assert _decide(_article(), evidence, off).edits == ()
+
+
+def test_a_body_image_must_probe_at_least_200_px_wide() -> None:
+    """An image found in the body fills the list only when its real width is at least 200 px."""
+    meta = _meta(image=NEW_IMG, sources={"image": "body"})
+    narrow = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/png", 120, 120)}
+    evidence = _evidence({PAGE: LinkStatus.OK}, meta, narrow)
+    assert _decide(_article(excerpt=DESCRIPTION), evidence).edits == ()
+
+
+def test_body_fallbacks_only_fill_gaps() -> None:
+    """With overwrite and refresh, a body paragraph or image never replaces an existing excerpt or image."""
+    settings = parse_settings(
+        {"metadata": {"excerpt": {"policy": "overwrite"}, "images": {"policy": "refresh"}}}
+    )
+    data = _article(excerpt="Written by an editor", images=[{"url": OLD_IMG, "width": 300, "height": 200}])
+    meta = _meta(image=NEW_IMG, sources={"description": "body", "image": "body"})
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 800, 600)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, meta, probes)
+
+    assert _decide(data, evidence, settings).edits == ()

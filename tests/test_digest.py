@@ -1,10 +1,16 @@
-"""Which redirected pages may supply metadata: pure decisions on URL pairs."""
+"""Which redirected pages may supply metadata (pure decisions on URL pairs), and where pages are parsed."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from pipeline.digest import landing_page
+from pipeline import digest
+from pipeline.console import Progress
+from pipeline.digest import Digest, landing_page
+from pipeline.models import FetchedPage, Observation, Outcome, PageMeta
+from pipeline.scrape import scrape
 
 
 @pytest.mark.parametrize(
@@ -36,3 +42,24 @@ def test_front_pages_and_walls_are_refused(asked: str, landed: str, reason: str)
     """A removed story sent to the home page, or a login/consent wall, never supplies metadata."""
     refused = landing_page(asked, landed)
     assert refused is not None and reason in refused
+
+
+def test_pages_are_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker's thread only hands a page over; parsing happens beside it, complete after drain()."""
+    url = "https://news.example/a"
+    threads: list[threading.Thread] = []
+
+    def spying(body: bytes, final_url: str, headers: dict[str, str]) -> PageMeta:
+        threads.append(threading.current_thread())
+        return scrape(body, final_url, headers)
+
+    monkeypatch.setattr(digest, "scrape", spying)
+    body = b"<html><head><meta property='og:description' content='Told'></head></html>"
+    page = FetchedPage(url, url, "text/html", {"etag": '"v1"'}, body)
+    with Digest({url}, set(), Progress(quiet=True)) as reader:
+        reader(Observation(url, Outcome.SUCCESS, 200, url, page=page))
+        reader.drain()
+
+    assert threads and threads[0] is not threading.current_thread()
+    assert reader.pages[url].description == "Told"
+    assert reader.validators[url] == ('"v1"', None)

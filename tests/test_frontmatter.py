@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipeline._splice as splice
-from pipeline.frontmatter import Append, Document, FrontMatterError, Remove, SetValue, apply, parse
+from pipeline.frontmatter import (
+    Append,
+    Document,
+    FrontMatterError,
+    Remove,
+    SetValue,
+    ThroughMerge,
+    apply,
+    parse,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_132ac3e31a9df9d5.txt"
@@ -692,3 +701,60 @@ def test_batched_scalar_edits_that_fail_their_check_are_replayed_one_at_a_time(
 
     assert apply(parse(raw), edits) == want
     assert checks == [1]
+
+
+MERGED = b"""---
+base: &base
+  webUrl: https://a.example/x
+  excerpt: From the base
+other: &other {excerpt: From other, site: S}
+item:
+  <<: [*base, *other]
+  title: Own title  # a comment
+  site: Own site
+---
+body
+"""
+
+
+def test_merge_keys_give_yaml_merge_data() -> None:
+    """``<<`` merges mappings: explicit keys win, then the earlier merged mapping; ``<<`` itself is no key."""
+    assert parse(MERGED).data["item"] == {
+        "webUrl": "https://a.example/x",
+        "excerpt": "From the base",
+        "title": "Own title",
+        "site": "Own site",
+    }
+
+
+def test_an_article_with_a_merge_key_gets_its_own_fields_edited() -> None:
+    """Fields written in the mapping itself, or new ones, are edited faithfully beside ``<<``."""
+    doc = parse(MERGED)
+
+    new = apply(doc, [SetValue(("item", "title"), "New title"), SetValue(("item", "image"), "i.png")])
+
+    assert changed(MERGED, new) == [
+        "-  title: Own title  # a comment\n",
+        "+  title: New title  # a comment\n",
+        "+  image: i.png\n",
+    ]
+    assert parse(new).data["item"]["excerpt"] == "From the base"
+
+
+def test_an_edit_through_a_merge_is_refused() -> None:
+    """A value that comes through ``<<`` belongs to the base: editing it is a ThroughMerge error."""
+    with pytest.raises(ThroughMerge, match=r"^item\.excerpt: the value comes through a merge key"):
+        apply(parse(MERGED), [SetValue(("item", "excerpt"), "Changed")])
+
+
+def test_an_edit_never_makes_the_front_matter_larger_than_the_read_limit() -> None:
+    """A front-matter just under 1 MiB that an edit would push over the limit is refused, not written."""
+    from pipeline.frontmatter import MAX_FRONT_MATTER_BYTES
+
+    filler = "x" * (MAX_FRONT_MATTER_BYTES - len("title: t\nnotes: \n") - 1)
+    raw = f"---\ntitle: t\nnotes: {filler}\n---\nbody\n".encode()
+    doc = parse(raw)
+
+    with pytest.raises(FrontMatterError, match=r"above the read limit of 1048576; not written$"):
+        apply(doc, [SetValue(("excerpt",), "A description of some length " * 8)])
+    assert apply(doc, [SetValue(("title",), "u")]) != raw  # an edit that fits is still made

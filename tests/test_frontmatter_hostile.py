@@ -48,7 +48,10 @@ LAUGHS = b"---\na: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + b"".joi
         (b"---\nx: !custom value\n---\n", r"^line 2: unsupported tag !custom"),
         (b"---\nx: !!set {a, b}\n---\n", r"^line 2: unsupported tag !!set"),
         (b"---\nx: !!int twelve\n---\n", r"^line 2: 'twelve' is not a valid int$"),
-        (b"---\nbase: &b {a: 1}\nx:\n  <<: *b\n---\n", r"^line 4: merge keys \(<<\) are not supported$"),
+        (
+            b"---\nx:\n  <<: 5\n---\n",
+            r"^line 3: a merge key \(<<\) must hold a mapping or a list of mappings$",
+        ),
         (b"---\nx: &a [1, *a]\n---\n", r"^line 2: an alias refers to the collection that contains it$"),
         (b"---\nx: *missing\n---\n", r"^line 2: invalid YAML: found undefined alias$"),
         (b"---\n[a]: 1\n---\n", r"^line 2: a mapping key must be a plain or quoted text$"),

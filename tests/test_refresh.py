@@ -414,7 +414,208 @@ def test_flag_goes_when_the_editor_points_the_field_elsewhere(
     _run(settings, DAY0 + timedelta(days=1))
     after = path.read_text(encoding="utf-8")
     assert "field: related[0].webUrl" not in after
-    assert "field: related[0].images[0].url" in after  # still dead: its flag stays
+    # The item now cites /story2, read yesterday: its stored share image replaces the dead one, whose
+    # flag goes with it.
+    assert "field: related[0].images[0].url" not in after
+    assert after.count(site.url("/img/share.png")) == 3  # related[2] got it on the first night
+
+
+def _one_page_corpus(tmp_path: Path, site: LocalSite, names: tuple[str, ...]) -> tuple[Path, Settings]:
+    site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir(exist_ok=True)
+    for name in names:
+        (corpus / name).write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{site.url("/story")}"\n---\n')
+    return corpus, make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+
+def test_a_new_article_gets_stored_metadata_without_a_new_request(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """An article citing a page read yesterday (not due today) gets its excerpt and image tonight."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    requests = local_site.count("/story", "GET")
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=1))
+
+    text = (corpus / "b.md").read_text(encoding="utf-8")
+    assert f'excerpt: "{DESCRIPTION}"' in text
+    assert "width: 640" in text and "height: 480" in text
+    assert (
+        local_site.count("/story", "GET") == requests
+    )  # the page is not read again (a HEAD may check the network)
+
+
+def test_check_only_run_stores_metadata_that_the_next_run_writes(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """--check-only writes no metadata, but the next run writes it from the store without asking again."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    before = (corpus / "a.md").read_bytes()
+    check_only = settings.model_copy(
+        update={"metadata": settings.metadata.model_copy(update={"enabled": False})}
+    )
+    _run(check_only, DAY0, mode="check-only")
+    assert (corpus / "a.md").read_bytes() == before
+    requests = local_site.count("/story", "GET")
+
+    _run(settings, DAY0 + timedelta(hours=1))
+
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "a.md").read_text(encoding="utf-8")
+    assert local_site.count("/story", "GET") == requests == 1
+
+
+def test_a_page_that_turns_into_an_error_page_stops_supplying_metadata(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Stored metadata is forgotten when the page, read again, looks like an error page."""
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md",))
+    _run(settings, DAY0)
+    local_site.route("/story", body=b"<html><head><title>Page not found</title></head></html>", headers=HTML)
+    _run(settings, DAY0 + timedelta(days=8))
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+
+    _run(settings, DAY0 + timedelta(days=9))
+
+    assert 'excerpt: ""' in (corpus / "b.md").read_text(encoding="utf-8")
+
+
+def test_a_merge_key_article_is_checked_flagged_and_its_own_fields_edited(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """Links of an article using ``<<: *base`` are checked and flagged; only the merged excerpt is refused."""
+    local_site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    local_site.route("/gone", status=404)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "merged.md"
+    path.write_text(
+        "---\n"
+        "defaults: &d\n"
+        "  excerpt: Words from the shared base\n"
+        "title: Merged\n"
+        "<<: *d\n"
+        f'webUrl: "{local_site.url("/story")}"\n'
+        "images: []\n"
+        "related:\n"
+        f'  - webUrl: "{local_site.url("/gone")}"\n'
+        "---\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        health={"hard": {"runs": 1, "days": 0}},
+        metadata={"excerpt": {"policy": "overwrite"}},
+    )
+
+    outcome = refresh(settings, RunOptions(now=lambda: DAY0, show_progress=False), io.StringIO())
+
+    text = path.read_text(encoding="utf-8")
+    assert "  excerpt: Words from the shared base\n" in text and DESCRIPTION not in text
+    assert local_site.url("/img/share.png") in text  # the article's own empty images list was filled
+    assert "field: related[0].webUrl" in text
+    errors = outcome.report["errors"]
+    assert outcome.exit_code is ExitCode.FILES_FAILED
+    assert [e["message"] for e in errors] == [  # type: ignore[index,union-attr]
+        "excerpt: the value comes through a merge key (<<); not edited"
+    ]
+
+
+def test_refresh_policy_replaces_an_alive_outdated_image_from_a_local_image_server(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """`images.policy: refresh`: the page's new share image replaces the old alive one, with its real size."""
+    local_site.route("/story", body=_page("Park approved", "/img/new.png"), headers=HTML)
+    local_site.route("/img/new.png", body=_png(800, 418), headers=PNG)
+    local_site.route("/img/old.png", body=_png(300, 200), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/old.png")}"\n    width: 300\n    height: 200\n    isCached: true\n'
+        "---\nbody\n",
+        encoding="utf-8",
+    )
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(corpus)]}, metadata={"images": {"policy": "refresh"}}
+    )
+
+    _run(settings, DAY0)
+
+    assert path.read_text(encoding="utf-8") == (
+        f'---\ntitle: a\nexcerpt: "{DESCRIPTION}"\nwebUrl: "{local_site.url("/story")}"\nimages:\n'
+        f'  - url: "{local_site.url("/img/new.png")}"\n    width: 800\n    height: 418\n    isCached: true\n'
+        "---\nbody\n"
+    )
+    before = path.read_bytes()
+    _run(settings, DAY0 + timedelta(days=1))
+    assert path.read_bytes() == before  # the next night changes nothing
+
+
+def test_overwrite_writes_the_share_description_not_a_truncated_meta_one(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """The issue's page: full og/twitter/JSON-LD, cut meta description; stale gets og, current stays."""
+    full = "Audit draft court naïve open open cloud robot model development, in full and with its ending."
+    page = (
+        "<html><head><meta charset='utf-8'><title>Audit</title>"
+        f'<meta name="description" content="{full[:58]}...">'
+        f'<meta property="og:description" content="{full}">'
+        f'<meta name="twitter:description" content="{full}">'
+        f'<script type="application/ld+json">{json.dumps({"@type": "Article", "description": full})}</script>'
+        '<meta property="og:image" content="/img/share.png"></head><body><p>Story.</p></body></html>'
+    )
+    local_site.route("/audit", body=page.encode(), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    url = local_site.url("/audit")
+    image = f'images:\n  - url: "{local_site.url("/img/share.png")}"\n    width: 640\n    height: 480\n'
+    stale = corpus / "stale.md"
+    stale.write_text(f'---\ntitle: s\nexcerpt: "An old summary of it"\nwebUrl: "{url}"\n{image}---\n')
+    current = corpus / "current.md"
+    current.write_text(f"---\ntitle: c  # kept\nexcerpt: >-\n  {full}\nwebUrl: '{url}'\n{image}---\nBody\n")
+    kept = current.read_bytes()
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        metadata={"excerpt": {"policy": "overwrite"}, "images": {"policy": "refresh"}},
+    )
+
+    _run(settings, DAY0)
+
+    assert f'excerpt: "{full}"' in stale.read_text(encoding="utf-8")
+    assert current.read_bytes() == kept
+
+
+def test_a_body_fallback_is_written_and_reported_with_its_source(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """A page declaring no description fills the excerpt from its first paragraph; the change says `body`."""
+    prose = "The council voted on Tuesday to close the old bridge for two years of repairs, officials said."
+    local_site.route(
+        "/plain",
+        body=f"<html><head><title>Bridge</title></head><body><nav>Home</nav><p>{prose}</p></body></html>".encode(),
+        headers=HTML,
+    )
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{local_site.url("/plain")}"\nimages: []\n---\n')
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+    report = _run(settings, DAY0)
+
+    assert f'excerpt: "{prose}"' in path.read_text(encoding="utf-8")
+    validate_report(report)
+    changes = report["changes"]
+    assert [(c["field_path"], c.get("via")) for c in changes] == [("excerpt", "body")]  # type: ignore[union-attr,index]
 
 
 def test_report_shows_per_host_politeness(local_site: LocalSite, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -542,3 +543,88 @@ def test_datetimes_are_written_as_iso_strings(tmp_path: Path) -> None:
     stored = json.loads((run_dir / "report.json").read_text())
     assert stored["run"]["started_at"] == "2026-11-21T03:00:00+00:00"
     validate_report(stored)
+
+
+def _large_report(scale: int) -> dict[str, Any]:
+    """A generated run with every section long, article paths deep and five articles per link."""
+
+    def articles(i: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "article": f"content/news/2026/{i:05d}/{j}-a-rather-long-article-slug.md",
+                "field_paths": ["webUrl"],
+            }
+            for j in range(6)
+        ]
+
+    kinds = [("dead", "failing"), ("ok", "dead"), ("failing", "ok"), ("dead", "dead"), ("blocked", "ok")]
+    kinds += [("invalid", None), ("redirected", "ok")]
+    links = []
+    for i in range(scale):
+        status, previous = kinds[i % len(kinds)]
+        extra: dict[str, Any] = {"reason": f"HTTP 404 Not Found after a long chain of events number {i}"}
+        if status == "redirected":
+            extra["final_url"] = f"https://new.example.org/moved/{i}/somewhere-else"
+        link = _link(f"https://host{i % 50}.example.org/path/{i}/story-slug", status, previous, **extra)
+        link["articles"] = articles(i)
+        links.append(link)
+    report = _report(links)
+    report["errors"] = [
+        {"article": f"content/{i}/broken.md", "message": f"front-matter is not valid YAML: line {i}"}
+        for i in range(scale // 5)
+    ]
+    report["changes"] = [
+        {"article": f"content/{i}.md", "field_path": "excerpt", "old": None, "new": "x" * 200, "source": None}
+        for i in range(scale // 2)
+    ]
+    return report
+
+
+@pytest.mark.parametrize("scale", [3_000, 30_000])
+def test_markdown_of_a_large_run_stays_under_githubs_limit(scale: int) -> None:
+    """A huge run's report.md stays under 60,000 characters, important sections first, and counts the cuts."""
+    report = _large_report(scale)
+
+    text = render_markdown(report)
+
+    assert len(text) < 60_000
+    heads = [line for line in text.splitlines() if line.startswith("### ")]
+    assert [h.split(" (")[0] for h in heads[:3]] == ["### Newly dead", "### Recovered", "### File errors"]
+    shown = sum(
+        1
+        for line in text.splitlines()
+        if line.startswith("| <https://host") or line.startswith("| `content/")
+    )
+    every = sum(1 for _ in report["links"] if _["status"] != "ok" or _["previous_status"] == "dead")
+    every += len(report["errors"]) + len(report["changes"])
+    match = re.search(r"\*\*(\d+) rows left out\*\* of the sections below", text)
+    assert match is not None and int(match.group(1)) == every - shown
+    assert "report.html and report.json" in text
+    assert text.count("<details>") == text.count("</details>") >= 3
+    assert "<https://host0.example.org/path/0/story-slug>" in text  # the first newly dead link is shown
+
+
+def test_incomplete_runs_and_outage_streaks_are_shown() -> None:
+    """A partial run says so in both renderings and is drawn dashed; an outage streak says since when."""
+    trend = _trend()
+    partial = _report(
+        [], run_id="20261201T030000Z-0001", started_at="2026-12-01T03:00:00+00:00", kind="partial"
+    )
+    streak = {"runs": 3, "since": "2026-11-28T03:00:00+00:00"}
+    outage = _report([], outage="all 3 hosts failed below HTTP", outage_streak=streak)
+
+    page = HTMLParser(render_html(partial, [*trend, {**trend[0], "id": "x-1", "kind": "interrupted"}]))
+    md = render_markdown(partial)
+    outage_md, outage_html = render_markdown(outage), render_html(outage, [])
+
+    assert "Not a complete run:** partial: only some paths or --include URLs were checked" in md
+    banner = page.css_first(".banner.incomplete")
+    assert banner is not None and "partial" in banner.text()
+    current = page.css_first("svg.chart g.bar.current")
+    assert current is not None and "incomplete" in (current.attributes.get("class") or "")
+    assert "(partial: only some paths or --include URLs were checked)" in current.text()
+    assert any("interrupted" in bar.text() for bar in page.css("svg.chart g.bar.incomplete"))
+    validate_report(partial)
+    validate_report(outage)
+    for text in (outage_md, outage_html):
+        assert "down for 3 complete runs in a row, since 2026-11-28 03:00 UTC" in text

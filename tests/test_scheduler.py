@@ -306,3 +306,15 @@ def test_crontab_line_is_well_formed() -> None:
     build_trigger(ScheduleSettings(cron=" ".join(fields[:5])))
     assert "pipeline refresh" in fields[5]
     assert "--quiet" in fields[5]
+
+
+def test_config_file_documents_weekdays_as_the_scheduler_reads_them() -> None:
+    """config/pipeline.yaml says numeric weekday 0 (and 7) is Sunday, which is what the trigger does."""
+    text = (Path(__file__).resolve().parent.parent / "config" / "pipeline.yaml").read_text(encoding="utf-8")
+    schedule = text[text.index("\nschedule:") :]
+    comments = " ".join(line.strip().lstrip("#").strip() for line in schedule.splitlines() if "#" in line)
+
+    assert "day-of-week `0` and `7` are Sunday" in comments
+    assert "`0` would mean Monday" not in comments and "`1` is Monday" in comments
+    assert {t.weekday() for t in _fire_times("0 3 * * 0", 2)} == {6}
+    assert {t.weekday() for t in _fire_times("0 3 * * 7", 2)} == {6}

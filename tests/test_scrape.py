@@ -221,14 +221,87 @@ def test_description_only_in_itemprop_http_equiv_or_name(markup: str, source: st
     assert (meta.description, meta.sources["description"]) == ("Microdata description", source)
 
 
-def test_meta_description_beats_open_graph_description() -> None:
-    """The page's ``meta name=description`` is preferred to ``og:description`` (measured on the corpus)."""
+def test_open_graph_description_beats_a_truncated_meta_description() -> None:
+    """The share text (``og:description``) wins over a shorter, cut ``meta name=description``."""
     meta = scrape(
-        page('<meta property="og:description" content="Teaser"><meta name="description" content="Summary">'),
+        page(
+            '<meta name="description" content="Audit draft court naïve open cloud robot model devel...">'
+            '<meta property="og:description" content="Audit draft court naïve open cloud robot model'
+            ' development, in full.">'
+        ),
         URL,
     )
 
-    assert meta.description == "Summary"
+    assert (meta.description, meta.sources["description"]) == (
+        "Audit draft court naïve open cloud robot model development, in full.",
+        "og",
+    )
+
+
+@pytest.mark.parametrize(
+    ("markup", "expected", "source"),
+    [
+        (
+            '<meta name="twitter:description" content="Card text"><meta name="description" content="Meta">',
+            "Card text",
+            "twitter",
+        ),
+        (ld({"@type": "Article", "description": "Linked data text"}), "Linked data text", "json-ld"),
+        (
+            '<meta name="description" content="Meta text"><meta name="dc.description" content="DC">',
+            "Meta text",
+            "meta",
+        ),
+    ],
+)
+def test_description_order_without_open_graph(markup: str, expected: str, source: str) -> None:
+    """Without og:description: Twitter card, then JSON-LD, then meta description, then Dublin Core."""
+    meta = scrape(page(markup), URL)
+
+    assert (meta.description, meta.sources["description"]) == (expected, source)
+
+
+def test_cut_open_graph_text_gives_way_to_the_whole_one() -> None:
+    """A chosen text that ends in an ellipsis is replaced by another source holding the same text whole."""
+    meta = scrape(
+        page(
+            '<meta property="og:description" content="The council voted to close the …">'
+            '<meta name="description" content="The council voted to close the bridge for repairs.">'
+        ),
+        URL,
+    )
+
+    assert (meta.description, meta.sources["description"]) == (
+        "The council voted to close the bridge for repairs.",
+        "meta",
+    )
+
+
+def test_cut_text_stays_when_no_source_holds_it_whole() -> None:
+    """A cut og:description is kept when the other sources say something else."""
+    meta = scrape(
+        page(
+            '<meta property="og:description" content="Photos show the actress looking stun...">'
+            '<meta name="description" content="Breaking news from everywhere">'
+        ),
+        URL,
+    )
+
+    assert meta.description == "Photos show the actress looking stun..."
+
+
+def test_a_description_that_only_names_the_site_is_skipped() -> None:
+    """``og:description`` = the site's name describes nothing; the next source supplies the text."""
+    meta = scrape(
+        page(
+            '<meta property="og:description" content="Example">'
+            '<meta property="og:site_name" content="Example">'
+            '<meta name="description" content="What the story says.">'
+        ),
+        URL,
+    )
+
+    assert (meta.description, meta.sources["description"]) == ("What the story says.", "meta")
 
 
 def test_image_src_link_is_the_last_fallback() -> None:
@@ -283,6 +356,15 @@ def test_undeclared_encoding_is_detected() -> None:
     """A page with no declared charset that is not UTF-8 is decoded by detection."""
     text = "Привет, мир! Это длинный заголовок страницы на русском языке для определения кодировки."
     body = f"<html><head><title>{text}</title></head><body><p>{text * 3}</p></body></html>".encode("cp1251")
+
+    assert scrape(body, URL).title == text
+
+
+def test_meta_charset_late_in_the_head_is_honoured() -> None:
+    """A ``<meta charset>`` past the prescan window (as a browser re-decodes) beats detection."""
+    text = "欢迎前来淘宝网实力旺铺，选购正品手机"
+    scripts = "<script>var x = 1;</script>" * 400  # pushes the declaration past the first 4 KiB
+    body = f"<html><head>{scripts}<meta charset='gbk'><title>{text}</title></head></html>".encode("gbk")
 
     assert scrape(body, URL).title == text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.config import HealthSettings
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
-from pipeline.state import RECENT, HistoryStore
+from pipeline.state import RECENT, HistoryStore, StoredPage
 from pipeline.verdict import judge
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
@@ -176,3 +176,117 @@ def test_reader_sees_committed_batch_while_store_is_open(tmp_path: Path) -> None
             [LinkResult(f"https://e.org/{i}", LinkStatus.OK, checked_at=T0) for i in range(50)], "r", T0
         )
         assert len(reader.load(f"https://e.org/{i}" for i in range(50))) == 50
+
+
+_T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def _finished(
+    store: HistoryStore, run_id: str, day: int, kind: str = "complete", outage: str | None = None
+) -> None:
+    when = _T0 + timedelta(days=day)
+    store.start_run(run_id, when, "refresh", kind)
+    store.finish_run(run_id, when, 0, outage, {"urls": 1}, {"run": {"id": run_id}}, kind=kind)
+
+
+def test_an_older_database_gains_the_run_kind_column(tmp_path: Path) -> None:
+    """A history written before run kinds existed opens, and its runs read as complete."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,"
+            " mode TEXT NOT NULL, exit_code INTEGER, outage TEXT, totals TEXT NOT NULL DEFAULT '{}',"
+            " report BLOB)"
+        )
+        db.execute("INSERT INTO runs (id, started_at, mode) VALUES ('old', ?, 'refresh')", (_T0.isoformat(),))
+
+    with HistoryStore(path) as store:
+        [run] = store.list_runs(5)
+
+    assert run["id"] == "old" and run["kind"] == "complete" and run["started_at"] == _T0
+
+
+def test_outage_streak_counts_complete_runs_only(tmp_path: Path) -> None:
+    """The streak is the newest complete runs that were outages; partial runs neither count nor break it."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1, outage="down")
+        _finished(store, "r2", 2, kind="partial")
+        _finished(store, "r3", 3, outage="down")
+        _finished(store, "r4", 4, kind="interrupted", outage="down")
+        streak = store.outage_streak()
+        _finished(store, "r5", 5)
+        after = store.outage_streak()
+
+    assert streak == (2, _T0 + timedelta(days=1))
+    assert after == (0, None)
+
+
+def test_latest_report_and_trend_of_a_past_run(tmp_path: Path) -> None:
+    """Without --run the newest complete run is shown; `until` lists only runs up to a past one."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1)
+        _finished(store, "r2", 2, kind="partial")
+        latest = store.get_report(None)
+        until = [run["id"] for run in store.list_runs(10, until=_T0 + timedelta(days=1))]
+
+    assert latest == {"run": {"id": "r1"}}
+    assert until == ["r1", "r0"]
+
+
+def _page(url: str, final: str, **kw: object) -> StoredPage:
+    return StoredPage(url=url, final_url=final, read_at=T0, **kw)  # type: ignore[arg-type]
+
+
+def test_pages_round_trip_by_requested_url(tmp_path: Path) -> None:
+    """A page stored under its final URL is found by the URL that was requested, with every field."""
+    page = _page(
+        URL,
+        "https://example.org/final",
+        description="Whole text",
+        description_source="og",
+        image_url="https://example.org/i.jpg",
+        image_width=1200,
+        image_height=630,
+        image_alive=True,
+        canonical="https://example.org/final",
+        amp="https://example.org/final.amp",
+        etag='"abc"',
+        last_modified="Tue, 01 Dec 2026 03:00:00 GMT",
+    )
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([page])
+    with HistoryStore(tmp_path / "h.db") as store:
+        assert store.load_pages([URL, "https://other.example/"]) == {URL: page}
+        assert store.validators([URL]) == {URL: ('"abc"', "Tue, 01 Dec 2026 03:00:00 GMT")}
+
+
+def test_validators_leave_out_pages_without_any(tmp_path: Path) -> None:
+    """Only pages that sent an ETag or Last-Modified have validators; unknown URLs have none."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="x")])
+        assert store.validators([URL, "https://unknown.example/"]) == {}
+
+
+def test_forgotten_page_is_no_longer_applied(tmp_path: Path) -> None:
+    """A page refused on a later read (now an error page) loses its stored metadata."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="old")])
+        store.record_pages([], forget=[URL])
+        assert store.load_pages([URL]) == {}
+
+
+def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) -> None:
+    """Probing a share image records its aliveness and size on the pages that declare it."""
+    image = "https://example.org/i.jpg"
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages(
+            [
+                _page(URL, URL, image_url=image),
+                _page("https://b.example/", "https://b.example/", image_url=image),
+            ]
+        )
+        store.record_share_probes({image: (True, 800, 600)})
+        loaded = store.load_pages([URL, "https://b.example/"])
+    assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}

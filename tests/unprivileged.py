@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 def run_unprivileged(task: Callable[[], str]) -> str:
@@ -29,3 +33,57 @@ def run_unprivileged(task: Callable[[], str]) -> str:
         output = pipe.read()
     os.waitpid(pid, 0)
     return output
+
+
+_RUN_MODULES = (
+    "pipeline.__main__",
+    "pipeline.cli",
+    "pipeline.runner",
+    "pipeline.lock",
+    "pipeline.state",
+    "pipeline.report",
+    "pipeline.scheduler",
+    "jsonschema",
+    "json",
+    "encodings.idna",
+)
+
+
+def run_cli_unprivileged(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run the real command line (``pipeline ARGS``) in a forked child as `nobody`: (exit code, out, err).
+
+    The interpreter lives under /root, which `nobody` cannot execute, so the child is a fork of this
+    process that drops its privileges and then runs the same entry point as the console script.
+    """
+    out_path, err_path = cwd / ".cli-stdout", cwd / ".cli-stderr"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child leaves through os._exit
+        try:
+            os.chdir(cwd)
+            for fd, path in ((1, out_path), (2, err_path)):
+                target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+                os.dup2(target, fd)
+                os.close(target)
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            # `nobody` cannot read the standard library under /root either: import what a run needs first.
+            for module in _RUN_MODULES:
+                importlib.import_module(module)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            sys.argv = ["pipeline", *args]
+            from pipeline.__main__ import run
+
+            run()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    out, err = out_path.read_text(encoding="utf-8"), err_path.read_text(encoding="utf-8")
+    out_path.unlink()
+    err_path.unlink()
+    return code, out, err

@@ -1,0 +1,45 @@
+"""The one escaping function for text that people read: log lines, the summary line, report.md and .html.
+
+Reads: any text that may come from outside (a file name, a server's reason phrase, a page title). Returns it
+with every character that could act on a terminal or forge a line shown as a visible escape instead:
+
+- C0 controls and DEL (ESC, BEL, NUL, CR, LF, TAB …) and C1 controls (U+0080–U+009F, some terminals take
+  U+009B as CSI): ``\\n``, ``\\r``, ``\\t``, or ``\\xNN``;
+- a byte of a file name that is not UTF-8 (``os.fsdecode`` keeps it as a lone surrogate U+DC80–U+DCFF):
+  ``\\xNN``, the byte itself, so ``x\\xff.md`` reads as the name on disk and the text stays valid UTF-8;
+- any other lone surrogate, the Unicode line and paragraph separators and the bidirectional overrides
+  (which can make a name read backwards): ``\\uNNNN``.
+
+Backslashes are left as they are, so a name that really contains ``\\x1b`` reads the same as one holding
+the character; that ambiguity is the price of text that stays readable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+__all__ = ["printable"]
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"
+
+
+def printable(value: object) -> str:
+    """``value`` as one line of safe text: controls, undecodable name bytes and bidi overrides escaped."""
+    if isinstance(value, bytes | os.PathLike):
+        value = os.fsdecode(value)  # a name's undecodable bytes become surrogates, escaped below
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(_escape, text)
