@@ -431,6 +431,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
+        # Pages read before with an ETag or Last-Modified are asked conditionally: a 304 costs no body and
+        # their stored metadata stands (the checker counts 304s per host for the report).
+        validators = store.validators([u for u in plan.page_urls if u in fetch_body])
         counts = _counts(corpus, plan, due, [*baseline, *canaries])
         if options.dry_run:
             _print_plan(out, plan, due, corpus, counts)
@@ -452,7 +455,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 to_check = list(dict.fromkeys([*due, *baseline, *canaries]))
                 clock = time.perf_counter()
                 observations = _run_checks(
-                    to_check, fetch_body, digest, settings, options, "checking links", host_stats
+                    to_check, fetch_body, digest, settings, options, "checking links", host_stats, validators
                 )
                 log.info(
                     "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",

@@ -635,3 +635,27 @@ def test_report_shows_per_host_politeness(local_site: LocalSite, tmp_path: Path)
     assert (calm["got_429"], calm["pauses"], calm["lowest_concurrency"]) == (0, 0, 8)
     html = (settings.reports.dir / "latest" / "report.html").read_text(encoding="utf-8")
     assert "lowest concurrency" in html and "429s" in html
+
+
+def test_recheck_with_a_stored_etag_downloads_no_body(local_site: LocalSite, tmp_path: Path) -> None:
+    """The night after a page was read with an ETag, it is asked with If-None-Match: a 304 sends no body,
+    the link stays ok, the report counts the 304, and the stored metadata still fills a new article."""
+    local_site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML, etag='"v1"')
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    url = local_site.url("/story")
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    article = f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{url}"\n---\n'
+    (corpus / "a.md").write_text(article, encoding="utf-8")
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]}, http={"soft404_probe": False})
+    _run(settings, DAY0)
+    first_bytes = local_site.body_bytes["/story"]
+    assert first_bytes > 0 and DESCRIPTION in (corpus / "a.md").read_text(encoding="utf-8")
+    (corpus / "b.md").write_text(article, encoding="utf-8")
+    report = _run(settings, DAY0 + timedelta(days=1), force=True)
+    assert local_site.body_bytes["/story"] == first_bytes  # the recheck downloaded nothing
+    last = [h for h in local_site.hits if h.path == "/story"][-1]
+    assert last.headers.get("If-None-Match") == '"v1"'
+    assert _statuses(report)[url] == "ok"
+    assert report["totals"]["not_modified"] == 1  # type: ignore[index]
+    assert DESCRIPTION in (corpus / "b.md").read_text(encoding="utf-8")
