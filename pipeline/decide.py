@@ -197,7 +197,12 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
             continue
         needs_fill = settings.metadata.images.fill_missing and unit.images_empty
         dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        refresh = settings.metadata.images.policy == "refresh" and unit.image_urls[:1] != (normalized,)
+        refresh = (
+            settings.metadata.images.policy == "refresh"
+            and meta is not None
+            and meta.sources.get("image") != BODY_SOURCE
+            and unit.image_urls[:1] != (normalized,)
+        )
         if needs_fill or dead or (refresh and not unit.images_empty):
             wanted.add(normalized)
     return wanted
@@ -229,9 +234,9 @@ def decide(
     changes: list[Change] = []
     discovered: list[Change] = []
 
-    def set_value(path: FieldPath, old: object, new: object, source: str) -> None:
+    def set_value(path: FieldPath, old: object, new: object, source: str, via: str = "") -> None:
         edits.append(SetValue(path, new))
-        changes.append(Change(article, format_field_path(path), old, new, source))
+        changes.append(Change(article, format_field_path(path), old, new, source, via))
 
     if settings.metadata.enabled and not evidence.outage:
         for prefix, unit in units(data, settings):
@@ -267,8 +272,12 @@ def _decide_excerpt(
         return
     current = unit.get("excerpt")
     empty = current is None or (isinstance(current, str) and not current.strip())
-    if empty or (policy.policy == "overwrite" and _fold(str(current)) != description):
-        set_value((*prefix, "excerpt"), current, description, page_url)
+    # A body paragraph only fills a gap: it never overwrites an excerpt someone wrote or the page declared.
+    overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
+    # An excerpt that already holds the page's text, cut by us or whole, is current: never rewritten.
+    whole = bounded_text(meta.description or "", len(meta.description or ""))
+    if empty or (overwrite and _fold(str(current)) not in (description, whole)):
+        set_value((*prefix, "excerpt"), current, description, page_url, meta.sources.get("description", ""))
 
 
 def _decide_images(
@@ -296,7 +305,7 @@ def _decide_images(
             new_item: dict[str, Any] = {"url": share}
             if _sane_px(share_probe.width) and _sane_px(share_probe.height):
                 new_item.update(width=share_probe.width, height=share_probe.height)
-            set_value((*prefix, "images"), images, [new_item], page_url)
+            set_value((*prefix, "images"), images, [new_item], page_url, meta.sources.get("image", ""))
         return
     if not isinstance(images, list):
         return
@@ -308,6 +317,7 @@ def _decide_images(
         if (
             index == 0
             and policy.policy == "refresh"
+            and meta.sources.get("image") != BODY_SOURCE  # a body image fills gaps, never replaces
             and share_ok
             and share_probe is not None
             and _sane_px(share_probe.width)
@@ -315,12 +325,12 @@ def _decide_images(
             and _norm(share) != _norm(item.get("url"))
         ):
             # The page now shares another image: follow it, keeping the item's other keys (isCached …).
-            set_value((*path, "url"), item.get("url"), share, page_url)
+            set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
             _set_size(path, item, share_probe, set_value, page_url)
             continue
         if _status(item, evidence) is LinkStatus.DEAD:
             if share_ok and share_probe is not None and _norm(share) != _norm(item.get("url")):
-                set_value((*path, "url"), item.get("url"), share, page_url)
+                set_value((*path, "url"), item.get("url"), share, page_url, meta.sources.get("image", ""))
                 _set_size(path, item, share_probe, set_value, page_url)
             continue
         probe = evidence.probes.get(_norm(item.get("url")) or "")

@@ -172,6 +172,7 @@ class Change:
     old: object
     new: object
     source: str  # the URL the new value came from, or "link-health"
+    via: str = ""  # which part of the page supplied it: og, twitter, json-ld, meta, dc, body (a fallback) …
 
 
 @dataclass(frozen=True, slots=True)

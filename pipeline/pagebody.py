@@ -52,12 +52,20 @@ _LAZY_SOURCES = ("data-src", "data-lazy-src", "data-original", "data-url")
 
 
 def first_paragraph(tree: LexborHTMLParser) -> str | None:
-    """The first paragraph of real prose: long enough, not in navigation or a banner, not a byline."""
-    for node in _in_content_first(tree, "p"):
-        if _skipped(node):
+    """The first paragraph of real prose: long enough, not in navigation or a banner, not a byline.
+
+    A ``<p>`` counts with all its text; a ``<div>`` only with its own text (as readability treats a div
+    holding bare text as a paragraph), so a wrapper is never taken for its whole content.
+    """
+    tree.strip_tags(["script", "style", "noscript", "template", "svg"])  # their text is no prose
+    for node in _in_content_first(tree, "p, div"):
+        if node.tag == "div":
+            text = " ".join(node.text(deep=False).split())
+        else:
+            text = " ".join(node.text(separator=" ").split())
+        if len(text) < _MIN_PARAGRAPH or len(text.split()) < _MIN_WORDS or _BYLINE.match(text):
             continue
-        text = " ".join(node.text(separator=" ").split())
-        if len(text) >= _MIN_PARAGRAPH and len(text.split()) >= _MIN_WORDS and not _BYLINE.match(text):
+        if not _skipped(node):
             return text
     return None
 
@@ -101,6 +109,8 @@ def _skipped(node: LexborNode) -> bool:
     while current is not None and current.tag not in ("body", "html", None):
         if current.tag in _SKIP_TAGS:
             return True
+        if current.attributes.get("aria-hidden") == "true" or "hidden" in current.attributes:
+            return True  # not shown to readers
         if level < _WORD_LEVELS:
             attrs = current.attributes
             words = " ".join(

@@ -58,6 +58,7 @@ def _change(change: Change) -> dict[str, Any]:
         "old": change.old,
         "new": change.new,
         "source": change.source,
+        **({"via": change.via} if change.via else {}),
     }
 
 

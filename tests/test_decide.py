@@ -274,3 +274,26 @@ def test_a_body_image_must_probe_at_least_200_px_wide() -> None:
     narrow = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/png", 120, 120)}
     evidence = _evidence({PAGE: LinkStatus.OK}, meta, narrow)
     assert _decide(_article(excerpt=DESCRIPTION), evidence).edits == ()
+
+
+def test_body_fallbacks_only_fill_gaps() -> None:
+    """With overwrite and refresh, a body paragraph or image never replaces an existing excerpt or image."""
+    settings = parse_settings(
+        {"metadata": {"excerpt": {"policy": "overwrite"}, "images": {"policy": "refresh"}}}
+    )
+    data = _article(excerpt="Written by an editor", images=[{"url": OLD_IMG, "width": 300, "height": 200}])
+    meta = _meta(image=NEW_IMG, sources={"description": "body", "image": "body"})
+    probes = {NEW_IMG: ImageProbe(NEW_IMG, True, "image/jpeg", 800, 600)}
+    evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, meta, probes)
+
+    assert _decide(data, evidence, settings).edits == ()
+
+
+def test_an_excerpt_holding_the_whole_long_description_is_kept() -> None:
+    """With overwrite, an excerpt equal to a description longer than max_length is current: not cut."""
+    settings = parse_settings({"metadata": {"excerpt": {"policy": "overwrite", "max_length": 60}}})
+    long = "A long description that goes well past the sixty characters of the configured limit."
+    evidence = _evidence({PAGE: LinkStatus.OK}, _meta(long, image=None))
+
+    assert _decide(_article(excerpt=long), evidence, settings).edits == ()
+    assert _decide(_article(excerpt="Stale"), evidence, settings).edits[0].value.endswith("…")

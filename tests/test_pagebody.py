@@ -66,3 +66,16 @@ def test_a_body_without_prose_or_pictures_supplies_nothing() -> None:
     meta = scrape(_page("<title>T</title>", "<p>Hi.</p><img src='/favicon.ico'>"), URL)
 
     assert meta.description is None and meta.images == ()
+
+
+def test_bare_text_in_a_div_counts_as_a_paragraph_but_hidden_and_script_text_does_not() -> None:
+    """A div's own text is prose (not a wrapper's whole content); aria-hidden and script text are skipped."""
+    body = (
+        f"<p aria-hidden='true'>{PROSE} (hidden)</p>"
+        "<p><script>var google_ad_client = 'pub-1'; var google_ad_width = 120; var x = 'padding text';"
+        " var y = 'more padding to pass the length bound easily';</script>Short.</p>"
+        f"<div class='story'><h1>Title</h1>\n  {PROSE}\n  <p>Later.</p></div>"
+    )
+    meta = scrape(_page("<title>T</title>", body), URL)
+
+    assert meta.description == PROSE

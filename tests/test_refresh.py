@@ -554,3 +554,63 @@ def test_refresh_policy_replaces_an_alive_outdated_image_from_a_local_image_serv
     before = path.read_bytes()
     _run(settings, DAY0 + timedelta(days=1))
     assert path.read_bytes() == before  # the next night changes nothing
+
+
+def test_overwrite_writes_the_share_description_not_a_truncated_meta_one(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """The issue's page: full og/twitter/JSON-LD, cut meta description; stale gets og, current stays."""
+    full = "Audit draft court naïve open open cloud robot model development, in full and with its ending."
+    page = (
+        "<html><head><meta charset='utf-8'><title>Audit</title>"
+        f'<meta name="description" content="{full[:58]}...">'
+        f'<meta property="og:description" content="{full}">'
+        f'<meta name="twitter:description" content="{full}">'
+        f'<script type="application/ld+json">{json.dumps({"@type": "Article", "description": full})}</script>'
+        '<meta property="og:image" content="/img/share.png"></head><body><p>Story.</p></body></html>'
+    )
+    local_site.route("/audit", body=page.encode(), headers=HTML)
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    url = local_site.url("/audit")
+    image = f'images:\n  - url: "{local_site.url("/img/share.png")}"\n    width: 640\n    height: 480\n'
+    stale = corpus / "stale.md"
+    stale.write_text(f'---\ntitle: s\nexcerpt: "An old summary of it"\nwebUrl: "{url}"\n{image}---\n')
+    current = corpus / "current.md"
+    current.write_text(f"---\ntitle: c  # kept\nexcerpt: >-\n  {full}\nwebUrl: '{url}'\n{image}---\nBody\n")
+    kept = current.read_bytes()
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        metadata={"excerpt": {"policy": "overwrite"}, "images": {"policy": "refresh"}},
+    )
+
+    _run(settings, DAY0)
+
+    assert f'excerpt: "{full}"' in stale.read_text(encoding="utf-8")
+    assert current.read_bytes() == kept
+
+
+def test_a_body_fallback_is_written_and_reported_with_its_source(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """A page declaring no description fills the excerpt from its first paragraph; the change says `body`."""
+    prose = "The council voted on Tuesday to close the old bridge for two years of repairs, officials said."
+    local_site.route(
+        "/plain",
+        body=f"<html><head><title>Bridge</title></head><body><nav>Home</nav><p>{prose}</p></body></html>".encode(),
+        headers=HTML,
+    )
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    path = corpus / "a.md"
+    path.write_text(f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{local_site.url("/plain")}"\nimages: []\n---\n')
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
+
+    report = _run(settings, DAY0)
+
+    assert f'excerpt: "{prose}"' in path.read_text(encoding="utf-8")
+    validate_report(report)
+    changes = report["changes"]
+    assert [(c["field_path"], c.get("via")) for c in changes] == [("excerpt", "body")]  # type: ignore[union-attr,index]
