@@ -22,10 +22,11 @@ Answer: ``{"archived_snapshots": {"closest": {"available": true, "url": …, "ti
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,6 +36,8 @@ from pipeline.config import ArchiveSettings, Settings
 from pipeline.models import LinkResult, LinkStatus
 
 log = logging.getLogger("pipeline")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_END_OF_DAY = datetime.max.time().replace(microsecond=0)  # 23:59:59
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +71,22 @@ def is_due(cached: Snapshot | None, settings: ArchiveSettings, now: datetime) ->
 
 
 def wayback_timestamp(published: Any) -> str | None:
-    """Pure: an article's ``publishedDateTime`` (ISO 8601 text or a date) -> ``YYYYMMDDhhmmss``, or None."""
+    """Pure: an article's ``publishedDateTime`` (ISO 8601 text or a date) -> ``YYYYMMDDhhmmss``, or None.
+
+    A date without a time stands for the end of that day."""
     if isinstance(published, datetime):
         moment = published
+    elif isinstance(published, date):
+        moment = datetime.combine(published, _END_OF_DAY)
     elif isinstance(published, str) and published.strip():
+        text = published.strip()
         try:
-            moment = datetime.fromisoformat(published.strip().replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             return None
+        if _DATE_ONLY.fullmatch(text):
+            # Published some time that day: a copy taken later the same day still shows the cited page.
+            moment = datetime.combine(moment.date(), _END_OF_DAY)
     else:
         return None
     if moment.tzinfo is not None:

@@ -55,7 +55,7 @@ def _settings(config_path: Path | None, overrides: dict[str, Any]) -> Settings:
     try:
         return with_overrides(load_settings(config_path), overrides)
     except ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
+        click.echo(f"config error: {printable(exc)}", err=True)
         sys.exit(ExitCode.CONFIG_ERROR)
 
 
@@ -294,7 +294,7 @@ def run_once(
         log.error("%s", exc)
         return ExitCode.PATH_UNUSABLE
     except IgnoreFileError as exc:
-        click.echo(f"config error: {exc}", err=True)
+        click.echo(f"config error: {printable(exc)}", err=True)
         return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
@@ -406,7 +406,7 @@ def report(
             until = _run_start(document)
             trend = store.list_runs(settings.reports.trend_runs, until=until)
     except PathUnusable as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(ExitCode.PATH_UNUSABLE)
     if document is None:
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
@@ -452,7 +452,7 @@ def runs(
         with HistoryStore(settings.state.database) as store:
             rows = store.list_runs(limit)
     except PathUnusable as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(ExitCode.PATH_UNUSABLE)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))

@@ -274,7 +274,9 @@ def _decide_excerpt(
     empty = current is None or (isinstance(current, str) and not current.strip())
     # A body paragraph only fills a gap: it never overwrites an excerpt someone wrote or the page declared.
     overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
-    if empty or (overwrite and _fold(str(current)) != description):
+    # An excerpt that already holds the page's text, cut by us or whole, is current: never rewritten.
+    whole = bounded_text(meta.description or "", len(meta.description or ""))
+    if empty or (overwrite and _fold(str(current)) not in (description, whole)):
         set_value((*prefix, "excerpt"), current, description, page_url, meta.sources.get("description", ""))
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from pipeline._printable import printable
+from pipeline._printable import json_text, printable
 
 SCHEMA_VERSION = 1
 _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside the package
@@ -538,15 +538,9 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-# JSON escapes C0 controls itself; these others would stay raw in the file (ensure_ascii=False keeps text
-# readable), so they get a JSON escape too: same data, no raw control character for a terminal or an editor.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
 def dump_json(document: Any, indent: int | None = 2) -> str:
     """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
-    text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return json_text(json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

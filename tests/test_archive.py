@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import netguard
@@ -94,6 +94,12 @@ def test_wayback_timestamp_from_published_date_time() -> None:
     assert wayback_timestamp("2023-08-09T18:38:00+02:00") == "20230809163800"
     assert wayback_timestamp("yesterday") is None
     assert wayback_timestamp(None) is None
+
+
+def test_a_date_without_a_time_admits_copies_of_that_whole_day() -> None:
+    """`publishedDateTime: 2023-08-09` (no time) asks for the closest copy up to the end of that day."""
+    assert wayback_timestamp("2023-08-09") == "20230809235959"
+    assert wayback_timestamp(date(2023, 8, 9)) == "20230809235959"
 
 
 def test_dead_link_gets_its_copy_in_every_report(local_site: LocalSite, tmp_path: Path) -> None:

@@ -287,3 +287,13 @@ def test_body_fallbacks_only_fill_gaps() -> None:
     evidence = _evidence({PAGE: LinkStatus.OK, OLD_IMG: LinkStatus.OK}, meta, probes)
 
     assert _decide(data, evidence, settings).edits == ()
+
+
+def test_an_excerpt_holding_the_whole_long_description_is_kept() -> None:
+    """With overwrite, an excerpt equal to a description longer than max_length is current: not cut."""
+    settings = parse_settings({"metadata": {"excerpt": {"policy": "overwrite", "max_length": 60}}})
+    long = "A long description that goes well past the sixty characters of the configured limit."
+    evidence = _evidence({PAGE: LinkStatus.OK}, _meta(long, image=None))
+
+    assert _decide(_article(excerpt=long), evidence, settings).edits == ()
+    assert _decide(_article(excerpt="Stale"), evidence, settings).edits[0].value.endswith("…")
