@@ -79,10 +79,10 @@ class Workers:
         key = self.probes.get(obs.url)
         if key is not None:
             page = obs.page if obs.outcome in _ALIVE else None
-            self.fingerprints[key] = soft404.fingerprint(page) if page is not None else None
+            self.fingerprints[key] = soft404.fingerprint(page, obs.url) if page is not None else None
             for waiting in self.held.pop(key, []):
                 self._emit(waiting, self.fingerprints[key])
-        elif host.key in self.held and obs.page is not None and obs.outcome in _ALIVE:
+        elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in _ALIVE:
             self.held[host.key].append(obs)
         else:
             self._emit(obs, self.fingerprints.get(host.key))

@@ -46,8 +46,9 @@ def probe_url(origin: str) -> str:
     return f"{origin}/{secrets.token_hex(12)}-pipeline-soft404-probe"
 
 
-def fingerprint(page: FetchedPage) -> Fingerprint:
-    """The fingerprint of a fetched page head: final URL, ``<title>`` text, size (Content-Length if given)."""
+def fingerprint(page: FetchedPage, url: str) -> Fingerprint:
+    """The fingerprint of the page head fetched for ``url``: final URL, ``<title>`` text, size (Content-Length
+    if given)."""
     found = _TITLE.search(page.body)
     title = ""
     if found:
@@ -56,7 +57,7 @@ def fingerprint(page: FetchedPage) -> Fingerprint:
         size = int(page.headers.get("content-length", ""))
     except ValueError:
         size = len(page.body)
-    return Fingerprint(page.url, page.final_url, title, size)
+    return Fingerprint(url, page.final_url, title, size)
 
 
 def _is_html(page: FetchedPage) -> bool:
@@ -98,11 +99,18 @@ def judge(obs: Observation, probe: Fingerprint | None) -> Observation:
     if redirected_to_root(obs.url, obs.final_url):
         reason = f"soft 404: redirected to the site's front page {obs.final_url}"
     elif obs.page is not None and _is_html(obs.page):
-        mine = fingerprint(obs.page)
+        mine = fingerprint(obs.page, obs.url)
         if mine.title and says_missing(mine.title):
             reason = f"soft 404: the page's title {mine.title!r} says it is missing"
         elif probe is not None and same_page(mine, probe):
             reason = "soft 404: the same page the site serves for a URL that cannot exist"
+    elif (
+        obs.page is None  # checked without a body (HEAD): only where it was sent tells it from the probe
+        and obs.redirects
+        and probe is not None
+        and same_page(Fingerprint(obs.url, obs.final_url or obs.url, "", 0), probe)
+    ):
+        reason = "soft 404: sent where the site sends a URL that cannot exist"
     if reason is None:
         return obs
     return replace(obs, outcome=Outcome.HARD, reason=reason)

@@ -59,7 +59,9 @@ def test_fingerprint_reads_title_and_content_length() -> None:
     fetched = FetchedPage(
         "https://ex.com/a", "https://ex.com/a", "text/html", {"content-length": "5000"}, page("A &amp; B")
     )
-    assert fingerprint(fetched) == Fingerprint("https://ex.com/a", "https://ex.com/a", "A & B", 5000)
+    assert fingerprint(fetched, "https://ex.com/a") == Fingerprint(
+        "https://ex.com/a", "https://ex.com/a", "A & B", 5000
+    )
 
 
 def test_title_saying_missing_is_a_hard_soft_404(local_site: LocalSite, test_settings: Settings) -> None:
@@ -149,3 +151,16 @@ def test_probe_obeys_the_host_limit_and_can_be_turned_off(local_site: LocalSite,
     off = make_settings(tmp_path, http={"soft404_probe": False})
     pages(off, *urls)
     assert len(local_site.hits) == 4
+
+
+def test_link_checked_by_head_sent_where_missing_urls_go(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """A link checked by HEAD and redirected to the host's "not found" page is a soft 404."""
+    local_site.route("/oops", body=page("Daily News"), headers=HTML)
+    local_site.fallback(302, headers={"Location": "/oops"})
+    local_site.route("/real-story", body=page("The park | Daily News"), headers=HTML)
+    amp = local_site.url("/amp/deleted")
+    found = check_links_sync([amp], test_settings, fetch_body={local_site.url("/real-story"): PAGE_BYTES})
+    assert found[amp].outcome is Outcome.HARD and "cannot exist" in found[amp].reason
+    assert found[local_site.url("/real-story")].outcome is Outcome.SUCCESS
