@@ -10,6 +10,9 @@ with every character that could act on a terminal or forge a line shown as a vis
 - any other lone surrogate, the Unicode line and paragraph separators and the bidirectional overrides
   (which can make a name read backwards): ``\\uNNNN``.
 
+:func:`json_text` is the same rule for JSON text (report.json, JSON log lines): JSON escapes C0 itself,
+and the rest is spelled ``\\uNNNN`` there, so the data is kept exactly.
+
 Backslashes are left as they are, so a name that really contains ``\\x1b`` reads the same as one holding
 the character; that ambiguity is the price of text that stays readable.
 """
@@ -19,9 +22,11 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["printable"]
+__all__ = ["json_text", "printable"]
 
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What json.dumps(ensure_ascii=False) leaves raw: everything above but C0, which JSON escapes itself.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -43,3 +48,12 @@ def printable(value: object) -> str:
         value = os.fsdecode(value)  # a name's undecodable bytes become surrogates, escaped below
     text = value if isinstance(value, str) else str(value)
     return _UNSAFE.sub(_escape, text)
+
+
+def json_text(serialized: str) -> str:
+    """JSON text from ``json.dumps(..., ensure_ascii=False)`` with the characters it leaves raw escaped.
+
+    Same data (``\\u009b`` decodes to what was there), but no raw C1 control, separator or bidi override
+    reaches a terminal or an editor. Such characters can only be inside JSON strings, so this is safe.
+    """
+    return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", serialized)

@@ -55,7 +55,7 @@ def _settings(config_path: Path | None, overrides: dict[str, Any]) -> Settings:
     try:
         return with_overrides(load_settings(config_path), overrides)
     except ConfigError as exc:
-        click.echo(f"config error: {exc}", err=True)
+        click.echo(f"config error: {printable(exc)}", err=True)
         sys.exit(ExitCode.CONFIG_ERROR)
 
 
@@ -294,7 +294,7 @@ def run_once(
         log.error("%s", exc)
         return ExitCode.PATH_UNUSABLE
     except IgnoreFileError as exc:
-        click.echo(f"config error: {exc}", err=True)
+        click.echo(f"config error: {printable(exc)}", err=True)
         return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
     counts = ", ".join(
@@ -406,7 +406,7 @@ def report(
             until = _run_start(document)
             trend = store.list_runs(settings.reports.trend_runs, until=until)
     except PathUnusable as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(ExitCode.PATH_UNUSABLE)
     if document is None:
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
@@ -452,7 +452,7 @@ def runs(
         with HistoryStore(settings.state.database) as store:
             rows = store.list_runs(limit)
     except PathUnusable as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(exc)}", err=True)
         sys.exit(ExitCode.PATH_UNUSABLE)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
@@ -506,11 +506,14 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
 @click.option("--latency-ms", default=100.0, show_default=True, help="Server latency per request.")
 @click.option("--per-host", default=10, show_default=True, help="Connections per host.")
 @click.option("--no-lychee", is_flag=True, help="Do not run lychee for comparison.")
-def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool) -> None:
+@click.option(
+    "--rate-limit", is_flag=True, help="One host answers 429 (Retry-After: 2) to 1% of its requests."
+)
+def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool, rate_limit: bool) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee))
+    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit))
 
 
 @main.command()

@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
 
-from pipeline._printable import printable
+from pipeline._printable import json_text, printable
 
 # Libraries that log every request or job at INFO; our own summary lines say what matters.
 _NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")
@@ -119,7 +119,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = printable(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = _exception_text(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=lambda value: printable(str(value)))
+        return json_text(json.dumps(entry, ensure_ascii=False, default=lambda value: printable(str(value))))
 
 
 def setup_logging(fmt: str, level: str, quiet: bool) -> None:

@@ -47,6 +47,8 @@ def discover(
                 yield root
         elif root.is_dir():
             yield from _walk(root, patterns, seen, (), inside, leftovers)
+        elif os.path.lexists(root):  # a FIFO, a device or a dangling symlink given as a root
+            yield FileError(str(root), _not_regular(root))
         else:
             yield FileError(str(root), "the corpus root does not exist (or is not a file or folder)")
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import jinja2
 from markupsafe import Markup
 
-from pipeline._printable import printable
+from pipeline._printable import json_text, printable
 
 SCHEMA_VERSION = 1
 _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside the package
@@ -150,8 +150,14 @@ def _host(link: dict[str, Any]) -> str:
         return ""
 
 
-def _hosts(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-host counts of each status, the hosts with most dead and failing links first."""
+_POLITENESS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_concurrency", "not_modified")
+
+
+def _hosts(
+    links: list[dict[str, Any]], politeness: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
+    polite = {row["host"]: row for row in politeness or []}
     table: dict[str, Counter[str]] = {}
     for link in links:
         host = _host(link)
@@ -161,7 +167,14 @@ def _hosts(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
         counts[link["status"]] += 1
         counts["urls"] += 1
     order = sorted(table.items(), key=lambda hc: (-(hc[1]["dead"] + hc[1]["failing"]), -hc[1]["urls"], hc[0]))
-    return [{"host": host, **{k: counts[k] for k in ("urls", *_STATUSES)}} for host, counts in order]
+    return [
+        {
+            "host": host,
+            **{k: counts[k] for k in ("urls", *_STATUSES)},
+            **{k: polite[host][k] for k in _POLITENESS if host in polite},
+        }
+        for host, counts in order
+    ]
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -316,7 +329,7 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "errors": report.get("errors", []),
         "discovered": report.get("discovered", []),
         "refused_pages": report.get("refused_pages", []),
-        "hosts": _hosts(links),
+        "hosts": _hosts(links, report.get("politeness")),
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
         "kind_note": _KIND_NOTES.get(run_kind(run), ""),
@@ -525,15 +538,9 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-# JSON escapes C0 controls itself; these others would stay raw in the file (ensure_ascii=False keeps text
-# readable), so they get a JSON escape too: same data, no raw control character for a terminal or an editor.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
 def dump_json(document: Any, indent: int | None = 2) -> str:
     """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
-    text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return json_text(json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

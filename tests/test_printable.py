@@ -251,3 +251,14 @@ def test_ci_formats_hold_no_raw_control_characters() -> None:
     for fmt in ("compact", "json", "sarif"):
         assert not RAW.search(render(report, fmt).replace("\t", " ")), fmt
     assert "a\\x1b]0;owned\\x07b" in render(report, "compact")
+
+
+def test_json_log_extra_values_hold_no_raw_control_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    """Structured ``extra=`` values (lists, dicts) in a JSON log line carry no raw C1 control or override."""
+    setup_logging("json", "INFO", quiet=False)
+
+    logging.getLogger("pipeline.test").info("done", extra={"hosts": ["a\x9b2J", "b\u202ec"]})
+
+    err = capsys.readouterr().err
+    assert not RAW.search(err.replace("\n", " "))
+    assert json.loads(err)["hosts"] == ["a\x9b2J", "b\u202ec"]  # same data, only spelled as escapes

@@ -95,13 +95,16 @@ def test_append_by_a_program_that_opens_the_file_during_the_swap_is_kept(
         ],
         stdin=subprocess.PIPE,
     )
-    time.sleep(0.3)  # the interpreter is up and waiting
 
     def open_meanwhile() -> None:
         assert writer.stdin is not None
         writer.stdin.write(b"go\n")
         writer.stdin.flush()
-        time.sleep(0.3)  # it is now in open(), held by the lease until we let go
+        wchan = Path(f"/proc/{writer.pid}/wchan")
+        deadline = time.monotonic() + 20
+        while wchan.read_text() != "__break_lease" and time.monotonic() < deadline:
+            time.sleep(0.01)  # until it is inside open(), held by the lease until we let go
+        assert wchan.read_text() == "__break_lease"
 
     _run_before_the_swap(monkeypatch, open_meanwhile)
 
@@ -208,6 +211,17 @@ def test_special_files_are_reported_and_never_opened(tmp_path: Path) -> None:
     assert [p for p in found if isinstance(p, Path)] == [tmp_path / "good.md"]
     errors = {Path(e.article).name: e.message for e in found if not isinstance(e, Path)}
     assert errors == expected
+
+
+def test_a_special_file_given_as_a_root_is_reported(tmp_path: Path) -> None:
+    """`pipeline refresh fifo.md`: the FIFO named on the command line is a file error too, never opened."""
+    os.mkfifo(tmp_path / "fifo.md")
+
+    found = list(discover([tmp_path / "fifo.md"], ["*.md"]))
+
+    assert [(Path(e.article).name, e.message) for e in found if not isinstance(e, Path)] == [
+        ("fifo.md", "a FIFO, not a regular file; not read")
+    ]
 
 
 def test_reading_a_fifo_put_in_place_of_an_article_does_not_block(tmp_path: Path) -> None:
