@@ -3,11 +3,12 @@
 Reads no settings itself: ``check`` builds each ``Host`` from ``http.per_host_concurrency`` and
 ``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O.
 
-A host is a slot count (``cap``) and a not-before time (``next_start``). Every request to a host holds
-one of its slots, first attempts and retries alike: a retry gives its slot back while it waits and asks
-for one again (``reacquire``), ahead of the host's untried URLs. ``slow_down`` (after a 429) drops a host
-to one slot and pushes its not-before time out, so the whole host pauses, retries included. A host that
-must wait is parked on a loop timer, never on a sleeping worker.
+A host is a slot count and a not-before time, both owned by its adaptive controller
+(``pipeline._hostcontrol.HostControl``: paused and halved on 429/503, recovering on successes), plus the
+fixed spacing ``min_host_interval`` (``next_start``). Every request to a host holds one of its slots,
+first attempts and retries alike: a retry gives its slot back while it waits and asks for one again
+(``reacquire``), ahead of the host's untried URLs, so a pause holds the whole host, retries included. A
+host that must wait is parked on a loop timer, never on a sleeping worker.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pipeline._hostcontrol import HostControl
+
+STALL_AFTER = 5.0  # seconds without an answer after which a request no longer holds a halved host's slot
+
 
 @dataclass(slots=True)
 class Host:
@@ -26,13 +31,24 @@ class Host:
 
     key: str
     pending: deque[tuple[str, httpx.URL]]
-    cap: int
+    control: HostControl
     interval: float
     inflight: int = 0
+    stalled: int = 0  # in flight for longer than STALL_AFTER, counted only against the configured ceiling
     queued: bool = False
     next_start: float = 0.0  # time.monotonic(); 0 while the host has neither interval nor pause
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)  # retries asking for a slot
     timer: asyncio.TimerHandle | None = None
+
+    @property
+    def cap(self) -> int:
+        """Requests allowed in flight now (the controller's current concurrency)."""
+        return self.control.cap
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the controller holds the host below its configured concurrency."""
+        return self.control.cap < self.control.max_cap
 
 
 @dataclass(slots=True)
@@ -53,11 +69,18 @@ class HostQueue:
         for host in self.hosts.values():
             self._refresh(host)
 
+    @staticmethod
+    def _has_slot(host: Host) -> bool:
+        # A halved host counts only its answering requests; a stalled one (a URL that will time out) must
+        # not serialise it. The configured ceiling counts every request in flight.
+        return host.inflight - host.stalled < host.control.cap and host.inflight < host.control.max_cap
+
     def _due(self, host: Host) -> bool:
         """Whether the host may start a request now; if not, a timer refreshes it when it may."""
-        if host.next_start == 0.0:
+        not_before = max(host.next_start, host.control.paused_until)
+        if not_before == 0.0:
             return True  # the common case: no interval, never paused, no clock read
-        delay = host.next_start - time.monotonic()
+        delay = not_before - time.monotonic()
         if delay <= 0:
             return True
         if host.timer is None:
@@ -76,12 +99,12 @@ class HostQueue:
             host.next_start = max(time.monotonic(), host.next_start) + host.interval
 
     def _refresh(self, host: Host) -> None:
-        while host.waiters and host.inflight < host.cap and self._due(host):
+        while host.waiters and self._has_slot(host) and self._due(host):
             waiter = host.waiters.popleft()
             if not waiter.done():
                 self._started(host)
                 waiter.set_result(None)
-        if not host.queued and host.pending and host.inflight < host.cap and self._due(host):
+        if not host.queued and host.pending and self._has_slot(host) and self._due(host):
             host.queued = True
             self.ready.append(host)
 
@@ -105,7 +128,7 @@ class HostQueue:
             host = self.ready.popleft()
             host.queued = False
             # Queued when it was startable; a retry or a 429 since then may have taken that away.
-            if host.pending and host.inflight < host.cap and not host.waiters and self._due(host):
+            if host.pending and self._has_slot(host) and not host.waiters and self._due(host):
                 break
             self._refresh(host)
         url, parsed = host.pending.popleft()
@@ -125,18 +148,16 @@ class HostQueue:
         if host.queued:
             self._wake()
 
+    def stall(self, host: Host, stalled: bool) -> None:
+        """A request to ``host`` has been in flight for STALL_AFTER (``stalled``), or a stalled one ended."""
+        host.stalled += 1 if stalled else -1
+        self._refresh(host)
+        if host.queued:
+            self._wake()
+
     async def reacquire(self, host: Host) -> None:
         """Wait for a slot on ``host`` (cap and not-before time honoured), ahead of its untried URLs."""
         waiter = asyncio.get_running_loop().create_future()
         host.waiters.append(waiter)
         self._refresh(host)
         await waiter
-
-    def slow_down(self, key: str, pause: float) -> None:
-        """A 429 from ``key``: one request at a time from now on, none before ``pause`` seconds."""
-        host = self.hosts.get(key)
-        if host is None:
-            return
-        host.cap = 1
-        host.interval = max(host.interval, pause)
-        host.next_start = max(host.next_start, time.monotonic() + pause)

@@ -10,6 +10,13 @@ hosts; runs ``check_links`` in a child process (wall time, URLs/s, peak RSS from
 same limits and prints both times and their ratio. The politeness bound is
 ``ceil(urls / hosts / per_host) x latency``: no polite checker can be faster.
 
+With ``rate_limit`` (``pipeline bench --rate-limit``) the first host answers 429 with ``Retry-After: 2``
+to every 100th request it receives (1 %), at once. The server records, per 429, every later request to
+that host that arrives before the Retry-After has passed (after a grace of ``_GRACE`` for requests the
+checker sent before the 429 reached it) and the parent prints that count, which must be 0. The bound then
+becomes that host's ``ceil(requests / per_host) x latency`` plus 2 s per 429: the pauses a polite checker
+must take.
+
 Also runnable as ``python -m pipeline.bench [urls hosts latency_ms per_host]``.
 """
 
@@ -25,13 +32,31 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
+_RETRY_AFTER = 2.0
+_GRACE = 0.05  # seconds after a 429 was sent in which a request may still be one sent before it arrived
+
 _SERVER = """
-import asyncio, json, socket, sys
+import asyncio, json, socket, sys, time
 from aiohttp import web
-hosts, latency = int(sys.argv[1]), float(sys.argv[2])
+hosts, latency, limited = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
+RETRY_AFTER, GRACE = float(sys.argv[4]), float(sys.argv[5])
+seen = {"requests": 0, "429s": 0, "early": 0}
+last = {"sent": float("-inf"), "until": 0.0}  # the latest 429 (monotonic) and when asking is allowed again
 async def handle(request):
+    if request.path == "/__stats":
+        return web.json_response(seen)
+    if limited and request.transport.get_extra_info("sockname")[0] == "127.0.0.2":
+        now = time.monotonic()
+        seen["requests"] += 1
+        if last["sent"] + GRACE <= now < last["until"]:
+            seen["early"] += 1
+        if seen["requests"] % 100 == 50:
+            seen["429s"] += 1
+            last["sent"], last["until"] = now, max(last["until"], now + RETRY_AFTER)
+            return web.Response(status=429, headers={"Retry-After": str(int(RETRY_AFTER))})
     if latency:
         await asyncio.sleep(latency)
     return web.Response(text="ok")
@@ -109,12 +134,32 @@ def _run_lychee(binary: str, url_file: Path, hosts: int, per_host: int) -> float
     return seconds
 
 
+def _server_stats(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}/__stats", timeout=10) as answer:
+        stats: dict[str, int] = json.loads(answer.read())
+    return stats
+
+
 def run_benchmark(
-    urls: int = 5000, hosts: int = 20, latency_ms: float = 100.0, per_host: int = 10, with_lychee: bool = True
+    urls: int = 5000,
+    hosts: int = 20,
+    latency_ms: float = 100.0,
+    per_host: int = 10,
+    with_lychee: bool = True,
+    rate_limit: bool = False,
 ) -> int:
     """Run one benchmark configuration and print its figures; 0 when every URL was checked OK."""
     server = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(hosts), str(latency_ms / 1000)],
+        [
+            sys.executable,
+            "-c",
+            _SERVER,
+            str(hosts),
+            str(latency_ms / 1000),
+            "1" if rate_limit else "0",
+            str(_RETRY_AFTER),
+            str(_GRACE),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -126,6 +171,8 @@ def run_benchmark(
             url_file.write_text("\n".join(_urls(urls, ports)) + "\n")
             bound = math.ceil(urls / hosts / per_host) * latency_ms / 1000
             print(f"{urls} URLs on {hosts} hosts, {latency_ms:g} ms latency, {per_host} per host")
+            if rate_limit:
+                print(f"  host 127.0.0.2 answers 429 (Retry-After: {_RETRY_AFTER:g}) to 1 % of its requests")
             child = subprocess.run(
                 [
                     sys.executable,
@@ -150,12 +197,30 @@ def run_benchmark(
                 f"  pipeline: {ours:.2f} s, {urls / ours:,.0f} URLs/s, "
                 f"{figures['ok']}/{figures['checked']} ok, peak RSS {figures['peak_rss_mb']:.0f} MB"
             )
+            if rate_limit:
+                seen = _server_stats(ports[0])
+                bound = max(
+                    bound,
+                    math.ceil(seen["requests"] / per_host) * latency_ms / 1000 + seen["429s"] * _RETRY_AFTER,
+                )
+                print(
+                    f"  limited host: {seen['requests']} requests, {seen['429s']} answered 429, "
+                    f"{seen['early']} arrived before their Retry-After"
+                )
             if latency_ms > 0:
                 print(f"  politeness bound: {bound:.2f} s; pipeline / bound = {ours / bound:.2f}x")
             binary = _lychee() if with_lychee else None
             if binary:
+                before = _server_stats(ports[0]) if rate_limit else None
                 theirs = _run_lychee(binary, url_file, hosts, per_host)
                 print(f"  lychee:   {theirs:.2f} s, {urls / theirs:,.0f} URLs/s")
+                if before is not None:
+                    after = _server_stats(ports[0])
+                    print(
+                        f"  lychee on the limited host: {after['requests'] - before['requests']} requests, "
+                        f"{after['429s'] - before['429s']} answered 429, "
+                        f"{after['early'] - before['early']} arrived before their Retry-After"
+                    )
                 print(
                     f"  pipeline / lychee time = {ours / theirs:.2f}x; throughput share {theirs / ours:.2f}"
                 )

@@ -20,9 +20,17 @@ How a URL is checked:
   A retry waits with its host slot given back and queues for a slot again, so it obeys the host's limits.
 - Work is host-sharded (``pipeline._hostqueue``): URLs are grouped by ``host:port`` and a pool of
   ``max_concurrency`` workers takes from hosts round-robin, never more than ``per_host_concurrency`` in
-  flight per host, starts spaced by ``min_host_interval``. A 429 slows the host that sent it (a redirect
-  target's, not the original's) to one request at a time for the rest of the run, and pauses all of it,
-  retries included, for the ``Retry-After`` (or the backoff).
+  flight per host, starts spaced by ``min_host_interval``. Every HTTP answer feeds the adaptive controller
+  of the host that sent it (``pipeline._hostcontrol``; a redirect target's, not the original's): a 429 or
+  503 pauses all of that host, retries included, and halves its concurrency, which climbs back on
+  successes; ``RateLimit-*`` headers pause it until the quota resets.
+- Conditional rechecks: a URL given stored validators (``validators``: ETag, Last-Modified) is asked with
+  ``If-None-Match``/``If-Modified-Since``; a 304 is success with no body read (the stored metadata stands).
+- Soft 404s (``pipeline.soft404``): a 2xx page whose title says it is missing, a deep URL redirected to
+  its site's front page, or a page identical to the host's answer to a random URL that cannot exist, is a
+  hard failure. That probe is one GET per host that has pages to compare (``fetch_body`` at
+  ``max_page_bytes``), sent first through the host's queue so it obeys the host's limits, never retried;
+  the host's pages wait for its answer before they are handed on.
 """
 
 from __future__ import annotations
@@ -33,13 +41,15 @@ import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
 
-from pipeline._hostqueue import Host, HostQueue
+from pipeline._hostcontrol import HostControl, HostStats
+from pipeline._hostqueue import STALL_AFTER, Host, HostQueue
+from pipeline._workers import Workers, add_probes
 from pipeline.accept import HostRules
 from pipeline.config import Settings
 from pipeline.http import (
@@ -55,6 +65,9 @@ from pipeline.scrape import declares_share_metadata
 
 _PERMANENT = frozenset({301, 308})
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+_ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
+
+Validators = tuple[str | None, str | None]  # a stored page's (ETag, Last-Modified)
 
 
 def host_key(url: str | httpx.URL) -> str:
@@ -116,11 +129,19 @@ class _Try:
     page: FetchedPage | None = None
     fall_back_to_get: bool = False
     range_refused: bool = False
+    headers: httpx.Headers | None = None  # of the final answer, for the host's controller
 
 
 class _Checker:
-    def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings, scheduler: HostQueue) -> None:
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        settings: Settings,
+        scheduler: HostQueue,
+        validators: Mapping[str, Validators],
+    ) -> None:
         self._transport = transport
+        self._validators = validators
         self._settings = settings
         self._guard = AddressGuard(settings.http.allow_networks)
         self._scheduler = scheduler
@@ -130,15 +151,17 @@ class _Checker:
         self._rules = HostRules.from_settings(settings.http)  # http.accept and http.hosts
         self._extensions = {"timeout": timeouts(settings.http).as_dict()}
 
-    async def check(self, url: str, parsed: httpx.URL, host: Host, want: int | None) -> Observation:
-        """Check one URL; the caller holds a slot on ``host`` and gets it back held."""
+    async def check(
+        self, url: str, parsed: httpx.URL, host: Host, want: int | None, *, once: bool = False
+    ) -> Observation:
+        """Check one URL (``once``: without retries); the caller holds a slot on ``host`` and gets it back."""
         started = time.monotonic()
         refusal = self._refusals.get(host.key, "?")
         if refusal == "?":
             refusal = self._refusals[host.key] = self._guard.refusal(parsed.host)
         if refusal:
             return Observation(url, Outcome.SKIPPED, reason=refusal, host=host.key)
-        result = await self._with_retries(parsed, host, want)
+        result = await self._with_retries(parsed, host, want, self._conditional(url), once)
         return Observation(
             url=url,
             outcome=result.outcome,
@@ -152,31 +175,70 @@ class _Checker:
             page=result.page,
         )
 
-    async def _with_retries(self, url: httpx.URL, host: Host, want: int | None) -> _Try:
+    def _conditional(self, url: str) -> dict[str, str] | None:
+        etag, modified = self._validators.get(url) or (None, None)
+        if not etag and not modified:
+            return None
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        return headers
+
+    async def _with_retries(
+        self, url: httpx.URL, host: Host, want: int | None, conditional: dict[str, str] | None, once: bool
+    ) -> _Try:
         retry = self._settings.retry
         method = "GET" if want is not None else "HEAD"
         use_range = want is not None and want < self._settings.http.max_page_bytes
-        limited_by: str | None = None  # host key that sent the latest 429
+        pressed = False  # this URL already answered 429/503
 
         async def attempt() -> _Try:
-            nonlocal method, use_range, limited_by
-            result = await self._attempt(url, method, want, use_range)
-            if result.range_refused:
-                use_range = False
-                result = await self._attempt(url, method, want, use_range)
-            if result.fall_back_to_get:
-                method = "GET"
-                result = await self._attempt(url, method, want, use_range)
-            limited_by = None
-            if result.status == 429:
-                # The host that answered 429 (a redirect target, maybe) is the one to slow down.
-                limited_by = host_key(result.final_url) if result.final_url else host.key
-                pause = min(retry.retry_after_max, result.retry_after or retry.backoff_initial)
-                self._scheduler.slow_down(limited_by, pause)
+            nonlocal method, use_range, pressed
+            sent_at = time.monotonic()
+            stalled = False
+
+            def stall() -> None:
+                nonlocal stalled
+                stalled = True
+                self._scheduler.stall(host, True)
+
+            # Only a halved host needs to know that a request is stuck (see HostQueue._has_slot).
+            timer = asyncio.get_running_loop().call_later(STALL_AFTER, stall) if host.reduced else None
+            try:
+                result = await self._attempt(url, method, want, use_range, conditional)
+                if result.range_refused:
+                    use_range = False
+                    result = await self._attempt(url, method, want, use_range, conditional)
+                if result.fall_back_to_get:
+                    method = "GET"
+                    result = await self._attempt(url, method, want, use_range, conditional)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                if stalled:
+                    self._scheduler.stall(host, False)
+            if result.status is not None and result.headers is not None:
+                # The host that answered (a redirect target, maybe) is the one whose limits adapt.
+                answered: Host | None = host
+                if result.redirects and result.final_url:
+                    answered = self._scheduler.hosts.get(host_key(result.final_url))
+                if answered is not None:
+                    # Most answers carry no rate-limit header: one scan of the raw names spares parsing.
+                    limits = any(b"ratelimit" in name.lower() for name, _ in result.headers.raw)
+                    answered.control.observe(
+                        result.status,
+                        result.headers if limits else None,
+                        result.retry_after,
+                        sent_at,
+                        repeat=pressed,
+                    )
+                    pressed = pressed or result.status in (429, 503)
             return result
 
         first = await attempt()
-        if not first.transient or retry.attempts == 1:
+        if not first.transient or retry.attempts == 1 or once:
             return first  # the common case: no retry machinery built at all
         replayed = False
 
@@ -190,9 +252,8 @@ class _Checker:
 
         async def wait_off_slot(seconds: float) -> None:
             # Never wait holding the host's slot, and never retry around its limits: give the slot back,
-            # wait, then queue for one like any request (after a 429: one at a time, after its pause).
-            if limited_by is not None:
-                self._scheduler.slow_down(limited_by, seconds)
+            # wait (at least the Retry-After), then queue for one like any request (after a 429 or 503:
+            # behind the host's pause, within its reduced concurrency).
             self._scheduler.done(host)
             await asyncio.sleep(seconds)
             await self._scheduler.reacquire(host)
@@ -228,7 +289,14 @@ class _Checker:
         result: _Try = await retrying(replay_then_attempt)
         return result
 
-    async def _attempt(self, url: httpx.URL, method: str, want: int | None, use_range: bool) -> _Try:
+    async def _attempt(
+        self,
+        url: httpx.URL,
+        method: str,
+        want: int | None,
+        use_range: bool,
+        conditional: dict[str, str] | None,
+    ) -> _Try:
         http = self._settings.http
         current = url
         hops: list[str] = []
@@ -248,9 +316,10 @@ class _Checker:
                             )
                     headers = self._headers
                     extra = self._rules.headers(*_host_port(current))  # this hop's host only
-                    if extra or (use_range and want):
+                    if extra or conditional or (use_range and want):
                         headers = headers.copy()
                         headers.update(extra)
+                        headers.update(conditional or {})
                     if use_range and want:
                         headers["Range"] = f"bytes=0-{want - 1}"
                     request = httpx.Request(method, current, headers=headers, extensions=self._extensions)
@@ -277,7 +346,9 @@ class _Checker:
                                 )
                             seen.add(str(current))
                             continue
-                        return await self._final(response, method, want, use_range, hops, moved, url)
+                        return await self._final(
+                            response, method, want, use_range, hops, moved, url, conditional is not None
+                        )
                     finally:
                         await response.aclose()
                 return _Try(
@@ -313,10 +384,21 @@ class _Checker:
         hops: list[str],
         moved: bool,
         origin: httpx.URL,
+        conditional: bool,
     ) -> _Try:
         status = response.status_code
         if status == 416 and use_range:
             return _Try(Outcome.SOFT, status=status, range_refused=True)
+        if status == 304 and conditional:
+            # Unchanged since the stored validators: alive, and no body to read (the stored metadata stands).
+            return _Try(
+                Outcome.MOVED if moved else Outcome.SUCCESS,
+                status=status,
+                final_url=str(response.url),
+                redirects=tuple(hops),
+                reason="HTTP 304 Not Modified: unchanged since the stored ETag/Last-Modified",
+                headers=response.headers,
+            )
         challenged = "cf-mitigated" in response.headers
         outcome, transient = outcome_for_status(status, challenged)
         phrase = f"HTTP {status} {response.reason_phrase}".strip()
@@ -356,6 +438,7 @@ class _Checker:
             transient=transient,
             retry_after=retry_after,
             page=page,
+            headers=response.headers,
         )
 
     async def _read_page(self, response: httpx.Response, want: int) -> FetchedPage:
@@ -392,9 +475,9 @@ def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], di
             continue
         host = hosts.get(key)
         if host is None:
-            host = hosts[key] = Host(
-                key, deque(), rules.concurrency(*_host_port(parsed)), settings.http.min_host_interval
-            )
+            cap = rules.concurrency(*_host_port(parsed))
+            control = HostControl(cap, settings.retry.retry_after_max)
+            host = hosts[key] = Host(key, deque(), control, settings.http.min_host_interval)
         host.pending.append((url, parsed))
     return hosts, invalid
 
@@ -406,17 +489,22 @@ async def check_links(
     fetch_body: Mapping[str, int] | None = None,
     on_result: Callable[[Observation], None] | None = None,
     keep_pages: bool = True,
+    validators: Mapping[str, Validators] | None = None,
+    host_stats: dict[str, HostStats] | None = None,
 ) -> dict[str, Observation]:
     """Request every unique URL once (and each URL of ``fetch_body``) and return its observation.
 
     ``on_result`` sees each observation as it arrives, page included; with ``keep_pages=False`` the
     returned observations drop their page bodies (the callback has digested them), keeping memory flat.
+    ``validators`` (URL -> stored ETag, Last-Modified) make those requests conditional; ``host_stats``,
+    when given, receives each host's politeness figures (429s, 503s, pauses, lowest concurrency, 304s).
     """
     wanted = dict(fetch_body or {})
     hosts, results = _group([*urls, *wanted], settings)
     if on_result is not None:
         for obs in results.values():
             on_result(obs)
+    probes = add_probes(hosts, wanted, settings.http.max_page_bytes) if settings.http.soft404_probe else {}
     scheduler = HostQueue(hosts)
     if scheduler.remaining == 0:
         return results
@@ -429,44 +517,19 @@ async def check_links(
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 10_000), *thresholds[1:])
     try:
-        return await _run(hosts, scheduler, results, wanted, settings, on_result, keep_pages)
+        run = Workers(results, wanted, probes, on_result, keep_pages)
+        async with build_transport(settings) as transport:
+            checker = _Checker(transport, settings, scheduler, validators or {})
+            await run.run(checker.check, hosts, scheduler, settings.http.max_concurrency)
+        # A TLS connection whose handshake failed finishes closing a few loop turns after the session is
+        # closed; without this pause asyncio.run() can drop its socket (ResourceWarning: unclosed transport).
+        if checker.used_tls:
+            await asyncio.sleep(0.05)
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-
-
-async def _run(
-    hosts: dict[str, Host],
-    scheduler: HostQueue,
-    results: dict[str, Observation],
-    wanted: dict[str, int],
-    settings: Settings,
-    on_result: Callable[[Observation], None] | None,
-    keep_pages: bool,
-) -> dict[str, Observation]:
-    async with build_transport(settings) as transport:
-        checker = _Checker(transport, settings, scheduler)
-
-        async def worker() -> None:
-            while (item := await scheduler.take()) is not None:
-                host, url, parsed = item
-                try:
-                    obs = await checker.check(url, parsed, host, wanted.get(url))
-                finally:
-                    scheduler.done(host)
-                if on_result is not None:
-                    on_result(obs)
-                results[url] = obs if keep_pages or obs.page is None else replace(obs, page=None)
-
-        useful = sum(min(host.cap, len(host.pending)) for host in hosts.values())
-        workers = min(settings.http.max_concurrency, useful)
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
-    # A TLS connection whose handshake failed finishes closing a few loop turns after the session is
-    # closed; without this pause asyncio.run() can drop its socket (ResourceWarning: unclosed transport).
-    if checker.used_tls:
-        await asyncio.sleep(0.05)
+    if host_stats is not None:
+        host_stats.update({key: host.control.stats(key) for key, host in hosts.items()})
     return results
 
 
@@ -477,8 +540,18 @@ def check_links_sync(
     fetch_body: Mapping[str, int] | None = None,
     on_result: Callable[[Observation], None] | None = None,
     keep_pages: bool = True,
+    validators: Mapping[str, Validators] | None = None,
+    host_stats: dict[str, HostStats] | None = None,
 ) -> dict[str, Observation]:
     """``check_links`` for callers without an event loop."""
     return asyncio.run(
-        check_links(urls, settings, fetch_body=fetch_body, on_result=on_result, keep_pages=keep_pages)
+        check_links(
+            urls,
+            settings,
+            fetch_body=fetch_body,
+            on_result=on_result,
+            keep_pages=keep_pages,
+            validators=validators,
+            host_stats=host_stats,
+        )
     )

@@ -506,11 +506,14 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
 @click.option("--latency-ms", default=100.0, show_default=True, help="Server latency per request.")
 @click.option("--per-host", default=10, show_default=True, help="Connections per host.")
 @click.option("--no-lychee", is_flag=True, help="Do not run lychee for comparison.")
-def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool) -> None:
+@click.option(
+    "--rate-limit", is_flag=True, help="One host answers 429 (Retry-After: 2) to 1% of its requests."
+)
+def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool, rate_limit: bool) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee))
+    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit))
 
 
 @main.command()

@@ -137,6 +137,8 @@ class HttpSettings(_Section):
     ca_bundle: Path | None = None  # extra CA file (PEM), e.g. an intranet's
     # Networks the address guard lets through (loopback, private, …). Empty: public addresses only.
     allow_networks: list[str] = Field(default_factory=list)
+    # One GET per host, per run, of a random URL that cannot exist, to recognise pages that are soft 404s.
+    soft404_probe: bool = True
 
     @property
     def agent(self) -> str:

@@ -36,6 +36,7 @@ from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
 from pipeline.config import HttpSettings, Settings
+from pipeline.links import ends_in_number, whatwg_ipv4
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -83,6 +84,12 @@ class AddressGuard:
         Names are checked at connection time by ``GuardedResolver``.
         """
         literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ends_in_number(literal):
+            # A browser reads 2130706433, 127.1 or 0x7f000001 as an IPv4 address; so does the resolver.
+            dotted = whatwg_ipv4(literal)
+            if dotted is None:
+                return f"address guard: {host!r} is not a valid IPv4 address"
+            literal = dotted
         try:
             addr = ipaddress.ip_address(literal)
         except ValueError:

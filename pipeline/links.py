@@ -3,8 +3,10 @@
 Reads: an article's front-matter data and ``settings.links`` (fields, nested, exclude).
 Returns: ``LinkRef`` records with field paths such as ``related[2].ampWebUrl`` and
 ``related[0].images[0].url``;
-an invalid reference (``htp:/x``, empty, ``javascript:``, ``mailto:``, ``file:``, malformed IPv6) carries
-``normalized=None`` and a reason, and is never requested.
+an invalid reference (``htp:/x``, empty, ``javascript:``, ``mailto:``, ``file:``, malformed IPv6, a host
+ending in a number that is no IPv4 address) carries ``normalized=None`` and a reason, and is never requested.
+Non-canonical IPv4 hosts (``2130706433``, ``127.1``, ``0x7f000001``, ``0``) are rewritten to dotted
+decimal as browsers do (WHATWG URL host parsing), so the address guard judges the real address.
 """
 
 from __future__ import annotations
@@ -89,7 +91,50 @@ def _normalize_host(host: str, *, bracketed: bool) -> str | None:
         return None
     if not re.fullmatch(r"[a-z0-9_.-]+", ascii_host) or len(ascii_host) > 253:
         return None
+    if ends_in_number(ascii_host):
+        return whatwg_ipv4(ascii_host)
     return ascii_host
+
+
+_NUMBER = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
+
+def ends_in_number(host: str) -> bool:
+    """WHATWG "ends in a number": the host's last label is a number, so it must parse as IPv4."""
+    labels = host.split(".")
+    if labels[-1] == "" and len(labels) > 1:
+        labels.pop()
+    return bool(_NUMBER.fullmatch(labels[-1]))
+
+
+def whatwg_ipv4(host: str) -> str | None:
+    """The dotted-decimal form of a WHATWG IPv4 host (``127.1``, ``0x7f000001``, ``017700000001``), or None.
+
+    Parts may be decimal, hex (``0x``) or octal (leading ``0``); the last part fills the remaining bytes.
+    """
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers: list[int] = []
+    for part in parts:
+        if not _NUMBER.fullmatch(part):
+            return None
+        if part[:2] in ("0x", "0X"):
+            numbers.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not re.fullmatch(r"[0-7]+", part):
+                return None
+            numbers.append(int(part, 8))
+        else:
+            numbers.append(int(part))
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return None
+    value = numbers[-1]
+    for index, number in enumerate(numbers[:-1]):
+        value += number << (8 * (3 - index))
+    return str(ipaddress.IPv4Address(value))
 
 
 def host_of(url: str) -> str:

@@ -150,8 +150,14 @@ def _host(link: dict[str, Any]) -> str:
         return ""
 
 
-def _hosts(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-host counts of each status, the hosts with most dead and failing links first."""
+_POLITENESS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_concurrency", "not_modified")
+
+
+def _hosts(
+    links: list[dict[str, Any]], politeness: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
+    polite = {row["host"]: row for row in politeness or []}
     table: dict[str, Counter[str]] = {}
     for link in links:
         host = _host(link)
@@ -161,7 +167,14 @@ def _hosts(links: list[dict[str, Any]]) -> list[dict[str, Any]]:
         counts[link["status"]] += 1
         counts["urls"] += 1
     order = sorted(table.items(), key=lambda hc: (-(hc[1]["dead"] + hc[1]["failing"]), -hc[1]["urls"], hc[0]))
-    return [{"host": host, **{k: counts[k] for k in ("urls", *_STATUSES)}} for host, counts in order]
+    return [
+        {
+            "host": host,
+            **{k: counts[k] for k in ("urls", *_STATUSES)},
+            **{k: polite[host][k] for k in _POLITENESS if host in polite},
+        }
+        for host, counts in order
+    ]
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -316,7 +329,7 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "errors": report.get("errors", []),
         "discovered": report.get("discovered", []),
         "refused_pages": report.get("refused_pages", []),
-        "hosts": _hosts(links),
+        "hosts": _hosts(links, report.get("politeness")),
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
         "kind_note": _KIND_NOTES.get(run_kind(run), ""),

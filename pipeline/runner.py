@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipeline import archive, check, decide, report, summary, verdict
+from pipeline._hostcontrol import HostStats
 from pipeline._printable import printable
 from pipeline._replace import remove_leftovers
 from pipeline.accept import warn_unused_hosts
@@ -215,6 +216,8 @@ def _run_checks(
     settings: Settings,
     options: RunOptions,
     label: str,
+    host_stats: dict[str, HostStats] | None = None,
+    validators: Mapping[str, check.Validators] | None = None,
 ) -> dict[str, Observation]:
     """Run the async checker, cancelling it promptly when a stop is requested."""
     if not urls:
@@ -224,7 +227,15 @@ def _run_checks(
 
     async def main() -> dict[str, Observation]:
         task = asyncio.ensure_future(
-            check.check_links(urls, settings, fetch_body=fetch_body, on_result=digest, keep_pages=False)
+            check.check_links(
+                urls,
+                settings,
+                fetch_body=fetch_body,
+                on_result=digest,
+                keep_pages=False,
+                host_stats=host_stats,
+                validators=validators,
+            )
         )
         while not task.done():
             await asyncio.wait({task}, timeout=0.2)
@@ -420,6 +431,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
             fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
             fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
+        # Pages read before with an ETag or Last-Modified are asked conditionally: a 304 costs no body and
+        # their stored metadata stands (the checker counts 304s per host for the report).
+        validators = store.validators([u for u in plan.page_urls if u in fetch_body])
         counts = _counts(corpus, plan, due, [*baseline, *canaries])
         if options.dry_run:
             _print_plan(out, plan, due, corpus, counts)
@@ -431,6 +445,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         write_errors: list[FileError] = []
         outage: str | None = None
         results: dict[str, LinkResult] = {}
+        host_stats: dict[str, HostStats] = {}
         copies: dict[str, archive.Snapshot] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
@@ -439,7 +454,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     raise Interrupted
                 to_check = list(dict.fromkeys([*due, *baseline, *canaries]))
                 clock = time.perf_counter()
-                observations = _run_checks(to_check, fetch_body, digest, settings, options, "checking links")
+                observations = _run_checks(
+                    to_check, fetch_body, digest, settings, options, "checking links", host_stats, validators
+                )
                 log.info(
                     "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
                     counts.due,
@@ -546,6 +563,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             discovered=discovered,
             refused_pages=digest.refused,
             errors=errors,
+            host_stats=host_stats,
             temp_files_removed=temp_removed,
             archive=copies,
         )

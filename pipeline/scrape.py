@@ -50,7 +50,7 @@ from pipeline.charset import detect_encoding
 from pipeline.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
-__all__ = ["BODY", "declares_share_metadata", "looks_like_error_page", "scrape"]
+__all__ = ["BODY", "declares_share_metadata", "looks_like_error_page", "says_missing", "scrape"]
 
 BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
@@ -258,9 +258,17 @@ def looks_like_error_page(meta: PageMeta) -> str | None:
     return _error_reason(meta.title or "")
 
 
+def says_missing(title: str) -> bool:
+    """Whether a page title says the page is missing ("Page not found | Site"): the soft-404 patterns."""
+    return any(_SOFT_404.fullmatch(words) for words in _title_parts(title))
+
+
+def _title_parts(title: str) -> list[str]:
+    return [_fold(part).strip(" .!?…'\"‘’“”") for part in _TITLE_PARTS.split(title)]
+
+
 def _error_reason(title: str) -> str | None:
-    for part in _TITLE_PARTS.split(title):
-        words = _fold(part).strip(" .!?…'\"‘’“”")
+    for words in _title_parts(title):
         if _SOFT_404.fullmatch(words):
             return f"title {title!r} looks like a soft 404"
         if _BOT_WALL.fullmatch(words):

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline._hostcontrol import HostStats
 from pipeline._printable import printable
 from pipeline.archive import Snapshot
 from pipeline.config import Settings
@@ -82,8 +83,10 @@ def build_report(
     errors: Sequence[FileError],
     temp_files_removed: int = 0,
     archive: Mapping[str, Snapshot] | None = None,
+    host_stats: Mapping[str, HostStats] | None = None,
 ) -> dict[str, Any]:
-    """The whole report document for one run (``archive``: copies of dead links, by URL)."""
+    """The whole report document for one run (``archive``: copies of dead links, by URL; ``host_stats``:
+    the checker's per-host politeness figures)."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     lines: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
     invalid: dict[str, str] = {}
@@ -137,6 +140,8 @@ def build_report(
     totals["recovered"] = sum(
         1 for link in links if link["previous_status"] in ("dead", "failing") and link["status"] in _ALIVE
     )
+    politeness = [_politeness(stats) for _, stats in sorted((host_stats or {}).items())]
+    totals["not_modified"] = sum(row["not_modified"] for row in politeness)
 
     return {
         "schema_version": SCHEMA_VERSION,
@@ -158,4 +163,19 @@ def build_report(
         "errors": [
             {"article": printable(error.article), "message": printable(error.message)} for error in errors
         ],
+        "politeness": politeness,
+    }
+
+
+def _politeness(stats: HostStats) -> dict[str, Any]:
+    # The checker keys hosts as host:port; the report's links name them as written (default port omitted).
+    host = stats.host.removesuffix(":80").removesuffix(":443")
+    return {
+        "host": host,
+        "got_429": stats.got_429,
+        "got_503": stats.got_503,
+        "pauses": stats.pauses,
+        "paused_seconds": stats.paused_seconds,
+        "lowest_concurrency": stats.lowest_concurrency,
+        "not_modified": stats.not_modified,
     }

@@ -41,6 +41,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    etag: str | None = None  # answer 304 (no body) to a request whose If-None-Match names it
     served: Counter[str] = field(default_factory=Counter)
 
     def next_status(self, method: str) -> int:
@@ -75,6 +76,8 @@ class LocalSite:
         self._arrivals: list[tuple[int, str, str]] = []  # (host index, method, path), counted on arrival
         self._inflight: Counter[int] = Counter()
         self.max_inflight: Counter[int] = Counter()
+        self.body_bytes: Counter[str] = Counter()  # body bytes sent, per path
+        self._fallback: Route | None = None  # what unknown paths answer (default: 404 "not found")
         self.ports: list[int] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -91,6 +94,7 @@ class LocalSite:
         headers: dict[str, str] | None = None,
         body: bytes = b"",
         delay: float = 0.0,
+        etag: str | None = None,
     ) -> None:
         """Declare what ``path`` answers on every host (HEAD and GET default to ``status``)."""
 
@@ -98,7 +102,11 @@ class LocalSite:
             spec = status if spec is None else spec
             return [spec] if isinstance(spec, int) else list(spec)
 
-        self._routes[path] = Route(listed(head), listed(get), dict(headers or {}), body, delay)
+        self._routes[path] = Route(listed(head), listed(get), dict(headers or {}), body, delay, etag)
+
+    def fallback(self, status: int, *, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        """Declare what every undeclared path answers (a site with a catch-all or custom 404 page)."""
+        self._fallback = Route([status], [status], dict(headers or {}), body)
 
     def url(self, path: str, host_index: int = 0) -> str:
         """The absolute URL of ``path`` on one of the hosts."""
@@ -123,6 +131,8 @@ class LocalSite:
             self._arrivals.clear()
             self._inflight.clear()
             self.max_inflight.clear()
+            self.body_bytes.clear()
+            self._fallback = None
 
     # ---- serving ----------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
@@ -133,18 +143,24 @@ class LocalSite:
             self._inflight[host_index] += 1
             self.max_inflight[host_index] = max(self.max_inflight[host_index], self._inflight[host_index])
         try:
-            route = self._routes.get(request.path)
+            route = self._routes.get(request.path) or self._fallback
             if route is None:
                 status, headers, body, delay = 404, {}, b"not found", 0.0
             else:
                 with self._lock:
                     status = route.next_status(request.method)
                 headers, body, delay = route.headers, route.body, route.delay
+                if route.etag is not None:
+                    headers = {**headers, "ETag": route.etag}
+                    if request.headers.get("If-None-Match") == route.etag:
+                        status, body = 304, b""
             if delay:
                 await asyncio.sleep(delay)
             response = web.Response(status=status, headers=headers)
             if request.method != "HEAD" and body:
                 response.body = body
+                with self._lock:
+                    self.body_bytes[request.path] += len(body)
             return response
         finally:
             with self._lock:

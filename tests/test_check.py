@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import itertools
 from pathlib import Path
 from typing import Any
 
 from localsite import Hit, LocalSite, closed_port, make_settings
 
+from pipeline._hostcontrol import HostStats
 from pipeline.check import check_links_sync, host_key, outcome_for_status, parse_retry_after
 from pipeline.config import Settings
+from pipeline.http import AddressGuard
+from pipeline.links import normalize_url
 from pipeline.models import Observation, Outcome
 from pipeline.verdict import detect_outage
 
@@ -140,21 +144,6 @@ def test_retry_after_beyond_cap_is_not_waited(local_site: LocalSite, test_settin
     assert (result.outcome, result.http_status) == (Outcome.BLOCKED, 429)
     assert local_site.count("/later") == 1
     assert "Retry-After" in result.reason
-
-
-def test_429_slows_the_host_to_one_at_a_time(local_site: LocalSite, tmp_path: Path) -> None:
-    """After a 429, requests to that host that start later never overlap each other."""
-    settings = make_settings(tmp_path, http={"per_host_concurrency": 4}, retry={"backoff_initial": 0.0})
-    local_site.route("/first", [429, 200], headers={"Retry-After": "0"})
-    local_site.route("/p", 200, delay=0.03)
-    urls = [local_site.url("/first")] + [local_site.url("/p") + f"?i={i}" for i in range(8)]
-    check_links_sync(urls, settings)
-    limited = next(h for h in local_site.hits if h.path == "/first")
-    later = sorted(
-        (h for h in local_site.hits if h.started > limited.finished + 0.005), key=lambda h: h.started
-    )
-    assert len(later) >= 4
-    assert all(b.started >= a.finished for a, b in itertools.pairwise(later))
 
 
 def test_timeout_is_soft_network_level_and_retried(local_site: LocalSite, tmp_path: Path) -> None:
@@ -472,6 +461,93 @@ def test_429_from_redirect_target_slows_that_host(local_site: LocalSite, tmp_pat
     assert all(max(h.started for h in hits) > limited.finished for hits in (origin, target))
     assert _overlap(*origin)
     assert not _overlap(*target)
+
+
+def test_304_recheck_downloads_no_body(local_site: LocalSite, test_settings: Settings) -> None:
+    """A page asked with its stored ETag answers 304: success, no page, not one body byte sent."""
+    body = b"<html><head><title>Story</title></head><body>" + b"x" * 50_000 + b"</body></html>"
+    local_site.route("/story", headers={"Content-Type": "text/html"}, body=body, etag='"v1"')
+    url = local_site.url("/story")
+    stats: dict[str, HostStats] = {}
+    obs = check_links_sync(
+        [url], test_settings, fetch_body={url: 1 << 20}, validators={url: ('"v1"', None)}, host_stats=stats
+    )[url]
+    assert (obs.outcome, obs.http_status, obs.page) == (Outcome.SUCCESS, 304, None)
+    assert local_site.body_bytes["/story"] == 0
+    assert local_site.count("/story") == 1
+    assert stats[host_key(url)].not_modified == 1
+    hit = next(h for h in local_site.hits if h.path == "/story")
+    assert hit.headers.get("If-None-Match") == '"v1"'
+
+
+def test_changed_page_is_downloaded_despite_validators(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """A stale ETag gets the whole page (200), and If-Modified-Since is sent as stored."""
+    local_site.route("/story", headers={"Content-Type": "text/html"}, body=b"<title>New</title>", etag='"v2"')
+    url = local_site.url("/story")
+    stored = ('"v1"', "Tue, 01 Dec 2026 07:00:00 GMT")
+    obs = check_links_sync([url], test_settings, fetch_body={url: 1 << 20}, validators={url: stored})[url]
+    assert (obs.outcome, obs.http_status) == (Outcome.SUCCESS, 200)
+    assert obs.page is not None and obs.page.body == b"<title>New</title>"
+    hit = next(h for h in local_site.hits if h.path == "/story")
+    assert hit.headers.get("If-Modified-Since") == stored[1]
+
+
+def test_unasked_304_is_not_success(local_site: LocalSite, test_settings: Settings) -> None:
+    """A 304 to a request that carried no validators is no evidence of life."""
+    local_site.route("/odd", 304)
+    assert one(test_settings, local_site.url("/odd")).outcome is Outcome.SOFT
+
+
+def test_host_stats_count_429s_503s_pauses_and_lowest_concurrency(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """One 429 and one 503 from a host of 8 slots: both counted, a pause recorded, concurrency halved."""
+    settings = make_settings(tmp_path, http={"per_host_concurrency": 8})
+    local_site.route("/a", [429, 200], headers={"Retry-After": "0"})
+    local_site.route("/b", [503, 200])
+    local_site.route("/c", 200)
+    urls = [local_site.url(p) for p in ("/a", "/b", "/c")] + [local_site.url("/c", 1)]
+    stats: dict[str, HostStats] = {}
+    found = check_links_sync(urls, settings, host_stats=stats)
+    assert {o.outcome for o in found.values()} == {Outcome.SUCCESS}
+    limited, calm = stats[host_key(urls[0])], stats[host_key(urls[3])]
+    assert (limited.got_429, limited.got_503) == (1, 1)
+    assert limited.pauses >= 1 and limited.paused_seconds > 0
+    assert limited.lowest_concurrency <= 4
+    assert (calm.got_429, calm.got_503, calm.pauses, calm.lowest_concurrency) == (0, 0, 0, 8)
+
+
+def test_ratelimit_header_pauses_the_host_until_reset(local_site: LocalSite, tmp_path: Path) -> None:
+    """An answer saying RateLimit-Remaining: 0, RateLimit-Reset: 1 holds every later request one second."""
+    settings = make_settings(tmp_path, http={"per_host_concurrency": 1})
+    local_site.route("/quota", 200, headers={"RateLimit-Remaining": "0", "RateLimit-Reset": "1"})
+    local_site.route("/next", 200)
+    check_links_sync([local_site.url("/quota"), local_site.url("/next")], settings)
+    quota = next(h for h in local_site.hits if h.path == "/quota")
+    later = next(h for h in local_site.hits if h.path == "/next")
+    assert later.started >= quota.finished + 0.95
+
+
+def test_numeric_ipv4_host_is_judged_as_the_address_it_means(local_site: LocalSite, tmp_path: Path) -> None:
+    """http://<2130706442>:port/ is 127.0.0.10: allowed when that address is, refused (skipped) when not."""
+    numeric = int(ipaddress.IPv4Address(local_site.addresses[0]))
+    local_site.route("/n", 200)
+    url, _ = normalize_url(f"http://{numeric}:{local_site.ports[0]}/n")
+    assert url == local_site.url("/n")
+    allowed = make_settings(tmp_path, http={"allow_networks": [f"{local_site.addresses[0]}/32"]})
+    assert one(allowed, url).outcome is Outcome.SUCCESS
+    refused = one(make_settings(tmp_path, http={"allow_networks": []}), url)
+    assert refused.outcome is Outcome.SKIPPED and "loopback" in refused.reason
+
+
+def test_guard_reads_numeric_ipv4_hosts_of_redirect_hops() -> None:
+    """The guard refuses 2130706433, 0x7f000001 and 127.1 as the loopback address they mean."""
+    guard = AddressGuard()
+    for host in ("2130706433", "0x7f000001", "127.1", "0"):
+        assert guard.refusal(host) is not None
+    assert "not a valid IPv4" in (guard.refusal("1.2.3.4.5") or "")
 
 
 def test_reason_phrase_with_invalid_utf8_keeps_status_and_shows_the_byte(test_settings: Settings) -> None:

@@ -109,3 +109,36 @@ def test_field_path_round_trip() -> None:
     path = ("related", 2, "images", 0, "url")
     assert format_field_path(path) == "related[2].images[0].url"
     assert parse_field_path("related[2].images[0].url") == path
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://2130706433/", "http://127.0.0.1/"),
+        ("http://127.1/", "http://127.0.0.1/"),
+        ("http://0x7f000001/", "http://127.0.0.1/"),
+        ("http://0/", "http://0.0.0.0/"),
+        ("http://017700000001/a", "http://127.0.0.1/a"),
+        ("http://192.168.257/", "http://192.168.1.1/"),
+        ("http://0x7F.1:8080/", "http://127.0.0.1:8080/"),
+        ("http://127.0.0.1./", "http://127.0.0.1/"),
+    ],
+)
+def test_non_canonical_ipv4_hosts_become_dotted_decimal(raw: str, expected: str) -> None:
+    """Hosts a browser reads as IPv4 (WHATWG URL parsing) are rewritten to the address they mean."""
+    assert normalize_url(raw) == (expected, "")
+
+
+@pytest.mark.parametrize(
+    "raw", ["http://1.2.3.4.5/", "http://256.1.1.1/", "http://4294967296/", "http://08/", "http://a.0x1g.09/"]
+)
+def test_hosts_ending_in_a_number_that_is_no_ipv4_address_are_invalid(raw: str) -> None:
+    """A host whose last label is a number but that is no valid IPv4 address is invalid, never requested."""
+    normalized, reason = normalize_url(raw)
+    assert normalized is None and "malformed host" in reason
+
+
+def test_names_ending_in_letters_stay_names() -> None:
+    """example.1a and 1.example keep being host names."""
+    assert normalize_url("http://example.1a/") == ("http://example.1a/", "")
+    assert normalize_url("http://1.example/") == ("http://1.example/", "")

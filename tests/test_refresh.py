@@ -325,8 +325,10 @@ def test_redirect_to_front_page_supplies_no_metadata(tmp_path: Path, local_site:
     settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]})
     report = _run(settings, DAY0)
     assert path.read_bytes() == raw
-    refused = report["refused_pages"]
-    assert isinstance(refused, list) and "front page" in refused[0]["reason"]
+    links = report["links"]
+    assert isinstance(links, list)
+    assert (links[0]["status"], links[0]["reason"][:8]) == ("failing", "soft 404")
+    assert "front page" in links[0]["reason"]
 
 
 def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
@@ -614,3 +616,46 @@ def test_a_body_fallback_is_written_and_reported_with_its_source(
     validate_report(report)
     changes = report["changes"]
     assert [(c["field_path"], c.get("via")) for c in changes] == [("excerpt", "body")]  # type: ignore[union-attr,index]
+
+
+def test_report_shows_per_host_politeness(local_site: LocalSite, tmp_path: Path) -> None:
+    """A host that answered a 429 and a 503 shows both, its pause and its lowest concurrency in the report."""
+    local_site.route("/a", [429, 200], headers={"Retry-After": "0"})
+    local_site.route("/b", [503, 200])
+    local_site.route("/c", 200)
+    urls = [local_site.url(p) for p in ("/a", "/b", "/c")] + [local_site.url("/c", 1)]
+    settings = make_settings(tmp_path, corpus={"roots": [str(_corpus_of(tmp_path, urls))]})
+    report = _run(settings, DAY0)
+    validate_report(json.loads(json.dumps(report)))
+    rows = {row["host"]: row for row in report["politeness"]}  # type: ignore[attr-defined]
+    busy = rows[f"{local_site.addresses[0]}:{local_site.ports[0]}"]
+    assert (busy["got_429"], busy["got_503"]) == (1, 1)
+    assert busy["pauses"] >= 1 and busy["lowest_concurrency"] < settings.http.per_host_concurrency
+    calm = rows[f"{local_site.addresses[1]}:{local_site.ports[1]}"]
+    assert (calm["got_429"], calm["pauses"], calm["lowest_concurrency"]) == (0, 0, 8)
+    html = (settings.reports.dir / "latest" / "report.html").read_text(encoding="utf-8")
+    assert "lowest concurrency" in html and "429s" in html
+
+
+def test_recheck_with_a_stored_etag_downloads_no_body(local_site: LocalSite, tmp_path: Path) -> None:
+    """The night after a page was read with an ETag, it is asked with If-None-Match: a 304 sends no body,
+    the link stays ok, the report counts the 304, and the stored metadata still fills a new article."""
+    local_site.route("/story", body=_page("Park approved", "/img/share.png"), headers=HTML, etag='"v1"')
+    local_site.route("/img/share.png", body=_png(640, 480), headers=PNG)
+    url = local_site.url("/story")
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    article = f'---\ntitle: a\nexcerpt: ""\nwebUrl: "{url}"\n---\n'
+    (corpus / "a.md").write_text(article, encoding="utf-8")
+    settings = make_settings(tmp_path, corpus={"roots": [str(corpus)]}, http={"soft404_probe": False})
+    _run(settings, DAY0)
+    first_bytes = local_site.body_bytes["/story"]
+    assert first_bytes > 0 and DESCRIPTION in (corpus / "a.md").read_text(encoding="utf-8")
+    (corpus / "b.md").write_text(article, encoding="utf-8")
+    report = _run(settings, DAY0 + timedelta(days=1), force=True)
+    assert local_site.body_bytes["/story"] == first_bytes  # the recheck downloaded nothing
+    last = [h for h in local_site.hits if h.path == "/story"][-1]
+    assert last.headers.get("If-None-Match") == '"v1"'
+    assert _statuses(report)[url] == "ok"
+    assert report["totals"]["not_modified"] == 1  # type: ignore[index]
+    assert DESCRIPTION in (corpus / "b.md").read_text(encoding="utf-8")
