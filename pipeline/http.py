@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import Connection
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
@@ -157,6 +158,21 @@ def timeouts(http: HttpSettings) -> httpx.Timeout:
     )
 
 
+class _ReasonResponse(aiohttp.ClientResponse):
+    """aiohttp's response with a reason phrase that can be encoded again.
+
+    aiohttp decodes the status line with ``surrogateescape``, and httpx_aiohttp calls ``reason.encode()``:
+    a byte that is not UTF-8 (``404 Not\\xff Found``) raised UnicodeEncodeError and the status was lost.
+    The byte is kept as the visible text ``\\xff`` instead.
+    """
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        started = await super().start(connection)
+        if self.reason:
+            self.reason = self.reason.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return started
+
+
 def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """The httpx transport: aiohttp underneath, guarded resolver, connection limits, header caps.
 
@@ -185,6 +201,7 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
             max_headers=256,
             auto_decompress=False,
             trust_env=False,
+            response_class=_ReasonResponse,
         )
 
     return AiohttpTransport(client=session, verify=context)

@@ -548,3 +548,28 @@ def test_guard_reads_numeric_ipv4_hosts_of_redirect_hops() -> None:
     for host in ("2130706433", "0x7f000001", "127.1", "0"):
         assert guard.refusal(host) is not None
     assert "not a valid IPv4" in (guard.refusal("1.2.3.4.5") or "")
+
+
+def test_reason_phrase_with_invalid_utf8_keeps_status_and_shows_the_byte(test_settings: Settings) -> None:
+    """A status line whose reason phrase is not UTF-8 is judged by its status, the byte shown escaped."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):  # HEAD, then the fallback GET
+            connection, _address = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 404 Not\xff Found\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        result = one(test_settings, f"http://127.0.0.1:{port}/gone")
+    finally:
+        server.close()
+    assert (result.outcome, result.http_status) == (Outcome.HARD, 404)
+    assert result.reason == "HTTP 404 Not\\xff Found"

@@ -613,3 +613,17 @@ def test_dry_run_in_a_terminal_keeps_the_diff_whole_and_colored(
     assert "6/6" in lines[bars[0]]
     assert "\x1b[32m+excerpt: " in colored and "\x1b[31m-excerpt: " in colored
     assert "+excerpt: " in piped.stdout and "\x1b[" not in piped.stdout
+
+
+def test_signal_handlers_are_installed_before_any_heavy_import() -> None:
+    """Importing pipeline._signals loads only atexit and signal, so the unguarded start-up window is short."""
+    probe = (
+        "import sys; before = set(sys.modules); from pipeline import _signals; "
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    # Without the test suite's sitecustomize (it imports typing itself); the probe opens no socket.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    assert set(loaded.stdout.split()) <= {"pipeline", "pipeline._signals", "atexit", "signal"}
