@@ -23,6 +23,7 @@ Only pages whose verdict is ok/redirected and that do not look like an error pag
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
@@ -224,6 +225,44 @@ def _status(item: Mapping[str, Any], evidence: Evidence) -> LinkStatus | None:
     normalized = _norm(item.get("url"))
     result = evidence.results.get(normalized) if normalized else None
     return result.status if result else None
+
+
+def fingerprint(refs: Sequence[LinkRef], evidence: Evidence, settings_key: str) -> str:
+    """A digest of everything ``decide`` reads about an article besides its own bytes.
+
+    Equal digests for an unchanged file mean an equal decision, so the runner may skip re-reading it:
+    each ref's verdict, the page metadata, probes and archive copy of its URL, the probe of that page's
+    share image, the outage flag, and the settings (``settings_key``).
+    """
+    parts: list[object] = [settings_key, evidence.outage]
+    for ref in sorted(refs, key=lambda r: (r.field_path, r.url)):
+        url = ref.normalized
+        if url is None:
+            parts.append((ref.field_path, ref.url))
+            continue
+        result = evidence.results.get(url)
+        meta = evidence.pages.get(url)
+        share = meta.images[0].url if meta is not None and meta.images else None
+        page = None
+        if meta is not None:  # what decide reads of a page, the same whether read tonight or stored
+            sources = (meta.sources.get("description"), meta.sources.get("image"))
+            page = (meta.description, share, sources, meta.canonical, meta.amp)
+        parts.append(
+            (
+                ref.field_path,
+                url,
+                (result.status, result.first_failed_at) if result else None,
+                page,
+                _probe_key(evidence.probes.get(url)),
+                _probe_key(evidence.probes.get(_norm(share) or "")) if share else None,
+                evidence.archive.get(url),
+            )
+        )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def _probe_key(probe: ImageProbe | None) -> tuple[str, bool, int | None, int | None] | None:
+    return (probe.url, probe.alive, probe.width, probe.height) if probe is not None else None
 
 
 def decide(

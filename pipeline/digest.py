@@ -84,6 +84,8 @@ class Digest:
         alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
         if obs.url in self.image_urls:
             page = obs.page
+            if alive and page is None:
+                return  # answered without its bytes (a network baseline check): nothing to measure
             self.probes[obs.url] = measure(
                 obs.url,
                 page.body if page else b"",

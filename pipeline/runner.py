@@ -520,7 +520,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 # Every article citing a page with known metadata is visited, even when nothing of it was
                 # due: stored metadata reaches new articles and the ones an interrupted run did not write.
                 changes, discovered, write_errors = _write_pass(
-                    corpus, set(evidence_now) | pages.keys(), evidence, settings, options, out
+                    corpus, set(evidence_now) | pages.keys(), evidence, settings, options, out, store
                 )
                 log.info("%d changes in %.1f s", len(changes), time.perf_counter() - clock)
             except Interrupted:
@@ -662,42 +662,83 @@ def _write_pass(
     settings: Settings,
     options: RunOptions,
     out: TextIO,
+    store: HistoryStore | None = None,
 ) -> tuple[list[Change], list[Change], list[FileError]]:
-    """Re-read each article that names a URL checked this run, decide, and write it (or print its diff).
+    """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
 
-    An article whose URLs were all carried from history (not due) has no new evidence and is skipped.
+    An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
+    evidence digest are those it had when it last needed no change (recorded in ``store``).
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
     the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
     changes: list[Change] = []
     discovered: list[Change] = []
     errors: list[FileError] = []
-    for path in corpus.paths:
-        if options.stop.is_set():
-            raise Interrupted
-        if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
-            continue
-        try:
-            article = read_article(path, settings.corpus.max_file_bytes)
-            refs = extract_refs(path, article.doc.data, settings.links)
-            decision = decide.decide(str(path), article.doc.data, refs, evidence, settings)
-            discovered.extend(decision.discovered)
-            if not decision.edits:
+    # An unchanged file whose evidence is what it was when it last needed no change needs none now.
+    settings_key = "".join(
+        section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
+    )
+    decided = store.load_decided() if store is not None else {}
+    settled: list[tuple[bytes, int, int, str]] = []
+    try:
+        for path in corpus.paths:
+            if options.stop.is_set():
+                raise Interrupted
+            if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
                 continue
-            new, made, refused = _apply_around_merges(article, decision)
-            errors.extend(refused)
-            if new == article.doc.raw:
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                errors.append(FileError(str(path), f"cannot read ({exc.strerror or exc})"))
                 continue
-            if options.dry_run:
-                _print_diff(out, article, new)
-            else:
-                write_atomic(path, new, article.doc.raw, settings.corpus.roots)
-            changes.extend(made)
-            for change in made:
-                log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
-        except FrontMatterError as exc:
-            errors.append(_file_error(path, exc))
+            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
+            state = (stat.st_size, stat.st_mtime_ns, digest)
+            name = os.fsencode(path)  # file names need not be UTF-8
+            if decided.get(name) == state:
+                continue
+            if _write_one(path, evidence, settings, options, out, changes, discovered, errors):
+                settled.append((name, *state))
+    finally:
+        if store is not None and not options.dry_run:
+            store.record_decided(settled)
     return changes, discovered, errors
+
+
+def _write_one(
+    path: Path,
+    evidence: decide.Evidence,
+    settings: Settings,
+    options: RunOptions,
+    out: TextIO,
+    changes: list[Change],
+    discovered: list[Change],
+    errors: list[FileError],
+) -> bool:
+    """Decide one article and write it (or print its diff); its changes, discoveries and errors are added.
+
+    Returns whether the article needed nothing: no change and no error.
+    """
+    try:
+        article = read_article(path, settings.corpus.max_file_bytes)
+        refs = extract_refs(path, article.doc.data, settings.links)
+        decision = decide.decide(str(path), article.doc.data, refs, evidence, settings)
+        discovered.extend(decision.discovered)
+        if not decision.edits:
+            return True
+        new, made, refused = _apply_around_merges(article, decision)
+        errors.extend(refused)
+        if new == article.doc.raw:
+            return not refused
+        if options.dry_run:
+            _print_diff(out, article, new)
+        else:
+            write_atomic(path, new, article.doc.raw, settings.corpus.roots)
+        changes.extend(made)
+        for change in made:
+            log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
+    except FrontMatterError as exc:
+        errors.append(_file_error(path, exc))
+    return False
 
 
 def _apply_around_merges(

@@ -86,6 +86,12 @@ CREATE TABLE IF NOT EXISTS pages (
     last_modified TEXT,
     read_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS decided (
+    path BLOB PRIMARY KEY,  -- an article that needed no change when last decided (os.fsencode: any name)
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    evidence TEXT NOT NULL  -- a digest of what that decision read (decide.fingerprint)
+);
 CREATE TABLE IF NOT EXISTS page_urls (
     url TEXT PRIMARY KEY,  -- a URL as requested (normalized)
     final_url TEXT NOT NULL  -- the page it landed on, a key of pages
@@ -446,6 +452,19 @@ class HistoryStore:
                     image_source=row[14],
                 )
         return found
+
+    def load_decided(self) -> dict[bytes, tuple[int, int, str]]:
+        """Articles that needed no change when last decided: path -> (size, mtime_ns, evidence digest)."""
+        rows = self._db.execute("SELECT path, size, mtime_ns, evidence FROM decided")
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def record_decided(self, rows: Iterable[tuple[bytes, int, int, str]]) -> None:
+        """Remember articles that needed no change, with the file's size and mtime and the evidence digest."""
+        batch = list(rows)
+        if not batch:
+            return
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO decided VALUES (?, ?, ?, ?)", batch)
 
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.

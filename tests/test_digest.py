@@ -63,3 +63,13 @@ def test_pages_are_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) ->
     assert threads and threads[0] is not threading.current_thread()
     assert reader.pages[url].description == "Told"
     assert reader.validators[url] == ('"v1"', None)
+
+
+def test_an_image_answered_without_its_bytes_is_not_measured() -> None:
+    """A HEAD-only answer (a baseline check) is no probe: it must not mark an image as not an image."""
+    url = "https://img.example/a.png"
+    with Digest(set(), {url}, Progress(quiet=True)) as reader:
+        reader(Observation(url, Outcome.SUCCESS, 200, url))
+        reader.drain()
+
+    assert reader.probes == {}

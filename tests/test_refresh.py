@@ -618,6 +618,33 @@ def test_a_body_fallback_is_written_and_reported_with_its_source(
     assert [(c["field_path"], c.get("via")) for c in changes] == [("excerpt", "body")]  # type: ignore[union-attr,index]
 
 
+def test_a_settled_article_is_not_reread_until_its_file_or_evidence_changes(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write pass skips an unchanged file whose evidence is unchanged; an edited file is decided again."""
+    from pipeline import runner
+
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md", "b.md"))
+    _run(settings, DAY0)  # writes both
+    _run(settings, DAY0 + timedelta(hours=1))  # both needed nothing: remembered as settled
+    reads: list[Path] = []
+    real = runner.read_article
+
+    def counting(path: Path, limit: int) -> object:
+        reads.append(path)
+        return real(path, limit)
+
+    monkeypatch.setattr(runner, "read_article", counting)
+    (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+    reads.clear()
+
+    _run(settings, DAY0 + timedelta(hours=2))
+
+    write_pass = reads[2:]  # the read pass reads both first
+    assert write_pass == [corpus / "b.md"]
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "b.md").read_text(encoding="utf-8")
+
+
 def test_report_shows_per_host_politeness(local_site: LocalSite, tmp_path: Path) -> None:
     """A host that answered a 429 and a 503 shows both, its pause and its lowest concurrency in the report."""
     local_site.route("/a", [429, 200], headers={"Retry-After": "0"})

@@ -290,3 +290,12 @@ def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) ->
         store.record_share_probes({image: (True, 800, 600)})
         loaded = store.load_pages([URL, "https://b.example/"])
     assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}
+
+
+def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
+    """Settled articles are remembered by their file name's bytes (not necessarily UTF-8)."""
+    name = b"/corpus/x\xff.md"
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_decided([(name, 45, 123, "digest")])
+        store.record_decided([(name, 46, 124, "digest2")])
+        assert store.load_decided() == {name: (46, 124, "digest2")}
