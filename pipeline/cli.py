@@ -400,7 +400,7 @@ def report(
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
     try:
-        with HistoryStore(settings.state.database) as store:
+        with HistoryStore(settings.state.database, read_only=True) as store:  # reading needs no write access
             document = store.get_report(run_id)
             # The chart of a past run ends at that run: the runs after it did not exist yet.
             until = _run_start(document)
@@ -449,7 +449,7 @@ def runs(
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
     try:
-        with HistoryStore(settings.state.database) as store:
+        with HistoryStore(settings.state.database, read_only=True) as store:  # reading needs no write access
             rows = store.list_runs(limit)
     except PathUnusable as exc:
         click.echo(f"error: {printable(exc)}", err=True)

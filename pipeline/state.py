@@ -107,6 +107,27 @@ def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
     return PathUnusable(path, f"cannot {doing}: {problem}", _REMEDY)
 
 
+def _connect_read_only(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A read-only connection, also to a database in a folder the user cannot write.
+
+    ``mode=ro`` on a WAL database still creates ``-shm`` beside it; where it cannot, and no ``-wal`` holds
+    unmerged commits (a run closes it empty, and an active writer would have one), the file alone is the
+    whole history and is opened ``immutable``. With a ``-wal`` present that error stands.
+    """
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            db.close()
+            raise
+    db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredPage:
     """A page's metadata as last read, with its validators; what a run applies without a new request."""
@@ -186,12 +207,9 @@ class HistoryStore:
 
     def __init__(self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False) -> None:
         self.path = path
-        if read_only:  # a dry run: no schema change, no journal switch, never blocked by a writer
+        if read_only:  # a dry run, `runs`, `report`: no schema change, no journal switch, never blocked
             try:
-                uri = f"{path.resolve().as_uri()}?mode=ro"
-                self._db = sqlite3.connect(
-                    uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None
-                )
+                self._db = _connect_read_only(path, busy_timeout_ms)
             except sqlite3.Error as exc:
                 raise _unusable(path, exc, "open the history database") from exc
             return

@@ -83,6 +83,9 @@ def shared_dir() -> Iterator[Path]:
     folder.chmod(0o755)
     yield folder
     for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_symlink():  # reports/latest: remove the link, never follow it
+            path.unlink()
+            continue
         path.chmod(0o700)
         path.unlink() if not path.is_dir() else path.rmdir()
     folder.rmdir()

@@ -627,3 +627,20 @@ def test_signal_handlers_are_installed_before_any_heavy_import() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
     assert set(loaded.stdout.split()) <= {"pipeline", "pipeline._signals", "atexit", "signal"}
+
+
+def test_runs_and_report_read_a_history_the_user_cannot_write(shared_dir: Path) -> None:
+    """`pipeline runs` and `pipeline report` only read: a read-only history.sqlite3 lists and renders."""
+    corpus = _offline_corpus(shared_dir)
+    config = _config(shared_dir, corpus)
+    assert _cli("refresh", "--config", str(config), cwd=shared_dir).returncode == 0  # as root
+    state = shared_dir / "state"
+    (state / "history.sqlite3").chmod(0o644)  # root's: read-only for `nobody`
+    state.chmod(0o755)
+
+    code, out, err = run_cli_unprivileged(["runs", "--config", str(config)], shared_dir)
+    assert code == ExitCode.OK, err
+    assert _runs(state)[0]["id"] in out
+    code, out, err = run_cli_unprivileged(["report", "--config", str(config), "--format", "json"], shared_dir)
+    assert code == ExitCode.OK, err
+    assert json.loads(out)["run"]["id"] == _runs(state)[0]["id"]
