@@ -413,7 +413,11 @@ def _rank_images(candidates: Iterable[tuple[str, ImageMeta]], base: str) -> list
         if _PLACEHOLDER.search(path) or (sizes and min(sizes) <= _PIXEL_PX):
             continue
         small = bool(sizes) and min(sizes) < _SMALL_PX
-        iconic = _LOGO.search(path) is not None or path.lower().endswith((".ico", ".svg"))
+        # A size the page declares outranks a guess from the file name: a 1200x1200 og:image named
+        # "logo" is the share image the site chose (OGP: the first declared tag wins).
+        declared_large = bool(image.width and image.height) and not small
+        named_icon = _LOGO.search(path) is not None and not declared_large
+        iconic = named_icon or path.lower().endswith((".ico", ".svg"))
         (weak if small or iconic else good).append((source, replace(image, url=url)))
     return good + weak
 
@@ -427,19 +431,32 @@ def _pick(sources: dict[str, str], name: str, candidates: list[tuple[str, str | 
 
 
 _CUT = re.compile(r"\s*(?:\.{3}|…)$")
+_END_MARK = re.compile(r"\s*[.!?;:,]$")
+_SHORTENED_MIN = 40  # characters: a shorter prefix ("News.") is a label, not a statement cut short
 
 
 def _pick_whole(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
-    """The first value, unless it was cut (ends in ``...``/``…``) and another source holds it whole."""
+    """The first value, unless another source holds the same text whole: the first was cut (ends in
+    ``...``/``…``), or it was closed early with a full stop where the other goes on (``…a new warning.``
+    against ``…a new warning: earth is warming too fast.``): one statement shortened, not another text."""
     chosen = _pick(sources, name, candidates)
     if chosen is None:
         return None
     cut = _CUT.search(chosen)
-    if cut is None:
-        return chosen
-    stem = chosen[: cut.start()].casefold()
+    if cut is not None:
+        stem = chosen[: cut.start()].casefold()
+    else:
+        # Only a text closed early by its own full stop: a bare prefix is more often the other text with
+        # the site's name or keywords appended ("… John Cusack" / "… John Cusack FYE").
+        end = _END_MARK.search(chosen)
+        if end is None or end.start() < _SHORTENED_MIN:
+            return chosen
+        stem = chosen[: end.start()].casefold()
     for source, value in candidates:
-        if value and len(value) > len(stem) and not _CUT.search(value) and value.casefold().startswith(stem):
+        if not value or value == chosen or len(value) <= len(stem) or _CUT.search(value):
+            continue
+        folded = value.casefold()
+        if folded.startswith(stem) and (cut is not None or not folded[len(stem)].isalnum()):
             sources[name] = source
             return value
     return chosen

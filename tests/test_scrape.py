@@ -615,3 +615,54 @@ def test_endless_unclosed_tags_in_the_body_are_read_in_one_pass(tail: bytes) -> 
     """Thousands of unclosed tags after the head are scanned once (this took a minute with a naive regex)."""
     body = b"<html><head><title>Fine</title></head><body>" + tail
     assert scrape(body, "https://news.example/a").title == "Fine"
+
+
+def test_a_shortened_open_graph_text_gives_way_to_the_same_text_whole() -> None:
+    """An og:description closed early by a full stop yields to the text going on; a bare prefix stays."""
+    whole = "Hansen alerted Congress in 1988. Now he has a new warning: earth is warming too fast."
+    meta = scrape(
+        page(
+            '<meta property="og:description" '
+            'content="Hansen alerted Congress in 1988. Now he has a new warning.">'
+            f'<meta name="description" content="{whole}">'
+        ),
+        URL,
+    )
+    assert (meta.description, meta.sources["description"]) == (whole, "meta")
+    for og, other in [
+        ("Hansen alerted Congress in 1988 and warn", "Hansen alerted Congress in 1988 and warned them."),
+        ("News.", "News. More."),  # too short to be a statement cut short
+        (
+            "Better Off Dead, the 1980s classic with John Cusack",
+            "Better Off Dead, the 1980s classic with John Cusack FYE",
+        ),
+    ]:
+        kept = scrape(
+            page(
+                f'<meta property="og:description" content="{og}"><meta name="description" content="{other}">'
+            ),
+            URL,
+        )
+        assert kept.sources["description"] == "og", og
+
+
+def test_a_declared_large_first_og_image_named_logo_is_still_the_share_image() -> None:
+    """A first og:image declared 1200x1200 is chosen even when its file name says logo (OGP: first wins)."""
+    meta = scrape(
+        page(
+            '<meta property="og:image" content="https://cdn.example/site-logo.png">'
+            '<meta property="og:image:width" content="1200"><meta property="og:image:height" content="1200">'
+            '<meta property="og:image" content="https://cdn.example/mark.png">'
+            '<meta property="og:image:width" content="1200"><meta property="og:image:height" content="620">'
+        ),
+        URL,
+    )
+    assert image_url(meta) == "https://cdn.example/site-logo.png"
+    undeclared = scrape(
+        page(
+            '<meta property="og:image" content="https://cdn.example/site-logo.png">'
+            '<meta property="og:image" content="https://cdn.example/photo.jpg">'
+        ),
+        URL,
+    )
+    assert image_url(undeclared) == "https://cdn.example/photo.jpg"
