@@ -7,6 +7,9 @@ observation through the soft-404 judgement (``pipeline.soft404``) to the caller'
 The soft-404 probe of a host (``add_probes``: one random URL that cannot exist, first in the host's queue)
 is not a result: its answer becomes the host's fingerprint. Pages of that host that arrive while the
 probe is still in flight are held (a handful at most: the host's slots) and judged when it answers.
+A page whose only sign is its likeness to the probe's answer (``soft404.looks_like_probe``) is held too,
+until the host shows a distinct page (then it is a soft 404) or the run ends (then it is ``ok``: a host
+whose every page looks like its probe's answer, a single-page app's shell, is ambiguous).
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ class Workers:
         self.fingerprints: dict[str, soft404.Fingerprint | None] = {}  # host key -> its probe's answer
         # Pages of a host whose probe has not answered yet (only while it is in flight, on that host).
         self.held: dict[str, list[Observation]] = {key: [] for key in probes.values()}
+        # Pages that look like their host's probe answer, per host, until the host shows another page.
+        self.alike: dict[str, list[Observation]] = {}
+        self.distinct: set[str] = set()  # host keys that served a page unlike their probe's answer
 
     def _emit(self, obs: Observation, probe: soft404.Fingerprint | None) -> None:
         obs = soft404.judge(obs, probe)
@@ -81,11 +87,23 @@ class Workers:
             page = obs.page if obs.outcome in _ALIVE else None
             self.fingerprints[key] = soft404.fingerprint(page, obs.url) if page is not None else None
             for waiting in self.held.pop(key, []):
-                self._emit(waiting, self.fingerprints[key])
+                self._settle(waiting, key)
         elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in _ALIVE:
             self.held[host.key].append(obs)
         else:
-            self._emit(obs, self.fingerprints.get(host.key))
+            self._settle(obs, host.key)
+
+    def _settle(self, obs: Observation, key: str) -> None:
+        """Emit a page judged against its host's probe, or hold it while the likeness alone would decide."""
+        probe = self.fingerprints.get(key)
+        if key not in self.distinct and soft404.looks_like_probe(obs, probe):
+            self.alike.setdefault(key, []).append(obs)
+            return
+        if key not in self.distinct and soft404.is_distinct(obs, probe):
+            self.distinct.add(key)
+            for alike in self.alike.pop(key, []):
+                self._emit(alike, probe)
+        self._emit(obs, probe)
 
     async def run(
         self, check: CheckOne, hosts: dict[str, Host], scheduler: HostQueue, concurrency: int
@@ -105,3 +123,6 @@ class Workers:
         async with asyncio.TaskGroup() as group:
             for _ in range(min(concurrency, useful)):
                 group.create_task(worker())
+        for alike in (obs for waiting in self.alike.values() for obs in waiting):
+            self._emit(alike, None)  # the host showed no distinct page: when in doubt, ok
+        self.alike.clear()

@@ -11,7 +11,10 @@ when in doubt the page is ``ok``):
 - the page's ``<title>`` says it is missing (the patterns that already refuse its metadata);
 - a deep URL was redirected to its own site's front page (InternetArchiveBot's "redirect to root");
 - the host answered its probe with a 2xx, and this page is the same page: the same final URL after a
-  redirect, or the same title and nearly the same size.
+  redirect, or the same title and nearly the same size. The second (``looks_like_probe``) is weaker: a
+  single-page app or a CMS answers every URL with one shell, so it counts only once the host has shown a
+  distinct page (``is_distinct``); ``pipeline._workers`` holds such pages until then, and judges them ``ok``
+  if the host never does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTAL
 _INDEX = re.compile(r"(?:index|default|home)(?:\.\w+)?", re.IGNORECASE)
 SIZE_TOLERANCE = 0.1  # "nearly the same size": within 10 % of the larger
 _ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
+# Query keys a front-page redirect may carry that do not make it another page (tracking, "came from").
+_TRACKING = re.compile(r"(?:ref|referrer|from|source|src|utm_\w+|fbclid|gclid|redirected?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +80,55 @@ def redirected_to_root(url: str, final_url: str | None) -> bool:
     if not final_url or final_url == url:
         return False
     asked, landed = urlsplit(url), urlsplit(final_url)
-    if _site(asked.hostname) != _site(landed.hostname) or landed.path not in ("", "/") or landed.query:
+    if _site(asked.hostname) != _site(landed.hostname) or not _is_front(landed.path):
         return False
-    segments = [part for part in asked.path.split("/") if part]
-    return bool(segments) and not (len(segments) == 1 and _INDEX.fullmatch(segments[0]))
+    keys = [pair.split("=", 1)[0] for pair in landed.query.split("&") if pair]
+    if not all(_TRACKING.fullmatch(key) for key in keys):
+        return False  # "/?lang=en", "/?q=...": another page than the front page
+    return not _is_front(asked.path)
+
+
+def _is_front(path: str) -> bool:
+    """Whether a path is a site's front page: "/", "" or a single index page ("/index.html")."""
+    segments = [part for part in path.split("/") if part]
+    return not segments or (
+        len(segments) == 1 and path.startswith("/") and bool(_INDEX.fullmatch(segments[0]))
+    )
 
 
 def same_page(page: Fingerprint, probe: Fingerprint) -> bool:
     """Pure: whether a page is the answer its host gives to a URL that cannot exist."""
     if probe.final_url != probe.url and page.final_url != page.url and page.final_url == probe.final_url:
         return True  # both sent to the same place (a "not found" page, a search page)
+    if probe.final_url != probe.url and page.final_url == page.url == probe.final_url:
+        return False  # the page the probe was sent to (the front page), asked for directly: not its copy
     if not probe.title or page.title != probe.title:
         return False
     larger = max(page.size, probe.size)
     return larger > 0 and abs(page.size - probe.size) <= SIZE_TOLERANCE * larger
+
+
+def _fingerprint_of(obs: Observation) -> Fingerprint | None:
+    """The fingerprint of an alive HTML page checked with its body, else None."""
+    if obs.outcome not in _ALIVE or obs.page is None or not _is_html(obs.page):
+        return None
+    return fingerprint(obs.page, obs.url)
+
+
+def looks_like_probe(obs: Observation, probe: Fingerprint | None) -> bool:
+    """Pure: whether the only sign against this page is its likeness (title, size) to the probe answer."""
+    mine = _fingerprint_of(obs)
+    if mine is None or probe is None or redirected_to_root(obs.url, obs.final_url):
+        return False
+    if mine.title and says_missing(mine.title):
+        return False
+    return same_page(mine, probe)
+
+
+def is_distinct(obs: Observation, probe: Fingerprint | None) -> bool:
+    """Pure: whether this is a healthy HTML page unlike the probe answer (the host serves distinct pages)."""
+    mine = _fingerprint_of(obs)
+    return mine is not None and probe is not None and judge(obs, probe) is obs and bool(mine.title)
 
 
 def judge(obs: Observation, probe: Fingerprint | None) -> Observation:

@@ -164,3 +164,64 @@ def test_link_checked_by_head_sent_where_missing_urls_go(
     found = check_links_sync([amp], test_settings, fetch_body={local_site.url("/real-story"): PAGE_BYTES})
     assert found[amp].outcome is Outcome.HARD and "cannot exist" in found[amp].reason
     assert found[local_site.url("/real-story")].outcome is Outcome.SUCCESS
+
+
+def test_single_page_app_shell_on_every_url_is_not_a_soft_404(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """A host answering every URL (the probe too) with one shell shows no distinct page: its pages stay ok."""
+    local_site.fallback(200, headers=HTML, body=page("My App", "shell"))
+    urls = [local_site.url(f"/articles/{n}") for n in range(5)]
+    found = pages(test_settings, *urls)
+    assert [found[u].outcome for u in urls] == [Outcome.SUCCESS] * 5
+
+
+def test_shell_match_counts_once_the_host_shows_a_distinct_page(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """A page like the probe's answer is a soft 404 when another page of the host is distinct."""
+    local_site.fallback(200, headers=HTML, body=page("Daily News", "We could not locate that"))
+    local_site.route("/z-real", body=page("Council approves the park | Daily News"), headers=HTML, delay=0.3)
+    dead = [local_site.url(f"/a-gone-{n}") for n in range(3)]
+    real = local_site.url("/z-real")
+    found = pages(test_settings, *dead, real)
+    assert [found[u].outcome for u in dead] == [Outcome.HARD] * 3
+    assert found[real].outcome is Outcome.SUCCESS
+
+
+def test_front_page_is_not_the_copy_of_a_probe_sent_to_it(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """Where unknown URLs are redirected to the front page, the front page and real deep pages are ok."""
+    local_site.route("/", body=page("Daily News"), headers=HTML)
+    local_site.fallback(302, headers={"Location": "/"})
+    local_site.route("/2024/story", body=page("The park | Daily News"), headers=HTML)
+    home, story = local_site.url("/"), local_site.url("/2024/story")
+    found = pages(test_settings, home, story)
+    assert found[home].outcome is Outcome.SUCCESS, found[home].reason
+    assert found[story].outcome is Outcome.SUCCESS
+
+
+def test_custom_not_found_page_answering_200_is_a_soft_404(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """A missing page answered 200 with the site's branded "not here" page is a soft 404; real pages ok."""
+    local_site.fallback(200, headers=HTML, body=page("Daily News", "Sorry, nothing lives at this address"))
+    urls = [local_site.url(f"/story-{n}") for n in range(3)]
+    for n in range(3):
+        local_site.route(f"/story-{n}", body=page(f"Story {n} | Daily News"), headers=HTML)
+    missing = local_site.url("/story-removed")
+    found = pages(test_settings, *urls, missing)
+    assert [found[u].outcome for u in urls] == [Outcome.SUCCESS] * 3
+    assert found[missing].outcome is Outcome.HARD and found[missing].reason.startswith("soft 404")
+
+
+def test_root_redirect_variants() -> None:
+    """/index.html and tracking queries count as the front page; a locale root or a locale query does not."""
+    assert redirected_to_root("https://ex.com/news/gone", "https://ex.com/index.html")
+    assert redirected_to_root("https://ex.com/news/gone", "https://ex.com/?ref=gone")
+    assert redirected_to_root("https://ex.com/news/gone", "https://ex.com/?utm_source=x&ref=y")
+    assert not redirected_to_root("https://ex.com/", "https://ex.com/en/")
+    assert not redirected_to_root("https://ex.com/news/a", "https://ex.com/en/news/a")
+    assert not redirected_to_root("https://ex.com/", "https://ex.com/index.html")
+    assert not redirected_to_root("https://ex.com/news/a", "https://ex.com/?q=news")
