@@ -95,6 +95,13 @@ _LOGO = re.compile(
 _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
 
 
+# A text that says nothing: an unrendered template ("{{ page.description }}", "${desc}", "<%= d %>",
+# "%%excerpt%%"), a serialised nothing ("undefined", "null", "[object Object]") or the field's own name.
+_PLACEHOLDER_TEXT = re.compile(
+    r"\{\{.*\}\}|\{%.*%\}|\$\{.*\}|<%.*%>|%%.*%%|\[object \w+\]"
+    r"|(?:undefined|null|none|nil|nan|n/?a|false|true|(?:og:|twitter:)?description|excerpt|summary)",
+    re.IGNORECASE | re.DOTALL,
+)
 _DECLARED_DESCRIPTION = re.compile(
     rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
     rb"""|"description"\s*:""",
@@ -157,7 +164,7 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         sources,
         "description",
         [
-            (source, None if text and _squash(text) in site_words else text)
+            (source, text if text and _says_something(text, site_words) else None)
             for source, text in (
                 ("og", found.meta("og:description")),
                 ("twitter", found.meta("twitter:description")),
@@ -209,6 +216,11 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         published=_valid(published),
         sources=sources,
     )
+
+
+def _says_something(text: str, site_words: set[str]) -> bool:
+    """Not only the site's name ("Engadget") and not a placeholder (an unrendered template, "null")."""
+    return _squash(text) not in site_words and _PLACEHOLDER_TEXT.fullmatch(text) is None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

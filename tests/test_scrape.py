@@ -666,3 +666,32 @@ def test_a_declared_large_first_og_image_named_logo_is_still_the_share_image() -
         URL,
     )
     assert image_url(undeclared) == "https://cdn.example/photo.jpg"
+
+
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "undefined",
+        "null",
+        "None",
+        "{{ page.description | default: site.description }}",
+        "${description}",
+        "<%= article.description %>",
+        "%%excerpt%%",
+        "[object Object]",
+        "description",
+    ],
+)
+def test_a_template_placeholder_description_gives_way_to_the_next_source(placeholder: str) -> None:
+    """An og:description that is an unrendered template or a literal null says nothing: meta speaks."""
+    meta = scrape(
+        page(
+            f'<meta property="og:description" content="{placeholder}">'
+            '<meta name="description" content="The council voted on Tuesday to close the bridge until May.">'
+        ),
+        URL,
+    )
+    assert (meta.description, meta.sources["description"]) == (
+        "The council voted on Tuesday to close the bridge until May.",
+        "meta",
+    )
