@@ -1,4 +1,4 @@
-"""Extraction speed on saved real pages: pages/s of ``pipeline.scrape.scrape`` in one process.
+"""Extraction speed on saved real pages: pages/s of ``pipeline.extract.html.scrape`` in one process.
 
 Reads every page listed in a pages.json (default ``/work/shared/corpora/pages.json``), scrapes them all
 ``--repeat`` times and prints the median and best pages/s and MB/s. Run:
@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from pipeline.scrape import scrape
+from pipeline.extract.html import scrape
 
 
 def main() -> None:

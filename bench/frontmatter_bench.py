@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from pipeline.corpus import discover, read_article
-from pipeline.frontmatter import Append, Edit, Remove, SetValue, apply, parse, write_atomic
+from pipeline.frontmatter.document import Append, Edit, Remove, SetValue, apply, parse, write_atomic
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"
 EDIT_SETS: dict[str, list[Edit]] = {

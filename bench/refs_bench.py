@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.frontmatter import parse
+from pipeline.frontmatter.document import parse
 from pipeline.links import extract_refs
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"

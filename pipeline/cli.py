@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, _signals
-from pipeline._printable import printable
 from pipeline.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
-from pipeline.formats import CiOutput
 from pipeline.models import ExitCode, PathUnusable
+from pipeline.report.formats import CiOutput
+from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -390,8 +390,8 @@ def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
-    from pipeline.report import dump_json, render_html, render_markdown
-    from pipeline.state import HistoryStore
+    from pipeline.health.history import HistoryStore
+    from pipeline.report.render import dump_json, render_html, render_markdown
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
@@ -418,7 +418,7 @@ def report(
     elif fmt == "html":
         click.echo(render_html(document, trend), nl=False)
     else:
-        from pipeline.formats import render
+        from pipeline.report.formats import render
 
         click.echo(render(document, fmt), nl=False)
 
@@ -440,7 +440,7 @@ def runs(
     """List past runs, newest first: id, start, mode, kind, totals, exit code (for `report --run ID`)."""
     import json
 
-    from pipeline.state import HistoryStore
+    from pipeline.health.history import HistoryStore
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
@@ -511,7 +511,7 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
 )
 def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool, rate_limit: bool) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
-    from pipeline.bench import run_benchmark
+    from pipeline.tools.bench import run_benchmark
 
     sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit))
 
@@ -521,6 +521,6 @@ def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bo
 @click.option("--dump", type=click.Path(path_type=Path, dir_okay=False), help="Write one JSON line per page.")
 def accuracy(pages_json: Path, dump: Path | None) -> None:
     """Score metadata extraction on saved pages with expected values (pages.json format)."""
-    from pipeline.accuracy import run_accuracy
+    from pipeline.tools.accuracy import run_accuracy
 
     sys.exit(run_accuracy(pages_json, dump))

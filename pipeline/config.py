@@ -233,7 +233,7 @@ class OutageSettings(_Section):
 
 
 class ArchiveSettings(_Section):
-    """Archive copies of dead links, from the Internet Archive's availability API (``pipeline.archive``)."""
+    """Archive copies of dead links, from the Internet Archive's availability API (``health.archive``)."""
 
     enabled: bool = True
     endpoint: str = "https://archive.org/wayback/available"

@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.progress import Progress as _RichProgress
 from rich.text import Text
 
-from pipeline._printable import json_text, printable
+from pipeline.text import json_text, printable
 
 # Libraries that log every request or job at INFO; our own summary lines say what matters.
 _NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")

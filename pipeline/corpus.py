@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline._replace import is_leftover, kind_of, open_regular
-from pipeline.frontmatter import Document, FrontMatterError, parse
+from pipeline.frontmatter.document import Document, FrontMatterError, parse
+from pipeline.frontmatter.replace import is_leftover, kind_of, open_regular
 from pipeline.models import FileError
 
 

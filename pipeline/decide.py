@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.frontmatter import Edit, Remove, SetValue
+from pipeline.extract.html import BODY
+from pipeline.extract.pagebody import MIN_IMAGE_PX
+from pipeline.frontmatter.document import Edit, Remove, SetValue
 from pipeline.links import normalize_url
 from pipeline.models import (
     Change,
@@ -43,8 +45,6 @@ from pipeline.models import (
     PageMeta,
     format_field_path,
 )
-from pipeline.pagebody import MIN_IMAGE_PX
-from pipeline.scrape import BODY
 
 _ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
 MAX_IMAGE_PX = 20_000  # no real image is larger on a side; such a size is a parse error or a hostile header

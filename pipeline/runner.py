@@ -27,17 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pipeline import archive, check, decide, report, summary, verdict
-from pipeline._hostcontrol import HostStats
-from pipeline._printable import printable
-from pipeline._replace import remove_leftovers
+from pipeline import decide
 from pipeline.accept import warn_unused_hosts
+from pipeline.check import checker as check
+from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
-from pipeline.copies import find_copies
 from pipeline.corpus import Article, discover, read_article
-from pipeline.digest import Digest
-from pipeline.frontmatter import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
+from pipeline.extract.pages import Digest
+from pipeline.frontmatter.document import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
+from pipeline.frontmatter.replace import remove_leftovers
+from pipeline.health import archive, verdict
+from pipeline.health.copies import find_copies
+from pipeline.health.history import HistoryStore, StoredPage
 from pipeline.ignore import LinkFilter, filter_for
 from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
@@ -53,7 +55,9 @@ from pipeline.models import (
     PageMeta,
     format_field_path,
 )
-from pipeline.state import HistoryStore, StoredPage
+from pipeline.report import build as summary
+from pipeline.report import render as report
+from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
 

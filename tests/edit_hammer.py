@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.frontmatter import WriteConflict, write_atomic
+from pipeline.frontmatter.document import WriteConflict, write_atomic
 
 
 def _append(path: Path, token: bytes) -> None:

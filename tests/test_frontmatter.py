@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import pipeline._splice as splice
-from pipeline.frontmatter import (
+import pipeline.frontmatter.splice as splice
+from pipeline.frontmatter.document import (
     Append,
     Document,
     FrontMatterError,
@@ -749,7 +749,7 @@ def test_an_edit_through_a_merge_is_refused() -> None:
 
 def test_an_edit_never_makes_the_front_matter_larger_than_the_read_limit() -> None:
     """A front-matter just under 1 MiB that an edit would push over the limit is refused, not written."""
-    from pipeline.frontmatter import MAX_FRONT_MATTER_BYTES
+    from pipeline.frontmatter.document import MAX_FRONT_MATTER_BYTES
 
     filler = "x" * (MAX_FRONT_MATTER_BYTES - len("title: t\nnotes: \n") - 1)
     raw = f"---\ntitle: t\nnotes: {filler}\n---\nbody\n".encode()

@@ -11,7 +11,7 @@ import pytest
 from unprivileged import run_unprivileged
 
 from pipeline.corpus import read_article
-from pipeline.frontmatter import (
+from pipeline.frontmatter.document import (
     FrontMatterError,
     OutsideRoots,
     SetValue,

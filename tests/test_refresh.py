@@ -12,10 +12,10 @@ from localsite import LocalSite, closed_port, make_settings
 from PIL import Image
 
 from pipeline.config import Settings
+from pipeline.health.history import HistoryStore
 from pipeline.models import ExitCode
-from pipeline.report import validate_report
+from pipeline.report.render import validate_report
 from pipeline.runner import RunOptions, refresh
-from pipeline.state import HistoryStore
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 DESCRIPTION = "Local officials approved the new riverside park after two years of debate."
@@ -335,17 +335,17 @@ def test_a_page_that_breaks_the_parser_does_not_stop_the_run(
     world: tuple[LocalSite, Path, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An exception while reading one page is reported for that page; the rest of the run goes on."""
-    import pipeline.digest
+    import pipeline.extract.pages
 
     site, corpus, settings = world
-    real_scrape = pipeline.digest.scrape
+    real_scrape = pipeline.extract.pages.scrape
 
     def fragile(body: bytes, url: str, headers: object = None) -> object:
         if url.endswith("/story2"):
             raise RecursionError("maximum recursion depth exceeded")
         return real_scrape(body, url, headers)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.digest, "scrape", fragile)
+    monkeypatch.setattr(pipeline.extract.pages, "scrape", fragile)
     report = _run(settings, DAY0)
     refused = report["refused_pages"]
     assert isinstance(refused, list)

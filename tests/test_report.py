@@ -18,7 +18,7 @@ import pytest
 from markdown_it import MarkdownIt
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
-from pipeline.report import (
+from pipeline.report.render import (
     ReportInvalid,
     load_schema,
     render_html,

@@ -21,10 +21,10 @@ from localsite import LocalSite, closed_port, make_settings
 from unprivileged import run_cli_unprivileged
 
 from pipeline.config import Settings
+from pipeline.health.history import HistoryStore
 from pipeline.models import ExitCode
-from pipeline.report import validate_report
+from pipeline.report.render import validate_report
 from pipeline.runner import RunOptions, refresh
-from pipeline.state import HistoryStore
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 

@@ -1,0 +1,341 @@
+"""The one place an httpx client is built: limits, timeouts, address guard, size caps.
+
+Reads settings ``http.*`` (user agent, concurrency limits, timeouts, header and body caps, TLS verification,
+extra CA bundle, ``allow_networks``). Returns an ``httpx.AsyncClient`` (``build_client``) or, for the hot
+path of the checker, its bare transport (``build_transport``): ``httpx_aiohttp.AiohttpTransport`` over one
+aiohttp connector, chosen by measurement (``pipeline.tools.bench``; several times faster than httpx's default
+transport for many hosts at once). Both never follow redirects and never keep cookies.
+
+The address guard (SSRF) lives in two places so that no connection escapes it:
+
+- ``GuardedResolver`` is the connector's resolver: every connection of every redirect hop to a *name*
+  resolves through it, and addresses outside the allowed set are dropped (none left: ``AddressRefused``).
+- aiohttp never resolves an IP *literal*, so ``AddressGuard.refusal(host)`` is called by the checker on
+  the URL and on every redirect hop before a request is sent.
+
+Also here, because they are about the wire and not about verdicts: ``read_capped`` (streams a body with
+its own gzip/deflate decoding so a compression bomb never expands past the cap) and ``classify_error``
+(turns any transport exception into a ``TransportFailure`` value).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import Connection
+from aiohttp.resolver import DefaultResolver
+from httpx_aiohttp import AiohttpTransport
+
+from pipeline.config import HttpSettings, Settings
+from pipeline.links import ends_in_number, whatwg_ipv4
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ACCEPT_ENCODING = "gzip, deflate"  # only what read_capped can decode under a cap
+
+
+class AddressRefused(OSError):
+    """A host resolved only to addresses the guard refuses (loopback, private, link-local, …)."""
+
+
+class AddressGuard:
+    """Decides whether an IP address may be contacted: public addresses, plus ``allow_networks``."""
+
+    def __init__(self, allow_networks: Iterable[str] = ()) -> None:
+        self._allowed: tuple[IPNetwork, ...] = tuple(
+            ipaddress.ip_network(net, strict=False) for net in allow_networks
+        )
+
+    def why_refused(self, ip: str | IPAddress) -> str | None:
+        """None when the address may be contacted, else what kind of address it is."""
+        try:
+            addr = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
+        except ValueError:
+            return f"{ip!r} is not an IP address"
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if any(addr in net for net in self._allowed):
+            return None
+        # Most specific first: ipaddress also calls link-local, reserved and 0.0.0.0/8 "private".
+        for kind in ("unspecified", "loopback", "link_local", "multicast", "reserved", "private"):
+            if getattr(addr, f"is_{kind}"):
+                return f"{addr} is {kind.replace('_', '-')}"
+        if not addr.is_global:
+            return f"{addr} is not a public address"
+        return None
+
+    def is_allowed(self, ip: str | IPAddress) -> bool:
+        """True when the address is public or inside an allowed network."""
+        return self.why_refused(ip) is None
+
+    def refusal(self, host: str) -> str | None:
+        """For a URL's host: the refusal reason when it is a literal IP the guard refuses, else None.
+
+        Names are checked at connection time by ``GuardedResolver``.
+        """
+        literal = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if ends_in_number(literal):
+            # A browser reads 2130706433, 127.1 or 0x7f000001 as an IPv4 address; so does the resolver.
+            dotted = whatwg_ipv4(literal)
+            if dotted is None:
+                return f"address guard: {host!r} is not a valid IPv4 address"
+            literal = dotted
+        try:
+            addr = ipaddress.ip_address(literal)
+        except ValueError:
+            return None
+        reason = self.why_refused(addr)
+        return f"address guard: {reason}" if reason else None
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that keeps only the addresses ``AddressGuard`` allows."""
+
+    def __init__(self, guard: AddressGuard, inner: AbstractResolver | None = None) -> None:
+        self._guard = guard
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        kept = [item for item in found if self._guard.is_allowed(item["host"])]
+        if not kept:
+            reasons = sorted({self._guard.why_refused(item["host"]) or "" for item in found})
+            raise AddressRefused(f"address guard: {host} resolves to " + "; ".join(reasons))
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _ssl_context(http: HttpSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if http.ca_bundle is not None:
+        context.load_verify_locations(cafile=str(http.ca_bundle))
+    if not http.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """A client that never stores cookies.
+
+    A link check must not carry one site's cookies into later requests, and parsing every response's
+    cookies was the largest single cost of the client in the benchmark.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _NoCookies()
+
+
+def default_headers(http: HttpSettings) -> dict[str, str]:
+    """Headers every request carries."""
+    return {"User-Agent": http.agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
+
+
+def timeouts(http: HttpSettings) -> httpx.Timeout:
+    """Per-phase timeouts; the whole request (redirects included) is bounded by the caller."""
+    return httpx.Timeout(
+        connect=http.connect_timeout, read=http.read_timeout, write=http.read_timeout, pool=http.total_timeout
+    )
+
+
+class _ReasonResponse(aiohttp.ClientResponse):
+    """aiohttp's response with a reason phrase that can be encoded again.
+
+    aiohttp decodes the status line with ``surrogateescape``, and httpx_aiohttp calls ``reason.encode()``:
+    a byte that is not UTF-8 (``404 Not\\xff Found``) raised UnicodeEncodeError and the status was lost.
+    The byte is kept as the visible text ``\\xff`` instead.
+    """
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        started = await super().start(connection)
+        if self.reason:
+            self.reason = self.reason.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return started
+
+
+def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The httpx transport: aiohttp underneath, guarded resolver, connection limits, header caps.
+
+    Safe to call outside a running loop: the aiohttp session is created at the first request.
+    """
+    http = settings.http
+    guard = AddressGuard(http.allow_networks)
+    context = _ssl_context(http)
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=http.max_concurrency,
+            # The host queue enforces each host's limit; a per-host override may exceed the default.
+            limit_per_host=max(
+                [http.per_host_concurrency, *(h.per_host_concurrency or 0 for h in http.hosts.values())]
+            ),
+            resolver=GuardedResolver(guard),
+            ssl=context,
+            ttl_dns_cache=300,
+        )
+        # aiohttp bounds each header line and field, not the whole block; both get the configured cap.
+        return aiohttp.ClientSession(
+            connector=connector,
+            max_line_size=http.max_header_bytes,
+            max_field_size=http.max_header_bytes,
+            max_headers=256,
+            auto_decompress=False,
+            trust_env=False,
+            response_class=_ReasonResponse,
+        )
+
+    return AiohttpTransport(client=session, verify=context)
+
+
+def build_client(settings: Settings) -> httpx.AsyncClient:
+    """A client over ``build_transport``: limits, timeouts, address guard, no redirects, no cookies."""
+    return _CookielessClient(
+        transport=build_transport(settings),
+        timeout=timeouts(settings.http),
+        headers=default_headers(settings.http),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+async def read_capped(
+    response: httpx.Response, limit: int, *, stop_at_head_end: bool | Callable[[bytes], bool] = False
+) -> bytes:
+    """Up to ``limit`` decoded bytes of a streamed body; decoding never expands past ``limit``.
+
+    With ``stop_at_head_end``, reading stops once ``</head>`` has been seen (the metadata is all above it);
+    when it is a function, only if that function says the bytes read so far are enough (else reading goes
+    on to ``limit``, for the body's fallbacks).
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    decoder: Any = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        # wbits 47 = zlib or gzip header, auto-detected; raw deflate is retried below.
+        decoder = zlib.decompressobj(47)
+    out = bytearray()
+    async for chunk in response.aiter_raw():
+        if decoder is not None:
+            try:
+                data = decoder.decompress(chunk, limit - len(out) + 1)
+                while decoder.unconsumed_tail and len(out) + len(data) <= limit:
+                    data += decoder.decompress(decoder.unconsumed_tail, limit - len(out) - len(data) + 1)
+            except zlib.error:
+                if encoding == "deflate" and not out:
+                    decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                    data = decoder.decompress(chunk, limit + 1)
+                else:
+                    break
+        else:
+            data = chunk
+        scan_from = max(0, len(out) - 6)
+        out += data
+        if len(out) >= limit:
+            return bytes(out[:limit])
+        if stop_at_head_end and bytes(out[scan_from:]).lower().find(b"</head>") != -1:
+            if not callable(stop_at_head_end) or stop_at_head_end(bytes(out)):
+                break
+            stop_at_head_end = False  # the head lacks something: read the body, up to the cap
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """What a transport exception means for a link check."""
+
+    kind: str  # dns | refused | timeout | tls | reset | guard | protocol | other
+    reason: str
+    hard: bool = False  # a domain that does not resolve
+    transient: bool = False  # worth a retry (timeouts, resets)
+    network_level: bool = True  # failed below HTTP: outage evidence
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+_DNS_GONE = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def classify_error(exc: BaseException) -> TransportFailure:
+    """Map any exception raised while sending or reading a request to a ``TransportFailure``."""
+    # Deepest cause first: the transport wraps e.g. ConnectionRefusedError in httpx.ConnectTimeout.
+    chain = _causes(exc)[::-1]
+    for item in chain:
+        if isinstance(item, AddressRefused):
+            return TransportFailure("guard", str(item), network_level=False)
+    for item in chain:
+        if isinstance(item, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+            return TransportFailure("tls", f"TLS certificate error: {_short(item)}")
+        if isinstance(item, aiohttp.ClientSSLError | ssl.SSLError):
+            return TransportFailure("tls", f"TLS error: {_short(item)}")
+        if isinstance(item, socket.gaierror):
+            gone = item.errno in _DNS_GONE
+            what = "does not resolve" if gone else "DNS lookup failed"
+            return TransportFailure("dns", f"{what}: {item.strerror or item}", hard=gone)
+        if isinstance(item, ConnectionRefusedError):
+            return TransportFailure("refused", "connection refused")
+        if isinstance(item, TimeoutError | httpx.TimeoutException):
+            return TransportFailure("timeout", "timed out", transient=True)
+        if isinstance(
+            item,
+            ConnectionResetError
+            | aiohttp.ServerDisconnectedError
+            | aiohttp.ClientPayloadError
+            | httpx.ReadError
+            | httpx.RemoteProtocolError,
+        ):
+            return TransportFailure("reset", f"connection reset: {_short(item)}", transient=True)
+    for item in chain:
+        if isinstance(item, aiohttp.ClientResponseError):
+            # aiohttp's parser rejected the response (oversized headers, malformed status line).
+            return TransportFailure("protocol", f"bad response: {item.message}", network_level=False)
+        if isinstance(item, httpx.UnsupportedProtocol | aiohttp.InvalidURL):
+            return TransportFailure("protocol", f"unsupported URL: {_short(item)}", network_level=False)
+        if isinstance(item, aiohttp.ClientConnectorError | httpx.ConnectError | ConnectionError):
+            return TransportFailure("refused", f"cannot connect: {_short(item)}")
+    return TransportFailure("other", f"{type(exc).__name__}: {_short(exc)}", network_level=False)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "AddressGuard",
+    "AddressRefused",
+    "GuardedResolver",
+    "TransportFailure",
+    "build_client",
+    "build_transport",
+    "classify_error",
+    "default_headers",
+    "read_capped",
+    "timeouts",
+]

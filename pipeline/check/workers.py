@@ -1,0 +1,128 @@
+"""The worker pool of one ``pipeline.check.checker.check_links`` call, and where its observations go.
+
+Reads no settings itself: ``check`` passes the concurrency and the page size. Workers take URLs from the
+host queue (``pipeline.check.queue``), check each with the function ``check`` hands over, and pass every
+observation through the soft-404 judgement (``pipeline.check.soft404``) to the caller's callback and results.
+
+The soft-404 probe of a host (``add_probes``: one random URL that cannot exist, first in the host's queue)
+is not a result: its answer becomes the host's fingerprint. Pages of that host that arrive while the
+probe is still in flight are held (a handful at most: the host's slots) and judged when it answers.
+A page whose only sign is its likeness to the probe's answer (``soft404.looks_like_probe``) is held too,
+until the host shows a distinct page (then it is a soft 404) or the run ends (then it is ``ok``: a host
+whose every page looks like its probe's answer, a single-page app's shell, is ambiguous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from pipeline.check import soft404
+from pipeline.check.queue import Host, HostQueue
+from pipeline.models import Observation, Outcome
+
+_ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
+
+
+class CheckOne(Protocol):
+    """Checks one URL while holding a slot on its host (``once``: no retries)."""
+
+    def __call__(
+        self, url: str, parsed: httpx.URL, host: Host, want: int | None, *, once: bool = False
+    ) -> Awaitable[Observation]: ...
+
+
+def add_probes(hosts: dict[str, Host], wanted: dict[str, int], page_bytes: int) -> dict[str, str]:
+    """Put one soft-404 probe first in the queue of each host that has pages to compare; probe URL -> host."""
+    probes: dict[str, str] = {}
+    for host in hosts.values():
+        page = next((url for url, _ in host.pending if wanted.get(url, 0) >= page_bytes), None)
+        if page is None:
+            continue
+        parts = urlsplit(page)
+        probe = soft404.probe_url(f"{parts.scheme}://{parts.netloc}")
+        host.pending.appendleft((probe, httpx.URL(probe)))
+        wanted[probe] = page_bytes
+        probes[probe] = host.key
+    return probes
+
+
+class Workers:
+    """Runs the workers and hands each observation on, judged for soft 404s."""
+
+    def __init__(
+        self,
+        results: dict[str, Observation],
+        wanted: dict[str, int],
+        probes: dict[str, str],
+        on_result: Callable[[Observation], None] | None,
+        keep_pages: bool,
+    ) -> None:
+        self.results = results
+        self.wanted = wanted
+        self.probes = probes  # probe URL -> host key
+        self.on_result = on_result
+        self.keep_pages = keep_pages
+        self.fingerprints: dict[str, soft404.Fingerprint | None] = {}  # host key -> its probe's answer
+        # Pages of a host whose probe has not answered yet (only while it is in flight, on that host).
+        self.held: dict[str, list[Observation]] = {key: [] for key in probes.values()}
+        # Pages that look like their host's probe answer, per host, until the host shows another page.
+        self.alike: dict[str, list[Observation]] = {}
+        self.distinct: set[str] = set()  # host keys that served a page unlike their probe's answer
+
+    def _emit(self, obs: Observation, probe: soft404.Fingerprint | None) -> None:
+        obs = soft404.judge(obs, probe)
+        if self.on_result is not None:
+            self.on_result(obs)
+        self.results[obs.url] = obs if self.keep_pages or obs.page is None else replace(obs, page=None)
+
+    def _arrived(self, obs: Observation, host: Host) -> None:
+        key = self.probes.get(obs.url)
+        if key is not None:
+            page = obs.page if obs.outcome in _ALIVE else None
+            self.fingerprints[key] = soft404.fingerprint(page, obs.url) if page is not None else None
+            for waiting in self.held.pop(key, []):
+                self._settle(waiting, key)
+        elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in _ALIVE:
+            self.held[host.key].append(obs)
+        else:
+            self._settle(obs, host.key)
+
+    def _settle(self, obs: Observation, key: str) -> None:
+        """Emit a page judged against its host's probe, or hold it while the likeness alone would decide."""
+        probe = self.fingerprints.get(key)
+        if key not in self.distinct and soft404.looks_like_probe(obs, probe):
+            self.alike.setdefault(key, []).append(obs)
+            return
+        if key not in self.distinct and soft404.is_distinct(obs, probe):
+            self.distinct.add(key)
+            for alike in self.alike.pop(key, []):
+                self._emit(alike, probe)
+        self._emit(obs, probe)
+
+    async def run(
+        self, check: CheckOne, hosts: dict[str, Host], scheduler: HostQueue, concurrency: int
+    ) -> None:
+        """Check every queued URL with at most ``concurrency`` workers."""
+
+        async def worker() -> None:
+            while (item := await scheduler.take()) is not None:
+                host, url, parsed = item
+                try:
+                    obs = await check(url, parsed, host, self.wanted.get(url), once=url in self.probes)
+                finally:
+                    scheduler.done(host)
+                self._arrived(obs, host)
+
+        useful = sum(min(host.cap, len(host.pending)) for host in hosts.values())
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, useful)):
+                group.create_task(worker())
+        for alike in (obs for waiting in self.alike.values() for obs in waiting):
+            self._emit(alike, None)  # the host showed no distinct page: when in doubt, ok
+        self.alike.clear()

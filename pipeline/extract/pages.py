@@ -1,0 +1,130 @@
+"""Observations -> page metadata and image probes, as they arrive, so that no body is kept.
+
+Reads: each ``Observation`` the checker hands over (with the head of the page or the first bytes of the
+image it fetched). Returns (in its attributes): ``pages`` (normalized URL -> ``PageMeta``) for pages fit to
+supply metadata, ``validators`` (URL -> (ETag, Last-Modified)) of those pages, ``probes`` (URL ->
+``ImageProbe``) and ``refused`` ((URL, reason) for pages that are not:
+error pages and bot walls, redirects to a front page or a login wall, pages that could not be parsed).
+Uses no settings.
+
+Parsing runs on a worker thread, never on the checker's event loop: a slow page then delays neither the
+other requests nor a stop request. Call :meth:`Digest.drain` before reading the results and
+:meth:`Digest.close` at the end of the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from pipeline.console import Progress
+from pipeline.extract.html import looks_like_error_page, scrape
+from pipeline.extract.images import measure
+from pipeline.models import ImageProbe, Observation, Outcome, PageMeta
+
+log = logging.getLogger("pipeline")
+_QUEUED = 64  # observations (with their bodies) waiting for the parser
+
+
+class Digest:
+    """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
+
+    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Progress) -> None:
+        self.page_urls = page_urls
+        self.image_urls = image_urls
+        self.progress = progress
+        self.pages: dict[str, PageMeta] = {}
+        self.refused: list[tuple[str, str]] = []
+        self.probes: dict[str, ImageProbe] = {}
+        self.validators: dict[str, tuple[str | None, str | None]] = {}
+        # One worker: results are written by one thread only, and read after drain().
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+        self._pending: list[Future[None]] = []
+        # Bodies waiting for the parser are held in memory; past this many the checker waits for it.
+        self._room = threading.BoundedSemaphore(_QUEUED)
+
+    def __call__(self, obs: Observation) -> None:
+        self.progress.advance()
+        log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
+        self._room.acquire()
+        self._pending.append(self._pool.submit(self._safe_digest, obs))
+
+    def drain(self) -> None:
+        """Wait until every observation handed over so far is digested."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Stop the worker; observations not digested yet are dropped (the run is ending)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Digest:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _safe_digest(self, obs: Observation) -> None:
+        try:
+            self._digest(obs)
+        except Exception as exc:  # a parser bug on one hostile page must not end the run
+            log.exception("could not read %s", obs.url)
+            self.refused.append((obs.url, f"could not be read: {type(exc).__name__}: {exc}"))
+        finally:
+            self._room.release()
+
+    def _digest(self, obs: Observation) -> None:
+        alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
+        if obs.url in self.image_urls:
+            page = obs.page
+            if alive and page is None:
+                return  # answered without its bytes (a network baseline check): nothing to measure
+            self.probes[obs.url] = measure(
+                obs.url,
+                page.body if page else b"",
+                page.content_type if page else None,
+                alive,
+                http_status=obs.http_status,
+            )
+        elif obs.url in self.page_urls and alive and obs.page is not None:
+            content_type = obs.page.content_type.lower()
+            if content_type and "html" not in content_type:
+                return
+            landed = landing_page(obs.url, obs.page.final_url)
+            if landed:
+                self.refused.append((obs.url, landed))
+                return
+            meta = scrape(obs.page.body, obs.page.final_url, obs.page.headers)
+            reason = looks_like_error_page(meta)
+            if reason:
+                self.refused.append((obs.url, reason))
+            else:
+                self.pages[obs.url] = meta
+                headers = obs.page.headers
+                self.validators[obs.url] = (headers.get("etag"), headers.get("last-modified"))
+
+
+# Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.
+_GATEWAY_WORDS = re.compile(
+    r"(?:^|/)(?:log-?in|sign-?in|signon|auth|oauth2?|sso|consent|subscribe|paywall|captcha)(?:/|$|\.)",
+    re.IGNORECASE,
+)
+
+
+def landing_page(url: str, final_url: str) -> str | None:
+    """Why a redirect's target is not the article (a removed story sent to the home page or a login wall)."""
+    if final_url == url:
+        return None
+    asked, landed = urlsplit(url), urlsplit(final_url)
+    if landed.path in ("", "/") and asked.path not in ("", "/"):
+        return f"redirected to the site's front page {final_url}: not the article's own metadata"
+    if _GATEWAY_WORDS.search(landed.path) and not _GATEWAY_WORDS.search(asked.path):
+        return f"redirected to {final_url}, which looks like a login or consent page"
+    return None

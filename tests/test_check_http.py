@@ -1,0 +1,133 @@
+"""The client factory: address guard, guarded resolver, error classification, client settings."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import aiohttp
+import httpx
+import pytest
+from localsite import LocalSite, closed_port, make_settings
+
+from pipeline.check.http import AddressGuard, AddressRefused, GuardedResolver, build_client, classify_error
+
+
+@pytest.mark.parametrize(
+    ("ip", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("::ffff:127.0.0.1", "loopback"),
+    ],
+)
+def test_guard_refuses_non_public_addresses(ip: str, kind: str) -> None:
+    """Loopback, private, link-local, multicast, reserved (also IPv4-mapped IPv6) are refused by default."""
+    reason = AddressGuard().why_refused(ip)
+    assert reason is not None and kind in reason
+
+
+def test_guard_allows_public_addresses() -> None:
+    """Public IPv4 and IPv6 addresses pass."""
+    guard = AddressGuard()
+    assert guard.is_allowed("93.184.216.34")
+    assert guard.is_allowed("2606:2800:220:1:248:1893:25c8:1946")
+
+
+def test_allow_networks_let_listed_ranges_through() -> None:
+    """An allow list opens exactly its networks: 10.0.0.0/8 allowed, 192.168/16 still refused."""
+    guard = AddressGuard(["10.0.0.0/8", "127.0.0.0/8"])
+    assert guard.is_allowed("10.9.9.9")
+    assert guard.is_allowed("127.0.0.2")
+    assert not guard.is_allowed("192.168.1.1")
+
+
+def test_refusal_checks_only_ip_literals() -> None:
+    """refusal() judges literal hosts (IPv6 in brackets too) and leaves names to the resolver."""
+    guard = AddressGuard()
+    assert guard.refusal("127.0.0.1") is not None
+    assert guard.refusal("[::1]") is not None
+    assert guard.refusal("example.org") is None
+
+
+def test_guarded_resolver_refuses_names_resolving_to_refused_addresses() -> None:
+    """'localhost' resolves, through the real system resolver, to loopback: refused unless allowed."""
+
+    async def resolve(guard: AddressGuard) -> list[str]:
+        resolver = GuardedResolver(guard)
+        try:
+            return [item["host"] for item in await resolver.resolve("localhost", 80, socket.AF_INET)]
+        finally:
+            await resolver.close()
+
+    with pytest.raises(AddressRefused, match=r"localhost resolves to 127\.0\.0\.1 is loopback"):
+        asyncio.run(resolve(AddressGuard()))
+    assert asyncio.run(resolve(AddressGuard(["127.0.0.0/8"]))) == ["127.0.0.1"]
+
+
+def test_classify_real_refused_and_dns_errors(tmp_path: Path) -> None:
+    """Errors raised by the built client for a closed port and a .invalid name are classified."""
+    settings = make_settings(tmp_path)
+
+    async def error_for(url: str) -> BaseException:
+        async with build_client(settings) as client:
+            try:
+                await client.head(url)
+            except Exception as exc:
+                return exc
+        raise AssertionError("no error")
+
+    refused = classify_error(asyncio.run(error_for(f"http://127.0.0.1:{closed_port()}/")))
+    assert (refused.kind, refused.hard, refused.network_level, refused.transient) == (
+        "refused",
+        False,
+        True,
+        False,
+    )
+    dns = classify_error(asyncio.run(error_for("http://nothing-here.invalid/")))
+    assert (dns.kind, dns.hard, dns.network_level) == ("dns", True, True)
+
+
+def test_classify_timeouts_and_resets_as_transient() -> None:
+    """Timeouts and server disconnects are worth a retry; unknown errors are not network-level."""
+    assert classify_error(httpx.ReadTimeout("slow")).transient
+    wrapped = httpx.ReadError("gone")
+    wrapped.__cause__ = aiohttp.ServerDisconnectedError()
+    assert classify_error(wrapped).kind == "reset"
+    other = classify_error(ValueError("odd"))
+    assert (other.kind, other.network_level) == ("other", False)
+
+
+def test_client_sends_user_agent_and_never_follows_redirects(local_site: LocalSite, tmp_path: Path) -> None:
+    """The built client sends the configured User-Agent and returns a 301 as is."""
+    settings = make_settings(tmp_path, http={"user_agent": "ua-test/1"})
+    local_site.route("/r", 301, headers={"Location": "/elsewhere"})
+
+    async def go() -> int:
+        async with build_client(settings) as client:
+            return (await client.get(local_site.url("/r"))).status_code
+
+    assert asyncio.run(go()) == 301
+    assert local_site.count("/elsewhere") == 0
+    assert local_site.hits[0].headers["User-Agent"] == "ua-test/1"
+
+
+def test_client_keeps_no_cookies(local_site: LocalSite, tmp_path: Path) -> None:
+    """A Set-Cookie from one response is not sent with the next request."""
+    local_site.route("/c", 200, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    async def go() -> None:
+        async with build_client(make_settings(tmp_path)) as client:
+            await client.get(local_site.url("/c"))
+            await client.get(local_site.url("/c"))
+
+    asyncio.run(go())
+    assert all("Cookie" not in hit.headers for hit in local_site.hits)

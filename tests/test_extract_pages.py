@@ -1,0 +1,75 @@
+"""Which redirected pages may supply metadata (pure decisions on URL pairs), and where pages are parsed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pipeline.console import Progress
+from pipeline.extract import pages as digest
+from pipeline.extract.html import scrape
+from pipeline.extract.pages import Digest, landing_page
+from pipeline.models import FetchedPage, Observation, Outcome, PageMeta
+
+
+@pytest.mark.parametrize(
+    ("asked", "landed"),
+    [
+        ("http://news.example/a", "https://news.example/a"),
+        ("https://news.example/a", "https://news.example/a/"),
+        ("https://news.example/amp/a", "https://news.example/a"),
+        ("https://news.example/p/123", "https://news.example/2024/05/authentic-sourdough"),
+        ("https://news.example/p/9", "https://news.example/news/new-login-rules-for-banks"),
+        ("https://news.example/a", "https://news.example/author/ann"),
+    ],
+)
+def test_ordinary_redirects_keep_their_metadata(asked: str, landed: str) -> None:
+    """Scheme, slash and moved-article redirects are the article itself, even with 'login' in a slug."""
+    assert landing_page(asked, landed) is None
+
+
+@pytest.mark.parametrize(
+    ("asked", "landed", "reason"),
+    [
+        ("https://news.example/story", "https://news.example/", "front page"),
+        ("https://news.example/story", "https://news.example/login?next=/story", "login or consent"),
+        ("https://news.example/story", "https://id.example/auth/realms/x", "login or consent"),
+        ("https://news.example/story", "https://news.example/consent.html", "login or consent"),
+    ],
+)
+def test_front_pages_and_walls_are_refused(asked: str, landed: str, reason: str) -> None:
+    """A removed story sent to the home page, or a login/consent wall, never supplies metadata."""
+    refused = landing_page(asked, landed)
+    assert refused is not None and reason in refused
+
+
+def test_pages_are_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker's thread only hands a page over; parsing happens beside it, complete after drain()."""
+    url = "https://news.example/a"
+    threads: list[threading.Thread] = []
+
+    def spying(body: bytes, final_url: str, headers: dict[str, str]) -> PageMeta:
+        threads.append(threading.current_thread())
+        return scrape(body, final_url, headers)
+
+    monkeypatch.setattr(digest, "scrape", spying)
+    body = b"<html><head><meta property='og:description' content='Told'></head></html>"
+    page = FetchedPage(url, url, "text/html", {"etag": '"v1"'}, body)
+    with Digest({url}, set(), Progress(quiet=True)) as reader:
+        reader(Observation(url, Outcome.SUCCESS, 200, url, page=page))
+        reader.drain()
+
+    assert threads and threads[0] is not threading.current_thread()
+    assert reader.pages[url].description == "Told"
+    assert reader.validators[url] == ('"v1"', None)
+
+
+def test_an_image_answered_without_its_bytes_is_not_measured() -> None:
+    """A HEAD-only answer (a baseline check) is no probe: it must not mark an image as not an image."""
+    url = "https://img.example/a.png"
+    with Digest(set(), {url}, Progress(quiet=True)) as reader:
+        reader(Observation(url, Outcome.SUCCESS, 200, url))
+        reader.drain()
+
+    assert reader.probes == {}

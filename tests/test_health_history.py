@@ -1,0 +1,301 @@
+"""History store on real SQLite files: link history, the dead rule across runs, run history."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from pipeline.config import HealthSettings
+from pipeline.health.history import RECENT, HistoryStore, StoredPage
+from pipeline.health.verdict import judge
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
+
+T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
+URL = "https://example.org/page"
+
+
+def test_creates_folder_schema_and_wal(tmp_path: Path) -> None:
+    """Opening a store in a missing folder creates it, the tables, and WAL journaling."""
+    path = tmp_path / "deep" / "state" / "history.sqlite3"
+    with HistoryStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"links", "runs"} <= tables
+
+
+def test_record_and_load_round_trip(tmp_path: Path) -> None:
+    """What record stores, load returns: status, code, final URL, chain, dates, streak."""
+    result = LinkResult(
+        URL,
+        LinkStatus.FAILING,
+        http_status=404,
+        final_url="https://example.org/new",
+        redirects=("https://example.org/new",),
+        reason="HTTP 404",
+        first_failed_at=T0,
+        consecutive_failures=1,
+        checked_at=T0,
+    )
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record([result], "run-1", T0)
+        loaded = store.load([URL, "https://unknown.example/"])
+    assert set(loaded) == {URL}
+    got = loaded[URL]
+    assert (got.status, got.http_status, got.final_url, got.redirects) == (
+        LinkStatus.FAILING,
+        404,
+        "https://example.org/new",
+        ("https://example.org/new",),
+    )
+    assert (got.first_failed_at, got.last_checked_at, got.consecutive_failures) == (T0, T0, 1)
+    assert got.recent == ("failing",)
+
+
+def test_skipped_invalid_and_carried_results_are_not_stored(tmp_path: Path) -> None:
+    """Never-requested URLs and verdicts carried from an earlier run leave history untouched."""
+    earlier = T0 - timedelta(days=2)
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record(
+            [LinkResult(URL, LinkStatus.OK, checked_at=earlier, last_success_at=earlier)], "r0", earlier
+        )
+        store.record(
+            [
+                LinkResult("https://a.example/", LinkStatus.SKIPPED),
+                LinkResult("https://b.example/", LinkStatus.INVALID),
+                LinkResult(URL, LinkStatus.OK, checked_at=earlier, last_success_at=earlier),
+            ],
+            "r1",
+            T0,
+        )
+        loaded = store.load([URL, "https://a.example/", "https://b.example/"])
+    assert set(loaded) == {URL}
+    assert loaded[URL].last_checked_at == earlier
+    assert loaded[URL].recent == ("ok",)
+
+
+def test_recent_statuses_are_capped(tmp_path: Path) -> None:
+    """Only the last RECENT statuses are kept, oldest first."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        for i in range(RECENT + 3):
+            status = LinkStatus.OK if i % 2 else LinkStatus.FAILING
+            now = T0 + timedelta(days=i)
+            store.record([LinkResult(URL, status, checked_at=now)], f"r{i}", now)
+        recent = store.load([URL])[URL].recent
+    assert len(recent) == RECENT
+    assert recent[-1] == "failing"  # i = RECENT + 2 is even
+    assert recent[0] == "ok"  # i = 3
+
+
+def test_dead_after_three_runs_over_three_days_through_the_store(tmp_path: Path) -> None:
+    """A 404 on runs at days 0, 1, 3 (fake clock, real SQLite between runs) becomes dead at the third."""
+    health = HealthSettings()
+    statuses = []
+    for run, day in enumerate((0, 1, 3)):
+        now = T0 + timedelta(days=day)
+        with HistoryStore(tmp_path / "h.db") as store:
+            history = store.load([URL]).get(URL)
+            result = judge(Observation(URL, Outcome.HARD, 404, reason="HTTP 404"), history, health, now)
+            store.record([result], f"run-{run}", now)
+            statuses.append(result.status)
+    assert statuses == [LinkStatus.FAILING, LinkStatus.FAILING, LinkStatus.DEAD]
+
+
+def test_soft_kind_survives_the_store(tmp_path: Path) -> None:
+    """A soft failure followed by 404s keeps the soft threshold after a round trip through SQLite."""
+    health = HealthSettings()
+    last = None
+    for day, outcome in ((0, Outcome.SOFT), (1, Outcome.HARD), (3, Outcome.HARD)):
+        now = T0 + timedelta(days=day)
+        with HistoryStore(tmp_path / "h.db") as store:
+            history = store.load([URL]).get(URL)
+            last = judge(
+                Observation(URL, outcome, 503 if outcome is Outcome.SOFT else 404), history, health, now
+            )
+            store.record([last], "r", now)
+            assert store.load([URL])[URL].failure_kind == "soft"
+    assert last is not None and last.status is LinkStatus.FAILING
+
+
+def test_load_handles_more_urls_than_one_query(tmp_path: Path) -> None:
+    """Loading 1,200 URLs (more than one IN-list chunk) returns every stored one."""
+    urls = [f"https://example.org/{i}" for i in range(1200)]
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record([LinkResult(u, LinkStatus.OK, checked_at=T0) for u in urls[::2]], "r", T0)
+        assert len(store.load(urls)) == 600
+
+
+def test_runs_listed_newest_first_with_totals(tmp_path: Path) -> None:
+    """list_runs gives newest first with outage and totals; get_report(None) is the latest finished."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        for i in range(3):
+            start = T0 + timedelta(days=i)
+            store.start_run(f"run-{i}", start, "refresh")
+            if i < 2:
+                store.finish_run(f"run-{i}", start + timedelta(minutes=5), 0, None, {"ok": i}, {"run": i})
+        runs = store.list_runs(limit=2)
+        assert [r["id"] for r in runs] == ["run-2", "run-1"]
+        assert runs[0]["finished_at"] is None
+        assert runs[1]["totals"] == {"ok": 1}
+        assert store.get_report(None) == {"run": 1}
+        assert store.get_report("run-0") == {"run": 0}
+        assert store.get_report("run-2") is None
+        assert store.get_report("nope") is None
+
+
+def test_only_the_newest_reports_are_kept_and_totals_stay(tmp_path: Path) -> None:
+    """Reports beyond keep_reports are dropped (compressed ones kept re-render exactly); totals remain."""
+    big = {"links": [{"url": f"https://example.org/{i}", "status": "ok"} for i in range(2000)]}
+    with HistoryStore(tmp_path / "h.db") as store:
+        for i in range(4):
+            start = T0 + timedelta(days=i)
+            store.start_run(f"run-{i}", start, "refresh")
+            store.finish_run(f"run-{i}", start, 0, None, {"ok": i}, {**big, "run": i}, keep_reports=2)
+        assert store.get_report("run-3") == {**big, "run": 3}
+        assert store.get_report("run-2") == {**big, "run": 2}
+        assert store.get_report("run-1") is None and store.get_report("run-0") is None
+        assert [r["totals"] for r in store.list_runs(10)] == [{"ok": 3}, {"ok": 2}, {"ok": 1}, {"ok": 0}]
+    assert (tmp_path / "h.db").stat().st_size < 200_000
+
+
+def test_outage_reason_is_stored(tmp_path: Path) -> None:
+    """A run that ended as an outage keeps its reason."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.start_run("r", T0, "refresh")
+        store.finish_run("r", T0, 0, "9 of 10 hosts failed below HTTP", {}, {})
+        assert store.list_runs(5)[0]["outage"] == "9 of 10 hosts failed below HTTP"
+
+
+def test_reader_sees_committed_batch_while_store_is_open(tmp_path: Path) -> None:
+    """A second connection reads a recorded batch as soon as record returns (one committed transaction)."""
+    path = tmp_path / "h.db"
+    with HistoryStore(path) as writer, HistoryStore(path) as reader:
+        writer.record(
+            [LinkResult(f"https://e.org/{i}", LinkStatus.OK, checked_at=T0) for i in range(50)], "r", T0
+        )
+        assert len(reader.load(f"https://e.org/{i}" for i in range(50))) == 50
+
+
+_T0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def _finished(
+    store: HistoryStore, run_id: str, day: int, kind: str = "complete", outage: str | None = None
+) -> None:
+    when = _T0 + timedelta(days=day)
+    store.start_run(run_id, when, "refresh", kind)
+    store.finish_run(run_id, when, 0, outage, {"urls": 1}, {"run": {"id": run_id}}, kind=kind)
+
+
+def test_an_older_database_gains_the_run_kind_column(tmp_path: Path) -> None:
+    """A history written before run kinds existed opens, and its runs read as complete."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,"
+            " mode TEXT NOT NULL, exit_code INTEGER, outage TEXT, totals TEXT NOT NULL DEFAULT '{}',"
+            " report BLOB)"
+        )
+        db.execute("INSERT INTO runs (id, started_at, mode) VALUES ('old', ?, 'refresh')", (_T0.isoformat(),))
+
+    with HistoryStore(path) as store:
+        [run] = store.list_runs(5)
+
+    assert run["id"] == "old" and run["kind"] == "complete" and run["started_at"] == _T0
+
+
+def test_outage_streak_counts_complete_runs_only(tmp_path: Path) -> None:
+    """The streak is the newest complete runs that were outages; partial runs neither count nor break it."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1, outage="down")
+        _finished(store, "r2", 2, kind="partial")
+        _finished(store, "r3", 3, outage="down")
+        _finished(store, "r4", 4, kind="interrupted", outage="down")
+        streak = store.outage_streak()
+        _finished(store, "r5", 5)
+        after = store.outage_streak()
+
+    assert streak == (2, _T0 + timedelta(days=1))
+    assert after == (0, None)
+
+
+def test_latest_report_and_trend_of_a_past_run(tmp_path: Path) -> None:
+    """Without --run the newest complete run is shown; `until` lists only runs up to a past one."""
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        _finished(store, "r0", 0)
+        _finished(store, "r1", 1)
+        _finished(store, "r2", 2, kind="partial")
+        latest = store.get_report(None)
+        until = [run["id"] for run in store.list_runs(10, until=_T0 + timedelta(days=1))]
+
+    assert latest == {"run": {"id": "r1"}}
+    assert until == ["r1", "r0"]
+
+
+def _page(url: str, final: str, **kw: object) -> StoredPage:
+    return StoredPage(url=url, final_url=final, read_at=T0, **kw)  # type: ignore[arg-type]
+
+
+def test_pages_round_trip_by_requested_url(tmp_path: Path) -> None:
+    """A page stored under its final URL is found by the URL that was requested, with every field."""
+    page = _page(
+        URL,
+        "https://example.org/final",
+        description="Whole text",
+        description_source="og",
+        image_url="https://example.org/i.jpg",
+        image_width=1200,
+        image_height=630,
+        image_alive=True,
+        canonical="https://example.org/final",
+        amp="https://example.org/final.amp",
+        etag='"abc"',
+        last_modified="Tue, 01 Dec 2026 03:00:00 GMT",
+    )
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([page])
+    with HistoryStore(tmp_path / "h.db") as store:
+        assert store.load_pages([URL, "https://other.example/"]) == {URL: page}
+        assert store.validators([URL]) == {URL: ('"abc"', "Tue, 01 Dec 2026 03:00:00 GMT")}
+
+
+def test_validators_leave_out_pages_without_any(tmp_path: Path) -> None:
+    """Only pages that sent an ETag or Last-Modified have validators; unknown URLs have none."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="x")])
+        assert store.validators([URL, "https://unknown.example/"]) == {}
+
+
+def test_forgotten_page_is_no_longer_applied(tmp_path: Path) -> None:
+    """A page refused on a later read (now an error page) loses its stored metadata."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages([_page(URL, URL, description="old")])
+        store.record_pages([], forget=[URL])
+        assert store.load_pages([URL]) == {}
+
+
+def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) -> None:
+    """Probing a share image records its aliveness and size on the pages that declare it."""
+    image = "https://example.org/i.jpg"
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_pages(
+            [
+                _page(URL, URL, image_url=image),
+                _page("https://b.example/", "https://b.example/", image_url=image),
+            ]
+        )
+        store.record_share_probes({image: (True, 800, 600)})
+        loaded = store.load_pages([URL, "https://b.example/"])
+    assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}
+
+
+def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
+    """Settled articles are remembered by their file name's bytes (not necessarily UTF-8)."""
+    name = b"/corpus/x\xff.md"
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_decided([(name, 45, 123, "digest")])
+        store.record_decided([(name, 46, 124, "digest2")])
+        assert store.load_decided() == {name: (46, 124, "digest2")}
