@@ -16,7 +16,11 @@ import time
 from pathlib import Path
 
 from pipeline.corpus import discover, read_article
-from pipeline.frontmatter.document import Append, Edit, Remove, SetValue, apply, parse, write_atomic
+from pipeline.frontmatter.document import apply, parse, write_atomic
+from pipeline.frontmatter.edits import Append
+from pipeline.frontmatter.edits import Edit
+from pipeline.frontmatter.edits import Remove
+from pipeline.frontmatter.edits import SetValue
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"
 EDIT_SETS: dict[str, list[Edit]] = {

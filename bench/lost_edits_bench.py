@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from edit_hammer import race  # noqa: E402
 
-from pipeline import _replace  # noqa: E402
+from pipeline.frontmatter.replace import _replace
 
 _REAL = (_replace._take_lease, _replace._RENAMEAT2)
 

@@ -391,7 +391,8 @@ def report(
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
     from pipeline.health.history import HistoryStore
-    from pipeline.report.render import dump_json, render_html, render_markdown
+    from pipeline.report.files import dump_json
+    from pipeline.report.render import render_html, render_markdown
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)

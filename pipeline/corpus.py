@@ -17,7 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.frontmatter.document import Document, FrontMatterError, parse
+from pipeline.frontmatter.document import Document, parse
+from pipeline.frontmatter.edits import FrontMatterError
 from pipeline.frontmatter.replace import is_leftover, kind_of, open_regular
 from pipeline.models import FileError
 

@@ -33,7 +33,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.extract.html import BODY
 from pipeline.extract.pagebody import MIN_IMAGE_PX
-from pipeline.frontmatter.document import Edit, Remove, SetValue
+from pipeline.frontmatter.edits import Edit, Remove, SetValue
 from pipeline.links import normalize_url
 from pipeline.models import (
     Change,

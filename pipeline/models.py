@@ -181,3 +181,97 @@ class FileError:
 
     article: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page's metadata as last read, with its validators; what a run applies without a new request."""
+
+    url: str  # the URL as requested (normalized)
+    final_url: str
+    read_at: datetime
+    description: str | None = None
+    description_source: str | None = None
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    image_alive: bool | None = None  # None: the share image was not probed yet
+    image_source: str | None = None
+    canonical: str | None = None
+    amp: str | None = None
+    title: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @classmethod
+    def from_meta(
+        cls, url: str, meta: PageMeta, read_at: datetime, etag: str | None, last_modified: str | None
+    ) -> StoredPage:
+        """What is kept of a page just read: its share image (first), not yet probed."""
+        image = meta.images[0] if meta.images else None
+        return cls(
+            url=url,
+            final_url=meta.url,
+            read_at=read_at,
+            description=meta.description,
+            description_source=meta.sources.get("description"),
+            image_url=image.url if image else None,
+            image_source=meta.sources.get("image") if image else None,
+            canonical=meta.canonical,
+            amp=meta.amp,
+            title=meta.title,
+            etag=etag,
+            last_modified=last_modified,
+        )
+
+    def to_meta(self) -> PageMeta:
+        """The page's metadata as a run uses it (share image with its probed size, if probed)."""
+        sources = {
+            name: source
+            for name, source in (("description", self.description_source), ("image", self.image_source))
+            if source
+        }
+        images = (ImageMeta(self.image_url, self.image_width, self.image_height),) if self.image_url else ()
+        return PageMeta(
+            url=self.final_url,
+            title=self.title,
+            description=self.description,
+            images=images,
+            canonical=self.canonical,
+            amp=self.amp,
+            sources=sources,
+        )
+
+    def share_probe(self) -> ImageProbe | None:
+        """The stored probe of the share image, when it was probed."""
+        if self.image_url is None or self.image_alive is None:
+            return None
+        return ImageProbe(self.image_url, self.image_alive, width=self.image_width, height=self.image_height)
+
+
+@dataclass(frozen=True, slots=True)
+class UrlHistory:
+    """One URL's stored history, as ``state.HistoryStore.load`` returns it."""
+
+    url: str
+    status: LinkStatus
+    first_failed_at: datetime | None = None  # start of the current failure streak
+    last_success_at: datetime | None = None
+    last_checked_at: datetime | None = None  # when it was last requested
+    consecutive_failures: int = 0  # failing runs in the current streak
+    failure_kind: str | None = None  # "hard" when every failure of the streak was hard, else "soft"
+    http_status: int | None = None
+    final_url: str | None = None
+    reason: str = ""
+    redirects: tuple[str, ...] = ()
+    recent: tuple[str, ...] = ()  # the last statuses, oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the archive said about one link."""
+
+    url: str  # the link (normalized)
+    archive_url: str | None  # the copy; None: the archive has none
+    timestamp: str | None  # when the copy was taken, YYYYMMDDhhmmss
+    checked_at: datetime  # when we asked

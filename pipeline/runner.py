@@ -35,11 +35,12 @@ from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
 from pipeline.extract.pages import Digest
-from pipeline.frontmatter.document import Edit, FrontMatterError, ThroughMerge, apply, write_atomic
+from pipeline.frontmatter.document import apply, write_atomic
+from pipeline.frontmatter.edits import Edit, FrontMatterError, ThroughMerge
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import archive, verdict
 from pipeline.health.copies import find_copies
-from pipeline.health.history import HistoryStore, StoredPage
+from pipeline.health.history import HistoryStore
 from pipeline.ignore import LinkFilter, filter_for
 from pipeline.links import extract_refs, host_of, normalize_url
 from pipeline.models import (
@@ -53,10 +54,13 @@ from pipeline.models import (
     Observation,
     Outcome,
     PageMeta,
+    Snapshot,
+    StoredPage,
+    UrlHistory,
     format_field_path,
 )
 from pipeline.report import build as summary
-from pipeline.report import render as report
+from pipeline.report import files as report
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -256,7 +260,7 @@ def _run_checks(
 def _verdicts(
     urls: list[str],
     observations: Mapping[str, Observation],
-    history: Mapping[str, verdict.UrlHistory],
+    history: Mapping[str, UrlHistory],
     outage: str | None,
     settings: Settings,
     now: datetime,
@@ -287,7 +291,7 @@ def _verdicts(
 def _uncounted(
     results: dict[str, LinkResult],
     judged: list[LinkResult],
-    history: Mapping[str, verdict.UrlHistory],
+    history: Mapping[str, UrlHistory],
     observations: Mapping[str, Observation],
 ) -> tuple[dict[str, LinkResult], list[LinkResult]]:
     """A partial run is not a night: a failure it sees is shown but neither recorded nor counted.
@@ -329,9 +333,7 @@ def _normalized(url: str) -> str | None:
     return normalized
 
 
-def _baseline(
-    history: Mapping[str, verdict.UrlHistory], due: list[str], count: int
-) -> tuple[set[str], list[str]]:
+def _baseline(history: Mapping[str, UrlHistory], due: list[str], count: int) -> tuple[set[str], list[str]]:
     """Hosts that answered in an earlier run, and a few not-due URLs on them to re-check as a baseline.
 
     Without a baseline, a night where only already-failing links are due cannot tell "those sites are
@@ -450,7 +452,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         outage: str | None = None
         results: dict[str, LinkResult] = {}
         host_stats: dict[str, HostStats] = {}
-        copies: dict[str, archive.Snapshot] = {}
+        copies: dict[str, Snapshot] = {}
         with Progress(quiet=not options.show_progress) as progress:
             digest = Digest(plan.page_urls, plan.image_urls, progress)
             try:

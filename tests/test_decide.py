@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.config import Settings, parse_settings
 from pipeline.decide import Evidence, decide, image_candidates, sketch
-from pipeline.frontmatter.document import Remove, SetValue
+from pipeline.frontmatter.edits import Remove, SetValue
 from pipeline.links import extract_refs
 from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta
 

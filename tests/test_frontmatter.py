@@ -13,16 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipeline.frontmatter.splice as splice
-from pipeline.frontmatter.document import (
-    Append,
-    Document,
-    FrontMatterError,
-    Remove,
-    SetValue,
-    ThroughMerge,
-    apply,
-    parse,
-)
+from pipeline.frontmatter.document import Document, apply, parse
+from pipeline.frontmatter.edits import Append, FrontMatterError, Remove, SetValue, ThroughMerge
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_132ac3e31a9df9d5.txt"

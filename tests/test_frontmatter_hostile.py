@@ -11,15 +11,8 @@ import pytest
 from unprivileged import run_unprivileged
 
 from pipeline.corpus import read_article
-from pipeline.frontmatter.document import (
-    FrontMatterError,
-    OutsideRoots,
-    SetValue,
-    WriteConflict,
-    apply,
-    parse,
-    write_atomic,
-)
+from pipeline.frontmatter.document import apply, parse, write_atomic
+from pipeline.frontmatter.edits import FrontMatterError, OutsideRoots, SetValue, WriteConflict
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_132ac3e31a9df9d5.txt"

@@ -23,7 +23,8 @@ from unprivileged import run_unprivileged
 from pipeline.cli import main
 from pipeline.corpus import discover, read_article
 from pipeline.frontmatter import replace as _replace
-from pipeline.frontmatter.document import FrontMatterError, WriteConflict, write_atomic
+from pipeline.frontmatter.document import write_atomic
+from pipeline.frontmatter.edits import FrontMatterError, WriteConflict
 from pipeline.runner import RunOptions, refresh
 
 OLD = b"---\ntitle: old\n---\nbody\n"

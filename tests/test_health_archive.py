@@ -20,7 +20,7 @@ from wayback import Wayback
 from pipeline.config import ConfigError, Settings, parse_settings
 from pipeline.health.archive import parse_answer, wayback_timestamp
 from pipeline.models import ExitCode
-from pipeline.report.render import validate_report
+from pipeline.report.schema import validate_report
 from pipeline.runner import RunOptions, refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.config import HealthSettings
-from pipeline.health.history import RECENT, HistoryStore, StoredPage
+from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
-from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 URL = "https://example.org/page"

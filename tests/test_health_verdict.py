@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pipeline.config import HealthSettings, Threshold
-from pipeline.health.verdict import UrlHistory, carried, detect_outage, is_due, judge
-from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
+from pipeline.health.verdict import carried, detect_outage, is_due, judge
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, UrlHistory
 
 T0 = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 HEALTH = HealthSettings()

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from pipeline.config import LinkSettings
-from pipeline.links import extract_refs, format_field_path, normalize_url, parse_field_path
+from pipeline.links import extract_refs, normalize_url, parse_field_path
+from pipeline.models import format_field_path
 
 SEED = next((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
 

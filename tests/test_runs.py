@@ -23,7 +23,7 @@ from unprivileged import run_cli_unprivileged
 from pipeline.config import Settings
 from pipeline.health.history import HistoryStore
 from pipeline.models import ExitCode
-from pipeline.report.render import validate_report
+from pipeline.report.schema import validate_report
 from pipeline.runner import RunOptions, refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

@@ -20,7 +20,8 @@ from pipeline.cli import run_once
 from pipeline.console import setup_logging
 from pipeline.health.history import HistoryStore
 from pipeline.models import ExitCode
-from pipeline.report.render import dump_json, render_html, render_markdown
+from pipeline.report.files import dump_json
+from pipeline.report.render import render_html, render_markdown
 from pipeline.runner import RunOptions, refresh
 from pipeline.text import printable
 

@@ -25,7 +25,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -33,21 +32,11 @@ import httpx
 
 from pipeline.check.checker import parse_retry_after
 from pipeline.config import ArchiveSettings, Settings
-from pipeline.models import LinkResult, LinkStatus
+from pipeline.models import LinkResult, LinkStatus, Snapshot
 
 log = logging.getLogger("pipeline")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _END_OF_DAY = datetime.max.time().replace(microsecond=0)  # 23:59:59
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the archive said about one link."""
-
-    url: str  # the link (normalized)
-    archive_url: str | None  # the copy; None: the archive has none
-    timestamp: str | None  # when the copy was taken, YYYYMMDDhhmmss
-    checked_at: datetime  # when we asked
 
 
 def candidates(results: Mapping[str, LinkResult], settings: ArchiveSettings) -> list[str]:

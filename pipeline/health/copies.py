@@ -18,10 +18,10 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.corpus import read_article
-from pipeline.frontmatter.document import FrontMatterError
+from pipeline.frontmatter.edits import FrontMatterError
 from pipeline.health import archive
 from pipeline.health.history import HistoryStore
-from pipeline.models import LinkRef, LinkResult
+from pipeline.models import LinkRef, LinkResult, Snapshot
 
 _NESTED_ITEM = re.compile(r"([^.\[]+)\[(\d+)\]\.")
 
@@ -36,7 +36,7 @@ def find_copies(
     outage: str | None,
     dry_run: bool,
     stop: threading.Event,
-) -> dict[str, archive.Snapshot]:
+) -> dict[str, Snapshot]:
     """Archive copies of the run's dead links: cached ones, and new lookups."""
     config = settings.health.archive
     wanted = archive.candidates(results, config) if config.enabled else []

@@ -18,32 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.config import HealthSettings
-from pipeline.models import LinkResult, LinkStatus, Observation, Outcome
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, UrlHistory
 
 HARD = "hard"
 SOFT = "soft"
-
-
-@dataclass(frozen=True, slots=True)
-class UrlHistory:
-    """One URL's stored history, as ``state.HistoryStore.load`` returns it."""
-
-    url: str
-    status: LinkStatus
-    first_failed_at: datetime | None = None  # start of the current failure streak
-    last_success_at: datetime | None = None
-    last_checked_at: datetime | None = None  # when it was last requested
-    consecutive_failures: int = 0  # failing runs in the current streak
-    failure_kind: str | None = None  # "hard" when every failure of the streak was hard, else "soft"
-    http_status: int | None = None
-    final_url: str | None = None
-    reason: str = ""
-    redirects: tuple[str, ...] = ()
-    recent: tuple[str, ...] = ()  # the last statuses, oldest first
 
 
 def _streak_kind(previous: str | None, current: str) -> str:

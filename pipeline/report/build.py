@@ -17,9 +17,8 @@ from typing import Any
 
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.health.archive import Snapshot
 from pipeline.links import host_of
-from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus
+from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot
 from pipeline.text import printable
 
 SCHEMA_VERSION = 1

@@ -55,7 +55,7 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     failing = frozenset(fail_on) or _DEFAULT_FAILING
     if fmt == "compact":
         return _compact(report)
-    from pipeline.report.render import dump_json  # JSON with no raw control character (C1 included)
+    from pipeline.report.files import dump_json
 
     if fmt == "json":
         return dump_json(report) + "\n"

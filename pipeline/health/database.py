@@ -1,0 +1,202 @@
+"""The SQLite file under the history: its schema, migrations, connections and transactions.
+
+Reads: the database path (state.database, passed in). Returns: connections set up for WAL with a busy
+timeout, read-only ones for pipeline report, and the transaction context every write goes through.
+Only :mod: uses it; together they are the one database module family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pipeline.models import PathUnusable
+
+_SCHEMA_VERSION = 1
+
+
+_REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    url TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    final_url TEXT,
+    redirects TEXT NOT NULL DEFAULT '[]',
+    reason TEXT NOT NULL DEFAULT '',
+    first_failed_at TEXT,
+    last_success_at TEXT,
+    last_checked_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    failure_kind TEXT,
+    recent TEXT NOT NULL DEFAULT '[]',
+    last_run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    mode TEXT NOT NULL,
+    exit_code INTEGER,
+    outage TEXT,
+    totals TEXT NOT NULL DEFAULT '{}',
+    report BLOB  -- zlib-compressed JSON
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+CREATE TABLE IF NOT EXISTS archive (  -- archive copies of dead links (pipeline.health.archive)
+    url TEXT PRIMARY KEY,
+    archive_url TEXT,  -- NULL: the archive had no copy when asked
+    snapshot_timestamp TEXT,
+    checked_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    final_url TEXT PRIMARY KEY,
+    description TEXT,
+    description_source TEXT,
+    image_url TEXT,
+    image_width INTEGER,
+    image_height INTEGER,
+    image_alive INTEGER,  -- NULL: not probed yet; 0: the probe failed; 1: alive (with its size if known)
+    image_source TEXT,
+    canonical TEXT,
+    amp TEXT,
+    title TEXT,
+    etag TEXT,
+    last_modified TEXT,
+    read_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decided (
+    path BLOB PRIMARY KEY,  -- an article that needed no change when last decided (os.fsencode: any name)
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    evidence TEXT NOT NULL  -- a digest of what that decision read (decide.fingerprint)
+);
+CREATE TABLE IF NOT EXISTS page_urls (
+    url TEXT PRIMARY KEY,  -- a URL as requested (normalized)
+    final_url TEXT NOT NULL  -- the page it landed on, a key of pages
+);
+"""
+
+
+# Columns added after the first release; added to an older database when it is opened for writing.
+_ADDED_COLUMNS = (("runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
+
+
+def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
+    """The one-line error for a history database or folder this process cannot use."""
+    problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return PathUnusable(path, f"cannot {doing}: {problem}", _REMEDY)
+
+
+def _connect_read_only(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A read-only connection, also to a database in a folder the user cannot write.
+
+    ``mode=ro`` on a WAL database still creates ``-shm`` beside it; where it cannot, and no ``-wal`` holds
+    unmerged commits (a run closes it empty, and an active writer would have one), the file alone is the
+    whole history and is opened ``immutable``. With a ``-wal`` present that error stands.
+    """
+    uri = path.resolve().as_uri()
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            db.close()
+            raise
+    db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error: one write lock taken up front, never upgraded.
+
+    A database that cannot be written (read-only file or folder, full disk) becomes ``PathUnusable``.
+    """
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise _unusable(self._path, exc, "write the history database") from exc
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                raise _unusable(self._path, error, "write the history database") from error
+            return
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already (on some errors)
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            raise _unusable(self._path, exc, "write the history database") from exc
+
+
+class Database:
+    """One SQLite file, opened for writing (schema created, migrated, WAL) or read-only."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False) -> None:
+        self.path = path
+        if read_only:  # a dry run, `runs`, `report`: no schema change, no journal switch, never blocked
+            try:
+                self._db = _connect_read_only(path, busy_timeout_ms)
+            except sqlite3.Error as exc:
+                raise _unusable(path, exc, "open the history database") from exc
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _unusable(path.parent, exc, "create the state folder") from exc
+        try:
+            self._db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._add_columns()
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise _unusable(path, exc, "write the history database") from exc
+
+    def _add_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)

@@ -1,0 +1,137 @@
+"""Report files: atomic writes of report.json/.md/.html into a run folder, the ``latest`` link and pruning.
+
+Reads: a run's report dict and the trend rows. Writes: ``reports/<run id>/``.
+Settings: ``reports.dir``, ``reports.keep_runs`` (passed in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.report.render import render_html, render_markdown
+from pipeline.report.view import run_kind
+from pipeline.text import json_text
+
+LATEST = "latest"
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # "replace": a stray surrogate from the web must cost one character, never the whole report.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(document: Any, indent: int | None = 2) -> str:
+    """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
+    return json_text(json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"report.json: cannot write a {type(value).__name__}: {value!r}")
+
+
+def _point_latest(reports_dir: Path, run_dir: Path) -> None:
+    """Make ``latest`` name the run folder: an atomic symlink swap, or a copied folder without symlinks."""
+    latest = reports_dir / LATEST
+    tmp = reports_dir / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(run_dir.name, tmp, target_is_directory=True)
+    except OSError:
+        if tmp.is_symlink() or tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(run_dir, tmp)
+    if latest.is_dir() and not latest.is_symlink():
+        # A copied folder from a filesystem without symlinks (or an old layout): replace takes files only.
+        old = reports_dir / f".{LATEST}.{os.getpid()}.old"
+        latest.rename(old)
+        os.replace(tmp, latest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, latest)
+
+
+def _prune(reports_dir: Path, keep_runs: int, current: Path) -> None:
+    """Remove the oldest run folders beyond ``keep_runs`` (run ids sort by start time).
+
+    Only folders that hold a report.json are considered, so nothing else in the folder is ever removed.
+    """
+    runs = sorted(
+        child
+        for child in reports_dir.iterdir()
+        if child.name != LATEST
+        and not child.is_symlink()
+        and child.is_dir()
+        and _RUN_ID.match(child.name)
+        and (child / "report.json").is_file()
+    )
+    latest = reports_dir / LATEST
+    kept = latest.resolve() if latest.is_symlink() else None  # `latest` may name an older complete run
+    for old in runs[: max(len(runs) - keep_runs, 0)]:
+        if old != current and old.resolve() != kept:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_is_complete(reports_dir: Path) -> bool:
+    """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
+    try:
+        document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
+        return run_kind(document["run"]) == "complete"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def write_reports(
+    report: dict[str, Any],
+    reports_dir: Path,
+    trend: list[dict[str, Any]],
+    keep_runs: int,
+    *,
+    point_latest: bool = True,
+) -> Path:
+    """Write ``<reports_dir>/<run id>/report.{json,md,html}`` atomically, point ``latest`` at it, prune.
+
+    With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
+
+    The Markdown and HTML are rendered from the JSON as written, so a later ``pipeline report`` re-render
+    from history shows exactly the same thing. Returns the run folder.
+    """
+    run_id = str(report["run"]["id"])
+    if not _RUN_ID.match(run_id) or run_id == LATEST:
+        raise ValueError(f"run.id: {run_id!r} cannot name a report folder (letters, digits, '.', '_', '-')")
+    if keep_runs < 1:
+        raise ValueError(f"reports.keep_runs: must be at least 1, got {keep_runs}")
+    text = dump_json(report) + "\n"
+    data = json.loads(text)
+    run_dir = reports_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "report.json", text)
+    _write_atomic(run_dir / "report.md", render_markdown(data))
+    _write_atomic(run_dir / "report.html", render_html(data, trend))
+    if point_latest:
+        _point_latest(reports_dir, run_dir)
+    _prune(reports_dir, keep_runs, run_dir)
+    return run_dir

@@ -1,0 +1,286 @@
+"""The view model of a report: sections of links, per-host rows, trend geometry, dates and
+durations for people.
+
+Reads: a report dict and the trend rows. Returns: plain dicts and tuples the templates render. Settings: none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline.text import printable
+
+_STATUSES = ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
+
+
+_EXIT_LABELS = {
+    0: "ok",
+    1: "some files failed",
+    3: "configuration error",
+    4: "locked",
+    5: "interrupted",
+    6: "a state or reports path cannot be used",
+    7: "network down for several runs",
+}
+
+
+_MAX_ARTICLES_SHOWN = 5
+
+
+_MAX_TREND_RUNS = 60
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# A run that did not check the whole corpus: shown as such, never made `latest` over a complete run.
+_KIND_NOTES = {
+    "partial": "partial: only some paths or --include URLs were checked",
+    "interrupted": "interrupted: stopped before the end",
+}
+
+
+def run_kind(run: dict[str, Any]) -> str:
+    """``complete``, ``partial`` or ``interrupted`` (runs recorded before kinds existed are complete)."""
+    kind = run.get("kind")
+    return kind if kind in _KIND_NOTES else "complete"
+
+
+@dataclass(frozen=True, slots=True)
+class _Sections:
+    newly_dead: list[dict[str, Any]]
+    recovered: list[dict[str, Any]]
+    still_dead: list[dict[str, Any]]
+    failing: list[dict[str, Any]]
+    blocked: list[dict[str, Any]]
+    redirected: list[dict[str, Any]]
+    invalid: list[dict[str, Any]]
+
+
+def _sections(links: list[dict[str, Any]]) -> _Sections:
+    """Sort the links into the report's sections (a link may be in none, e.g. ok and ok before)."""
+    by_url = sorted(links, key=lambda link: (link.get("host") or "", link["url"]))
+    dead = [lnk for lnk in by_url if lnk["status"] == "dead"]
+    return _Sections(
+        newly_dead=[lnk for lnk in dead if lnk.get("previous_status") != "dead"],
+        recovered=[
+            lnk
+            for lnk in by_url
+            if lnk.get("previous_status") in ("dead", "failing") and lnk["status"] in ("ok", "redirected")
+        ],
+        still_dead=[lnk for lnk in dead if lnk.get("previous_status") == "dead"],
+        failing=sorted(
+            (lnk for lnk in by_url if lnk["status"] == "failing"),
+            key=lambda lnk: -int(lnk.get("consecutive_failures") or 0),
+        ),
+        blocked=[lnk for lnk in by_url if lnk["status"] == "blocked"],
+        redirected=[
+            lnk
+            for lnk in by_url
+            if lnk["status"] == "redirected" and lnk.get("final_url") and lnk["final_url"] != lnk["url"]
+        ],
+        invalid=[lnk for lnk in by_url if lnk["status"] == "invalid"],
+    )
+
+
+def _host(link: dict[str, Any]) -> str:
+    if "host" in link:
+        return str(link["host"] or "")
+    try:
+        return urlsplit(link["url"]).hostname or ""
+    except ValueError:
+        return ""
+
+
+_POLITENESS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_concurrency", "not_modified")
+
+
+def _hosts(
+    links: list[dict[str, Any]], politeness: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
+    polite = {row["host"]: row for row in politeness or []}
+    table: dict[str, Counter[str]] = {}
+    for link in links:
+        host = _host(link)
+        if not host:
+            continue
+        counts = table.setdefault(host, Counter())
+        counts[link["status"]] += 1
+        counts["urls"] += 1
+    order = sorted(table.items(), key=lambda hc: (-(hc[1]["dead"] + hc[1]["failing"]), -hc[1]["urls"], hc[0]))
+    return [
+        {
+            "host": host,
+            **{k: counts[k] for k in ("urls", *_STATUSES)},
+            **{k: polite[host][k] for k in _POLITENESS if host in polite},
+        }
+        for host, counts in order
+    ]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """A moment from report JSON (an ISO string) or from ``HistoryStore.list_runs`` (a datetime)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _when(value: Any) -> str:
+    parsed = _parse_time(value)
+    return parsed.strftime("%Y-%m-%d %H:%M UTC") if parsed else "—"
+
+
+def _day(value: Any) -> str:
+    parsed = _parse_time(value)
+    return parsed.strftime("%Y-%m-%d") if parsed else "—"
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _href(url: Any) -> str | None:
+    """The URL itself when it is safe to link to (http or https), else None: no javascript: or data: links."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if (
+        parts.scheme.lower() in ("http", "https")
+        and parts.netloc
+        and not re.search(r"[\s\x00-\x1f\x7f]", url)
+        and printable(url) == url
+    ):
+        return url
+    return None
+
+
+def _value(value: Any, limit: int = 300) -> str:
+    """A change's old or new value as text for people: strings as they are, anything else as JSON."""
+    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any]:
+    """Geometry of the trend chart: one stacked bar per run up to this one, oldest on the left."""
+    run = report["run"]
+    started = _parse_time(run["started_at"])
+    runs = [
+        item
+        for item in trend
+        if item.get("id") == run["id"]
+        or (started and (_parse_time(item.get("started_at")) or started) <= started)
+    ]
+    if not any(item.get("id") == run["id"] for item in runs):
+        runs.insert(
+            0,
+            {
+                **{k: run.get(k) for k in ("id", "started_at", "exit_code", "outage", "kind")},
+                "totals": report["totals"],
+            },
+        )
+    runs.sort(key=lambda item: _parse_time(item.get("started_at")) or _EPOCH, reverse=True)
+    runs = runs[:_MAX_TREND_RUNS][::-1]
+    layers = (
+        ("ok", ("ok", "redirected")),
+        ("blocked", ("blocked",)),
+        ("failing", ("failing",)),
+        ("dead", ("dead",)),
+    )
+    width, height, left, top, bottom = 720, 200, 44, 12, 28
+    plot_w, plot_h = width - left - 8, height - top - bottom
+    peak = max(
+        [sum(int((r.get("totals") or {}).get(k) or 0) for _, ks in layers for k in ks) for r in runs] + [1]
+    )
+    peak += peak % 2  # an even top keeps the middle grid line on a whole number
+    slot = plot_w / max(len(runs), 1)
+    bar_w = max(min(slot * 0.7, 28), 2)
+    label_every = max(1, round(len(runs) / 8))
+    bars = []
+    for index, item in enumerate(runs):
+        totals = item.get("totals") or {}
+        x = left + index * slot + (slot - bar_w) / 2
+        y = float(top + plot_h)
+        segments = []
+        for name, keys in layers:
+            count = sum(int(totals.get(k) or 0) for k in keys)
+            h = plot_h * count / peak
+            y -= h
+            if count:
+                segments.append({"layer": name, "y": round(y, 1), "h": round(h, 1), "count": count})
+        tip = ", ".join(f"{n} {sum(int(totals.get(k) or 0) for k in ks)}" for n, ks in layers)
+        bars.append(
+            {
+                "x": round(x, 1),
+                "w": round(bar_w, 1),
+                "segments": segments,
+                "current": item.get("id") == run["id"],
+                "outage": bool(item.get("outage")),
+                "incomplete": run_kind(item) != "complete",
+                "title": f"{item.get('id')} — {_when(item.get('started_at'))}: {tip}"
+                + (" (outage: nothing recorded)" if item.get("outage") else "")
+                + (f" ({_KIND_NOTES[run_kind(item)]})" if run_kind(item) != "complete" else ""),
+                "label": _day(item.get("started_at"))[5:]
+                if (len(runs) - 1 - index) % label_every == 0
+                else "",
+                "cx": round(x + bar_w / 2, 1),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "top": top,
+        "base": top + plot_h,
+        "peak": peak,
+        "mid_y": round(top + plot_h / 2, 1),
+        "right": width - 8,
+        "bars": bars,
+        "runs": len(runs),
+    }
+
+
+def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[str, Any]:
+    links = report.get("links", [])
+    run = report["run"]
+    return {
+        "report": report,
+        "run": run,
+        "totals": report["totals"],
+        "sections": _sections(links),
+        "links": sorted(links, key=lambda lnk: (_STATUSES.index(lnk["status"]), lnk["url"])),
+        "changes": report.get("changes", []),
+        "errors": report.get("errors", []),
+        "discovered": report.get("discovered", []),
+        "refused_pages": report.get("refused_pages", []),
+        "hosts": _hosts(links, report.get("politeness")),
+        "trend": _trend(report, trend) if trend is not None else None,
+        "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
+        "kind_note": _KIND_NOTES.get(run_kind(run), ""),
+        "statuses": _STATUSES,
+        "max_articles": _MAX_ARTICLES_SHOWN,
+    }
