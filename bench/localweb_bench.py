@@ -23,7 +23,7 @@ import urllib.request
 from collections import Counter
 
 from pipeline.check.hosts import HostStats
-from pipeline.check.checker import check_links
+from pipeline.check import check_links
 from pipeline.config import parse_settings
 from pipeline.models import Observation, Outcome
 

@@ -137,11 +137,6 @@ def whatwg_ipv4(host: str) -> str | None:
     return str(ipaddress.IPv4Address(value))
 
 
-def host_of(url: str) -> str:
-    """The host key used to shard work and limit politeness: ``hostname[:port]``."""
-    return urlsplit(url).netloc.rsplit("@", 1)[-1]
-
-
 def extract_refs(
     article: Path,
     data: Mapping[str, Any],

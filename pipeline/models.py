@@ -6,12 +6,34 @@ Records are frozen dataclasses; times are timezone-aware UTC; no httpx object cr
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NewType
+from urllib.parse import urlsplit
+
+HostKey = NewType("HostKey", str)
+
+
+def host_key(url: str) -> HostKey:
+    """The one host key: lower-cased ``hostname:port``, default port filled in (``https://H/x`` -> ``h:443``).
+
+    It shards the check stage's work (one queue and one politeness controller per key), keys the per-host
+    figures in the report and picks the outage baseline's hosts; an IDN host is given in its ASCII form.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    # Not every label passes IDNA 2003; the host as written is still one stable key.
+    with contextlib.suppress(UnicodeError):
+        host = host.encode("idna").decode("ascii")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return HostKey(f"{host.lower()}:{port}")
+
 
 FieldPath = tuple[str | int, ...]  # ("related", 2, "images", 0, "url")
+Validators = tuple[str | None, str | None]  # a stored page's (ETag, Last-Modified)
 
 
 def format_field_path(path: FieldPath) -> str:

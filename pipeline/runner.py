@@ -27,9 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from pipeline import decide
+from pipeline import check, decide
 from pipeline.accept import warn_unused_hosts
-from pipeline.check import checker as check
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
@@ -42,11 +41,12 @@ from pipeline.health import archive, verdict
 from pipeline.health.copies import find_copies
 from pipeline.health.history import HistoryStore
 from pipeline.ignore import LinkFilter, filter_for
-from pipeline.links import extract_refs, host_of, normalize_url
+from pipeline.links import extract_refs, normalize_url
 from pipeline.models import (
     Change,
     ExitCode,
     FileError,
+    HostKey,
     ImageProbe,
     LinkRef,
     LinkResult,
@@ -57,7 +57,9 @@ from pipeline.models import (
     Snapshot,
     StoredPage,
     UrlHistory,
+    Validators,
     format_field_path,
+    host_key,
 )
 from pipeline.report import build as summary
 from pipeline.report import files as report
@@ -225,7 +227,7 @@ def _run_checks(
     options: RunOptions,
     label: str,
     host_stats: dict[str, HostStats] | None = None,
-    validators: Mapping[str, check.Validators] | None = None,
+    validators: Mapping[str, Validators] | None = None,
 ) -> dict[str, Observation]:
     """Run the async checker, cancelling it promptly when a stop is requested."""
     if not urls:
@@ -333,17 +335,19 @@ def _normalized(url: str) -> str | None:
     return normalized
 
 
-def _baseline(history: Mapping[str, UrlHistory], due: list[str], count: int) -> tuple[set[str], list[str]]:
+def _baseline(
+    history: Mapping[str, UrlHistory], due: list[str], count: int
+) -> tuple[set[HostKey], list[str]]:
     """Hosts that answered in an earlier run, and a few not-due URLs on them to re-check as a baseline.
 
     Without a baseline, a night where only already-failing links are due cannot tell "those sites are
     down" from "our network is down"; a handful of recently healthy hosts answers that question.
     """
     alive = (LinkStatus.OK, LinkStatus.REDIRECTED)
-    known_good = {check.host_key(url) for url, past in history.items() if past.status in alive}
+    known_good = {host_key(url) for url, past in history.items() if past.status in alive}
     due_set = set(due)
     # A due URL stands for its host only if it answered last time: one already failing proves nothing.
-    covered = {check.host_key(url) for url in due if url in history and history[url].status in alive}
+    covered = {host_key(url) for url in due if url in history and history[url].status in alive}
     candidates = sorted(
         (past for url, past in history.items() if past.status in alive and url not in due_set),
         key=lambda past: past.last_checked_at or datetime.min.replace(tzinfo=UTC),
@@ -353,7 +357,7 @@ def _baseline(history: Mapping[str, UrlHistory], due: list[str], count: int) -> 
     for past in candidates:
         if len(covered) >= count:
             break
-        host = check.host_key(past.url)
+        host = host_key(past.url)
         if host not in covered:
             covered.add(host)
             baseline.append(past.url)
@@ -784,7 +788,7 @@ def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, count
     invalid = [ref for refs in corpus.refs.values() for ref in refs if ref.normalized is None]
     out.write(
         f"plan: {len(corpus.paths)} articles, {counts.urls} unique URLs on "
-        f"{len({host_of(u) for u in plan.urls})} hosts; {counts.due} due for a check, "
+        f"{len({host_key(u) for u in plan.urls})} hosts; {counts.due} due for a check, "
         f"{counts.not_due} not due, {counts.excluded} excluded, {counts.invalid} invalid\n"
     )
     due_set = set(due)

@@ -8,7 +8,7 @@ import pytest
 from localsite import LocalSite, make_settings
 
 from pipeline.accept import parse_accept
-from pipeline.check.checker import check_links_sync
+from pipeline.check import check_links_sync
 from pipeline.config import ConfigError, parse_settings
 from pipeline.models import Outcome
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from localsite import LocalSite, make_settings
 
-from pipeline.check.checker import check_links_sync
+from pipeline.check import check_links_sync
 from pipeline.check.soft404 import Fingerprint, fingerprint, judge, redirected_to_root, same_page
 from pipeline.config import Settings
 from pipeline.models import FetchedPage, Observation, Outcome

@@ -10,7 +10,7 @@ from pathlib import Path
 from localsite import LocalSite, make_settings
 
 import pipeline
-from pipeline.check.checker import check_links_sync
+from pipeline.check import check_links_sync
 
 REPO = Path(__file__).resolve().parent.parent
 

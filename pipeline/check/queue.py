@@ -1,4 +1,4 @@
-"""Per-host scheduling for ``pipeline.check.checker``: which URL a worker requests next, and when.
+"""Per-host scheduling for ``pipeline.check``: which URL a worker requests next, and when.
 
 Reads no settings itself: ``check`` builds each ``Host`` from ``http.per_host_concurrency`` and
 ``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O.

@@ -1,4 +1,4 @@
-"""The worker pool of one ``pipeline.check.checker.check_links`` call, and where its observations go.
+"""The worker pool of one ``pipeline.check.check_links`` call, and where its observations go.
 
 Reads no settings itself: ``check`` passes the concurrency and the page size. Workers take URLs from the
 host queue (``pipeline.check.queue``), check each with the function ``check`` hands over, and pass every

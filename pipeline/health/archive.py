@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from pipeline.check.checker import parse_retry_after
+from pipeline.check.retry import parse_retry_after
 from pipeline.config import ArchiveSettings, Settings
 from pipeline.models import LinkResult, LinkStatus, Snapshot
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.links import host_of
-from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot
+from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
 from pipeline.text import printable
 
 SCHEMA_VERSION = 1
@@ -114,7 +113,7 @@ def build_report(
                 "final_url": result.final_url,
                 "redirects": list(result.redirects),
                 "reason": result.reason,
-                "host": host_of(url) if result.status is not LinkStatus.INVALID else "",
+                "host": host_key(url) if result.status is not LinkStatus.INVALID else "",
                 "previous_status": str(before) if before else None,
                 "first_failed_at": _iso(result.first_failed_at),
                 "last_success_at": _iso(result.last_success_at),
