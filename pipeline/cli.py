@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, _signals
-from pipeline.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, with_overrides
+from pipeline.config import DEFAULT_CONFIG_PATH, Settings, load_settings, with_overrides
 from pipeline.console import setup_logging
-from pipeline.models import ExitCode, PathUnusable
+from pipeline.errors import ConfigError, PathUnusable
+from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
 from pipeline.text import printable
 
@@ -257,8 +258,8 @@ def run_once(
 
     Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
     """
-    from pipeline.ignore import IgnoreFileError
-    from pipeline.lock import LockHeld, run_lock
+    from pipeline.errors import IgnoreFileError, LockHeld
+    from pipeline.lock import run_lock
     from pipeline.runner import RunOptions
     from pipeline.runner import refresh as run_refresh
 

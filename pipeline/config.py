@@ -26,13 +26,11 @@ from pydantic import (
 
 from pipeline import __version__
 from pipeline.accept import DEFAULT_ACCEPT, check_headers, check_host_key, parse_accept
+from pipeline.cron import build_trigger
+from pipeline.errors import ConfigError
 from pipeline.models import format_field_path
 
 DEFAULT_CONFIG_PATH = Path("config/pipeline.yaml")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the setting."""
 
 
 class _Section(BaseModel):
@@ -343,10 +341,8 @@ class ScheduleSettings(_Section):
 
     @model_validator(mode="after")
     def _trigger_builds(self) -> ScheduleSettings:
-        # The scheduler owns cron parsing (weekday names, time zones); ask it now so that a bad schedule
-        # is a config error at load, not a crash of the daemon at start.
-        from pipeline.scheduler import build_trigger
-
+        # Build the trigger the scheduler will build (weekday names, time zones) so that a bad schedule is a
+        # config error at load, not a crash of the daemon at start.
         build_trigger(self)
         return self
 

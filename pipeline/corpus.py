@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import FrontMatterError
 from pipeline.frontmatter.document import Document, parse
-from pipeline.frontmatter.edits import FrontMatterError
 from pipeline.frontmatter.replace import is_leftover, kind_of, open_regular
 from pipeline.models import FileError
 

@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.errors import IgnoreFileError
+
 if TYPE_CHECKING:
     from pipeline.config import Settings
 
 IGNORE_FILE = ".lycheeignore"
-
-
-class IgnoreFileError(ValueError):
-    """An ignore file cannot be read or holds a line that is not a regular expression."""
 
 
 @dataclass(frozen=True, slots=True)

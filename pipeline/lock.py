@@ -19,19 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.models import PathUnusable
+from pipeline.errors import LockHeld, PathUnusable
 
 _REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
-
-
-class LockHeld(Exception):
-    """Another process holds the run lock; the message names the file and, if known, the pid."""
-
-    def __init__(self, path: Path, pid: int | None) -> None:
-        self.path = path
-        self.pid = pid
-        holder = f"process {pid}" if pid is not None else "another process"
-        super().__init__(f"{path}: {holder} holds the run lock; another run is in progress, nothing was done")
 
 
 def _read_pid(fd: int) -> int | None:

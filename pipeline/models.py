@@ -60,14 +60,6 @@ class ExitCode(enum.IntEnum):
     FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
 
 
-class PathUnusable(OSError):
-    """A state, history or reports path cannot be used; the message names it and says what to do."""
-
-    def __init__(self, path: Path, problem: str, remedy: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {problem}; {remedy}")
-
-
 class LinkStatus(enum.StrEnum):
     """The verdict a maintainer reads for one URL."""
 

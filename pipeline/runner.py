@@ -33,9 +33,10 @@ from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.corpus import Article, discover, read_article
+from pipeline.errors import FrontMatterError, Interrupted, ThroughMerge
 from pipeline.extract.pages import Digest
 from pipeline.frontmatter.document import apply, write_atomic
-from pipeline.frontmatter.edits import Edit, FrontMatterError, ThroughMerge
+from pipeline.frontmatter.edits import Edit
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import archive, verdict
 from pipeline.health.copies import find_copies
@@ -98,10 +99,6 @@ class RunOutcome:
     exit_code: ExitCode
     report: dict[str, Any]
     report_dir: Path | None
-
-
-class Interrupted(Exception):
-    """A stop was requested; raised between stages and caught by ``refresh``."""
 
 
 @dataclass

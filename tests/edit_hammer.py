@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import WriteConflict
 from pipeline.frontmatter.document import write_atomic
-from pipeline.frontmatter.edits import WriteConflict
 
 
 def _append(path: Path, token: bytes) -> None:

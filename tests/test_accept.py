@@ -9,7 +9,8 @@ from localsite import LocalSite, make_settings
 
 from pipeline.accept import parse_accept
 from pipeline.check import check_links_sync
-from pipeline.config import ConfigError, parse_settings
+from pipeline.config import parse_settings
+from pipeline.errors import ConfigError
 from pipeline.models import Outcome
 
 

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from localsite import LocalSite, closed_port, make_settings
 
-from pipeline.check.http import AddressGuard, AddressRefused, GuardedResolver, build_client, classify_error
+from pipeline.check.http import AddressGuard, GuardedResolver, build_client, classify_error
+from pipeline.errors import AddressRefused
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from unprivileged import run_unprivileged
 
 from pipeline.corpus import Article, discover, read_article
-from pipeline.frontmatter.edits import FrontMatterError
+from pipeline.errors import FrontMatterError
 from pipeline.models import FileError
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.extract.html import looks_like_error_page, scrape
+from pipeline.extract.guard import looks_like_error_page
+from pipeline.extract.html import scrape
 from pipeline.models import PageMeta
 
 URL = "https://news.example/2024/05/story.html"

@@ -22,9 +22,9 @@ from unprivileged import run_unprivileged
 
 from pipeline.cli import main
 from pipeline.corpus import discover, read_article
+from pipeline.errors import FrontMatterError, WriteConflict
 from pipeline.frontmatter import replace as _replace
 from pipeline.frontmatter.document import write_atomic
-from pipeline.frontmatter.edits import FrontMatterError, WriteConflict
 from pipeline.runner import RunOptions, refresh
 
 OLD = b"---\ntitle: old\n---\nbody\n"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, parse_settings
-from pipeline.ignore import IgnoreFileError, build_filter, read_rules
+from pipeline.config import parse_settings
+from pipeline.errors import ConfigError, IgnoreFileError
+from pipeline.ignore import build_filter, read_rules
 
 
 def test_reason_names_the_rule_that_matched(tmp_path: Path) -> None:

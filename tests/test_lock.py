@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lock import LockHeld, run_lock
+from pipeline.errors import LockHeld
+from pipeline.lock import run_lock
 
 _HOLDER = """
 import sys

@@ -18,9 +18,10 @@ import pytest
 from markdown_it import MarkdownIt
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from pipeline.errors import ReportInvalid
 from pipeline.report.files import write_reports
 from pipeline.report.render import render_html, render_markdown
-from pipeline.report.schema import ReportInvalid, load_schema, validate_report
+from pipeline.report.schema import load_schema, validate_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPORT_FIXTURES = ["report_typical.json", "report_empty.json", "report_outage.json", "report_hostile.json"]

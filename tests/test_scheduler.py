@@ -18,8 +18,9 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from pipeline.config import ScheduleSettings, Settings
+from pipeline.cron import build_trigger
 from pipeline.models import ExitCode
-from pipeline.scheduler import build_trigger, serve
+from pipeline.scheduler import serve
 
 REPO = Path(__file__).resolve().parent.parent
 THURSDAY = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

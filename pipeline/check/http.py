@@ -36,16 +36,13 @@ from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
 from pipeline.config import HttpSettings, Settings
+from pipeline.errors import AddressRefused
 from pipeline.links import ends_in_number, whatwg_ipv4
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ACCEPT_ENCODING = "gzip, deflate"  # only what read_capped can decode under a cap
-
-
-class AddressRefused(OSError):
-    """A host resolved only to addresses the guard refuses (loopback, private, link-local, …)."""
 
 
 class AddressGuard:

@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from pipeline.extract.html import says_missing
+from pipeline.extract.guard import says_missing
 from pipeline.models import FetchedPage, Observation, Outcome
 
 _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)

@@ -38,19 +38,34 @@ protocol-relative URLs are resolved against the final URL and ``<base href>``.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
 from pipeline.extract import htmlguard, pagebody
 from pipeline.extract.charset import detect_encoding
+from pipeline.extract.fields import (
+    _fold,
+    _host_labels,
+    _pick,
+    _pick_url,
+    _pick_whole,
+    _resolve,
+    _says_something,
+    _squash,
+    _strip_site_name,
+    _valid,
+    _valid_image,
+)
+from pipeline.extract.guard import (
+    _error_reason,
+)
 from pipeline.extract.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
 
-__all__ = ["BODY", "declares_share_metadata", "looks_like_error_page", "says_missing", "scrape"]
+__all__ = ["BODY", "declares_share_metadata", "scrape"]
 
 BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
@@ -95,13 +110,6 @@ _LOGO = re.compile(
 _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
 
 
-# A text that says nothing: an unrendered template ("{{ page.description }}", "${desc}", "<%= d %>",
-# "%%excerpt%%"), a serialised nothing ("undefined", "null", "[object Object]") or the field's own name.
-_PLACEHOLDER_TEXT = re.compile(
-    r"\{\{.*\}\}|\{%.*%\}|\$\{.*\}|<%.*%>|%%.*%%|\[object \w+\]"
-    r"|(?:undefined|null|none|nil|nan|n/?a|false|true|(?:og:|twitter:)?description|excerpt|summary)",
-    re.IGNORECASE | re.DOTALL,
-)
 _DECLARED_DESCRIPTION = re.compile(
     rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
     rb"""|"description"\s*:""",
@@ -216,76 +224,6 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
         published=_valid(published),
         sources=sources,
     )
-
-
-def _says_something(text: str, site_words: set[str]) -> bool:
-    """Not only the site's name ("Engadget") and not a placeholder (an unrendered template, "null")."""
-    return _squash(text) not in site_words and _PLACEHOLDER_TEXT.fullmatch(text) is None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _valid(text: str | None) -> str | None:
-    """Text that can be written anywhere: JSON-LD's ``\\ud83d`` escapes can leave half an emoji behind."""
-    return _SURROGATE.sub("\ufffd", text) if text else text
-
-
-def _valid_image(image: ImageMeta) -> ImageMeta:
-    url, alt, kind = _valid(image.url) or "", _valid(image.alt), _valid(image.type)
-    return ImageMeta(url, image.width, image.height, alt, kind)
-
-
-# Each pattern must fill a whole part of the title between separators ("Page not found | Site", "Site - 404"),
-# so an article that merely mentions a 404 or an error is not taken for one.
-_MISSING = (
-    r"(?:not\s+(?:be\s+)?found|(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))\s+(?:be\s+found|find)"
-    r"|(?:does|do)(?:\s+not|n['’]?t)\s+exist|no\s+longer\s+(?:exists|available)|unavailable|missing)"
-)
-_SOFT_404 = re.compile(
-    rf"""(?:error\s*)?(?:404|410)(?:\s*error)?(?:\s*-?\s*(?:page\s+)?not\s+found)? | error\s+404
-      | (?:page|file|article|content|document|post|resource|site)s?
-        \s+(?:was\s+|is\s+|you\s+requested\s+)?{_MISSING}
-      | not\s+found | nothing\s+(?:was\s+)?found(?:\s+for\s+.*)?
-      | (?:oops|sorry|uh[\s-]oh)\b.*{_MISSING}.* | (?:we\s+)?(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))
-        \s+find\s+(?:that|this|the)\s+page""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_BOT_WALL = re.compile(
-    r"""just\s+a\s+moment | attention\s+required | access\s+denied | (?:error\s+)?(?:403\s+)?forbidden
-      | one\s+more\s+step | please\s+wait | robot\s+check | security\s+check
-      | (?:429\s+)?too\s+many\s+requests | request\s+(?:rejected|blocked)
-      | (?:503\s+)?service\s+(?:temporarily\s+)?unavailable | (?:502\s+)?bad\s+gateway
-      | (?:500\s+)?internal\s+server\s+error | error(?:\s+5\d\d)? | captcha | human\s+verification
-      | are\s+you\s+a\s+(?:robot|human) | verify(?:ing)?\s+(?:that\s+)?you\s+are\s+(?:a\s+)?human.*
-      | pardon\s+our\s+interruption | checking\s+(?:your\s+)?browser.* | ddos-guard
-      | access\s+to\s+this\s+page\s+has\s+been\s+denied""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_TITLE_PARTS = re.compile(r"\s+[|\-–—:·»]\s+|\s*\|\s*")
-
-
-def looks_like_error_page(meta: PageMeta) -> str | None:
-    """Why a page looks like a soft 404 or a bot wall (so it must not supply metadata), or None."""
-    return _error_reason(meta.title or "")
-
-
-def says_missing(title: str) -> bool:
-    """Whether a page title says the page is missing ("Page not found | Site"): the soft-404 patterns."""
-    return any(_SOFT_404.fullmatch(words) for words in _title_parts(title))
-
-
-def _title_parts(title: str) -> list[str]:
-    return [_fold(part).strip(" .!?…'\"‘’“”") for part in _TITLE_PARTS.split(title)]
-
-
-def _error_reason(title: str) -> str | None:
-    for words in _title_parts(title):
-        if _SOFT_404.fullmatch(words):
-            return f"title {title!r} looks like a soft 404"
-        if _BOT_WALL.fullmatch(words):
-            return f"title {title!r} looks like a bot wall or a server error page"
-    return None
 
 
 @dataclass
@@ -432,100 +370,3 @@ def _rank_images(candidates: Iterable[tuple[str, ImageMeta]], base: str) -> list
         iconic = named_icon or path.lower().endswith((".ico", ".svg"))
         (weak if small or iconic else good).append((source, replace(image, url=url)))
     return good + weak
-
-
-def _pick(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
-    for source, value in candidates:
-        if value:
-            sources[name] = source
-            return value
-    return None
-
-
-_CUT = re.compile(r"\s*(?:\.{3}|…)$")
-_END_MARK = re.compile(r"\s*[.!?;:,]$")
-_SHORTENED_MIN = 40  # characters: a shorter prefix ("News.") is a label, not a statement cut short
-
-
-def _pick_whole(sources: dict[str, str], name: str, candidates: list[tuple[str, str | None]]) -> str | None:
-    """The first value, unless another source holds the same text whole: the first was cut (ends in
-    ``...``/``…``), or it was closed early with a full stop where the other goes on (``…a new warning.``
-    against ``…a new warning: earth is warming too fast.``): one statement shortened, not another text."""
-    chosen = _pick(sources, name, candidates)
-    if chosen is None:
-        return None
-    cut = _CUT.search(chosen)
-    if cut is not None:
-        stem = chosen[: cut.start()].casefold()
-    else:
-        # Only a text closed early by its own full stop: a bare prefix is more often the other text with
-        # the site's name or keywords appended ("… John Cusack" / "… John Cusack FYE").
-        end = _END_MARK.search(chosen)
-        if end is None or end.start() < _SHORTENED_MIN:
-            return chosen
-        stem = chosen[: end.start()].casefold()
-    for source, value in candidates:
-        if not value or value == chosen or len(value) <= len(stem) or _CUT.search(value):
-            continue
-        folded = value.casefold()
-        if folded.startswith(stem) and (cut is not None or not folded[len(stem)].isalnum()):
-            sources[name] = source
-            return value
-    return chosen
-
-
-def _pick_url(
-    sources: dict[str, str], name: str, base: str, candidates: list[tuple[str, str | None]]
-) -> str | None:
-    resolved = [(source, _resolve(value, base) if value else None) for source, value in candidates]
-    return _pick(sources, name, resolved)
-
-
-def _resolve(value: str, base: str) -> str | None:
-    try:
-        resolved = urljoin(base, value.strip())
-    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 host) in the page
-        return None
-    return resolved if resolved.startswith(("http://", "https://")) else None
-
-
-_SEPARATOR = re.compile(r"\s+(?:[|/·»:]|::|-{1,2}|–|—)\s+|\s*[_|｜]\s*|(?<=[^\x00-\x7f])-(?=[^\x00-\x7f])")
-_HOST_NOISE = frozenset({"www", "com", "org", "net", "news", "co", "uk", "blog", "blogs", "html"})
-
-
-def _strip_site_name(title: str, site_names: list[str], host: str) -> str:
-    """Drop the first or last part of a ``<title>`` when it names the site ("… | CNN", "BBC News - …")."""
-    separators = list(_SEPARATOR.finditer(title))
-    if not separators:
-        return title
-    names = {_squash(name) for name in site_names} - {""}
-    labels = set(_host_labels(host))
-
-    def names_site(part: str) -> bool:
-        squashed = _squash(part)
-        return bool(squashed) and (
-            any(squashed in name or (len(name) > 2 and name in squashed) for name in names)
-            or any(label in squashed for label in labels)
-        )
-
-    if names_site(title[separators[-1].end() :]):
-        kept = title[: separators[-1].start()]
-    elif names_site(title[: separators[0].start()]):
-        kept = title[separators[0].end() :]
-    else:
-        return title
-    return kept if len(kept) >= 8 else title
-
-
-def _host_labels(url_or_host: str) -> list[str]:
-    """The labels of a host that name a site: ``www.engadget.com`` -> ``["engadget"]``."""
-    host = (urlsplit(url_or_host).hostname or "") if "/" in url_or_host else url_or_host
-    return [label for label in host.lower().split(".") if len(label) > 2 and label not in _HOST_NOISE]
-
-
-def _squash(text: str) -> str:
-    return "".join(char for char in unicodedata.normalize("NFKD", text.lower()) if char.isalnum())
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.split())

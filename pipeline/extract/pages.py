@@ -22,7 +22,8 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from pipeline.console import Progress
-from pipeline.extract.html import looks_like_error_page, scrape
+from pipeline.extract.guard import looks_like_error_page
+from pipeline.extract.html import scrape
 from pipeline.extract.images import measure
 from pipeline.models import ImageProbe, Observation, Outcome, PageMeta
 

@@ -28,17 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.frontmatter.edits import (
-    Append,
-    Edit,
-    FrontMatterError,
-    OutsideRoots,
-    Remove,
-    SetValue,
-    ThroughMerge,
-    WriteConflict,
-    apply_plain,
-)
+from pipeline.errors import FrontMatterError, OutsideRoots, ThroughMerge, WriteConflict
+from pipeline.frontmatter.edits import Append, Edit, Remove, SetValue, apply_plain
 from pipeline.frontmatter.replace import replace_if_unchanged
 from pipeline.frontmatter.spans import TAG, Node, Problem, clone, compose, same
 from pipeline.frontmatter.splice import Splicer

@@ -11,23 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import FrontMatterError
 from pipeline.models import FieldPath
-
-
-class FrontMatterError(Exception):
-    """An article's front-matter cannot be read or edited; the message is for people."""
-
-
-class WriteConflict(FrontMatterError):
-    """The file's bytes on disk differ from those read at the start of the run."""
-
-
-class ThroughMerge(FrontMatterError):
-    """The edit's value comes through a YAML merge key (``<<: *base``): changing it would change the base."""
-
-
-class OutsideRoots(FrontMatterError):
-    """The path resolves (symlinks included) outside every configured root."""
 
 
 @dataclass(frozen=True, slots=True)

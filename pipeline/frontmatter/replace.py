@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pipeline.frontmatter.edits import FrontMatterError, WriteConflict
+from pipeline.errors import FrontMatterError, WriteConflict
 
 __all__ = ["is_leftover", "kind_of", "open_regular", "remove_leftovers", "replace_if_unchanged"]
 

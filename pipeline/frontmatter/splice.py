@@ -13,18 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.frontmatter.edits import (
-    Append,
-    Edit,
-    FrontMatterError,
-    Remove,
-    SetValue,
-    ThroughMerge,
-    apply_plain,
-    checked,
-    child,
-    show,
-)
+from pipeline.errors import FrontMatterError, ThroughMerge
+from pipeline.frontmatter.edits import Append, Edit, Remove, SetValue, apply_plain, checked, child, show
 from pipeline.frontmatter.emit import (
     Style,
     after_key,

@@ -32,6 +32,7 @@ import httpx
 
 from pipeline.check.retry import parse_retry_after
 from pipeline.config import ArchiveSettings, Settings
+from pipeline.errors import ArchiveUnavailable
 from pipeline.models import LinkResult, LinkStatus, Snapshot
 
 log = logging.getLogger("pipeline")
@@ -104,10 +105,6 @@ def parse_answer(data: Any) -> tuple[str | None, str | None]:
     if url.startswith("http://web.archive.org/"):
         url = "https://" + url.removeprefix("http://")
     return url, str(stamp) if stamp is not None else None
-
-
-class ArchiveUnavailable(Exception):
-    """The archive cannot be asked now (down, blocking, or answering nonsense): stop for this run."""
 
 
 class ArchiveClient:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.corpus import read_article
-from pipeline.frontmatter.edits import FrontMatterError
+from pipeline.errors import FrontMatterError
 from pipeline.health import archive
 from pipeline.health.history import HistoryStore
 from pipeline.models import LinkRef, LinkResult, Snapshot

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pipeline.models import PathUnusable
+from pipeline.errors import PathUnusable
 
 _SCHEMA_VERSION = 1
 

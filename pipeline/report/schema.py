@@ -12,11 +12,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import ReportInvalid
+
 _HERE = Path(__file__).resolve().parent  # the schema and templates ship inside the package
-
-
-class ReportInvalid(ValueError):
-    """The report dict does not match report/schema.json; the message names the offending paths."""
 
 
 @cache
