@@ -17,10 +17,10 @@ from pathlib import Path
 
 from pipeline.corpus import discover, read_article
 from pipeline.frontmatter.document import apply, parse, write_atomic
-from pipeline.frontmatter.edits import Append
-from pipeline.frontmatter.edits import Edit
-from pipeline.frontmatter.edits import Remove
-from pipeline.frontmatter.edits import SetValue
+from pipeline.models import Append
+from pipeline.models import Edit
+from pipeline.models import Remove
+from pipeline.models import SetValue
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_132ac3e31a9df9d5.txt"
 EDIT_SETS: dict[str, list[Edit]] = {

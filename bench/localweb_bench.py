@@ -24,7 +24,7 @@ from collections import Counter
 
 from pipeline.check.hosts import HostStats
 from pipeline.check import check_links
-from pipeline.config import parse_settings
+from pipeline.configfile import parse_settings
 from pipeline.models import Observation, Outcome
 
 HOSTS = [f"127.0.0.{60 + i}" for i in range(8)]

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, _signals
-from pipeline.config import DEFAULT_CONFIG_PATH, Settings, load_settings, with_overrides
+from pipeline.config import Settings
+from pipeline.configfile import DEFAULT_CONFIG_PATH, load_settings, with_overrides
 from pipeline.console import setup_logging
 from pipeline.errors import ConfigError, PathUnusable
 from pipeline.models import ExitCode

@@ -24,47 +24,34 @@ Only pages whose verdict is ok/redirected and that do not look like an error pag
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.extract.html import BODY
 from pipeline.extract.pagebody import MIN_IMAGE_PX
-from pipeline.frontmatter.edits import Edit, Remove, SetValue
+from pipeline.flags import _decide_flags
 from pipeline.links import normalize_url
 from pipeline.models import (
+    ALIVE,
     Change,
+    Edit,
+    Evidence,
     FieldPath,
     ImageProbe,
     LinkRef,
     LinkResult,
     LinkStatus,
     PageMeta,
+    SetValue,
     format_field_path,
 )
+from pipeline.text import _fold, bounded_text
 
-_ALIVE = (LinkStatus.OK, LinkStatus.REDIRECTED)
 MAX_IMAGE_PX = 20_000  # no real image is larger on a side; such a size is a parse error or a hostile header
 BODY_SOURCE = BODY  # PageMeta.sources value of a field read from the page's body, not its declared tags
 MIN_BODY_IMAGE_PX = MIN_IMAGE_PX  # a body image narrower than this (probed) is not used
-# C0 and C1 control characters that are not whitespace (whitespace is folded), and the replacement char.
-_UNWRITABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffd]")
-_JOINERS = frozenset("\u200d\ufe0e\ufe0f")
-LINK_HEALTH_SOURCE = "link-health"
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What the run learned, keyed by normalized URL."""
-
-    results: Mapping[str, LinkResult]
-    pages: Mapping[str, PageMeta] = field(default_factory=dict)  # usable pages only
-    probes: Mapping[str, ImageProbe] = field(default_factory=dict)
-    outage: bool = False
-    archive: Mapping[str, str] = field(default_factory=dict)  # dead URL -> its archive copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,28 +65,6 @@ class Decision:
 
 def _norm(url: object) -> str | None:
     return normalize_url(url)[0] if isinstance(url, str) else None
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.split())
-
-
-def bounded_text(text: str, max_length: int) -> str:
-    """Text fit to write: no control characters or U+FFFD, whitespace folded, at most ``max_length``
-    characters, cut at a word boundary (or, in text without spaces, never inside a combined character)."""
-    text = _fold(_UNWRITABLE.sub("", text))
-    if len(text) <= max_length:
-        return text
-    cut = text[: max_length - 1]
-    space = cut.rfind(" ")
-    if space >= max_length // 2:
-        cut = cut[:space]
-    else:
-        while cut and (unicodedata.combining(text[len(cut)]) or text[len(cut)] in _JOINERS):
-            cut = cut[:-1]
-        while cut and cut[-1] in _JOINERS:
-            cut = cut[:-1]
-    return cut.rstrip(" ,;:-") + "…"
 
 
 def _sane_px(value: int | None) -> bool:
@@ -126,7 +91,7 @@ def page_meta(unit: Mapping[str, Any], evidence: Evidence, settings: Settings) -
             continue
         result = evidence.results.get(normalized)
         meta = evidence.pages.get(normalized)
-        if result is not None and result.status in _ALIVE and meta is not None:
+        if result is not None and result.status in ALIVE and meta is not None:
             return str(url), meta
     return None
 
@@ -210,7 +175,7 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
 
 
 def _alive(result: LinkResult | None) -> bool:
-    return result is not None and result.status in _ALIVE
+    return result is not None and result.status in ALIVE
 
 
 def _dead(result: LinkResult | None) -> bool:
@@ -411,54 +376,3 @@ def _decide_discoveries(
             set_value((*prefix, key), current, found, page_url)
         else:
             discovered.append(Change(article, format_field_path((*prefix, key)), current, found, page_url))
-
-
-def _flag_entry(ref: LinkRef, result: LinkResult) -> dict[str, Any]:
-    since = result.first_failed_at.date().isoformat() if result.first_failed_at else None
-    entry: dict[str, Any] = {"field": ref.field_path, "url": ref.url, "status": str(LinkStatus.DEAD)}
-    if since:
-        entry["since"] = since
-    return entry
-
-
-def _decide_flags(
-    article: str,
-    data: Mapping[str, Any],
-    refs: Sequence[LinkRef],
-    evidence: Evidence,
-    settings: Settings,
-    edits: list[Edit],
-    changes: list[Change],
-) -> None:
-    key = settings.health.flag_field
-    existing = data.get(key)
-    if existing is not None and not (
-        isinstance(existing, list) and all(isinstance(e, Mapping) and "field" in e for e in existing)
-    ):
-        return  # not a block we wrote: leave the user's data alone
-    old_entries: dict[str, Mapping[str, Any]] = {str(e["field"]): e for e in existing or []}
-
-    desired: list[Any] = []
-    for ref in refs:
-        result = evidence.results.get(ref.normalized) if ref.normalized else None
-        old = old_entries.get(ref.field_path)
-        if old is not None and old.get("url") != ref.url:
-            old = None  # the field now holds another URL: the old flag no longer applies
-        if result is not None and result.status is LinkStatus.DEAD:
-            entry = old if old is not None else _flag_entry(ref, result)
-            copy = evidence.archive.get(ref.normalized or "") if settings.health.archive.write else None
-            if copy and entry.get("archiveUrl") != copy:
-                entry = {**entry, "archiveUrl": copy}  # health.archive.write: the copy beside the flag
-            desired.append(entry)
-        elif old is not None and (result is None or result.status not in _ALIVE):
-            desired.append(old)  # no evidence of recovery: keep the flag as it is
-
-    if desired == list(existing or []):
-        return
-    edits.append(SetValue((key,), desired) if desired else Remove((key,)))
-    old_by_field = {str(e["field"]): e for e in existing or []}
-    new_by_field = {str(e["field"]): e for e in desired}
-    for name in sorted(old_by_field.keys() | new_by_field.keys()):
-        before, after = old_by_field.get(name), new_by_field.get(name)
-        if before != after:
-            changes.append(Change(article, f"{key}[{name}]", before, after, LINK_HEALTH_SOURCE))

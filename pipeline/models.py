@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import NewType
+from typing import Any, NewType
 from urllib.parse import urlsplit
 
 HostKey = NewType("HostKey", str)
@@ -37,7 +38,10 @@ Validators = tuple[str | None, str | None]  # a stored page's (ETag, Last-Modifi
 
 
 def format_field_path(path: FieldPath) -> str:
-    """``("related", 2, "webUrl")`` -> ``related[2].webUrl``."""
+    """``("related", 2, "webUrl")`` -> ``related[2].webUrl`` (the empty path: ``""``).
+
+    The one field-path formatter: a path travels as a tuple and is formatted only for people and files.
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -72,6 +76,10 @@ class LinkStatus(enum.StrEnum):
     SKIPPED = "skipped"  # excluded by config or the address guard, or not due for a recheck; never requested
 
 
+# The one meaning of "alive": the link answered (maybe at a new address). Every module asks these two.
+ALIVE = frozenset({LinkStatus.OK, LinkStatus.REDIRECTED})  # verdicts
+
+
 class Outcome(enum.StrEnum):
     """What one request (with its retries) showed in this run, before history is consulted."""
 
@@ -104,6 +112,9 @@ class FetchedPage:
     content_type: str
     headers: dict[str, str]  # lower-cased names
     body: bytes  # capped: only the head of a large page
+
+
+ANSWERED = frozenset({Outcome.SUCCESS, Outcome.MOVED})  # observations of this run
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,3 +300,40 @@ class Snapshot:
     archive_url: str | None  # the copy; None: the archive has none
     timestamp: str | None  # when the copy was taken, YYYYMMDDhhmmss
     checked_at: datetime  # when we asked
+
+
+@dataclass(frozen=True, slots=True)
+class SetValue:
+    """Set a scalar or a whole mapping/list subtree at ``path``; a missing last key is created."""
+
+    path: FieldPath
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Append an item to the existing list at ``path``."""
+
+    path: FieldPath
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Remove the mapping key or list item at ``path`` (a missing key is a no-op)."""
+
+    path: FieldPath
+
+
+Edit = SetValue | Append | Remove
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the run learned, keyed by normalized URL."""
+
+    results: Mapping[str, LinkResult]
+    pages: Mapping[str, PageMeta] = field(default_factory=dict)  # usable pages only
+    probes: Mapping[str, ImageProbe] = field(default_factory=dict)
+    outage: bool = False
+    archive: Mapping[str, str] = field(default_factory=dict)  # dead URL -> its archive copy

@@ -36,7 +36,6 @@ from pipeline.corpus import Article, discover, read_article
 from pipeline.errors import FrontMatterError, Interrupted, ThroughMerge
 from pipeline.extract.pages import Digest
 from pipeline.frontmatter.document import apply, write_atomic
-from pipeline.frontmatter.edits import Edit
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import archive, verdict
 from pipeline.health.copies import find_copies
@@ -44,7 +43,10 @@ from pipeline.health.history import HistoryStore
 from pipeline.ignore import LinkFilter, filter_for
 from pipeline.links import extract_refs, normalize_url
 from pipeline.models import (
+    ALIVE,
     Change,
+    Edit,
+    Evidence,
     ExitCode,
     FileError,
     HostKey,
@@ -340,13 +342,12 @@ def _baseline(
     Without a baseline, a night where only already-failing links are due cannot tell "those sites are
     down" from "our network is down"; a handful of recently healthy hosts answers that question.
     """
-    alive = (LinkStatus.OK, LinkStatus.REDIRECTED)
-    known_good = {host_key(url) for url, past in history.items() if past.status in alive}
+    known_good = {host_key(url) for url, past in history.items() if past.status in ALIVE}
     due_set = set(due)
     # A due URL stands for its host only if it answered last time: one already failing proves nothing.
-    covered = {host_key(url) for url in due if url in history and history[url].status in alive}
+    covered = {host_key(url) for url in due if url in history and history[url].status in ALIVE}
     candidates = sorted(
-        (past for url, past in history.items() if past.status in alive and url not in due_set),
+        (past for url, past in history.items() if past.status in ALIVE and url not in due_set),
         key=lambda past: past.last_checked_at or datetime.min.replace(tzinfo=UTC),
         reverse=True,
     )
@@ -500,7 +501,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     options.stop,
                 )
                 links = archive.copy_urls(copies)
-                evidence = decide.Evidence(results, pages, probes, outage is not None, links)
+                evidence = Evidence(results, pages, probes, outage is not None, links)
 
                 wanted: set[str] = set()
                 for sketches in corpus.sketches.values():
@@ -665,7 +666,7 @@ def _share_probes(
 def _write_pass(
     corpus: _Corpus,
     checked: set[str],
-    evidence: decide.Evidence,
+    evidence: Evidence,
     settings: Settings,
     options: RunOptions,
     out: TextIO,
@@ -713,7 +714,7 @@ def _write_pass(
 
 def _write_one(
     path: Path,
-    evidence: decide.Evidence,
+    evidence: Evidence,
     settings: Settings,
     options: RunOptions,
     out: TextIO,

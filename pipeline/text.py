@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 
 __all__ = ["json_text", "printable"]
 
@@ -57,3 +58,32 @@ def json_text(serialized: str) -> str:
     reaches a terminal or an editor. Such characters can only be inside JSON strings, so this is safe.
     """
     return _JSON_RAW.sub(lambda match: f"\\u{ord(match.group()):04x}", serialized)
+
+
+# C0 and C1 control characters that are not whitespace (whitespace is folded), and the replacement char.
+_UNWRITABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffd]")
+
+
+_JOINERS = frozenset("\u200d\ufe0e\ufe0f")
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def bounded_text(text: str, max_length: int) -> str:
+    """Text fit to write: no control characters or U+FFFD, whitespace folded, at most ``max_length``
+    characters, cut at a word boundary (or, in text without spaces, never inside a combined character)."""
+    text = _fold(_UNWRITABLE.sub("", text))
+    if len(text) <= max_length:
+        return text
+    cut = text[: max_length - 1]
+    space = cut.rfind(" ")
+    if space >= max_length // 2:
+        cut = cut[:space]
+    else:
+        while cut and (unicodedata.combining(text[len(cut)]) or text[len(cut)] in _JOINERS):
+            cut = cut[:-1]
+        while cut and cut[-1] in _JOINERS:
+            cut = cut[:-1]
+    return cut.rstrip(" ,;:-") + "…"

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pipeline.config import Settings, parse_settings
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
 
 StatusSpec = int | Sequence[int]
 

@@ -9,7 +9,7 @@ from localsite import LocalSite, make_settings
 
 from pipeline.accept import parse_accept
 from pipeline.check import check_links_sync
-from pipeline.config import parse_settings
+from pipeline.configfile import parse_settings
 from pipeline.errors import ConfigError
 from pipeline.models import Outcome
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings, load_settings, parse_settings, with_overrides
+from pipeline.config import Settings
+from pipeline.configfile import load_settings, parse_settings, with_overrides
 from pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,11 +6,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Settings, parse_settings
-from pipeline.decide import Evidence, decide, image_candidates, sketch
-from pipeline.frontmatter.edits import Remove, SetValue
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
+from pipeline.decide import decide, image_candidates, sketch
 from pipeline.links import extract_refs
-from pipeline.models import ImageMeta, ImageProbe, LinkResult, LinkStatus, PageMeta
+from pipeline.models import (
+    Evidence,
+    ImageMeta,
+    ImageProbe,
+    LinkResult,
+    LinkStatus,
+    PageMeta,
+    Remove,
+    SetValue,
+)
 
 PAGE = "https://news.example/story"
 OLD_IMG = "https://img.example/old.jpg"
@@ -243,7 +252,7 @@ def test_default_excerpt_limit_is_1000_characters() -> None:
 
 def test_text_without_spaces_is_not_cut_inside_a_combined_character() -> None:
     """Cutting CJK or accented text without spaces never separates a base from its combining mark."""
-    from pipeline.decide import bounded_text
+    from pipeline.text import bounded_text
 
     text = "e\u0301" * 40
     cut = bounded_text(text, 20)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import pipeline.frontmatter.splice as splice
 from pipeline.errors import FrontMatterError, ThroughMerge
 from pipeline.frontmatter.document import Document, apply, parse
-from pipeline.frontmatter.edits import Append, Remove, SetValue
+from pipeline.models import Append, Remove, SetValue
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_132ac3e31a9df9d5.txt"

@@ -13,7 +13,7 @@ from unprivileged import run_unprivileged
 from pipeline.corpus import read_article
 from pipeline.errors import FrontMatterError, OutsideRoots, WriteConflict
 from pipeline.frontmatter.document import apply, parse, write_atomic
-from pipeline.frontmatter.edits import SetValue
+from pipeline.models import SetValue
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_132ac3e31a9df9d5.txt"

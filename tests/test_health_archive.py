@@ -17,7 +17,8 @@ import pytest
 from localsite import LocalSite, make_settings
 from wayback import Wayback
 
-from pipeline.config import Settings, parse_settings
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
 from pipeline.errors import ConfigError
 from pipeline.health.archive import parse_answer, wayback_timestamp
 from pipeline.models import ExitCode

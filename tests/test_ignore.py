@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import parse_settings
+from pipeline.configfile import parse_settings
 from pipeline.errors import ConfigError, IgnoreFileError
 from pipeline.ignore import build_filter, read_rules
 

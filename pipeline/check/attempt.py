@@ -30,7 +30,6 @@ from pipeline.models import FetchedPage, Observation, Outcome, Validators, host_
 
 _PERMANENT = frozenset({301, 308})
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-_ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
 
 
 def _host_port(url: httpx.URL) -> tuple[str, int]:

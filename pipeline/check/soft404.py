@@ -26,12 +26,11 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from pipeline.extract.guard import says_missing
-from pipeline.models import FetchedPage, Observation, Outcome
+from pipeline.models import ANSWERED, FetchedPage, Observation, Outcome
 
 _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _INDEX = re.compile(r"(?:index|default|home)(?:\.\w+)?", re.IGNORECASE)
 SIZE_TOLERANCE = 0.1  # "nearly the same size": within 10 % of the larger
-_ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
 # Query keys a front-page redirect may carry that do not make it another page (tracking, "came from").
 _TRACKING = re.compile(r"(?:ref|referrer|from|source|src|utm_\w+|fbclid|gclid|redirected?)", re.IGNORECASE)
 
@@ -110,7 +109,7 @@ def same_page(page: Fingerprint, probe: Fingerprint) -> bool:
 
 def _fingerprint_of(obs: Observation) -> Fingerprint | None:
     """The fingerprint of an alive HTML page checked with its body, else None."""
-    if obs.outcome not in _ALIVE or obs.page is None or not _is_html(obs.page):
+    if obs.outcome not in ANSWERED or obs.page is None or not _is_html(obs.page):
         return None
     return fingerprint(obs.page, obs.url)
 
@@ -133,7 +132,7 @@ def is_distinct(obs: Observation, probe: Fingerprint | None) -> bool:
 
 def judge(obs: Observation, probe: Fingerprint | None) -> Observation:
     """The observation, or a hard "soft 404" failure when one of the three signs shows."""
-    if obs.outcome not in _ALIVE:
+    if obs.outcome not in ANSWERED:
         return obs
     reason = None
     if redirected_to_root(obs.url, obs.final_url):

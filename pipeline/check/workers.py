@@ -24,9 +24,7 @@ import httpx
 
 from pipeline.check import soft404
 from pipeline.check.queue import Host, HostQueue
-from pipeline.models import Observation, Outcome
-
-_ALIVE = (Outcome.SUCCESS, Outcome.MOVED)
+from pipeline.models import ANSWERED, Observation
 
 
 class CheckOne(Protocol):
@@ -84,11 +82,11 @@ class Workers:
     def _arrived(self, obs: Observation, host: Host) -> None:
         key = self.probes.get(obs.url)
         if key is not None:
-            page = obs.page if obs.outcome in _ALIVE else None
+            page = obs.page if obs.outcome in ANSWERED else None
             self.fingerprints[key] = soft404.fingerprint(page, obs.url) if page is not None else None
             for waiting in self.held.pop(key, []):
                 self._settle(waiting, key)
-        elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in _ALIVE:
+        elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in ANSWERED:
             self.held[host.key].append(obs)
         else:
             self._settle(obs, host.key)

@@ -25,7 +25,7 @@ from pipeline.console import Progress
 from pipeline.extract.guard import looks_like_error_page
 from pipeline.extract.html import scrape
 from pipeline.extract.images import measure
-from pipeline.models import ImageProbe, Observation, Outcome, PageMeta
+from pipeline.models import ANSWERED, ImageProbe, Observation, PageMeta
 
 log = logging.getLogger("pipeline")
 _QUEUED = 64  # observations (with their bodies) waiting for the parser
@@ -82,7 +82,7 @@ class Digest:
             self._room.release()
 
     def _digest(self, obs: Observation) -> None:
-        alive = obs.outcome in (Outcome.SUCCESS, Outcome.MOVED)
+        alive = obs.outcome in ANSWERED
         if obs.url in self.image_urls:
             page = obs.page
             if alive and page is None:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import FrontMatterError, OutsideRoots, ThroughMerge, WriteConflict
-from pipeline.frontmatter.edits import Append, Edit, Remove, SetValue, apply_plain
+from pipeline.frontmatter.edits import apply_plain
 from pipeline.frontmatter.replace import replace_if_unchanged
 from pipeline.frontmatter.spans import TAG, Node, Problem, clone, compose, same
 from pipeline.frontmatter.splice import Splicer
-from pipeline.models import FieldPath
+from pipeline.models import Append, Edit, FieldPath, Remove, SetValue
 
 __all__ = [
     "Append",

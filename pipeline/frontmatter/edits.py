@@ -8,44 +8,10 @@ Returns: the data changed in place by :func:`apply_plain` — the result any spl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import FrontMatterError
-from pipeline.models import FieldPath
-
-
-@dataclass(frozen=True, slots=True)
-class SetValue:
-    """Set a scalar or a whole mapping/list subtree at ``path``; a missing last key is created."""
-
-    path: FieldPath
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    """Append an item to the existing list at ``path``."""
-
-    path: FieldPath
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Remove:
-    """Remove the mapping key or list item at ``path`` (a missing key is a no-op)."""
-
-    path: FieldPath
-
-
-Edit = SetValue | Append | Remove
-
-
-def show(path: FieldPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(root)"
+from pipeline.models import Append, Edit, FieldPath, Remove, SetValue, format_field_path
 
 
 def checked(value: Any, path: FieldPath) -> Any:
@@ -55,7 +21,9 @@ def checked(value: Any, path: FieldPath) -> Any:
         return [checked(v, path) for v in value]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: checked(v, path) for k, v in value.items()}
-    raise FrontMatterError(f"{show(path)}: cannot store a {type(value).__name__} in front-matter")
+    raise FrontMatterError(
+        f"{format_field_path(path) or '(root)'}: cannot store a {type(value).__name__} in front-matter"
+    )
 
 
 def child(current: Any, part: str | int) -> tuple[bool, Any]:
@@ -79,9 +47,9 @@ def _container(data: Any, path: FieldPath) -> Any:
     for i, part in enumerate(path[:-1]):
         found, current = child(current, part)
         if not found:
-            raise FrontMatterError(f"no field {show(path[: i + 1])}")
+            raise FrontMatterError(f"no field {format_field_path(path[: i + 1]) or '(root)'}")
     if not isinstance(current, dict | list):
-        raise FrontMatterError(f"{show(path[:-1])} is not a mapping or a list")
+        raise FrontMatterError(f"{format_field_path(path[:-1]) or '(root)'} is not a mapping or a list")
     return current
 
 
@@ -90,12 +58,12 @@ def apply_plain(data: dict[str, Any], edit: Edit) -> None:
     parent, last = _container(data, edit.path), edit.path[-1]
     if isinstance(parent, dict):
         if not isinstance(last, str) or (isinstance(edit, Append) and last not in parent):
-            raise FrontMatterError(f"no field {show(edit.path)}")
+            raise FrontMatterError(f"no field {format_field_path(edit.path) or '(root)'}")
         if isinstance(edit, Remove):
             parent.pop(last, None)
             return
     elif isinstance(last, bool) or not isinstance(last, int) or not 0 <= last < len(parent):
-        raise FrontMatterError(f"no field {show(edit.path)}")
+        raise FrontMatterError(f"no field {format_field_path(edit.path) or '(root)'}")
     elif isinstance(edit, Remove):
         del parent[last]
         return
@@ -104,4 +72,4 @@ def apply_plain(data: dict[str, Any], edit: Edit) -> None:
     elif isinstance(parent[last], list):
         parent[last].append(checked(edit.value, edit.path))
     else:
-        raise FrontMatterError(f"{show(edit.path)} is not a list")
+        raise FrontMatterError(f"{format_field_path(edit.path) or '(root)'} is not a list")

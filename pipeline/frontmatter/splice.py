@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from pipeline.errors import FrontMatterError, ThroughMerge
-from pipeline.frontmatter.edits import Append, Edit, Remove, SetValue, apply_plain, checked, child, show
+from pipeline.frontmatter.edits import apply_plain, checked, child
 from pipeline.frontmatter.emit import (
     Style,
     after_key,
@@ -29,7 +29,7 @@ from pipeline.frontmatter.emit import (
     walk,
 )
 from pipeline.frontmatter.spans import TAG, Node, Problem, clone, compose, same
-from pipeline.models import FieldPath
+from pipeline.models import Append, Edit, FieldPath, Remove, SetValue, format_field_path
 
 _PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
 _REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")
@@ -198,21 +198,28 @@ class Splicer:
         try:
             root = compose(text)
         except Problem as exc:
-            raise FrontMatterError(f"{show(edit.path)}: the edit would not be valid YAML ({exc})") from None
+            raise FrontMatterError(
+                f"{format_field_path(edit.path) or '(root)'}: the edit would not be valid YAML ({exc})"
+            ) from None
         data = root.data if root is not None and root.kind == "map" else {}
         if not same(data, expected):
-            raise FrontMatterError(f"{show(edit.path)}: the edit cannot be spliced in faithfully")
+            raise FrontMatterError(
+                f"{format_field_path(edit.path) or '(root)'}: the edit cannot be spliced in faithfully"
+            )
         self._text, self.root, self._data = text, root, data
 
     def _locate(self, path: FieldPath) -> list[Node]:
         """The nodes from the root down to ``path``; refuses to edit through aliases or shared anchors."""
         if self.root is None:
-            raise FrontMatterError(f"no field {show(path)}")
+            raise FrontMatterError(f"no field {format_field_path(path) or '(root)'}")
         chain = [self.root]
         for i, part in enumerate(path):
             node = chain[-1]
             if node.kind == "alias":
-                raise FrontMatterError(f"{show(path)}: cannot edit through the alias at {show(path[:i])}")
+                raise FrontMatterError(
+                    f"{format_field_path(path) or '(root)'}: cannot edit through the alias at"
+                    f" {format_field_path(path[:i]) or '(root)'}"
+                )
             if node.kind == "map" and isinstance(part, str):
                 found = [v for k, v in node.items if k.text == part]
             elif node.kind == "seq" and isinstance(part, int) and 0 <= part < len(node.items):
@@ -220,13 +227,19 @@ class Splicer:
             else:
                 found = []
             if not found and node.kind == "map" and part in node.merged:
-                raise ThroughMerge(f"{show(path)}: the value comes through a merge key (<<); not edited")
+                raise ThroughMerge(
+                    f"{format_field_path(path) or '(root)'}: the value comes through a merge key (<<);"
+                    " not edited"
+                )
             if not found:
-                raise FrontMatterError(f"no field {show(path[: i + 1])}")
+                raise FrontMatterError(f"no field {format_field_path(path[: i + 1]) or '(root)'}")
             chain.append(found[0])
         for node in chain:
             if node.referenced:
-                raise FrontMatterError(f"{show(path)}: the value is shared through anchor &{node.anchor}")
+                raise FrontMatterError(
+                    f"{format_field_path(path) or '(root)'}: the value is shared through anchor"
+                    f" &{node.anchor}"
+                )
         return chain
 
     def _get(self, path: FieldPath) -> tuple[bool, Any]:
@@ -246,7 +259,7 @@ class Splicer:
             if isinstance(path[-1], str) and (holder is None or holder.kind == "map"):
                 self._add_key(holder, path, value)
                 return
-            raise FrontMatterError(f"no field {show(path)}")
+            raise FrontMatterError(f"no field {format_field_path(path) or '(root)'}")
         chain = self._locate(path)
         parent, node = chain[-2], chain[-1]
         if isinstance(value, dict) and value and node.kind == "map" and node.items:
@@ -368,9 +381,9 @@ class Splicer:
     def _append(self, path: FieldPath, value: Any) -> None:
         node, edit = self._locate(path)[-1], Append(path, value)
         if node.kind == "alias":
-            raise FrontMatterError(f"{show(path)}: cannot append through an alias")
+            raise FrontMatterError(f"{format_field_path(path) or '(root)'}: cannot append through an alias")
         if node.kind != "seq":
-            raise FrontMatterError(f"{show(path)} is not a list")
+            raise FrontMatterError(f"{format_field_path(path) or '(root)'} is not a list")
         if node.flow:
             self._flow_insert(node, flow_text(value, self.style), edit)
             return
@@ -395,7 +408,7 @@ class Splicer:
                 return
             self._locate(path[:-1])
             if isinstance(path[-1], int):
-                raise FrontMatterError(f"no field {show(path)}")
+                raise FrontMatterError(f"no field {format_field_path(path) or '(root)'}")
             return
         chain = self._locate(path)
         parent, node, edit = chain[-2], chain[-1], Remove(path)

@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 
 from pipeline.config import HealthSettings
-from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, UrlHistory
+from pipeline.models import ALIVE, ANSWERED, LinkResult, LinkStatus, Observation, Outcome, UrlHistory
 
 HARD = "hard"
 SOFT = "soft"
@@ -45,7 +45,7 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
         "checked_at": now,
     }
     streak = history is not None and history.consecutive_failures > 0 and history.first_failed_at is not None
-    if obs.outcome in (Outcome.SUCCESS, Outcome.MOVED):
+    if obs.outcome in ANSWERED:
         status = LinkStatus.OK if obs.outcome is Outcome.SUCCESS else LinkStatus.REDIRECTED
         return LinkResult(status=status, reason=obs.reason, last_success_at=now, **base)  # type: ignore[arg-type]
     if obs.outcome in (Outcome.BLOCKED, Outcome.SKIPPED):
@@ -108,7 +108,7 @@ def is_due(history: UrlHistory | None, health: HealthSettings, now: datetime, fo
     """Whether to request the URL this run: only a recent success may be skipped (failures never are)."""
     if force or history is None or history.last_checked_at is None:
         return True
-    if history.status not in (LinkStatus.OK, LinkStatus.REDIRECTED):
+    if history.status not in ALIVE:
         return True
     return now - history.last_checked_at >= timedelta(days=health.recheck_ok_after_days)
 

@@ -17,11 +17,10 @@ from typing import Any
 
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.models import Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
+from pipeline.models import ALIVE, Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
 from pipeline.text import printable
 
 SCHEMA_VERSION = 1
-_ALIVE = {LinkStatus.OK, LinkStatus.REDIRECTED}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -136,7 +135,7 @@ def build_report(
         1 for link in links if link["status"] == "dead" and link["previous_status"] != "dead"
     )
     totals["recovered"] = sum(
-        1 for link in links if link["previous_status"] in ("dead", "failing") and link["status"] in _ALIVE
+        1 for link in links if link["previous_status"] in ("dead", "failing") and link["status"] in ALIVE
     )
     politeness = [_politeness(stats) for _, stats in sorted((host_stats or {}).items())]
     totals["not_modified"] = sum(row["not_modified"] for row in politeness)

@@ -86,7 +86,7 @@ def _urls(count: int, ports: list[int]) -> list[str]:
 def _measure(url_file: str, hosts: int, per_host: int) -> None:
     """Child-process body: check the URLs in ``url_file`` and print one JSON line of figures."""
     from pipeline.check import check_links
-    from pipeline.config import parse_settings
+    from pipeline.configfile import parse_settings
 
     urls = Path(url_file).read_text().split()
     settings = parse_settings(
