@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,8 +25,10 @@ from pipeline.config import Settings
 from pipeline.configfile import DEFAULT_CONFIG_PATH, load_settings, with_overrides
 from pipeline.console import setup_logging
 from pipeline.errors import ConfigError, PathUnusable
+from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
+from pipeline.report.runs import run_start, runs_table
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -106,9 +107,7 @@ def _require_roots(settings: Settings, from_command_line: bool) -> None:
 
 def _is_partial(paths: tuple[Path, ...], configured: Settings) -> bool:
     """PATH arguments that are not exactly the configured roots make a partial run (not a night)."""
-    if not paths:
-        return False
-    return {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}
+    return bool(paths) and {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -243,91 +242,6 @@ def refresh(
     sys.exit(code)
 
 
-def run_once(
-    settings: Settings,
-    stop: threading.Event,
-    *,
-    check_only: bool = False,
-    dry_run: bool = False,
-    force: bool = False,
-    quiet: bool = False,
-    config: str = "",
-    partial: bool = False,
-    output: CiOutput | None = None,
-) -> int:
-    """A refresh under the run lock; returns the exit code (also used by the scheduler).
-
-    Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
-    """
-    from pipeline.errors import IgnoreFileError, LockHeld
-    from pipeline.lock import run_lock
-    from pipeline.runner import RunOptions
-    from pipeline.runner import refresh as run_refresh
-
-    output = output or CiOutput()
-    options = RunOptions(
-        mode="check-only" if check_only else "refresh",
-        dry_run=dry_run,
-        force=force,
-        stop=stop,
-        show_progress=not quiet,
-        partial=partial,
-        exclude=output.exclude,
-        include=output.include,
-    )
-    log.info(
-        "config: %s; corpus %s; state %s; reports %s",
-        config or "given by the caller",
-        ", ".join(str(root) for root in settings.corpus.roots),
-        settings.state.dir,
-        settings.reports.dir,
-    )
-    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
-    try:
-        if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
-            outcome = run_refresh(settings, options, plan_out)
-        else:
-            with run_lock(settings.state.lock_file):
-                outcome = run_refresh(settings, options, plan_out)
-    except LockHeld as exc:
-        log.error("%s", exc)
-        return ExitCode.LOCKED
-    except PathUnusable as exc:
-        log.error("%s", exc)
-        return ExitCode.PATH_UNUSABLE
-    except IgnoreFileError as exc:
-        click.echo(f"config error: {printable(exc)}", err=True)
-        return ExitCode.CONFIG_ERROR
-    totals = outcome.report["totals"]
-    counts = ", ".join(
-        f"{totals[k]} {k}"
-        for k in ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-        if totals.get(k)
-    )
-    where = f"; report: {outcome.report_dir}/report.md" if outcome.report_dir else ""
-    outage = f"; OUTAGE: {outcome.report['run']['outage']}" if outcome.report["run"]["outage"] else ""
-    kind = outcome.report["run"].get("kind", "complete")
-    log.info(
-        "run %s%s: %d articles, %d URLs, %d checked (%s), %d changes, %d file errors%s%s",
-        outcome.report["run"]["id"],
-        "" if kind == "complete" else f" ({kind})",
-        totals["articles"],
-        totals["urls"],
-        totals.get("checked", 0),
-        counts or "none",
-        totals["changes"],
-        totals["files_failed"],
-        outage,
-        where,
-    )
-    try:
-        output.emit(outcome.report)
-    except OSError as exc:
-        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
-        return int(ExitCode.FILES_FAILED)
-    return output.exit_code(outcome.report, int(outcome.exit_code))
-
-
 def _stop_on_signals(stop: threading.Event) -> None:
     """First SIGTERM/SIGINT: finish the file being written, save, exit. A second SIGINT aborts."""
 
@@ -350,31 +264,17 @@ def validate(
 ) -> None:
     """Lint a corpus: every file's front-matter errors and invalid URLs. Exit 1 when any."""
     from pipeline.runner import collect
+    from pipeline.validate import lint
 
     settings = _settings(config_path, {"corpus.roots": list(paths) or None})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
     log.info("config: %s", _describe_config(_config_source(config_path)))
     _require_roots(settings, bool(paths))
-    corpus = collect(settings)
-    problems = 0
-    for error in corpus.errors:
-        click.echo(f"{printable(error.article)}: error: {printable(error.message)}")
-        problems += 1
-    for refs in corpus.refs.values():
-        for ref in refs:
-            if ref.normalized is None:
-                click.echo(
-                    printable(
-                        f"{ref.article}: {ref.field_path}: invalid URL {ref.url!r}: {ref.invalid_reason}"
-                    )
-                )
-                problems += 1
-    urls = sum(len(refs) for refs in corpus.refs.values())
-    click.echo(
-        f"{len(corpus.paths)} articles read, {len(corpus.errors)} files failed, "
-        f"{urls} URL references, {problems} problems"
-    )
+    problems, summary = lint(collect(settings))
+    for line in problems:
+        click.echo(line)
+    click.echo(summary)
     sys.exit(ExitCode.FILES_FAILED if problems else ExitCode.OK)
 
 
@@ -406,7 +306,7 @@ def report(
         with HistoryStore(settings.state.database, read_only=True) as store:  # reading needs no write access
             document = store.get_report(run_id)
             # The chart of a past run ends at that run: the runs after it did not exist yet.
-            until = _run_start(document)
+            until = run_start(document)
             trend = store.list_runs(settings.reports.trend_runs, until=until)
     except PathUnusable as exc:
         click.echo(f"error: {printable(exc)}", err=True)
@@ -424,13 +324,6 @@ def report(
         from pipeline.report.formats import render
 
         click.echo(render(document, fmt), nl=False)
-
-
-def _run_start(document: dict[str, Any] | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str((document or {})["run"]["started_at"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 @main.command()
@@ -460,30 +353,7 @@ def runs(
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
-    click.echo(_runs_table(rows))
-
-
-def _runs_table(rows: list[dict[str, Any]]) -> str:
-    """One line per run; totals are unique URLs (as in the report), `exit` is the process exit code."""
-    header = ("id", "started (UTC)", "mode", "kind", "articles", "urls", "checked", "dead", "failing", "exit")
-    lines = [header]
-    for row in rows:
-        totals = row["totals"] or {}
-        started = row["started_at"]
-        lines.append(
-            (
-                row["id"],
-                started.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if started else "—",
-                row["mode"],
-                ("outage " if row["outage"] else "") + (row["kind"] or "complete"),
-                *(str(totals.get(key, "—")) for key in ("articles", "urls", "checked", "dead", "failing")),
-                "running" if row["finished_at"] is None else str(row["exit_code"]),
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
+    click.echo(runs_table(rows))
 
 
 @main.command()

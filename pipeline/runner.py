@@ -104,7 +104,7 @@ class RunOutcome:
 
 
 @dataclass
-class _Corpus:
+class Corpus:
     """What the read pass keeps of each article: its refs and a sketch, never the whole document."""
 
     paths: list[Path] = field(default_factory=list)
@@ -115,12 +115,12 @@ class _Corpus:
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
 
-def collect(settings: Settings, stop: threading.Event | None = None) -> _Corpus:
+def collect(settings: Settings, stop: threading.Event | None = None) -> Corpus:
     """Discover, read and extract refs from every article; bad files become FileErrors.
 
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
-    corpus = _Corpus()
+    corpus = Corpus()
     for found in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
@@ -167,7 +167,7 @@ class _Counts:
     extra: int
 
 
-def _counts(corpus: _Corpus, plan: _Plan, due: list[str], extra: Iterable[str]) -> _Counts:
+def _counts(corpus: Corpus, plan: _Plan, due: list[str], extra: Iterable[str]) -> _Counts:
     named = {ref.normalized or ref.url for refs in corpus.refs.values() for ref in refs}
     valid = set(plan.urls) | set(plan.excluded)
     due_set = set(due)
@@ -191,7 +191,7 @@ def _unit_field(field_path: str, nested: Iterable[str]) -> str:
     return re.sub(r"\[\d+\]", "[]", field_path)
 
 
-def _plan_requests(corpus: _Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
+def _plan_requests(corpus: Corpus, settings: Settings, rules: LinkFilter) -> _Plan:
     """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
     page_fields = set(settings.links.page_fields)
     image_fields = {spec for spec in settings.links.fields if "[]." in spec}
@@ -377,7 +377,7 @@ def _log_file_errors(errors: list[FileError]) -> None:
         log.warning("… and %d more file errors (all are in the report)", len(errors) - _ERRORS_LOGGED)
 
 
-def _remove_leftovers(corpus: _Corpus, started: datetime) -> int:
+def _remove_leftovers(corpus: Corpus, started: datetime) -> int:
     """Remove the temporary files an earlier, killed run left beside articles; say how many."""
     removed, failed = remove_leftovers(corpus.leftovers, started.timestamp())
     corpus.errors.extend(FileError(str(path), reason) for path, reason in failed)
@@ -664,7 +664,7 @@ def _share_probes(
 
 
 def _write_pass(
-    corpus: _Corpus,
+    corpus: Corpus,
     checked: set[str],
     evidence: Evidence,
     settings: Settings,
@@ -782,7 +782,7 @@ def _apply_around_merges(
     return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
 
 
-def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: _Corpus, counts: _Counts) -> None:
+def _print_plan(out: TextIO, plan: _Plan, due: list[str], corpus: Corpus, counts: _Counts) -> None:
     invalid = [ref for refs in corpus.refs.values() for ref in refs if ref.normalized is None]
     out.write(
         f"plan: {len(corpus.paths)} articles, {counts.urls} unique URLs on "

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from localsite import LocalSite, make_settings
 
-from pipeline.cli import run_once
 from pipeline.console import setup_logging
 from pipeline.health.history import HistoryStore
+from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.files import dump_json
 from pipeline.report.render import render_html, render_markdown

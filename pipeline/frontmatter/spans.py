@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from pipeline.frontmatter.emit import (
+    block_chomp,
+)
+from pipeline.models import SetValue
+
+if TYPE_CHECKING:
+    from pipeline.models import SetValue
 
 TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
@@ -232,3 +240,63 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
     return bool(a == b)
+
+
+def spans_match(root: Node, text: str, pending: list[tuple[int, int, str, SetValue]]) -> bool:
+    """Whether each held edit's new scalar reads back exactly where and as it was spliced in."""
+    shift = 0
+    for start, end, new, edit in sorted(pending, key=lambda held: held[0]):
+        node: Node | None = root
+        for part in edit.path:
+            if node is None or node.kind not in ("map", "seq"):
+                return False
+            if node.kind == "map":
+                node = next((v for k, v in node.items if k.text == part), None)
+            else:
+                node = node.items[part] if isinstance(part, int) and 0 <= part < len(node.items) else None
+        if node is None or node.kind != "scalar" or node.anchor is not None:
+            return False
+        if node.start != start + shift or node.end != start + shift + len(new):
+            return False
+        if text[node.start : node.end] != new:
+            return False
+        shift += len(new) - (end - start)
+    return True
+
+
+_PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
+
+
+_REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")
+
+
+def properties(source: str) -> tuple[str, str]:
+    """A node's leading anchor and tag properties as written, and its anchors alone (each ends in a blank)."""
+    position, every, anchors = 0, [], []
+    while found := _PROPERTY.match(source, position):
+        piece = found.group() if found.group() != found.group(1) else found.group(1) + " "
+        every.append(piece)
+        if piece.startswith("&"):
+            anchors.append(piece)
+        position = found.end()
+    return "".join(every), "".join(anchors)
+
+
+def content_end(text: str, node: Node) -> int:
+    """Where a node's own text ends (a block collection's end mark runs on over comments and blanks)."""
+    while node.kind in ("map", "seq") and not node.flow and node.items:
+        last = node.items[-1]
+        node = last[1] if node.kind == "map" else last
+    if node.kind == "scalar" and node.style in ("|", ">"):
+        source = text[node.start : node.end]
+        if "+" in block_chomp(source, len(properties(source)[0])):
+            return node.end  # a kept block's trailing blank lines are part of its value
+        return line_end(text, node.start + len(source.rstrip()))
+    return node.end
+
+
+def line_end(text: str, index: int) -> int:
+    if index > 0 and text[index - 1] == "\n":
+        return index
+    found = text.find("\n", index)
+    return len(text) if found < 0 else found + 1

@@ -10,7 +10,6 @@ one re-parse), and any mismatch is a ``FrontMatterError``. The new text itself i
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pipeline.errors import FrontMatterError, ThroughMerge
@@ -18,7 +17,6 @@ from pipeline.frontmatter.edits import apply_plain, checked, child
 from pipeline.frontmatter.emit import (
     Style,
     after_key,
-    block_chomp,
     block_scalar,
     column_at,
     flow_text,
@@ -28,43 +26,20 @@ from pipeline.frontmatter.emit import (
     scalar_text,
     walk,
 )
-from pipeline.frontmatter.spans import TAG, Node, Problem, clone, compose, same
+from pipeline.frontmatter.spans import (
+    _REST_OF_LINE,
+    TAG,
+    Node,
+    Problem,
+    clone,
+    compose,
+    content_end,
+    line_end,
+    properties,
+    same,
+    spans_match,
+)
 from pipeline.models import Append, Edit, FieldPath, Remove, SetValue, format_field_path
-
-_PROPERTY = re.compile(r"([&!][^ \t\r\n]*)(?:[ \t]+|(?=[\r\n])|$)")
-_REST_OF_LINE = re.compile(r"([ \t]*)(#[^\r\n]*)?\r?\n?")
-
-
-def _properties(source: str) -> tuple[str, str]:
-    """A node's leading anchor and tag properties as written, and its anchors alone (each ends in a blank)."""
-    position, every, anchors = 0, [], []
-    while found := _PROPERTY.match(source, position):
-        piece = found.group() if found.group() != found.group(1) else found.group(1) + " "
-        every.append(piece)
-        if piece.startswith("&"):
-            anchors.append(piece)
-        position = found.end()
-    return "".join(every), "".join(anchors)
-
-
-def _content_end(text: str, node: Node) -> int:
-    """Where a node's own text ends (a block collection's end mark runs on over comments and blanks)."""
-    while node.kind in ("map", "seq") and not node.flow and node.items:
-        last = node.items[-1]
-        node = last[1] if node.kind == "map" else last
-    if node.kind == "scalar" and node.style in ("|", ">"):
-        source = text[node.start : node.end]
-        if "+" in block_chomp(source, len(_properties(source)[0])):
-            return node.end  # a kept block's trailing blank lines are part of its value
-        return _line_end(text, node.start + len(source.rstrip()))
-    return node.end
-
-
-def _line_end(text: str, index: int) -> int:
-    if index > 0 and text[index - 1] == "\n":
-        return index
-    found = text.find("\n", index)
-    return len(text) if found < 0 else found + 1
 
 
 class Splicer:
@@ -133,7 +108,7 @@ class Splicer:
         if node.kind != "scalar" or node.style in ("|", ">") or node.start >= node.end:
             return False
         start, end = node.start, node.end
-        if _properties(self._text[start:end])[0] or "\n" in self._text[start:end]:
+        if properties(self._text[start:end])[0] or "\n" in self._text[start:end]:
             return False
         if any(not (end < s or e < start) for s, e, _, _ in self._pending):
             return False
@@ -162,34 +137,12 @@ class Splicer:
             root is not None
             and root.kind == "map"
             and same(root.data, expected)
-            and self._spans_match(root, text, pending)
+            and spans_match(root, text, pending)
         ):
             self._text, self.root, self._data = text, root, root.data
             return
         for *_, edit in pending:  # replay one at a time: the same text, or the same error, as before
             self._set(edit.path, edit.value)
-
-    @staticmethod
-    def _spans_match(root: Node, text: str, pending: list[tuple[int, int, str, SetValue]]) -> bool:
-        """Whether each held edit's new scalar reads back exactly where and as it was spliced in."""
-        shift = 0
-        for start, end, new, edit in sorted(pending, key=lambda held: held[0]):
-            node: Node | None = root
-            for part in edit.path:
-                if node is None or node.kind not in ("map", "seq"):
-                    return False
-                if node.kind == "map":
-                    node = next((v for k, v in node.items if k.text == part), None)
-                else:
-                    node = node.items[part] if isinstance(part, int) and 0 <= part < len(node.items) else None
-            if node is None or node.kind != "scalar" or node.anchor is not None:
-                return False
-            if node.start != start + shift or node.end != start + shift + len(new):
-                return False
-            if text[node.start : node.end] != new:
-                return False
-            shift += len(new) - (end - start)
-        return True
 
     def _commit(self, start: int, end: int, new: str, edit: Edit) -> None:
         text = self._text[:start] + new.replace("\n", self.newline) + self._text[end:]
@@ -281,7 +234,7 @@ class Splicer:
 
     def _replace_scalar(self, node: Node, path: FieldPath, value: Any) -> None:
         """Rewrite a scalar, keeping its anchor, and its tag too when the new value still fits it."""
-        every, anchors = _properties(self._text[node.start : node.end])
+        every, anchors = properties(self._text[node.start : node.end])
         if every == anchors:
             self._scalar_with(node, path, value, every, every)
             return
@@ -294,11 +247,11 @@ class Splicer:
         """Rewrite a scalar whose properties ``written`` in the file are to become ``prefix``."""
         if node.style in ("|", ">"):
             block = block_scalar(self._text, node, written, prefix, value) if isinstance(value, str) else None
-            end = _content_end(self._text, node)
+            end = content_end(self._text, node)
             new = block if block is not None else prefix + scalar_text(value, flow=False) + "\n"
             self._commit(node.start, end, new, SetValue(path, value))
             return
-        tagged = prefix != _properties(prefix)[1] and node.tag == TAG + "str"
+        tagged = prefix != properties(prefix)[1] and node.tag == TAG + "str"
         new = scalar_text(value, flow=self._in_flow(path), style=node.style, old=node, tagged=tagged)
         if node.start == node.end and self._text[node.start - 1 : node.start] not in (" ", "\t"):
             new = " " + new
@@ -310,9 +263,9 @@ class Splicer:
     def _replace_value(self, parent: Node, node: Node, path: FieldPath, value: Any) -> None:
         edit = SetValue(path, value)
         if parent.flow or self._in_flow(path):
-            self._commit(node.start, _content_end(self._text, node), flow_text(value, self.style), edit)
+            self._commit(node.start, content_end(self._text, node), flow_text(value, self.style), edit)
             return
-        end = _line_end(self._text, _content_end(self._text, node))
+        end = line_end(self._text, content_end(self._text, node))
         if parent.kind == "map":
             key = next(k for k, v in parent.items if v is node)
             column = column_at(self._text, key.start)
@@ -337,17 +290,17 @@ class Splicer:
 
     def _key_line(self, key: Node, node: Node) -> tuple[str, str, str]:
         """The properties (all, anchors only) and comment that ``key:`` has on its line before ``node``."""
-        line_end = _line_end(self._text, key.end)
-        content_end = _content_end(self._text, node)
+        eol = line_end(self._text, key.end)
+        stop = content_end(self._text, node)
         every, anchors = "", ""
-        if node.start >= line_end:
-            rest = self._text[self._text.index(":", key.end) + 1 : line_end]
+        if node.start >= eol:
+            rest = self._text[self._text.index(":", key.end) + 1 : eol]
         else:
-            every, anchors = _properties(self._text[node.start : content_end])
-            if "\n" not in self._text[node.start : content_end]:
-                rest = self._text[content_end:line_end]
+            every, anchors = properties(self._text[node.start : stop])
+            if "\n" not in self._text[node.start : stop]:
+                rest = self._text[stop:eol]
             else:
-                rest = self._text[node.start + len(every) : line_end]
+                rest = self._text[node.start + len(every) : eol]
         found = _REST_OF_LINE.fullmatch(rest)
         if found is None or found.group(2) is None:
             return every, anchors, ""
@@ -367,13 +320,13 @@ class Splicer:
             self._flow_insert(parent, new, edit)
         else:
             column = column_at(self._text, parent.items[0][0].start)
-            at = _line_end(self._text, _content_end(self._text, parent))
+            at = line_end(self._text, content_end(self._text, parent))
             new = " " * column + key_text(key) + ":" + after_key(value, column, {}, self.style) + "\n"
             self._commit(at, at, new, edit)
 
     def _flow_insert(self, parent: Node, new: str, edit: Edit) -> None:
         if parent.items:
-            at = _content_end(self._text, parent.items[-1][1] if parent.kind == "map" else parent.items[-1])
+            at = content_end(self._text, parent.items[-1][1] if parent.kind == "map" else parent.items[-1])
             self._commit(at, at, ", " + new, edit)
         else:
             self._commit(parent.end - 1, parent.end - 1, new, edit)
@@ -395,7 +348,7 @@ class Splicer:
             hints = {"": last.style}
         dash = column_at(self._text, node.start)
         column = column_at(self._text, node.items[0].start)
-        at = _line_end(self._text, _content_end(self._text, node))
+        at = line_end(self._text, content_end(self._text, node))
         new = (
             " " * dash + "-" + " " * (column - dash - 1) + item_text(value, column, hints, self.style) + "\n"
         )
@@ -418,17 +371,17 @@ class Splicer:
             else [(n.start, n) for n in parent.items]
         )
         index = next(i for i, (_, v) in enumerate(entries) if v is node)
-        start, end = entries[index][0], _content_end(self._text, node)
+        start, end = entries[index][0], content_end(self._text, node)
         if parent.flow:
             if index + 1 < len(entries):
                 end = entries[index + 1][0]
             elif index > 0:
-                start = _content_end(self._text, entries[index - 1][1])
+                start = content_end(self._text, entries[index - 1][1])
             self._commit(start, end, "", edit)
             return
         if len(entries) == 1:
             if parent is self.root:
-                self._commit(line_start(self._text, start), _line_end(self._text, end), "", edit)
+                self._commit(line_start(self._text, start), line_end(self._text, end), "", edit)
             else:
                 self._replace_value(chain[-3], parent, path[:-1], {} if parent.kind == "map" else [])
             return
@@ -439,4 +392,4 @@ class Splicer:
         if self._text[line_start(self._text, start) : start].strip():
             self._commit(start, following, "", edit)
         else:
-            self._commit(line_start(self._text, start), _line_end(self._text, end), "", edit)
+            self._commit(line_start(self._text, start), line_end(self._text, end), "", edit)

@@ -1,0 +1,107 @@
+"""One refresh as a job: the run lock, the first log lines, the one-line summary, the CI output, the
+exit code.
+
+Reads: Settings and the CLI's choices. Returns: the exit code. Used by ``pipeline refresh`` and by the
+scheduler's daemon (``pipeline schedule``), which is handed this function; the runner does the run itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import click
+
+from pipeline.config import Settings
+from pipeline.errors import PathUnusable
+from pipeline.models import ExitCode
+from pipeline.report.formats import CiOutput
+from pipeline.text import printable
+
+log = logging.getLogger("pipeline")
+
+
+def run_once(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    check_only: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    config: str = "",
+    partial: bool = False,
+    output: CiOutput | None = None,
+) -> int:
+    """A refresh under the run lock; returns the exit code (also used by the scheduler).
+
+    Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
+    """
+    from pipeline.errors import IgnoreFileError, LockHeld
+    from pipeline.lock import run_lock
+    from pipeline.runner import RunOptions
+    from pipeline.runner import refresh as run_refresh
+
+    output = output or CiOutput()
+    options = RunOptions(
+        mode="check-only" if check_only else "refresh",
+        dry_run=dry_run,
+        force=force,
+        stop=stop,
+        show_progress=not quiet,
+        partial=partial,
+        exclude=output.exclude,
+        include=output.include,
+    )
+    log.info(
+        "config: %s; corpus %s; state %s; reports %s",
+        config or "given by the caller",
+        ", ".join(str(root) for root in settings.corpus.roots),
+        settings.state.dir,
+        settings.reports.dir,
+    )
+    plan_out = sys.stderr if output.to_stdout else sys.stdout  # stdout carries the --format result
+    try:
+        if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
+            outcome = run_refresh(settings, options, plan_out)
+        else:
+            with run_lock(settings.state.lock_file):
+                outcome = run_refresh(settings, options, plan_out)
+    except LockHeld as exc:
+        log.error("%s", exc)
+        return ExitCode.LOCKED
+    except PathUnusable as exc:
+        log.error("%s", exc)
+        return ExitCode.PATH_UNUSABLE
+    except IgnoreFileError as exc:
+        click.echo(f"config error: {printable(exc)}", err=True)
+        return ExitCode.CONFIG_ERROR
+    totals = outcome.report["totals"]
+    counts = ", ".join(
+        f"{totals[k]} {k}"
+        for k in ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
+        if totals.get(k)
+    )
+    where = f"; report: {outcome.report_dir}/report.md" if outcome.report_dir else ""
+    outage = f"; OUTAGE: {outcome.report['run']['outage']}" if outcome.report["run"]["outage"] else ""
+    kind = outcome.report["run"].get("kind", "complete")
+    log.info(
+        "run %s%s: %d articles, %d URLs, %d checked (%s), %d changes, %d file errors%s%s",
+        outcome.report["run"]["id"],
+        "" if kind == "complete" else f" ({kind})",
+        totals["articles"],
+        totals["urls"],
+        totals.get("checked", 0),
+        counts or "none",
+        totals["changes"],
+        totals["files_failed"],
+        outage,
+        where,
+    )
+    try:
+        output.emit(outcome.report)
+    except OSError as exc:
+        log.error("cannot write %s: %s", output.path, exc.strerror or exc)
+        return int(ExitCode.FILES_FAILED)
+    return output.exit_code(outcome.report, int(outcome.exit_code))

@@ -1,0 +1,39 @@
+"""The ``pipeline runs`` listing: one line per past run, and the start of a stored report.
+
+Reads: run rows from ``HistoryStore.list_runs``. Returns: text. Settings: none.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+
+def run_start(document: dict[str, Any] | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str((document or {})["run"]["started_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def runs_table(rows: list[dict[str, Any]]) -> str:
+    """One line per run; totals are unique URLs (as in the report), `exit` is the process exit code."""
+    header = ("id", "started (UTC)", "mode", "kind", "articles", "urls", "checked", "dead", "failing", "exit")
+    lines = [header]
+    for row in rows:
+        totals = row["totals"] or {}
+        started = row["started_at"]
+        lines.append(
+            (
+                row["id"],
+                started.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if started else "—",
+                row["mode"],
+                ("outage " if row["outage"] else "") + (row["kind"] or "complete"),
+                *(str(totals.get(key, "—")) for key in ("articles", "urls", "checked", "dead", "failing")),
+                "running" if row["finished_at"] is None else str(row["exit_code"]),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
