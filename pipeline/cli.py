@@ -263,7 +263,7 @@ def validate(
     paths: tuple[Path, ...], config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
 ) -> None:
     """Lint a corpus: every file's front-matter errors and invalid URLs. Exit 1 when any."""
-    from pipeline.runner import collect
+    from pipeline.readpass import collect
     from pipeline.validate import lint
 
     settings = _settings(config_path, {"corpus.roots": list(paths) or None})

@@ -8,11 +8,15 @@ stderr is a terminal and the run is not quiet, and is silent otherwise (cron, sy
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
 import sys
 import traceback
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -216,3 +220,40 @@ class Progress:
             self._bar.stop()
             self._bar = None
             self._task = None
+
+
+def print_diff(out: TextIO, path: Path, old: bytes, new: bytes) -> None:
+    """The dry run's unified diff of one article, coloured like `git diff` on a terminal."""
+    old_lines = old.decode("utf-8", "replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", "replace").splitlines(keepends=True)
+    name = printable(path)
+    diff = difflib.unified_diff(old_lines, new_lines, f"a/{name}", f"b/{name}")
+    # A web value may hold controls; each diff line stays one line of printable text on the terminal.
+    lines = [printable(line.rstrip("\r\n")) + "\n" for line in diff]
+    out.writelines(_colored(lines) if _wants_color(out) else lines)
+
+
+# ANSI colours of `git diff`: bold headers, cyan hunks, red removals, green additions.
+_DIFF_COLORS = (
+    ("+++", "\x1b[1m"),
+    ("---", "\x1b[1m"),
+    ("@@", "\x1b[36m"),
+    ("+", "\x1b[32m"),
+    ("-", "\x1b[31m"),
+)
+
+
+def _wants_color(out: TextIO) -> bool:
+    """Colour on a terminal only (never in a pipe or a file), and never when NO_COLOR is set."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+def _colored(lines: Iterable[str]) -> Iterable[str]:
+    for line in lines:
+        color = next((code for prefix, code in _DIFF_COLORS if line.startswith(prefix)), None)
+        if color is None:
+            yield line
+        else:
+            body = line.rstrip("\r\n")
+            yield f"{color}{body}\x1b[0m{line[len(body) :]}"

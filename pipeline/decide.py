@@ -47,7 +47,7 @@ from pipeline.models import (
     SetValue,
     format_field_path,
 )
-from pipeline.text import _fold, bounded_text
+from pipeline.text import bounded_text, fold
 
 MAX_IMAGE_PX = 20_000  # no real image is larger on a side; such a size is a parse error or a hostile header
 BODY_SOURCE = BODY  # PageMeta.sources value of a field read from the page's body, not its declared tags
@@ -280,7 +280,7 @@ def _decide_excerpt(
     overwrite = policy.policy == "overwrite" and meta.sources.get("description") != BODY_SOURCE
     # An excerpt that already holds the page's text, cut by us or whole, is current: never rewritten.
     whole = bounded_text(meta.description or "", len(meta.description or ""))
-    if empty or (overwrite and _fold(str(current)) not in (description, whole)):
+    if empty or (overwrite and fold(str(current)) not in (description, whole)):
         set_value((*prefix, "excerpt"), current, description, page_url, meta.sources.get("description", ""))
 
 

@@ -40,7 +40,7 @@ def run_once(
     """
     from pipeline.errors import IgnoreFileError, LockHeld
     from pipeline.lock import run_lock
-    from pipeline.runner import RunOptions
+    from pipeline.models import RunOptions
     from pipeline.runner import refresh as run_refresh
 
     output = output or CiOutput()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NewType
+from typing import Any, Literal, NewType
 from urllib.parse import urlsplit
 
 HostKey = NewType("HostKey", str)
@@ -337,3 +338,27 @@ class Evidence:
     probes: Mapping[str, ImageProbe] = field(default_factory=dict)
     outage: bool = False
     archive: Mapping[str, str] = field(default_factory=dict)  # dead URL -> its archive copy
+
+
+Mode = Literal["refresh", "check-only"]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (injected in tests as a fake clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How this run differs from a plain nightly refresh."""
+
+    mode: Mode = "refresh"
+    dry_run: bool = False  # print the plan and the diffs; write no article, history or report
+    force: bool = False  # recheck URLs whose `ok` verdict is still fresh
+    now: Callable[[], datetime] = utc_now
+    stop: threading.Event = field(default_factory=threading.Event)
+    show_progress: bool = True
+    # Only some paths (PATH arguments) instead of the configured roots: not a night, never `latest`.
+    partial: bool = False
+    exclude: tuple[str, ...] = ()  # --exclude patterns, on top of the configured ones
+    include: tuple[str, ...] = ()  # --include patterns: only matching URLs are checked

@@ -67,14 +67,14 @@ _UNWRITABLE = re.compile("[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\ufffd]")
 _JOINERS = frozenset("\u200d\ufe0e\ufe0f")
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     return " ".join(text.split())
 
 
 def bounded_text(text: str, max_length: int) -> str:
     """Text fit to write: no control characters or U+FFFD, whitespace folded, at most ``max_length``
     characters, cut at a word boundary (or, in text without spaces, never inside a combined character)."""
-    text = _fold(_UNWRITABLE.sub("", text))
+    text = fold(_UNWRITABLE.sub("", text))
     if len(text) <= max_length:
         return text
     cut = text[: max_length - 1]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pipeline.text import printable
 
 if TYPE_CHECKING:
-    from pipeline.runner import Corpus
+    from pipeline.readpass import Corpus
 
 
 def lint(corpus: Corpus) -> tuple[list[str], str]:

@@ -25,7 +25,8 @@ from pipeline.corpus import discover, read_article
 from pipeline.errors import FrontMatterError, WriteConflict
 from pipeline.frontmatter import replace as _replace
 from pipeline.frontmatter.document import write_atomic
-from pipeline.runner import RunOptions, refresh
+from pipeline.models import RunOptions
+from pipeline.runner import refresh
 
 OLD = b"---\ntitle: old\n---\nbody\n"
 NEW = b"---\ntitle: new\n---\nbody\n"

@@ -21,9 +21,9 @@ from pipeline.config import Settings
 from pipeline.configfile import parse_settings
 from pipeline.errors import ConfigError
 from pipeline.health.archive import parse_answer, wayback_timestamp
-from pipeline.models import ExitCode
+from pipeline.models import ExitCode, RunOptions
 from pipeline.report.schema import validate_report
-from pipeline.runner import RunOptions, refresh
+from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 COPY = "https://web.archive.org/web/20230801000000/{}"

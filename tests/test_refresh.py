@@ -13,9 +13,9 @@ from PIL import Image
 
 from pipeline.config import Settings
 from pipeline.health.history import HistoryStore
-from pipeline.models import ExitCode
+from pipeline.models import ExitCode, RunOptions
 from pipeline.report.schema import validate_report
-from pipeline.runner import RunOptions, refresh
+from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 DESCRIPTION = "Local officials approved the new riverside park after two years of debate."

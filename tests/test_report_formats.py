@@ -17,8 +17,9 @@ from localsite import LocalSite, make_settings
 
 from pipeline.frontmatter.document import parse
 from pipeline.links import extract_refs
+from pipeline.models import RunOptions
 from pipeline.report.formats import render
-from pipeline.runner import RunOptions, refresh
+from pipeline.runner import refresh
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

@@ -22,9 +22,9 @@ from unprivileged import run_cli_unprivileged
 
 from pipeline.config import Settings
 from pipeline.health.history import HistoryStore
-from pipeline.models import ExitCode
+from pipeline.models import ExitCode, RunOptions
 from pipeline.report.schema import validate_report
-from pipeline.runner import RunOptions, refresh
+from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 

@@ -19,10 +19,10 @@ from localsite import LocalSite, make_settings
 from pipeline.console import setup_logging
 from pipeline.health.history import HistoryStore
 from pipeline.job import run_once
-from pipeline.models import ExitCode
+from pipeline.models import ExitCode, RunOptions
 from pipeline.report.files import dump_json
 from pipeline.report.render import render_html, render_markdown
-from pipeline.runner import RunOptions, refresh
+from pipeline.runner import refresh
 from pipeline.text import printable
 
 # Raw control characters that must never reach a terminal or a report: C0 (but the line feed of the text

@@ -18,6 +18,7 @@ from pipeline.accept import HostRules
 from pipeline.check.http import (
     AddressGuard,
     classify_error,
+    declares_share_metadata,
     default_headers,
     read_capped,
     timeouts,
@@ -25,7 +26,6 @@ from pipeline.check.http import (
 from pipeline.check.queue import STALL_AFTER, Host, HostQueue
 from pipeline.check.retry import outcome_for_status, parse_retry_after
 from pipeline.config import Settings
-from pipeline.extract.html import declares_share_metadata
 from pipeline.models import FetchedPage, Observation, Outcome, Validators, host_key
 
 _PERMANENT = frozenset({301, 308})

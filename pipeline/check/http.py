@@ -21,6 +21,7 @@ its own gzip/deflate decoding so a compression bomb never expands past the cap) 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import ssl
 import zlib
@@ -336,3 +337,25 @@ __all__ = [
     "read_capped",
     "timeouts",
 ]
+
+
+_DECLARED_DESCRIPTION = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
+    rb"""|"description"\s*:""",
+    re.IGNORECASE,
+)
+
+
+_DECLARED_IMAGE = re.compile(
+    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:image|twitter:image|image\b)|image_src|"image"\s*:""",
+    re.IGNORECASE,
+)
+
+
+def declares_share_metadata(head: bytes) -> bool:
+    """Whether a page's head (its bytes up to ``</head>``) declares a description and an image.
+
+    The fetch stops reading at ``</head>`` when it does; otherwise it reads on (within its byte cap) so the
+    body can supply the fallbacks. A byte search, not a parse: it runs on the event loop for every page.
+    """
+    return bool(_DECLARED_DESCRIPTION.search(head)) and bool(_DECLARED_IMAGE.search(head))

@@ -25,8 +25,8 @@ import secrets
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
-from pipeline.extract.guard import says_missing
 from pipeline.models import ANSWERED, FetchedPage, Observation, Outcome
+from pipeline.text import fold
 
 _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _INDEX = re.compile(r"(?:index|default|home)(?:\.\w+)?", re.IGNORECASE)
@@ -153,3 +153,35 @@ def judge(obs: Observation, probe: Fingerprint | None) -> Observation:
     if reason is None:
         return obs
     return replace(obs, outcome=Outcome.HARD, reason=reason)
+
+
+_TITLE_PARTS = re.compile(r"\s+[|\-–—:·»]\s+|\s*\|\s*")
+
+
+def says_missing(title: str) -> bool:
+    """Whether a page title says the page is missing ("Page not found | Site"): the soft-404 patterns."""
+    return any(_SOFT_404.fullmatch(words) for words in _title_parts(title))
+
+
+def _title_parts(title: str) -> list[str]:
+    return [fold(part).strip(" .!?…'\"‘’“”") for part in _TITLE_PARTS.split(title)]
+
+
+_MISSING = (
+    r"(?:not\s+(?:be\s+)?found|(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))\s+(?:be\s+found|find)"
+    r"|(?:does|do)(?:\s+not|n['’]?t)\s+exist|no\s+longer\s+(?:exists|available)|unavailable|missing)"
+)
+
+_SOFT_404 = re.compile(
+    rf"""(?:error\s*)?(?:404|410)(?:\s*error)?(?:\s*-?\s*(?:page\s+)?not\s+found)? | error\s+404
+      | (?:page|file|article|content|document|post|resource|site)s?
+        \s+(?:was\s+|is\s+|you\s+requested\s+)?{_MISSING}
+      | not\s+found | nothing\s+(?:was\s+)?found(?:\s+for\s+.*)?
+      | (?:oops|sorry|uh[\s-]oh)\b.*{_MISSING}.* | (?:we\s+)?(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))
+        \s+find\s+(?:that|this|the)\s+page""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+# Each pattern must fill a whole part of the title between separators ("Page not found | Site", "Site - 404"),
+# so an article that merely mentions a 404 or an error is not taken for one.

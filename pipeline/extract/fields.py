@@ -130,10 +130,6 @@ def _squash(text: str) -> str:
     return "".join(char for char in unicodedata.normalize("NFKD", text.lower()) if char.isalnum())
 
 
-def _fold(text: str) -> str:
-    return " ".join(text.split())
-
-
 # A text that says nothing: an unrendered template ("{{ page.description }}", "${desc}", "<%= d %>",
 # "%%excerpt%%"), a serialised nothing ("undefined", "null", "[object Object]") or the field's own name.
 _PLACEHOLDER_TEXT = re.compile(

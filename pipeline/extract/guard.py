@@ -7,18 +7,8 @@ from __future__ import annotations
 
 import re
 
-from pipeline.extract.fields import (
-    _fold,
-)
+from pipeline.check.soft404 import _SOFT_404, _title_parts
 from pipeline.models import PageMeta
-
-# Each pattern must fill a whole part of the title between separators ("Page not found | Site", "Site - 404"),
-# so an article that merely mentions a 404 or an error is not taken for one.
-_MISSING = (
-    r"(?:not\s+(?:be\s+)?found|(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))\s+(?:be\s+found|find)"
-    r"|(?:does|do)(?:\s+not|n['’]?t)\s+exist|no\s+longer\s+(?:exists|available)|unavailable|missing)"
-)
-
 
 _BOT_WALL = re.compile(
     r"""just\s+a\s+moment | attention\s+required | access\s+denied | (?:error\s+)?(?:403\s+)?forbidden
@@ -33,21 +23,9 @@ _BOT_WALL = re.compile(
 )
 
 
-_TITLE_PARTS = re.compile(r"\s+[|\-–—:·»]\s+|\s*\|\s*")
-
-
 def looks_like_error_page(meta: PageMeta) -> str | None:
     """Why a page looks like a soft 404 or a bot wall (so it must not supply metadata), or None."""
     return _error_reason(meta.title or "")
-
-
-def says_missing(title: str) -> bool:
-    """Whether a page title says the page is missing ("Page not found | Site"): the soft-404 patterns."""
-    return any(_SOFT_404.fullmatch(words) for words in _title_parts(title))
-
-
-def _title_parts(title: str) -> list[str]:
-    return [_fold(part).strip(" .!?…'\"‘’“”") for part in _TITLE_PARTS.split(title)]
 
 
 def _error_reason(title: str) -> str | None:
@@ -57,14 +35,3 @@ def _error_reason(title: str) -> str | None:
         if _BOT_WALL.fullmatch(words):
             return f"title {title!r} looks like a bot wall or a server error page"
     return None
-
-
-_SOFT_404 = re.compile(
-    rf"""(?:error\s*)?(?:404|410)(?:\s*error)?(?:\s*-?\s*(?:page\s+)?not\s+found)? | error\s+404
-      | (?:page|file|article|content|document|post|resource|site)s?
-        \s+(?:was\s+|is\s+|you\s+requested\s+)?{_MISSING}
-      | not\s+found | nothing\s+(?:was\s+)?found(?:\s+for\s+.*)?
-      | (?:oops|sorry|uh[\s-]oh)\b.*{_MISSING}.* | (?:we\s+)?(?:can(?:not|['’]?t)|could(?:\s+not|n['’]?t))
-        \s+find\s+(?:that|this|the)\s+page""",
-    re.IGNORECASE | re.VERBOSE,
-)

@@ -47,7 +47,6 @@ from selectolax.lexbor import LexborHTMLParser
 from pipeline.extract import htmlguard, pagebody
 from pipeline.extract.charset import detect_encoding
 from pipeline.extract.fields import (
-    _fold,
     _host_labels,
     _pick,
     _pick_url,
@@ -64,8 +63,9 @@ from pipeline.extract.guard import (
 )
 from pipeline.extract.jsonld import LdFacts, pixels
 from pipeline.models import ImageMeta, PageMeta
+from pipeline.text import fold
 
-__all__ = ["BODY", "declares_share_metadata", "scrape"]
+__all__ = ["BODY", "scrape"]
 
 BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
@@ -108,26 +108,6 @@ _LOGO = re.compile(
     re.IGNORECASE,
 )
 _NAMED_SIZE = re.compile(r"[-_](\d{1,4})x(\d{1,4})\.\w+$")  # WordPress-style thumbnails: photo-150x150.jpg
-
-
-_DECLARED_DESCRIPTION = re.compile(
-    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:|twitter:|dc\.|dcterms\.)?description\b"""
-    rb"""|"description"\s*:""",
-    re.IGNORECASE,
-)
-_DECLARED_IMAGE = re.compile(
-    rb"""(?:property|name|itemprop)\s*=\s*["']?(?:og:image|twitter:image|image\b)|image_src|"image"\s*:""",
-    re.IGNORECASE,
-)
-
-
-def declares_share_metadata(head: bytes) -> bool:
-    """Whether a page's head (its bytes up to ``</head>``) declares a description and an image.
-
-    The fetch stops reading at ``</head>`` when it does; otherwise it reads on (within its byte cap) so the
-    body can supply the fallbacks. A byte search, not a parse: it runs on the event loop for every page.
-    """
-    return bool(_DECLARED_DESCRIPTION.search(head)) and bool(_DECLARED_IMAGE.search(head))
 
 
 def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
@@ -255,7 +235,7 @@ def _collect(tree: LexborHTMLParser) -> _Found:
         tag, attrs = node.tag, node.attributes
         if tag == "meta":
             content = attrs.get("content")
-            content = _fold(content if content is not None else attrs.get("value") or "")
+            content = fold(content if content is not None else attrs.get("value") or "")
             if not content:
                 continue
             for attr in ("property", "name", "itemprop", "http-equiv"):
@@ -271,7 +251,7 @@ def _collect(tree: LexborHTMLParser) -> _Found:
                 if (attrs.get("itemprop") or "").lower() == "image":
                     found.metas.setdefault("image", []).append(href)
         elif tag == "title":
-            found.title = found.title or _fold(node.text()) or None
+            found.title = found.title or fold(node.text()) or None
         elif tag == "base":
             found.base_href = found.base_href or (attrs.get("href") or "").strip() or None
         elif "ld+json" in (attrs.get("type") or "").lower():

@@ -19,9 +19,9 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from pipeline.console import Progress
 from pipeline.extract.guard import looks_like_error_page
 from pipeline.extract.html import scrape
 from pipeline.extract.images import measure
@@ -31,10 +31,16 @@ log = logging.getLogger("pipeline")
 _QUEUED = 64  # observations (with their bodies) waiting for the parser
 
 
+class Advances(Protocol):
+    """The progress display, as far as reading pages needs it (``console.Progress`` in a run)."""
+
+    def advance(self, n: int = 1) -> None: ...
+
+
 class Digest:
     """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
 
-    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Progress) -> None:
+    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Advances) -> None:
         self.page_urls = page_urls
         self.image_urls = image_urls
         self.progress = progress
@@ -47,6 +53,10 @@ class Digest:
         self._pending: list[Future[None]] = []
         # Bodies waiting for the parser are held in memory; past this many the checker waits for it.
         self._room = threading.BoundedSemaphore(_QUEUED)
+
+    def expect_images(self, urls: set[str]) -> None:
+        """The next bodies read are probes of these images (the ones the decisions may write)."""
+        self.image_urls = urls
 
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import yaml
 
-from pipeline.frontmatter.spans import TAG, Node
+from pipeline.frontmatter.spans import TAG, Node, block_chomp
 
 _resolve = cast(Callable[[type, str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve)
 _BOOL_PAIRS = [("true", "false"), ("yes", "no"), ("on", "off")]
@@ -27,11 +27,6 @@ def printable(c: str) -> bool:
     return (
         "\x20" <= c <= "\x7e" or "\xa0" <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000"
     ) and c not in "\ufeff\u2028\u2029"
-
-
-def block_chomp(source: str, skip: int) -> str:
-    """A block scalar header's indicators (``|``, ``>-``, ``|2+``...) after ``skip`` property characters."""
-    return source.partition("\n")[0][skip:].rstrip("\r").split("#")[0].strip()
 
 
 def line_start(text: str, index: int) -> int:

@@ -17,11 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipeline.frontmatter.emit import (
-    block_chomp,
-)
-from pipeline.models import SetValue
-
 if TYPE_CHECKING:
     from pipeline.models import SetValue
 
@@ -300,3 +295,8 @@ def line_end(text: str, index: int) -> int:
         return index
     found = text.find("\n", index)
     return len(text) if found < 0 else found + 1
+
+
+def block_chomp(source: str, skip: int) -> str:
+    """A block scalar header's indicators (``|``, ``>-``, ``|2+``...) after ``skip`` property characters."""
+    return source.partition("\n")[0][skip:].rstrip("\r").split("#")[0].strip()

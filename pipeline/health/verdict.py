@@ -16,12 +16,24 @@ Any success (``ok`` or ``redirected``) ends the streak.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from pipeline.config import HealthSettings
-from pipeline.models import ALIVE, ANSWERED, LinkResult, LinkStatus, Observation, Outcome, UrlHistory
+from pipeline.config import HealthSettings, Settings
+from pipeline.health import verdict
+from pipeline.models import (
+    ALIVE,
+    ANSWERED,
+    HostKey,
+    LinkResult,
+    LinkStatus,
+    Observation,
+    Outcome,
+    UrlHistory,
+    host_key,
+)
 
 HARD = "hard"
 SOFT = "soft"
@@ -150,3 +162,92 @@ def detect_outage(
     if len(hosts) >= outage.min_hosts and down / len(hosts) >= outage.network_failure_ratio:
         return f"{down} of {len(hosts)} hosts failed below HTTP (DNS, connect, timeout, TLS)"
     return None
+
+
+def verdicts(
+    urls: list[str],
+    observations: Mapping[str, Observation],
+    history: Mapping[str, UrlHistory],
+    outage: str | None,
+    settings: Settings,
+    now: datetime,
+) -> tuple[dict[str, LinkResult], list[LinkResult]]:
+    """Every URL's verdict, and the ones judged on this run's evidence (the ones to record)."""
+    results: dict[str, LinkResult] = {}
+    judged: list[LinkResult] = []
+    for url in urls:
+        past = history.get(url)
+        obs = observations.get(url)
+        if obs is None:
+            if past is not None:
+                results[url] = verdict.carried(past)
+            continue
+        if outage and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED, Outcome.SKIPPED):
+            # Our own network may be down: this failure is no evidence. Keep what history said.
+            results[url] = (
+                verdict.carried(past)
+                if past
+                else LinkResult(url, LinkStatus.SKIPPED, reason=f"not judged: {outage}")
+            )
+            continue
+        results[url] = verdict.judge(obs, past, settings.health, now)
+        judged.append(results[url])
+    return results, judged
+
+
+def uncounted(
+    results: dict[str, LinkResult],
+    judged: list[LinkResult],
+    history: Mapping[str, UrlHistory],
+    observations: Mapping[str, Observation],
+) -> tuple[dict[str, LinkResult], list[LinkResult]]:
+    """A partial run is not a night: a failure it sees is shown but neither recorded nor counted.
+
+    Successes and blocked answers are still recorded (a sign of life is evidence on any run); a failing
+    URL keeps its stored streak, so rerunning a few articles can never make a link dead sooner.
+    """
+    failed = (LinkStatus.FAILING, LinkStatus.DEAD)
+    kept: list[LinkResult] = []
+    for result in judged:
+        if result.status not in failed:
+            kept.append(result)
+            continue
+        past = history.get(result.url)
+        streak = past is not None and past.consecutive_failures > 0
+        results[result.url] = dataclasses.replace(
+            result,
+            status=LinkStatus.DEAD
+            if streak and past is not None and past.status is LinkStatus.DEAD
+            else LinkStatus.FAILING,
+            first_failed_at=past.first_failed_at if streak and past else None,
+            consecutive_failures=past.consecutive_failures if streak and past else 0,
+            failure_kind=past.failure_kind if streak and past else None,
+            reason=f"{observations[result.url].reason} (seen in a partial run: not counted toward dead)",
+        )
+    return results, kept
+
+
+def baseline(history: Mapping[str, UrlHistory], due: list[str], count: int) -> tuple[set[HostKey], list[str]]:
+    """Hosts that answered in an earlier run, and a few not-due URLs on them to re-check as a baseline.
+
+    Without a baseline, a night where only already-failing links are due cannot tell "those sites are
+    down" from "our network is down"; a handful of recently healthy hosts answers that question.
+    """
+    known_good = {host_key(url) for url, past in history.items() if past.status in ALIVE}
+    due_set = set(due)
+    # A due URL stands for its host only if it answered last time: one already failing proves nothing.
+    covered = {host_key(url) for url in due if url in history and history[url].status in ALIVE}
+    candidates = sorted(
+        (past for url, past in history.items() if past.status in ALIVE and url not in due_set),
+        key=lambda past: past.last_checked_at or datetime.min.replace(tzinfo=UTC),
+        reverse=True,
+    )
+    baseline: list[str] = []
+    for past in candidates:
+        if len(covered) >= count:
+            break
+        host = host_key(past.url)
+        if host not in covered:
+            covered.add(host)
+            baseline.append(past.url)
+    return known_good, baseline

@@ -1,0 +1,66 @@
+"""Page metadata across runs: what of this run's pages to store, and what the store completes.
+
+Reads: the pages and probes this run read (``extract.pages.Digest``) and the history store. Returns: every
+page's metadata and every probe known now. Settings: none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from pipeline.extract.pages import Digest
+from pipeline.health.history import HistoryStore
+from pipeline.links import normalize_url
+from pipeline.models import (
+    ImageProbe,
+    PageMeta,
+    StoredPage,
+)
+
+
+def store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetime) -> None:
+    """Keep the metadata of every page read for a due URL; forget pages now refused (error pages …).
+
+    A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
+    metadata stands.
+    """
+    fresh = [
+        StoredPage.from_meta(url, meta, now, *digest.validators.get(url, (None, None)))
+        for url, meta in digest.pages.items()
+        if url in due
+    ]
+    store.record_pages(fresh, forget=[url for url, _ in digest.refused if url in due])
+
+
+def known_pages(
+    store: HistoryStore, digest: Digest, page_urls: set[str]
+) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+    """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
+    refused = {url for url, _ in digest.refused}
+    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
+    pages = {url: page.to_meta() for url, page in stored.items()}
+    pages.update(digest.pages)
+    probes: dict[str, ImageProbe] = {}
+    for page in stored.values():
+        probe = page.share_probe()
+        key = normalize_url(page.image_url)[0] if page.image_url else None
+        if probe is not None and key:
+            probes[key] = probe
+    probes.update(digest.probes)
+    return pages, probes
+
+
+def share_probes(
+    pages: Mapping[str, PageMeta], probes: Mapping[str, ImageProbe]
+) -> dict[str, tuple[bool, int | None, int | None]]:
+    """What this run's probes showed about each page's share image, by the image URL the page declares."""
+    found: dict[str, tuple[bool, int | None, int | None]] = {}
+    for meta in pages.values():
+        if not meta.images:
+            continue
+        declared = meta.images[0].url
+        probe = probes.get(normalize_url(declared)[0] or "")
+        if probe is not None:
+            found[declared] = (probe.alive, probe.width, probe.height)
+    return found

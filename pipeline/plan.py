@@ -1,0 +1,116 @@
+"""The plan of a run: the unique URLs the corpus names, which are pages and images, which are excluded.
+
+Reads: every article's refs (from the read pass), the link filter and ``links.fields``, ``links.page_fields``,
+``links.nested``. Returns: a :class:`Plan` and the one definition of each URL count (:class:`Counts`);
+prints the dry-run plan. Pure but for the printing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pipeline.config import Settings
+from pipeline.ignore import LinkFilter
+from pipeline.models import LinkRef, host_key
+from pipeline.text import printable
+
+Refs = Mapping[Path, Sequence[LinkRef]]  # every article read -> its URL references, in document order
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the check stage is asked for: unique URLs, which are pages and images, which are excluded."""
+
+    urls: list[str]  # unique, in first-seen order
+    page_urls: set[str]  # read whole (head) for metadata
+    image_urls: set[str]  # first bytes read for the real size
+    excluded: dict[str, str]  # URL -> the rule that skipped it
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """The one definition of each URL count: the plan, the log lines and the report all use these.
+
+    ``urls`` is every unique URL the corpus names (valid, excluded and invalid alike; the report's
+    ``totals.urls``), and ``due + not_due + excluded + invalid == urls``. ``extra`` URLs are re-checked
+    only to judge our own network (baseline hosts, canaries) and are not part of ``urls``.
+    """
+
+    urls: int
+    due: int
+    not_due: int
+    excluded: int
+    invalid: int
+    extra: int
+
+
+def counts(refs: Refs, plan: Plan, due: list[str], extra: Iterable[str]) -> Counts:
+    named = {ref.normalized or ref.url for refs in refs.values() for ref in refs}
+    valid = set(plan.urls) | set(plan.excluded)
+    due_set = set(due)
+    return Counts(
+        urls=len(named),
+        due=len(due_set),
+        not_due=len(set(plan.urls) - due_set),
+        excluded=len(plan.excluded),
+        invalid=len(named - valid),
+        extra=len(set(extra) - due_set),
+    )
+
+
+def _unit_field(field_path: str, nested: Iterable[str]) -> str:
+    """``related[2].images[0].url`` -> ``images[].url``; ``related[2].webUrl`` -> ``webUrl``."""
+    for key in nested:
+        match = re.match(rf"{re.escape(key)}\[\d+\]\.", field_path)
+        if match:
+            field_path = field_path[match.end() :]
+            break
+    return re.sub(r"\[\d+\]", "[]", field_path)
+
+
+def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
+    """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
+    page_fields = set(settings.links.page_fields)
+    image_fields = {spec for spec in settings.links.fields if "[]." in spec}
+    plan = Plan([], set(), set(), {})
+    seen: set[str] = set()
+    for article_refs in refs.values():
+        for ref in article_refs:
+            url = ref.normalized
+            if url is None or url in plan.excluded:
+                continue
+            skip = rules.skip_reason(url) if url not in seen else None
+            if skip is not None:
+                plan.excluded[url] = skip
+                continue
+            if url not in seen:
+                seen.add(url)
+                plan.urls.append(url)
+            kind = _unit_field(ref.field_path, settings.links.nested)
+            if kind in page_fields:
+                plan.page_urls.add(url)
+            elif kind in image_fields:
+                plan.image_urls.add(url)
+    plan.image_urls.difference_update(plan.page_urls)
+    return plan
+
+
+def print_plan(out: TextIO, plan: Plan, due: list[str], refs: Refs, counts: Counts) -> None:
+    """The dry run's plan: every URL it would check, skip or cannot request, by article count and host."""
+    invalid = [ref for refs in refs.values() for ref in refs if ref.normalized is None]
+    out.write(
+        f"plan: {len(refs)} articles, {counts.urls} unique URLs on "
+        f"{len({host_key(u) for u in plan.urls})} hosts; {counts.due} due for a check, "
+        f"{counts.not_due} not due, {counts.excluded} excluded, {counts.invalid} invalid\n"
+    )
+    due_set = set(due)
+    for url in plan.urls:
+        out.write(f"  {'check' if url in due_set else 'fresh'}  {printable(url)}\n")
+    for url in sorted(plan.excluded):
+        out.write(f"  skip   {printable(url)}\n")
+    for ref in invalid:
+        out.write(printable(f"  invalid {ref.article}: {ref.field_path}: {ref.invalid_reason}") + "\n")

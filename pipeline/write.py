@@ -1,0 +1,152 @@
+"""The write pass: re-read each article with evidence, decide its edits, write it (or print its diff).
+
+Reads: the read pass's paths and refs, the run's ``Evidence``, ``corpus.max_file_bytes``, ``corpus.roots``,
+``links.*``, ``metadata.*``, ``health.*``. Returns: the changes, the discoveries and the files that failed;
+one bad file never stops the pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TextIO
+
+from pipeline import decide
+from pipeline.config import Settings
+from pipeline.console import print_diff
+from pipeline.corpus import Article, read_article
+from pipeline.errors import FrontMatterError, Interrupted, ThroughMerge
+from pipeline.frontmatter.document import apply, write_atomic
+from pipeline.health.history import HistoryStore
+from pipeline.links import extract_refs
+from pipeline.models import (
+    Change,
+    Edit,
+    Evidence,
+    FileError,
+    RunOptions,
+    format_field_path,
+)
+from pipeline.readpass import Corpus, file_error
+
+log = logging.getLogger("pipeline")
+
+
+def write_pass(
+    corpus: Corpus,
+    checked: set[str],
+    evidence: Evidence,
+    settings: Settings,
+    options: RunOptions,
+    out: TextIO,
+    store: HistoryStore | None = None,
+) -> tuple[list[Change], list[Change], list[FileError]]:
+    """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
+
+    An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
+    evidence digest are those it had when it last needed no change (recorded in ``store``).
+    Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
+    the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
+    """
+    changes: list[Change] = []
+    discovered: list[Change] = []
+    errors: list[FileError] = []
+    # An unchanged file whose evidence is what it was when it last needed no change needs none now.
+    settings_key = "".join(
+        section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
+    )
+    decided = store.load_decided() if store is not None else {}
+    settled: list[tuple[bytes, int, int, str]] = []
+    try:
+        for path in corpus.paths:
+            if options.stop.is_set():
+                raise Interrupted
+            if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
+                continue
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                errors.append(FileError(str(path), f"cannot read ({exc.strerror or exc})"))
+                continue
+            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
+            state = (stat.st_size, stat.st_mtime_ns, digest)
+            name = os.fsencode(path)  # file names need not be UTF-8
+            if decided.get(name) == state:
+                continue
+            if _write_one(path, evidence, settings, options, out, changes, discovered, errors):
+                settled.append((name, *state))
+    finally:
+        if store is not None and not options.dry_run:
+            store.record_decided(settled)
+    return changes, discovered, errors
+
+
+def _write_one(
+    path: Path,
+    evidence: Evidence,
+    settings: Settings,
+    options: RunOptions,
+    out: TextIO,
+    changes: list[Change],
+    discovered: list[Change],
+    errors: list[FileError],
+) -> bool:
+    """Decide one article and write it (or print its diff); its changes, discoveries and errors are added.
+
+    Returns whether the article needed nothing: no change and no error.
+    """
+    try:
+        article = read_article(path, settings.corpus.max_file_bytes)
+        refs = extract_refs(path, article.doc.data, settings.links)
+        decision = decide.decide(str(path), article.doc.data, refs, evidence, settings)
+        discovered.extend(decision.discovered)
+        if not decision.edits:
+            return True
+        new, made, refused = _apply_around_merges(article, decision)
+        errors.extend(refused)
+        if new == article.doc.raw:
+            return not refused
+        if options.dry_run:
+            print_diff(out, article.path, article.doc.raw, new)
+        else:
+            write_atomic(path, new, article.doc.raw, settings.corpus.roots)
+        changes.extend(made)
+        for change in made:
+            log.debug("%s: %s: %r -> %r", change.article, change.field_path, change.old, change.new)
+    except FrontMatterError as exc:
+        errors.append(file_error(path, exc))
+    return False
+
+
+def _apply_around_merges(
+    article: Article, decision: decide.Decision
+) -> tuple[bytes, list[Change], list[FileError]]:
+    """The article with the decided edits, leaving out (and reporting) each edit made through a merge key.
+
+    An article using ``<<: *base`` is checked and edited like any other; only an edit whose value comes
+    through the merge would change the base (and every article sharing it), so that edit alone is refused.
+    """
+    try:
+        return apply(article.doc, decision.edits), list(decision.changes), []
+    except ThroughMerge:
+        pass
+    kept: list[Edit] = []
+    refused: list[FileError] = []
+    refused_paths: list[str] = []
+    for edit in decision.edits:
+        try:
+            apply(article.doc, [edit])
+        except ThroughMerge as exc:
+            refused.append(FileError(str(article.path), str(exc)))
+            refused_paths.append(format_field_path(edit.path))
+            continue
+        kept.append(edit)
+
+    def made_by_kept(change: Change) -> bool:
+        return not any(
+            change.field_path == refused or change.field_path.startswith((f"{refused}.", f"{refused}["))
+            for refused in refused_paths
+        )
+
+    return apply(article.doc, kept), [c for c in decision.changes if made_by_kept(c)], refused
