@@ -622,19 +622,20 @@ def test_a_settled_article_is_not_reread_until_its_file_or_evidence_changes(
     tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write pass skips an unchanged file whose evidence is unchanged; an edited file is decided again."""
-    from pipeline import runner
+    from pipeline import readpass, write
 
     corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md", "b.md"))
     _run(settings, DAY0)  # writes both
     _run(settings, DAY0 + timedelta(hours=1))  # both needed nothing: remembered as settled
     reads: list[Path] = []
-    real = runner.read_article
+    real = write.read_article
 
     def counting(path: Path, limit: int) -> object:
         reads.append(path)
         return real(path, limit)
 
-    monkeypatch.setattr(runner, "read_article", counting)
+    for stage in (readpass, write):  # the read pass and the write pass read the same way
+        monkeypatch.setattr(stage, "read_article", counting)
     (corpus / "b.md").write_text(f'---\ntitle: b\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
     reads.clear()
 
