@@ -15,7 +15,7 @@ import click
 
 from pipeline.config import Settings
 from pipeline.errors import PathUnusable
-from pipeline.models import ExitCode
+from pipeline.models import STATUSES, ExitCode
 from pipeline.report.formats import CiOutput
 from pipeline.text import printable
 
@@ -78,11 +78,7 @@ def run_once(
         click.echo(f"config error: {printable(exc)}", err=True)
         return ExitCode.CONFIG_ERROR
     totals = outcome.report["totals"]
-    counts = ", ".join(
-        f"{totals[k]} {k}"
-        for k in ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-        if totals.get(k)
-    )
+    counts = ", ".join(f"{totals[k]} {k}" for k in STATUSES if totals.get(k))
     where = f"; report: {outcome.report_dir}/report.md" if outcome.report_dir else ""
     outage = f"; OUTAGE: {outcome.report['run']['outage']}" if outcome.report["run"]["outage"] else ""
     kind = outcome.report["run"].get("kind", "complete")

@@ -64,6 +64,22 @@ class ExitCode(enum.IntEnum):
     OUTAGE_STREAK = 7  # the network has been down for health.outage.max_consecutive runs in a row
     FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
 
+    @property
+    def label(self) -> str:
+        """What the code means, for the report's run line."""
+        return _EXIT_LABELS.get(self, "unknown")
+
+
+_EXIT_LABELS = {
+    ExitCode.OK: "ok",
+    ExitCode.FILES_FAILED: "some files failed",
+    ExitCode.CONFIG_ERROR: "configuration error",
+    ExitCode.LOCKED: "locked",
+    ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.PATH_UNUSABLE: "a state or reports path cannot be used",
+    ExitCode.OUTAGE_STREAK: "network down for several runs",
+}
+
 
 class LinkStatus(enum.StrEnum):
     """The verdict a maintainer reads for one URL."""
@@ -79,6 +95,24 @@ class LinkStatus(enum.StrEnum):
 
 # The one meaning of "alive": the link answered (maybe at a new address). Every module asks these two.
 ALIVE = frozenset({LinkStatus.OK, LinkStatus.REDIRECTED})  # verdicts
+
+
+STATUSES = tuple(str(status) for status in LinkStatus)  # the report's order: every list and table uses it
+
+
+def newly_dead(status: str, previous: str | None) -> bool:
+    """Dead in this run and not in the run before: the report's "newly dead" (one definition)."""
+    return status == LinkStatus.DEAD and previous != LinkStatus.DEAD
+
+
+def recovered(status: str, previous: str | None) -> bool:
+    """Alive in this run after failing or being dead in the run before: the report's "recovered"."""
+    return previous in (LinkStatus.DEAD, LinkStatus.FAILING) and status in ALIVE
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as the report and the history store it (ISO 8601, with its UTC offset); None stays None."""
+    return moment.isoformat() if moment is not None else None
 
 
 class Outcome(enum.StrEnum):
@@ -277,7 +311,7 @@ class StoredPage:
 
 @dataclass(frozen=True, slots=True)
 class UrlHistory:
-    """One URL's stored history, as ``state.HistoryStore.load`` returns it."""
+    """One URL's stored history, as ``health.history.HistoryStore.load`` returns it."""
 
     url: str
     status: LinkStatus

@@ -12,7 +12,6 @@ finished, history and the report are saved, and the exit code says the run was i
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import secrets
@@ -53,7 +52,7 @@ from pipeline.models import (
 )
 from pipeline.plan import Counts, Plan, counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
-from pipeline.report import build as summary
+from pipeline.report import build
 from pipeline.report import files as report
 from pipeline.write import write_pass
 
@@ -86,26 +85,16 @@ def _run_checks(
     if options.show_progress and progress is not None:
         progress.start(len(urls), label)
 
-    async def main() -> dict[str, Observation]:
-        task = asyncio.ensure_future(
-            check.check_links(
-                urls,
-                settings,
-                fetch_body=fetch_body,
-                on_result=digest,
-                keep_pages=False,
-                host_stats=host_stats,
-                validators=validators,
-            )
-        )
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.2)
-            if options.stop.is_set():
-                task.cancel()
-                raise Interrupted
-        return task.result()
-
-    observations = asyncio.run(main())
+    observations = check.check_links_sync(
+        urls,
+        settings,
+        fetch_body=fetch_body,
+        on_result=digest,
+        keep_pages=False,
+        host_stats=host_stats,
+        validators=validators,
+        stop=options.stop,
+    )
     digest.drain()  # parsing runs beside the event loop; its results are complete only now
     return observations
 
@@ -400,7 +389,7 @@ def _finish(run: _Run) -> RunOutcome:
                 streak["since"],
             )
     finished = options.now()
-    run_report = summary.build_report(
+    run_report = build.build_report(
         run_id=run.run_id,
         started=run.started,
         finished=finished,

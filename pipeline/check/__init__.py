@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
@@ -53,6 +54,7 @@ from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, add_probes
 from pipeline.config import Settings
+from pipeline.errors import Interrupted
 from pipeline.models import Observation, Outcome, Validators, host_key
 
 
@@ -138,16 +140,30 @@ def check_links_sync(
     keep_pages: bool = True,
     validators: Mapping[str, Validators] | None = None,
     host_stats: dict[str, HostStats] | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Observation]:
-    """``check_links`` for callers without an event loop."""
-    return asyncio.run(
-        check_links(
-            urls,
-            settings,
-            fetch_body=fetch_body,
-            on_result=on_result,
-            keep_pages=keep_pages,
-            validators=validators,
-            host_stats=host_stats,
+    """``check_links`` for callers without an event loop (the runner, a worker process).
+
+    When ``stop`` is set the check is cancelled within a fifth of a second and ``Interrupted`` is raised.
+    """
+
+    async def main() -> dict[str, Observation]:
+        task = asyncio.ensure_future(
+            check_links(
+                urls,
+                settings,
+                fetch_body=fetch_body,
+                on_result=on_result,
+                keep_pages=keep_pages,
+                validators=validators,
+                host_stats=host_stats,
+            )
         )
-    )
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.2)
+            if stop is not None and stop.is_set():
+                task.cancel()
+                raise Interrupted
+        return task.result()
+
+    return asyncio.run(main())

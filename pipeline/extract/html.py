@@ -3,7 +3,7 @@
 Reads: the bytes of a fetched page (already capped by ``http.max_page_bytes``), its final URL after redirects
 and its response headers (lower-cased names; only ``content-type`` is used, for the charset).
 Returns: a :class:`~pipeline.models.PageMeta` whose ``sources`` says which source supplied each field.
-Settings: none; the fetch around it (and its byte cap) lives in ``check.py``.
+Settings: none; the fetch around it (and its byte cap) lives in :mod:`pipeline.check`.
 
 Only the head is parsed: the bytes up to ``</head>`` (at most ``_HEAD_CAP``). Metas, links and JSON-LD in
 the body are found by a byte search and read only when the head left a field empty. When the page declares

@@ -23,12 +23,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.health.database import (
-    Database,
-    _dt,
-    _iso,
-)
-from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
+from pipeline.health.database import Database, _dt
+from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory, iso
 
 RECENT = 10  # statuses kept per URL
 _CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
@@ -100,9 +96,9 @@ class HistoryStore(Database):
                     r.final_url,
                     json.dumps(list(r.redirects)),
                     r.reason,
-                    _iso(r.first_failed_at),
-                    _iso(r.last_success_at),
-                    _iso(r.checked_at or now),
+                    iso(r.first_failed_at),
+                    iso(r.last_success_at),
+                    iso(r.checked_at or now),
                     r.consecutive_failures,
                     r.failure_kind if r.consecutive_failures else None,
                     json.dumps(recent),
@@ -190,7 +186,7 @@ class HistoryStore(Database):
                         p.title,
                         p.etag,
                         p.last_modified,
-                        _iso(p.read_at),
+                        iso(p.read_at),
                     )
                     for p in rows
                 ],
@@ -275,7 +271,7 @@ class HistoryStore(Database):
         with self._transaction():
             self._db.execute(
                 "INSERT INTO runs (id, started_at, mode, kind) VALUES (?, ?, ?, ?)",
-                (run_id, _iso(started_at), mode, kind),
+                (run_id, iso(started_at), mode, kind),
             )
 
     def finish_run(
@@ -299,7 +295,7 @@ class HistoryStore(Database):
             self._db.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?,"
                 " kind = COALESCE(?, kind) WHERE id = ?",
-                (_iso(finished_at), exit_code, outage, json.dumps(totals), blob, kind, run_id),
+                (iso(finished_at), exit_code, outage, json.dumps(totals), blob, kind, run_id),
             )
             self._db.execute(
                 "UPDATE runs SET report = NULL WHERE report IS NOT NULL AND id NOT IN"
@@ -329,7 +325,7 @@ class HistoryStore(Database):
         rows = self._db.execute(
             "SELECT id, started_at, finished_at, exit_code, outage, totals, mode, kind FROM runs"
             " WHERE ? IS NULL OR started_at <= ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
-            (_iso(until), _iso(until), limit),
+            (iso(until), iso(until), limit),
         )
         return [
             {

@@ -1,7 +1,7 @@
 """Run data -> the ``report.json`` document (schema in ``pipeline/report/schema.json``).
 
 Reads: the run's verdicts, refs, changes and errors, the previous verdicts from history, and a summary of
-the settings. Returns: a plain dict, ready for JSON; ``report.py`` renders it for people.
+the settings. Returns: a plain dict, ready for JSON; ``report.render`` renders it for people.
 
 File names and file error messages are stored as printable text (a byte that is not UTF-8 reads ``\xff``,
 a newline ``\n``): names are bytes on Linux, and the report and the history must stay valid UTF-8.
@@ -17,14 +17,21 @@ from typing import Any
 
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.models import ALIVE, Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
+from pipeline.models import (
+    Change,
+    FileError,
+    LinkRef,
+    LinkResult,
+    LinkStatus,
+    Snapshot,
+    host_key,
+    iso,
+    newly_dead,
+    recovered,
+)
 from pipeline.text import printable
 
 SCHEMA_VERSION = 1
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
@@ -114,10 +121,10 @@ def build_report(
                 "reason": result.reason,
                 "host": host_key(url) if result.status is not LinkStatus.INVALID else "",
                 "previous_status": str(before) if before else None,
-                "first_failed_at": _iso(result.first_failed_at),
-                "last_success_at": _iso(result.last_success_at),
+                "first_failed_at": iso(result.first_failed_at),
+                "last_success_at": iso(result.last_success_at),
                 "consecutive_failures": result.consecutive_failures,
-                "checked_at": _iso(result.checked_at),
+                "checked_at": iso(result.checked_at),
                 "articles": [
                     {"article": a, "field_paths": paths, "lines": lines[url][a]}
                     for a, paths in sorted(where[url].items())
@@ -131,12 +138,8 @@ def build_report(
         totals[str(status)] = sum(1 for link in links if link["status"] == status)
     totals["changes"] = len(changes)
     totals["temp_files_removed"] = temp_files_removed
-    totals["newly_dead"] = sum(
-        1 for link in links if link["status"] == "dead" and link["previous_status"] != "dead"
-    )
-    totals["recovered"] = sum(
-        1 for link in links if link["previous_status"] in ("dead", "failing") and link["status"] in ALIVE
-    )
+    totals["newly_dead"] = sum(1 for link in links if newly_dead(link["status"], link["previous_status"]))
+    totals["recovered"] = sum(1 for link in links if recovered(link["status"], link["previous_status"]))
     politeness = [_politeness(stats) for _, stats in sorted((host_stats or {}).items())]
     totals["not_modified"] = sum(row["not_modified"] for row in politeness)
 

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pipeline import __version__
-from pipeline.models import ExitCode
+from pipeline.models import STATUSES, ExitCode
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -103,11 +103,7 @@ def _compact(report: dict[str, Any]) -> str:
                 line += f"; archived copy: {link['archive']['url']}"
             lines.append(printable(line))
     totals = report["totals"]
-    counts = ", ".join(
-        f"{totals[k]} {k}"
-        for k in ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-        if totals.get(k)
-    )
+    counts = ", ".join(f"{totals[k]} {k}" for k in STATUSES if totals.get(k))
     run = report["run"]
     outage = f"; OUTAGE: {run['outage']}" if run.get("outage") else ""
     lines.append(

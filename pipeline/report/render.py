@@ -34,9 +34,6 @@ from pipeline.report.view import (
 )
 from pipeline.text import printable
 
-SCHEMA_VERSION = 1
-
-
 # --------------------------------------------------------------------------------------------- schema
 
 

@@ -14,21 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.models import STATUSES, ExitCode, newly_dead, recovered
 from pipeline.text import printable
-
-_STATUSES = ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
-
-
-_EXIT_LABELS = {
-    0: "ok",
-    1: "some files failed",
-    3: "configuration error",
-    4: "locked",
-    5: "interrupted",
-    6: "a state or reports path cannot be used",
-    7: "network down for several runs",
-}
-
 
 _MAX_ARTICLES_SHOWN = 5
 
@@ -68,12 +55,8 @@ def _sections(links: list[dict[str, Any]]) -> _Sections:
     by_url = sorted(links, key=lambda link: (link.get("host") or "", link["url"]))
     dead = [lnk for lnk in by_url if lnk["status"] == "dead"]
     return _Sections(
-        newly_dead=[lnk for lnk in dead if lnk.get("previous_status") != "dead"],
-        recovered=[
-            lnk
-            for lnk in by_url
-            if lnk.get("previous_status") in ("dead", "failing") and lnk["status"] in ("ok", "redirected")
-        ],
+        newly_dead=[lnk for lnk in dead if newly_dead(lnk["status"], lnk.get("previous_status"))],
+        recovered=[lnk for lnk in by_url if recovered(lnk["status"], lnk.get("previous_status"))],
         still_dead=[lnk for lnk in dead if lnk.get("previous_status") == "dead"],
         failing=sorted(
             (lnk for lnk in by_url if lnk["status"] == "failing"),
@@ -118,7 +101,7 @@ def _hosts(
     return [
         {
             "host": host,
-            **{k: counts[k] for k in ("urls", *_STATUSES)},
+            **{k: counts[k] for k in ("urls", *STATUSES)},
             **{k: polite[host][k] for k in _POLITENESS if host in polite},
         }
         for host, counts in order
@@ -272,15 +255,22 @@ def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[st
         "run": run,
         "totals": report["totals"],
         "sections": _sections(links),
-        "links": sorted(links, key=lambda lnk: (_STATUSES.index(lnk["status"]), lnk["url"])),
+        "links": sorted(links, key=lambda lnk: (STATUSES.index(lnk["status"]), lnk["url"])),
         "changes": report.get("changes", []),
         "errors": report.get("errors", []),
         "discovered": report.get("discovered", []),
         "refused_pages": report.get("refused_pages", []),
         "hosts": _hosts(links, report.get("politeness")),
         "trend": _trend(report, trend) if trend is not None else None,
-        "exit_label": _EXIT_LABELS.get(run["exit_code"], "unknown"),
+        "exit_label": _exit_label(run["exit_code"]),
         "kind_note": _KIND_NOTES.get(run_kind(run), ""),
-        "statuses": _STATUSES,
+        "statuses": STATUSES,
         "max_articles": _MAX_ARTICLES_SHOWN,
     }
+
+
+def _exit_label(code: Any) -> str:
+    try:
+        return ExitCode(code).label
+    except ValueError:
+        return "unknown"

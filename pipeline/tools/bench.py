@@ -186,7 +186,7 @@ def run_benchmark(
                 capture_output=True,
                 text=True,
                 check=False,
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},  # holds pipeline/
             )
             if child.returncode != 0:
                 print(child.stderr[-2000:])
