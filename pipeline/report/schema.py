@@ -34,7 +34,7 @@ def _error_path(parts: Any) -> str:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise ``ReportInvalid`` unless ``report`` matches the schema (formats such as date-time included)."""
-    # Imported here: jsonschema is needed only where reports are validated (tests, the runner's checks).
+    # Imported here: jsonschema (a dev dependency) is needed only where reports are validated: the tests.
     cls = importlib.import_module("jsonschema").Draft202012Validator
     validator = cls(load_schema(), format_checker=cls.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(report), key=lambda e: [str(p) for p in e.absolute_path])
