@@ -26,12 +26,6 @@ from pipeline.models import FieldPath, LinkRef, format_field_path
 _SCHEMES = {"http", "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BAD_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
-_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def parse_field_path(text: str) -> FieldPath:
-    """``related[2].webUrl`` -> ``("related", 2, "webUrl")``."""
-    return tuple(int(index) if index else name for name, index in _PATH_TOKEN.findall(text))
 
 
 @functools.lru_cache(maxsize=1 << 16)  # corpora repeat URLs across articles; parsing is the hot path
@@ -183,11 +177,12 @@ def _make_ref(
     field_path = sys.intern(format_field_path(path))  # the same few paths recur in every article
     line = line_of(path) if line_of is not None else None
     if not isinstance(value, str):
-        return LinkRef(article, field_path, repr(value), None, f"not a string ({type(value).__name__})", line)
+        reason = f"not a string ({type(value).__name__})"
+        return LinkRef(article, field_path, repr(value), None, reason, line, path)
     normalized, reason = normalize_url(value)
     if normalized == value:
         value = normalized  # one string object instead of two equal ones: memory on million-file corpora
-    return LinkRef(article, field_path, value, normalized, reason, line)
+    return LinkRef(article, field_path, value, normalized, reason, line, path)
 
 
 def compile_excludes(settings: LinkSettings) -> list[re.Pattern[str]]:

@@ -52,6 +52,14 @@ def format_field_path(path: FieldPath) -> str:
     return out
 
 
+def field_spec(path: FieldPath) -> str:
+    """The configured-field form of a path, indexes as ``[]``: ``("a", 0, "url")`` -> ``a[].url``."""
+    out = ""
+    for part in path:
+        out += "[]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
 class ExitCode(enum.IntEnum):
     """Process exit codes, documented in the README. 2 is left to click for usage errors."""
 
@@ -136,6 +144,7 @@ class LinkRef:
     normalized: str | None  # the URL we request; None when the reference is invalid
     invalid_reason: str = ""  # why it is invalid, for people
     line: int | None = None  # file line (1-based) of the field's key, for CI annotations (SARIF)
+    path: FieldPath = ()  # the field path as a value; ``field_path`` is its text, for people and files
 
 
 @dataclass(frozen=True, slots=True)

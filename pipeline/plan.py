@@ -7,7 +7,6 @@ prints the dry-run plan. Pure but for the printing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TextIO
 
 from pipeline.config import Settings
 from pipeline.ignore import LinkFilter
-from pipeline.models import LinkRef, host_key
+from pipeline.models import FieldPath, LinkRef, field_spec, host_key
 from pipeline.text import printable
 
 Refs = Mapping[Path, Sequence[LinkRef]]  # every article read -> its URL references, in document order
@@ -62,14 +61,11 @@ def counts(refs: Refs, plan: Plan, due: list[str], extra: Iterable[str]) -> Coun
     )
 
 
-def _unit_field(field_path: str, nested: Iterable[str]) -> str:
+def _unit_field(path: FieldPath, nested: Iterable[str]) -> str:
     """``related[2].images[0].url`` -> ``images[].url``; ``related[2].webUrl`` -> ``webUrl``."""
-    for key in nested:
-        match = re.match(rf"{re.escape(key)}\[\d+\]\.", field_path)
-        if match:
-            field_path = field_path[match.end() :]
-            break
-    return re.sub(r"\[\d+\]", "[]", field_path)
+    if len(path) > 2 and path[0] in set(nested) and isinstance(path[1], int):
+        path = path[2:]
+    return field_spec(path)
 
 
 def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
@@ -90,7 +86,7 @@ def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
             if url not in seen:
                 seen.add(url)
                 plan.urls.append(url)
-            kind = _unit_field(ref.field_path, settings.links.nested)
+            kind = _unit_field(ref.path, settings.links.nested)
             if kind in page_fields:
                 plan.page_urls.add(url)
             elif kind in image_fields:
