@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -33,6 +33,10 @@ from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+if TYPE_CHECKING:  # imported when a command needs it: `pipeline --help` stays fast
+    from pipeline.health.history import HistoryStore
 
 
 def _common(func: F) -> F:
@@ -292,38 +296,22 @@ def report(
     run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
-    from pipeline.health.history import HistoryStore
-    from pipeline.report.files import dump_json
-    from pipeline.report.render import render_html, render_markdown
+    from pipeline.report.runs import render_stored
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
-    if not settings.state.database.exists():
-        click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
-        sys.exit(ExitCode.FILES_FAILED)
-    try:
-        with HistoryStore(settings.state.database, read_only=True) as store:  # reading needs no write access
-            document = store.get_report(run_id)
-            # The chart of a past run ends at that run: the runs after it did not exist yet.
-            until = run_start(document)
-            trend = store.list_runs(settings.reports.trend_runs, until=until)
-    except PathUnusable as exc:
-        click.echo(f"error: {printable(exc)}", err=True)
-        sys.exit(ExitCode.PATH_UNUSABLE)
+
+    def read(store: HistoryStore) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        document = store.get_report(run_id)
+        # The chart of a past run ends at that run: the runs after it did not exist yet.
+        return document, store.list_runs(settings.reports.trend_runs, until=run_start(document))
+
+    document, trend = _read_history(settings, read)
     if document is None:
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
         sys.exit(ExitCode.FILES_FAILED)
-    if fmt == "json":
-        click.echo(dump_json(document))
-    elif fmt in ("md", "markdown"):
-        click.echo(render_markdown(document), nl=False)
-    elif fmt == "html":
-        click.echo(render_html(document, trend), nl=False)
-    else:
-        from pipeline.report.formats import render
-
-        click.echo(render(document, fmt), nl=False)
+    click.echo(render_stored(document, trend, fmt), nl=False)
 
 
 @main.command()
@@ -336,24 +324,29 @@ def runs(
     """List past runs, newest first: id, start, mode, kind, totals, exit code (for `report --run ID`)."""
     import json
 
-    from pipeline.health.history import HistoryStore
-
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
-    if not settings.state.database.exists():
-        click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
-        sys.exit(ExitCode.FILES_FAILED)
-    try:
-        with HistoryStore(settings.state.database, read_only=True) as store:  # reading needs no write access
-            rows = store.list_runs(limit)
-    except PathUnusable as exc:
-        click.echo(f"error: {printable(exc)}", err=True)
-        sys.exit(ExitCode.PATH_UNUSABLE)
+    rows = _read_history(settings, lambda store: store.list_runs(limit))
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=lambda value: value.isoformat()))
         return
     click.echo(runs_table(rows))
+
+
+def _read_history(settings: Settings, read: Callable[[HistoryStore], T]) -> T:
+    """``read`` on the history opened read-only (reading needs no write access); none or unusable: exit."""
+    from pipeline.health.history import HistoryStore
+
+    if not settings.state.database.exists():
+        click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
+        sys.exit(ExitCode.FILES_FAILED)
+    try:
+        with HistoryStore(settings.state.database, read_only=True) as store:
+            return read(store)
+    except PathUnusable as exc:
+        click.echo(f"error: {printable(exc)}", err=True)
+        sys.exit(ExitCode.PATH_UNUSABLE)
 
 
 @main.command()

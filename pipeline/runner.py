@@ -28,7 +28,7 @@ from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.errors import Interrupted
-from pipeline.extract.pages import Digest
+from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import archive, verdict
 from pipeline.health.copies import find_copies
@@ -71,7 +71,7 @@ class RunOutcome:
 def _run_checks(
     urls: list[str],
     fetch_body: Mapping[str, int],
-    digest: Digest,
+    digest: PageReader,
     settings: Settings,
     options: RunOptions,
     label: str,
@@ -186,7 +186,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         _plan(run)
         with Progress(quiet=not options.show_progress) as progress:
             run.progress = progress
-            digest = Digest(run.plan.page_urls, run.plan.image_urls, progress)
+            digest = PageReader(run.plan.page_urls, run.plan.image_urls, progress)
             try:
                 if options.stop.is_set():
                     raise Interrupted
@@ -270,7 +270,7 @@ def _plan(run: _Run) -> None:
         store.start_run(run.run_id, run.started, run.mode, run.kind)
 
 
-def _check(run: _Run, digest: Digest) -> None:
+def _check(run: _Run, digest: PageReader) -> None:
     """Check the due URLs (and the baseline), judge our network, and give each URL its verdict."""
     settings, counted = run.settings, run.counts
     to_check = list(dict.fromkeys([*run.due, *run.extra]))
@@ -312,7 +312,7 @@ def _check(run: _Run, digest: Digest) -> None:
         store_pages(run.store, digest, due_set, now)
 
 
-def _evidence(run: _Run, digest: Digest) -> Evidence:
+def _evidence(run: _Run, digest: PageReader) -> Evidence:
     """Everything the decisions read: verdicts, page metadata (tonight's or stored), probes, archive
     copies."""
     pages, probes = known_pages(run.store, digest, run.plan.page_urls)
@@ -331,7 +331,7 @@ def _evidence(run: _Run, digest: Digest) -> Evidence:
     return Evidence(run.results, pages, probes, run.outage is not None, archive.copy_urls(run.copies))
 
 
-def _probe_images(run: _Run, digest: Digest, evidence: Evidence) -> Evidence:
+def _probe_images(run: _Run, digest: PageReader, evidence: Evidence) -> Evidence:
     """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
     settings = run.settings
     wanted: set[str] = set()

@@ -9,7 +9,7 @@ import pytest
 from pipeline.console import Progress
 from pipeline.extract import pages as digest
 from pipeline.extract.html import scrape
-from pipeline.extract.pages import Digest, landing_page
+from pipeline.extract.pages import PageReader, landing_page
 from pipeline.models import FetchedPage, Observation, Outcome, PageMeta
 
 
@@ -56,7 +56,7 @@ def test_pages_are_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(digest, "scrape", spying)
     body = b"<html><head><meta property='og:description' content='Told'></head></html>"
     page = FetchedPage(url, url, "text/html", {"etag": '"v1"'}, body)
-    with Digest({url}, set(), Progress(quiet=True)) as reader:
+    with PageReader({url}, set(), Progress(quiet=True)) as reader:
         reader(Observation(url, Outcome.SUCCESS, 200, url, page=page))
         reader.drain()
 
@@ -68,7 +68,7 @@ def test_pages_are_parsed_on_a_worker_thread(monkeypatch: pytest.MonkeyPatch) ->
 def test_an_image_answered_without_its_bytes_is_not_measured() -> None:
     """A HEAD-only answer (a baseline check) is no probe: it must not mark an image as not an image."""
     url = "https://img.example/a.png"
-    with Digest(set(), {url}, Progress(quiet=True)) as reader:
+    with PageReader(set(), {url}, Progress(quiet=True)) as reader:
         reader(Observation(url, Outcome.SUCCESS, 200, url))
         reader.drain()
 

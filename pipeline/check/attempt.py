@@ -37,7 +37,7 @@ def _host_port(url: httpx.URL) -> tuple[str, int]:
 
 
 @dataclass(slots=True)
-class _Try:
+class Attempt:
     """One attempt at a URL (all its redirect hops); internal to this module."""
 
     outcome: Outcome
@@ -110,13 +110,13 @@ class _Checker:
 
     async def _with_retries(
         self, url: httpx.URL, host: Host, want: int | None, conditional: dict[str, str] | None, once: bool
-    ) -> _Try:
+    ) -> Attempt:
         retry = self._settings.retry
         method = "GET" if want is not None else "HEAD"
         use_range = want is not None and want < self._settings.http.max_page_bytes
         pressed = False  # this URL already answered 429/503
 
-        async def attempt() -> _Try:
+        async def attempt() -> Attempt:
             nonlocal method, use_range, pressed
             sent_at = time.monotonic()
             stalled = False
@@ -164,7 +164,7 @@ class _Checker:
             return first  # the common case: no retry machinery built at all
         replayed = False
 
-        async def replay_then_attempt() -> _Try:
+        async def replay_then_attempt() -> Attempt:
             # tenacity's first attempt is the one already made, so its waits and stops count it.
             nonlocal replayed
             if not replayed:
@@ -196,9 +196,9 @@ class _Checker:
             too_long = last is not None and (last.retry_after or 0.0) > retry.retry_after_max
             return state.attempt_number >= retry.attempts or too_long
 
-        def give_back(state: RetryCallState) -> _Try:
+        def give_back(state: RetryCallState) -> Attempt:
             assert state.outcome is not None
-            result: _Try = state.outcome.result()
+            result: Attempt = state.outcome.result()
             return result
 
         retrying = AsyncRetrying(
@@ -208,7 +208,7 @@ class _Checker:
             retry=retry_if_result(lambda r: bool(r.transient)),
             retry_error_callback=give_back,
         )
-        result: _Try = await retrying(replay_then_attempt)
+        result: Attempt = await retrying(replay_then_attempt)
         return result
 
     async def _attempt(
@@ -218,7 +218,7 @@ class _Checker:
         want: int | None,
         use_range: bool,
         conditional: dict[str, str] | None,
-    ) -> _Try:
+    ) -> Attempt:
         http = self._settings.http
         current = url
         hops: list[str] = []
@@ -230,7 +230,7 @@ class _Checker:
                     if hops:
                         refusal = self._guard.refusal(current.host)
                         if refusal:
-                            return _Try(
+                            return Attempt(
                                 Outcome.SKIPPED,
                                 final_url=str(current),
                                 redirects=tuple(hops),
@@ -259,7 +259,7 @@ class _Checker:
                             current = response.url.join(location)
                             hops.append(str(current))
                             if str(current) in seen:
-                                return _Try(
+                                return Attempt(
                                     Outcome.SOFT,
                                     status=response.status_code,
                                     final_url=str(current),
@@ -273,7 +273,7 @@ class _Checker:
                         )
                     finally:
                         await response.aclose()
-                return _Try(
+                return Attempt(
                     Outcome.SOFT,
                     final_url=str(current),
                     redirects=tuple(hops),
@@ -287,7 +287,7 @@ class _Checker:
                 outcome = Outcome.SKIPPED
             else:
                 outcome = Outcome.HARD if failure.hard else Outcome.SOFT
-            return _Try(
+            return Attempt(
                 outcome,
                 final_url=str(current),
                 redirects=tuple(hops),
@@ -307,13 +307,13 @@ class _Checker:
         moved: bool,
         origin: httpx.URL,
         conditional: bool,
-    ) -> _Try:
+    ) -> Attempt:
         status = response.status_code
         if status == 416 and use_range:
-            return _Try(Outcome.SOFT, status=status, range_refused=True)
+            return Attempt(Outcome.SOFT, status=status, range_refused=True)
         if status == 304 and conditional:
             # Unchanged since the stored validators: alive, and no body to read (the stored metadata stands).
-            return _Try(
+            return Attempt(
                 Outcome.MOVED if moved else Outcome.SUCCESS,
                 status=status,
                 final_url=str(response.url),
@@ -332,7 +332,7 @@ class _Checker:
             outcome, phrase = Outcome.SOFT, f"{phrase} (not in http.accept)"
         retry_after = parse_retry_after(response.headers.get("retry-after")) if transient else None
         if method == "HEAD" and outcome is not Outcome.SUCCESS and status != 429:
-            return _Try(outcome, status=status, fall_back_to_get=True, reason=phrase)
+            return Attempt(outcome, status=status, fall_back_to_get=True, reason=phrase)
         final_url = str(response.url)
         page = None
         if outcome is Outcome.SUCCESS:
@@ -351,7 +351,7 @@ class _Checker:
             reason = phrase
         if retry_after is not None and retry_after > self._settings.retry.retry_after_max:
             reason += f"; Retry-After {retry_after:.0f}s exceeds the cap, not retried"
-        return _Try(
+        return Attempt(
             outcome,
             status=status,
             final_url=final_url,

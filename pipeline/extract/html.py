@@ -207,7 +207,7 @@ def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> P
 
 
 @dataclass
-class _Found:
+class _Declared:
     """What the head of a page holds, in document order; names and rels lower-cased, values folded."""
 
     metas: dict[str, list[str]] = field(default_factory=dict)
@@ -229,8 +229,8 @@ class _Found:
         return values[0] if values else None
 
 
-def _collect(tree: LexborHTMLParser) -> _Found:
-    found = _Found()
+def _collect(tree: LexborHTMLParser) -> _Declared:
+    found = _Declared()
     for node in tree.css("meta, link, title, base, script"):
         tag, attrs = node.tag, node.attributes
         if tag == "meta":
@@ -269,7 +269,7 @@ def _add_og_image(images: list[dict[str, str]], key: str, value: str) -> None:
     images[-1][prop] = value
 
 
-def _add_from_body(found: _Found, body: bytes, start: int, encoding: str) -> None:
+def _add_from_body(found: _Declared, body: bytes, start: int, encoding: str) -> None:
     """Metas, links and JSON-LD placed in the body (microdata ``itemprop`` metas live there), read only
     when the head left a field empty; a byte search finds them without parsing the body."""
     has_image = bool(found.og_images) or any(key in found.metas for key in _TWITTER_IMAGE_KEYS)
@@ -302,7 +302,7 @@ def _wrap_ld(block: bytes) -> bytes:
     return b'<script type="application/ld+json">' + block + b"</script>"
 
 
-def _image_candidates(found: _Found, ld: LdFacts) -> Iterator[tuple[str, ImageMeta]]:
+def _image_candidates(found: _Declared, ld: LdFacts) -> Iterator[tuple[str, ImageMeta]]:
     for og in found.og_images:
         width, height = pixels(og.get("width")), pixels(og.get("height"))
         secure, plain = og.get("secure_url"), og.get("url")

@@ -8,8 +8,8 @@ error pages and bot walls, redirects to a front page or a login wall, pages that
 Uses no settings.
 
 Parsing runs on a worker thread, never on the checker's event loop: a slow page then delays neither the
-other requests nor a stop request. Call :meth:`Digest.drain` before reading the results and
-:meth:`Digest.close` at the end of the run.
+other requests nor a stop request. Call :meth:`PageReader.drain` before reading the results and
+:meth:`PageReader.close` at the end of the run.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Advances(Protocol):
     def advance(self, n: int = 1) -> None: ...
 
 
-class Digest:
+class PageReader:
     """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
 
     def __init__(self, page_urls: set[str], image_urls: set[str], progress: Advances) -> None:
@@ -74,7 +74,7 @@ class Digest:
         """Stop the worker; observations not digested yet are dropped (the run is ending)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> Digest:
+    def __enter__(self) -> PageReader:
         return self
 
     def __exit__(

@@ -31,7 +31,7 @@ from typing import Any
 from pipeline.errors import FrontMatterError, OutsideRoots, ThroughMerge, WriteConflict
 from pipeline.frontmatter.edits import apply_plain
 from pipeline.frontmatter.replace import replace_if_unchanged
-from pipeline.frontmatter.spans import TAG, Node, Problem, clone, compose, same
+from pipeline.frontmatter.spans import TAG, Node, YamlProblem, compose, copy_plain, equal_plain
 from pipeline.frontmatter.splice import Splicer
 from pipeline.models import Append, Edit, FieldPath, Remove, SetValue
 
@@ -131,7 +131,7 @@ def parse(raw: bytes) -> Document:
         raise FrontMatterError(f"line {line}: the front-matter is not UTF-8 text") from None
     try:
         root = compose(text)
-    except Problem as exc:
+    except YamlProblem as exc:
         where = f"line {exc.line + 2}: " if exc.line is not None else ""
         raise FrontMatterError(f"{where}{exc}") from None
     if root is not None and root.kind != "map":
@@ -150,18 +150,18 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
     text = doc.text
     try:
         root = compose(text)
-    except Problem as exc:  # only for a Document not made by parse()
+    except YamlProblem as exc:  # only for a Document not made by parse()
         raise FrontMatterError(str(exc)) from None
     original = root.data if root is not None and root.kind == "map" else {}
-    expected = clone(original)
+    expected = copy_plain(original)
     for edit in edits:
         apply_plain(expected, edit)
-    if same(expected, original):
+    if equal_plain(expected, original):
         return doc.raw
     splicer = Splicer(text, root, doc.raw[doc._start - 2 : doc._start] == b"\r\n")
     for edit in edits:
         splicer.run(edit)
-    if not same(splicer.data, expected):
+    if not equal_plain(splicer.data, expected):
         raise FrontMatterError("the edited front-matter does not hold the expected values")
     edited = splicer.text.encode("utf-8")
     if len(edited) > MAX_FRONT_MATTER_BYTES:

@@ -2,8 +2,9 @@
 
 Reads: the decoded front-matter text. Returns: the root :class:`Node` (or None for an empty document), each
 node carrying its character span, line, style, anchor and the plain Python data it stands for; a
-:class:`Problem` (message and 0-based line) when the text is not acceptable YAML. Also the data helpers
-:func:`clone` and :func:`same` used to compare what an edit gives with what it should give. Settings: none.
+:class:`YamlProblem` (message and 0-based line) when the text is not acceptable YAML. Also the data helpers
+:func:`copy_plain` and :func:`equal_plain` used to compare what an edit gives with what it should give.
+Settings: none.
 
 libyaml's C composer does the parsing with safe tags only; aliases are counted, not expanded, before any
 data is built, so an alias bomb is refused.
@@ -65,7 +66,7 @@ class Node:
         self.merged: frozenset[str] = frozenset()  # a mapping's keys that come only through ``<<``
 
 
-class Problem(Exception):
+class YamlProblem(Exception):
     def __init__(self, message: str, line: int | None) -> None:
         super().__init__(message)
         self.line = line  # 0-based within the front-matter text
@@ -78,11 +79,13 @@ def compose(text: str) -> Node | None:
         return _Walker(text).node(graph, 0) if graph is not None else None
     except yaml.MarkedYAMLError as exc:
         mark: Any = exc.problem_mark or exc.context_mark
-        raise Problem(f"invalid YAML: {exc.problem or exc.context}", mark.line if mark else None) from None
+        raise YamlProblem(
+            f"invalid YAML: {exc.problem or exc.context}", mark.line if mark else None
+        ) from None
     except yaml.YAMLError as exc:
-        raise Problem(f"invalid YAML: {exc}", None) from None
+        raise YamlProblem(f"invalid YAML: {exc}", None) from None
     except RecursionError:
-        raise Problem("the front-matter is nested too deeply", None) from None
+        raise YamlProblem("the front-matter is nested too deeply", None) from None
     finally:
         loader.dispose()
 
@@ -126,7 +129,7 @@ class _Walker:
             node.data = graph.value if text_like else self._construct(graph, tag, mark.line)
         else:
             if key in self.active:
-                raise Problem("an alias refers to the collection that contains it", mark.line)
+                raise YamlProblem("an alias refers to the collection that contains it", mark.line)
             self.active.add(key)
             self._collection(graph, node)
             self.active.discard(key)
@@ -156,7 +159,7 @@ class _Walker:
         for key_graph, value_graph in graph.value:
             key = self.node(key_graph, position, is_key=True)
             if key.kind != "scalar":
-                raise Problem("a mapping key must be a plain or quoted text", key.line)
+                raise YamlProblem("a mapping key must be a plain or quoted text", key.line)
             value = self.node(value_graph, key.end)
             node.items.append((key, value))
             node.size += value.size
@@ -165,28 +168,30 @@ class _Walker:
                 merges.extend(_merged_maps(value))
                 continue
             if key.text in data:
-                raise Problem(f"duplicate key {key.text!r}", key.line)
+                raise YamlProblem(f"duplicate key {key.text!r}", key.line)
             data[key.text] = value.data
         merged: dict[str, Any] = {}
         for source in merges:  # YAML's merge: explicit keys win, then the earlier merged mapping
             for name, item in source.data.items():
                 if name not in data and name not in merged:
-                    merged[name] = clone(item)
+                    merged[name] = copy_plain(item)
         node.merged = frozenset(merged)
         node.data = {**data, **merged}
 
     def _alias(self, target: Node, after: int) -> Node:
         self.expanded += target.size
         if self.expanded > _MAX_NODES:
-            raise Problem(f"aliases expand to more than {_MAX_NODES} values (an alias bomb?)", target.line)
+            raise YamlProblem(
+                f"aliases expand to more than {_MAX_NODES} values (an alias bomb?)", target.line
+            )
         found = _TO_ALIAS.match(self.text, after)
         name = target.anchor or ""
         if not name or found is None or not self.text.startswith(name, found.end()):
-            raise Problem(f"cannot locate the alias of anchor &{name}", target.line)
+            raise YamlProblem(f"cannot locate the alias of anchor &{name}", target.line)
         start = found.end() - 1
         node = Node("alias", start, found.end() + len(name), self.text.count("\n", 0, start))
         target.referenced = True
-        node.target, node.size, node.data = target, target.size, clone(target.data)
+        node.target, node.size, node.data = target, target.size, copy_plain(target.data)
         return node
 
     @staticmethod
@@ -194,7 +199,7 @@ class _Walker:
         try:
             return getattr(_CTOR, "construct_yaml_" + tag[len(TAG) :])(graph)
         except (ValueError, yaml.YAMLError):
-            raise Problem(f"{graph.value!r} is not a valid {tag[len(TAG) :]}", line) from None
+            raise YamlProblem(f"{graph.value!r} is not a valid {tag[len(TAG) :]}", line) from None
 
 
 def _merged_maps(value: Node) -> list[Node]:
@@ -202,7 +207,7 @@ def _merged_maps(value: Node) -> list[Node]:
     items = value.items if value.kind == "seq" else [value]
     maps = [item.target if item.kind == "alias" and item.target is not None else item for item in items]
     if not maps or any(m.kind != "map" for m in maps):
-        raise Problem("a merge key (<<) must hold a mapping or a list of mappings", value.line)
+        raise YamlProblem("a merge key (<<) must hold a mapping or a list of mappings", value.line)
     return maps
 
 
@@ -210,28 +215,28 @@ def _check_tag(tag: str, allowed: frozenset[str], line: int) -> None:
     if tag in allowed:
         return
     if tag == _MERGE:
-        raise Problem("a merge (<<) is allowed only as a mapping key", line)
+        raise YamlProblem("a merge (<<) is allowed only as a mapping key", line)
     shown = "!!" + tag[len(TAG) :] if tag.startswith(TAG) else tag
     kind = "unsafe" if "python/" in tag else "unsupported"
-    raise Problem(f"{kind} tag {shown} (only plain YAML values are allowed)", line)
+    raise YamlProblem(f"{kind} tag {shown} (only plain YAML values are allowed)", line)
 
 
-def clone(value: Any) -> Any:
+def copy_plain(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
+        return {k: copy_plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [clone(v) for v in value]
+        return [copy_plain(v) for v in value]
     return value
 
 
-def same(a: Any, b: Any) -> bool:
+def equal_plain(a: Any, b: Any) -> bool:
     """Equality that tells ``True`` from ``1`` and ``1.0`` from ``1``, and a NaN equal to itself."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+        return a.keys() == b.keys() and all(equal_plain(v, b[k]) for k, v in a.items())
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(equal_plain(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and math.isnan(a):
         return math.isnan(b)
     return bool(a == b)

@@ -30,13 +30,13 @@ from pipeline.frontmatter.spans import (
     _REST_OF_LINE,
     TAG,
     Node,
-    Problem,
-    clone,
+    YamlProblem,
     compose,
     content_end,
+    copy_plain,
+    equal_plain,
     line_end,
     properties,
-    same,
     spans_match,
 )
 from pipeline.models import Append, Edit, FieldPath, Remove, SetValue, format_field_path
@@ -48,13 +48,13 @@ class Splicer:
     Runs of edits that each replace an existing plain or quoted scalar (no anchor, tag or alias in the
     document, no overlapping spans) are held back and spliced together, last span first, then verified by
     one re-parse: each splice is the one the one-at-a-time path would make, since it reads only its own
-    scalar's text. If that check fails the held edits are replayed one at a time, which gives the same
+    scalar's text. If that check fails the held edits are replayed one at a time, which gives the equal_plain
     result or the same error as before. Reading ``text`` or ``data`` applies any held edits.
     """
 
     def __init__(self, text: str, root: Node | None, crlf: bool) -> None:
         self._text, self.root = text, root
-        self._data: dict[str, Any] = clone(root.data) if root is not None else {}
+        self._data: dict[str, Any] = copy_plain(root.data) if root is not None else {}
         self.newline = "\r\n" if crlf else "\n"
         self.style = Style(text, root)
         self._pending: list[tuple[int, int, str, SetValue]] = []  # held splices on the current text
@@ -97,7 +97,7 @@ class Splicer:
         found, current = self._get(path)
         if not found:
             return False
-        if same(current, value):
+        if equal_plain(current, value):
             return True  # the one-at-a-time path makes no change either
         try:
             chain = self._locate(path)
@@ -126,17 +126,17 @@ class Splicer:
         text = self._text
         for start, end, new, _ in sorted(pending, key=lambda held: held[0], reverse=True):
             text = text[:start] + new + text[end:]
-        expected = clone(self._data)
+        expected = copy_plain(self._data)
         for *_, edit in pending:
             apply_plain(expected, edit)
         try:
             root = compose(text)
-        except Problem:
+        except YamlProblem:
             root = None
         if (
             root is not None
             and root.kind == "map"
-            and same(root.data, expected)
+            and equal_plain(root.data, expected)
             and spans_match(root, text, pending)
         ):
             self._text, self.root, self._data = text, root, root.data
@@ -146,16 +146,16 @@ class Splicer:
 
     def _commit(self, start: int, end: int, new: str, edit: Edit) -> None:
         text = self._text[:start] + new.replace("\n", self.newline) + self._text[end:]
-        expected = clone(self._data)
+        expected = copy_plain(self._data)
         apply_plain(expected, edit)
         try:
             root = compose(text)
-        except Problem as exc:
+        except YamlProblem as exc:
             raise FrontMatterError(
                 f"{format_field_path(edit.path) or '(root)'}: the edit would not be valid YAML ({exc})"
             ) from None
         data = root.data if root is not None and root.kind == "map" else {}
-        if not same(data, expected):
+        if not equal_plain(data, expected):
             raise FrontMatterError(
                 f"{format_field_path(edit.path) or '(root)'}: the edit cannot be spliced in faithfully"
             )
@@ -205,7 +205,7 @@ class Splicer:
 
     def _set(self, path: FieldPath, value: Any) -> None:
         found, current = self._get(path)
-        if found and same(current, value):
+        if found and equal_plain(current, value):
             return
         if not found:
             holder = self._locate(path[:-1])[-1] if self.root is not None or len(path) > 1 else None

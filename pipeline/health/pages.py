@@ -1,6 +1,6 @@
 """Page metadata across runs: what of this run's pages to store, and what the store completes.
 
-Reads: the pages and probes this run read (``extract.pages.Digest``) and the history store. Returns: every
+Reads: the pages and probes this run read (``extract.pages.PageReader``) and the history store. Returns: every
 page's metadata and every probe known now. Settings: none.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pipeline.extract.pages import Digest
+from pipeline.extract.pages import PageReader
 from pipeline.health.history import HistoryStore
 from pipeline.links import normalize_url
 from pipeline.models import (
@@ -19,7 +19,7 @@ from pipeline.models import (
 )
 
 
-def store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetime) -> None:
+def store_pages(store: HistoryStore, digest: PageReader, due: set[str], now: datetime) -> None:
     """Keep the metadata of every page read for a due URL; forget pages now refused (error pages …).
 
     A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
@@ -34,7 +34,7 @@ def store_pages(store: HistoryStore, digest: Digest, due: set[str], now: datetim
 
 
 def known_pages(
-    store: HistoryStore, digest: Digest, page_urls: set[str]
+    store: HistoryStore, digest: PageReader, page_urls: set[str]
 ) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
     """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
     refused = {url for url, _ in digest.refused}

@@ -8,6 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.report.files import dump_json
+from pipeline.report.render import render_html, render_markdown
+
 
 def run_start(document: dict[str, Any] | None) -> datetime | None:
     try:
@@ -37,3 +40,16 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
+
+
+def render_stored(document: dict[str, Any], trend: list[dict[str, Any]], fmt: str) -> str:
+    """A stored report in the format ``pipeline report --format`` names (text ending in a newline)."""
+    if fmt == "json":
+        return dump_json(document) + "\n"
+    if fmt in ("md", "markdown"):
+        return render_markdown(document)
+    if fmt == "html":
+        return render_html(document, trend)
+    from pipeline.report.formats import render  # the CI formats
+
+    return render(document, fmt)
