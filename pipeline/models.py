@@ -108,21 +108,6 @@ ALIVE = frozenset({LinkStatus.OK, LinkStatus.REDIRECTED})  # verdicts
 STATUSES = tuple(str(status) for status in LinkStatus)  # the report's order: every list and table uses it
 
 
-def newly_dead(status: str, previous: str | None) -> bool:
-    """Dead in this run and not in the run before: the report's "newly dead" (one definition)."""
-    return status == LinkStatus.DEAD and previous != LinkStatus.DEAD
-
-
-def recovered(status: str, previous: str | None) -> bool:
-    """Alive in this run after failing or being dead in the run before: the report's "recovered"."""
-    return previous in (LinkStatus.DEAD, LinkStatus.FAILING) and status in ALIVE
-
-
-def iso(moment: datetime | None) -> str | None:
-    """A time as the report and the history store it (ISO 8601, with its UTC offset); None stays None."""
-    return moment.isoformat() if moment is not None else None
-
-
 class Outcome(enum.StrEnum):
     """What one request (with its retries) showed in this run, before history is consulted."""
 

@@ -12,48 +12,37 @@ finished, history and the report are saved, and the exit code says the run was i
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline import check, decide
 from pipeline.accept import warn_unused_hosts
-from pipeline.check.hosts import HostStats
+from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
-from pipeline.health import archive, verdict
-from pipeline.health.copies import find_copies
+from pipeline.health import verdict
 from pipeline.health.history import HistoryStore
-from pipeline.health.pages import known_pages, share_probes, store_pages
-from pipeline.health.verdict import baseline, uncounted, verdicts
-from pipeline.ignore import LinkFilter, filter_for
+from pipeline.health.verdict import baseline
+from pipeline.ignore import filter_for
 from pipeline.links import normalize_url
 from pipeline.models import (
-    Change,
     Evidence,
     ExitCode,
     FileError,
-    HostKey,
-    LinkResult,
-    Observation,
     RunOptions,
-    Snapshot,
-    UrlHistory,
-    Validators,
 )
-from pipeline.plan import Counts, Plan, counts, plan_requests, print_plan
+from pipeline.plan import counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
+from pipeline.runstate import Run
 from pipeline.write import write_pass
 
 log = logging.getLogger("pipeline")
@@ -66,37 +55,6 @@ class RunOutcome:
     exit_code: ExitCode
     report: dict[str, Any]
     report_dir: Path | None
-
-
-def _run_checks(
-    urls: list[str],
-    fetch_body: Mapping[str, int],
-    digest: PageReader,
-    settings: Settings,
-    options: RunOptions,
-    label: str,
-    host_stats: dict[str, HostStats] | None = None,
-    validators: Mapping[str, Validators] | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Observation]:
-    """Run the async checker, cancelling it promptly when a stop is requested."""
-    if not urls:
-        return {}
-    if options.show_progress and progress is not None:
-        progress.start(len(urls), label)
-
-    observations = check.check_links_sync(
-        urls,
-        settings,
-        fetch_body=fetch_body,
-        on_result=digest,
-        keep_pages=False,
-        host_stats=host_stats,
-        validators=validators,
-        stop=options.stop,
-    )
-    digest.drain()  # parsing runs beside the event loop; its results are complete only now
-    return observations
 
 
 def _outage_streak(store: HistoryStore, started: datetime, settings: Settings) -> dict[str, Any]:
@@ -135,44 +93,6 @@ def _new_run_id(now: datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
 
 
-@dataclass
-class _Run:
-    """What one run gathers as its stages go; the report is built from it once, at the end."""
-
-    settings: Settings
-    options: RunOptions
-    out: TextIO
-    store: HistoryStore
-    rules: LinkFilter
-    started: datetime
-    run_id: str
-    mode: str
-    kind: str = "complete"
-    corpus: Corpus = field(default_factory=Corpus)
-    plan: Plan = field(default_factory=lambda: Plan([], set(), set(), {}))
-    history: dict[str, UrlHistory] = field(default_factory=dict)
-    due: list[str] = field(default_factory=list)
-    fetch_body: dict[str, int] = field(default_factory=dict)
-    validators: dict[str, Validators] = field(default_factory=dict)
-    known_good: set[HostKey] = field(default_factory=set)
-    extra: list[str] = field(default_factory=list)  # baseline and canary URLs: only to judge our network
-    canaries: list[str] = field(default_factory=list)
-    counts: Counts = field(default_factory=lambda: Counts(0, 0, 0, 0, 0, 0))
-    temp_removed: int = 0
-    exit_code: ExitCode = ExitCode.OK
-    outage: str | None = None
-    results: dict[str, LinkResult] = field(default_factory=dict)
-    evidence_now: dict[str, Observation] = field(default_factory=dict)
-    host_stats: dict[str, HostStats] = field(default_factory=dict)
-    copies: dict[str, Snapshot] = field(default_factory=dict)
-    changes: list[Change] = field(default_factory=list)
-    discovered: list[Change] = field(default_factory=list)
-    write_errors: list[FileError] = field(default_factory=list)
-    refused_pages: list[tuple[str, str]] = field(default_factory=list)
-    progress: Progress | None = None
-    checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
-
-
 def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     """One whole run, stage after stage. The caller holds the run lock."""
     started = options.now()
@@ -180,7 +100,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     rules = filter_for(settings, options.exclude, options.include)
     store = _open_store(settings, options)
     mode = "dry-run" if options.dry_run else options.mode
-    run = _Run(settings, options, out, store, rules, started, _new_run_id(started), mode)
+    run = Run(settings, options, out, store, rules, started, _new_run_id(started), mode)
     try:
         _read(run)
         _plan(run)
@@ -190,8 +110,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             try:
                 if options.stop.is_set():
                     raise Interrupted
-                _check(run, digest)
-                evidence = _probe_images(run, digest, _evidence(run, digest))
+                check_pass(run, digest)
+                evidence = probe_images(run, digest, evidence_of(run, digest))
                 if options.dry_run:
                     progress.close()  # the diffs go to the terminal below the finished bars, not under them
                 _write(run, evidence, set(run.evidence_now) | evidence.pages.keys())
@@ -216,7 +136,7 @@ def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
     return HistoryStore(settings.state.database, read_only=options.dry_run)
 
 
-def _read(run: _Run) -> None:
+def _read(run: Run) -> None:
     """The read pass, the leftovers of a killed run, and the plan of unique URLs."""
     settings, options = run.settings, run.options
     clock = time.perf_counter()
@@ -242,7 +162,7 @@ def _read(run: _Run) -> None:
     run.canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
 
 
-def _plan(run: _Run) -> None:
+def _plan(run: Run) -> None:
     """Which URLs are due, which are asked for their body or conditionally, and the baseline hosts."""
     settings, options, plan, store = run.settings, run.options, run.plan, run.store
     run.history = store.load(plan.urls)
@@ -270,94 +190,7 @@ def _plan(run: _Run) -> None:
         store.start_run(run.run_id, run.started, run.mode, run.kind)
 
 
-def _check(run: _Run, digest: PageReader) -> None:
-    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict."""
-    settings, counted = run.settings, run.counts
-    to_check = list(dict.fromkeys([*run.due, *run.extra]))
-    clock = time.perf_counter()
-    observations = _run_checks(
-        to_check,
-        run.fetch_body,
-        digest,
-        settings,
-        run.options,
-        "checking links",
-        run.host_stats,
-        run.validators,
-        run.progress,
-    )
-    log.info(
-        "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
-        counted.due,
-        counted.urls,
-        counted.not_due,
-        counted.excluded,
-        counted.invalid,
-        time.perf_counter() - clock,
-        f"; {counted.extra} more requested only to judge our own network" if counted.extra else "",
-    )
-    now = run.checked_at = run.options.now()
-    run.outage = verdict.detect_outage(observations, settings.health, run.known_good, run.canaries)
-    if run.outage:
-        log.warning("outage: %s; no failure is recorded and no article is flagged", run.outage)
-    # Baseline and canary answers only tell whether our network is up; recording them would reset their
-    # recheck date and starve their pages of metadata refreshes.
-    due_set = set(run.due)
-    run.evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
-    run.results, judged = verdicts(run.plan.urls, run.evidence_now, run.history, run.outage, settings, now)
-    if run.kind == "partial":
-        run.results, judged = uncounted(run.results, judged, run.history, run.evidence_now)
-    if not run.options.dry_run:
-        run.store.record(judged, run.run_id, now)
-        store_pages(run.store, digest, due_set, now)
-
-
-def _evidence(run: _Run, digest: PageReader) -> Evidence:
-    """Everything the decisions read: verdicts, page metadata (tonight's or stored), probes, archive
-    copies."""
-    pages, probes = known_pages(run.store, digest, run.plan.page_urls)
-    corpus, options = run.corpus, run.options
-    run.copies = find_copies(
-        corpus.paths,
-        corpus.refs,
-        run.results,
-        run.store,
-        run.settings,
-        run.checked_at or run.started,
-        run.outage,
-        options.dry_run,
-        options.stop,
-    )
-    return Evidence(run.results, pages, probes, run.outage is not None, archive.copy_urls(run.copies))
-
-
-def _probe_images(run: _Run, digest: PageReader, evidence: Evidence) -> Evidence:
-    """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
-    settings = run.settings
-    wanted: set[str] = set()
-    for sketches in run.corpus.sketches.values():
-        wanted |= decide.image_candidates(sketches, evidence, settings)
-    wanted -= evidence.probes.keys()
-    wanted = {url for url in wanted if run.rules.skip_reason(url) is None}
-    if not wanted:
-        return evidence
-    digest.expect_images(wanted)
-    probe_bytes = settings.metadata.images.max_probe_bytes
-    _run_checks(
-        sorted(wanted),
-        dict.fromkeys(wanted, probe_bytes),
-        digest,
-        settings,
-        run.options,
-        "probing images",
-        progress=run.progress,
-    )
-    if not run.options.dry_run:
-        run.store.record_share_probes(share_probes(evidence.pages, digest.probes))
-    return dataclasses.replace(evidence, probes={**evidence.probes, **digest.probes})
-
-
-def _write(run: _Run, evidence: Evidence, checked: set[str]) -> None:
+def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
     """The write pass over every article citing a checked URL or a page with known metadata.
 
     Every article citing a page with known metadata is visited, even when nothing of it was due: stored
@@ -370,7 +203,7 @@ def _write(run: _Run, evidence: Evidence, checked: set[str]) -> None:
     log.info("%d changes in %.1f s", len(run.changes), time.perf_counter() - clock)
 
 
-def _finish(run: _Run) -> RunOutcome:
+def _finish(run: Run) -> RunOutcome:
     """Per-file errors and the exit code, then the history's run row and the report files."""
     settings, options, store = run.settings, run.options, run.store
     errors = run.corpus.errors + run.write_errors
@@ -428,7 +261,7 @@ def _finish(run: _Run) -> RunOutcome:
     return _write_reports(run, run_report)
 
 
-def _write_reports(run: _Run, run_report: dict[str, Any]) -> RunOutcome:
+def _write_reports(run: Run, run_report: dict[str, Any]) -> RunOutcome:
     """The report files; when they cannot be written the history (already saved) says so and exit is 6."""
     settings, store = run.settings, run.store
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from datetime import datetime
 
 __all__ = ["json_text", "printable"]
 
@@ -87,3 +88,8 @@ def bounded_text(text: str, max_length: int) -> str:
         while cut and cut[-1] in _JOINERS:
             cut = cut[:-1]
     return cut.rstrip(" ,;:-") + "…"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as the report and the history store it (ISO 8601, with its UTC offset); None stays None."""
+    return moment.isoformat() if moment is not None else None

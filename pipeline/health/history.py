@@ -24,7 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.health.database import Database, _dt
-from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory, iso
+from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
+from pipeline.text import iso
 
 RECENT = 10  # statuses kept per URL
 _CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit

@@ -17,19 +17,8 @@ from typing import Any
 
 from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.models import (
-    Change,
-    FileError,
-    LinkRef,
-    LinkResult,
-    LinkStatus,
-    Snapshot,
-    host_key,
-    iso,
-    newly_dead,
-    recovered,
-)
-from pipeline.text import printable
+from pipeline.models import ALIVE, Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
+from pipeline.text import iso, printable
 
 SCHEMA_VERSION = 1
 
@@ -179,3 +168,13 @@ def _politeness(stats: HostStats) -> dict[str, Any]:
         "lowest_concurrency": stats.lowest_concurrency,
         "not_modified": stats.not_modified,
     }
+
+
+def newly_dead(status: str, previous: str | None) -> bool:
+    """Dead in this run and not in the run before: the report's "newly dead" (one definition)."""
+    return status == LinkStatus.DEAD and previous != LinkStatus.DEAD
+
+
+def recovered(status: str, previous: str | None) -> bool:
+    """Alive in this run after failing or being dead in the run before: the report's "recovered"."""
+    return previous in (LinkStatus.DEAD, LinkStatus.FAILING) and status in ALIVE

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.models import STATUSES, ExitCode, newly_dead, recovered
+from pipeline.models import STATUSES, ExitCode
+from pipeline.report.build import newly_dead, recovered
 from pipeline.text import printable
 
 _MAX_ARTICLES_SHOWN = 5

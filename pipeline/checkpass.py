@@ -1,0 +1,151 @@
+"""The check pass of a run: due URLs (and the baseline) checked, our network judged, verdicts recorded,
+the evidence the decisions read, the images they may write probed.
+
+Reads: the run's plan and history, ``http.*``, ``retry.*``, ``health.*``, ``metadata.images.*``,
+``archive.*``.
+Returns: the run's verdicts and an ``Evidence``; a stop request cancels the check within 0.2 s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+
+from pipeline import check, decide
+from pipeline.check.hosts import HostStats
+from pipeline.config import Settings
+from pipeline.console import Progress
+from pipeline.extract.pages import PageReader
+from pipeline.health import archive, verdict
+from pipeline.health.copies import find_copies
+from pipeline.health.pages import known_pages, share_probes, store_pages
+from pipeline.health.verdict import uncounted, verdicts
+from pipeline.models import (
+    Evidence,
+    Observation,
+    RunOptions,
+    Validators,
+)
+from pipeline.runstate import Run
+
+log = logging.getLogger("pipeline")
+
+
+def _run_checks(
+    urls: list[str],
+    fetch_body: Mapping[str, int],
+    digest: PageReader,
+    settings: Settings,
+    options: RunOptions,
+    label: str,
+    host_stats: dict[str, HostStats] | None = None,
+    validators: Mapping[str, Validators] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Observation]:
+    """Run the async checker, cancelling it promptly when a stop is requested."""
+    if not urls:
+        return {}
+    if options.show_progress and progress is not None:
+        progress.start(len(urls), label)
+
+    observations = check.check_links_sync(
+        urls,
+        settings,
+        fetch_body=fetch_body,
+        on_result=digest,
+        keep_pages=False,
+        host_stats=host_stats,
+        validators=validators,
+        stop=options.stop,
+    )
+    digest.drain()  # parsing runs beside the event loop; its results are complete only now
+    return observations
+
+
+def check_pass(run: Run, digest: PageReader) -> None:
+    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict."""
+    settings, counted = run.settings, run.counts
+    to_check = list(dict.fromkeys([*run.due, *run.extra]))
+    clock = time.perf_counter()
+    observations = _run_checks(
+        to_check,
+        run.fetch_body,
+        digest,
+        settings,
+        run.options,
+        "checking links",
+        run.host_stats,
+        run.validators,
+        run.progress,
+    )
+    log.info(
+        "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
+        counted.due,
+        counted.urls,
+        counted.not_due,
+        counted.excluded,
+        counted.invalid,
+        time.perf_counter() - clock,
+        f"; {counted.extra} more requested only to judge our own network" if counted.extra else "",
+    )
+    now = run.checked_at = run.options.now()
+    run.outage = verdict.detect_outage(observations, settings.health, run.known_good, run.canaries)
+    if run.outage:
+        log.warning("outage: %s; no failure is recorded and no article is flagged", run.outage)
+    # Baseline and canary answers only tell whether our network is up; recording them would reset their
+    # recheck date and starve their pages of metadata refreshes.
+    due_set = set(run.due)
+    run.evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
+    run.results, judged = verdicts(run.plan.urls, run.evidence_now, run.history, run.outage, settings, now)
+    if run.kind == "partial":
+        run.results, judged = uncounted(run.results, judged, run.history, run.evidence_now)
+    if not run.options.dry_run:
+        run.store.record(judged, run.run_id, now)
+        store_pages(run.store, digest, due_set, now)
+
+
+def evidence_of(run: Run, digest: PageReader) -> Evidence:
+    """Everything the decisions read: verdicts, page metadata (tonight's or stored), probes, archive
+    copies."""
+    pages, probes = known_pages(run.store, digest, run.plan.page_urls)
+    corpus, options = run.corpus, run.options
+    run.copies = find_copies(
+        corpus.paths,
+        corpus.refs,
+        run.results,
+        run.store,
+        run.settings,
+        run.checked_at or run.started,
+        run.outage,
+        options.dry_run,
+        options.stop,
+    )
+    return Evidence(run.results, pages, probes, run.outage is not None, archive.copy_urls(run.copies))
+
+
+def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
+    """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
+    settings = run.settings
+    wanted: set[str] = set()
+    for sketches in run.corpus.sketches.values():
+        wanted |= decide.image_candidates(sketches, evidence, settings)
+    wanted -= evidence.probes.keys()
+    wanted = {url for url in wanted if run.rules.skip_reason(url) is None}
+    if not wanted:
+        return evidence
+    digest.expect_images(wanted)
+    probe_bytes = settings.metadata.images.max_probe_bytes
+    _run_checks(
+        sorted(wanted),
+        dict.fromkeys(wanted, probe_bytes),
+        digest,
+        settings,
+        run.options,
+        "probing images",
+        progress=run.progress,
+    )
+    if not run.options.dry_run:
+        run.store.record_share_probes(share_probes(evidence.pages, digest.probes))
+    return dataclasses.replace(evidence, probes={**evidence.probes, **digest.probes})

@@ -1,0 +1,69 @@
+"""What one run gathers as its stages go (:class:`Run`); the runner builds the report from it once.
+
+Reads: nothing itself. Holds: the settings and options, the history store, the corpus, the plan, the
+verdicts, the evidence counts, the changes and the files that failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TextIO
+
+from pipeline.check.hosts import HostStats
+from pipeline.config import Settings
+from pipeline.console import Progress
+from pipeline.health.history import HistoryStore
+from pipeline.ignore import LinkFilter
+from pipeline.models import (
+    Change,
+    ExitCode,
+    FileError,
+    HostKey,
+    LinkResult,
+    Observation,
+    RunOptions,
+    Snapshot,
+    UrlHistory,
+    Validators,
+)
+from pipeline.plan import Counts, Plan
+from pipeline.readpass import Corpus
+
+
+@dataclass
+class Run:
+    """What one run gathers as its stages go; the report is built from it once, at the end."""
+
+    settings: Settings
+    options: RunOptions
+    out: TextIO
+    store: HistoryStore
+    rules: LinkFilter
+    started: datetime
+    run_id: str
+    mode: str
+    kind: str = "complete"
+    corpus: Corpus = field(default_factory=Corpus)
+    plan: Plan = field(default_factory=lambda: Plan([], set(), set(), {}))
+    history: dict[str, UrlHistory] = field(default_factory=dict)
+    due: list[str] = field(default_factory=list)
+    fetch_body: dict[str, int] = field(default_factory=dict)
+    validators: dict[str, Validators] = field(default_factory=dict)
+    known_good: set[HostKey] = field(default_factory=set)
+    extra: list[str] = field(default_factory=list)  # baseline and canary URLs: only to judge our network
+    canaries: list[str] = field(default_factory=list)
+    counts: Counts = field(default_factory=lambda: Counts(0, 0, 0, 0, 0, 0))
+    temp_removed: int = 0
+    exit_code: ExitCode = ExitCode.OK
+    outage: str | None = None
+    results: dict[str, LinkResult] = field(default_factory=dict)
+    evidence_now: dict[str, Observation] = field(default_factory=dict)
+    host_stats: dict[str, HostStats] = field(default_factory=dict)
+    copies: dict[str, Snapshot] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    discovered: list[Change] = field(default_factory=list)
+    write_errors: list[FileError] = field(default_factory=list)
+    refused_pages: list[tuple[str, str]] = field(default_factory=list)
+    progress: Progress | None = None
+    checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
