@@ -6,7 +6,15 @@ Returns: a :class:`Corpus`; a file that cannot be read becomes a ``FileError`` a
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
 import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,11 +22,14 @@ from pipeline import decide
 from pipeline.config import Settings
 from pipeline.corpus import discover, read_article
 from pipeline.errors import FrontMatterError
+from pipeline.health.history import HistoryStore
 from pipeline.links import extract_refs
 from pipeline.models import (
     FileError,
     LinkRef,
 )
+
+_ENTRY_VERSION = "1"  # bump when an entry's shape or what the read pass extracts changes
 
 
 @dataclass
@@ -33,31 +44,145 @@ class Corpus:
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
 
-def collect(settings: Settings, stop: threading.Event | None = None) -> Corpus:
+def collect(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    store: HistoryStore | None = None,
+    *,
+    force: bool = False,
+    record: bool = False,
+    prune: bool = False,
+) -> Corpus:
     """Discover, read and extract refs from every article; bad files become FileErrors.
 
+    With ``store``, a file whose size, mtime and inode are those it had when last read (with the same
+    settings) is not parsed: its entry comes from the history; ``force`` parses every file. ``record``
+    stores the entries of the files parsed now; ``prune`` forgets files no longer found (a whole corpus).
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = Corpus()
-    for found in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
+    key = settings_digest(settings)
+    known = store.load_files(key) if store is not None and not force else {}
+    # A file modified within a second of the read could change again unseen within the same mtime tick.
+    settled_before = time.time_ns() - 1_000_000_000
+    found: list[Path | FileError] = []
+    stats: dict[Path, tuple[int, int, int]] = {}
+    for item in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
-        if isinstance(found, FileError):
-            corpus.errors.append(found)
+        found.append(item)
+        if isinstance(item, Path):
+            with contextlib.suppress(OSError):  # read_article reports it
+                info = item.stat()
+                stats[item] = (info.st_size, info.st_mtime_ns, info.st_ino)
+    unchanged = [p for p in stats if known.get(os.fsencode(p)) == stats[p]]
+    stored = store.file_entries(map(os.fsencode, unchanged)) if store is not None and unchanged else {}
+    entries: dict[Path, str | FileError] = {
+        p: stored[os.fsencode(p)] for p in unchanged if os.fsencode(p) in stored
+    }
+    to_parse = [item for item in found if isinstance(item, Path) and item not in entries]
+    parsed = dict(zip(to_parse, _parse_all(to_parse, settings, stop), strict=False))
+    entries.update(parsed)
+    for item in found:
+        if isinstance(item, FileError):
+            corpus.errors.append(item)
             continue
-        try:
-            article = read_article(found, settings.corpus.max_file_bytes)
-        except FrontMatterError as exc:
-            corpus.errors.append(file_error(found, exc))
+        entry = entries.get(item)
+        if entry is None:  # stopped before it was read
+            break
+        if isinstance(entry, FileError):
+            corpus.errors.append(entry)
             continue
-        corpus.paths.append(article.path)
-        corpus.refs[article.path] = extract_refs(
-            article.path, article.doc.data, settings.links, article.doc.line_of
-        )
-        corpus.sketches[article.path] = decide.sketch(article.doc.data, settings)
-        if decide.stale_flags(article.doc.data, corpus.refs[article.path], settings):
-            corpus.revisit.add(article.path)
+        _add(corpus, item, entry)
+    if store is not None and record:
+        rows = [
+            (os.fsencode(p), *stats[p], key, entry)
+            for p, entry in parsed.items()
+            if isinstance(entry, str) and p in stats and stats[p][1] < settled_before
+        ]
+        seen = {os.fsencode(item) for item in found if isinstance(item, Path)}
+        whole = prune and not (stop is not None and stop.is_set())
+        store.record_files(rows, forget=[name for name in known if name not in seen] if whole else ())
     return corpus
+
+
+def settings_digest(settings: Settings) -> str:
+    """A digest of the settings a read-pass entry depends on; another digest means reading again."""
+    text = _ENTRY_VERSION + "".join(
+        section.model_dump_json() for section in (settings.links, settings.metadata, settings.health)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def read_entry(path: Path, settings: Settings) -> str | FileError:
+    """Read and parse one article into its compact entry (JSON text), or the FileError saying why not."""
+    try:
+        article = read_article(path, settings.corpus.max_file_bytes)
+    except FrontMatterError as exc:
+        return file_error(path, exc)
+    data = article.doc.data
+    refs = extract_refs(article.path, data, settings.links, article.doc.line_of)
+    entry = {
+        "r": [[r.field_path, r.url, r.normalized, r.invalid_reason, r.line, list(r.path)] for r in refs],
+        "s": [[list(u.page_urls), list(u.image_urls), u.images_empty] for u in decide.sketch(data, settings)],
+        "v": decide.stale_flags(data, refs, settings),
+    }
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def _add(corpus: Corpus, path: Path, entry: str) -> None:
+    """One article's entry into the corpus, as records."""
+    data = json.loads(entry)
+    corpus.paths.append(path)
+    corpus.refs[path] = [
+        LinkRef(path, field_path, url, normalized, reason, line, tuple(field))
+        for field_path, url, normalized, reason, line, field in data["r"]
+    ]
+    corpus.sketches[path] = tuple(
+        decide.UnitSketch(tuple(pages), tuple(images), empty) for pages, images, empty in data["s"]
+    )
+    if data["v"]:
+        corpus.revisit.add(path)
+
+
+def _parse_all(
+    paths: list[Path], settings: Settings, stop: threading.Event | None
+) -> Iterator[str | FileError]:
+    """Each path's entry, in order: in a process pool when there are many (both cores), else here."""
+    processes = settings.corpus.read_processes or os.cpu_count() or 1
+    if processes < 2 or len(paths) < settings.corpus.pool_min_files:
+        for path in paths:
+            if stop is not None and stop.is_set():
+                return
+            yield read_entry(path, settings)
+        return
+    chunk = max(1, min(200, len(paths) // (processes * 8)))
+    # forkserver: the children are clean processes, whatever threads the parent runs (the daemon's).
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_init_worker, initargs=(settings,)
+    ) as pool:
+        results = pool.map(_read_in_worker, paths, chunksize=chunk)
+        try:
+            for entry in results:
+                if stop is not None and stop.is_set():
+                    return
+                yield entry
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+_worker_settings: Settings | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _worker_settings
+    _worker_settings = settings
+
+
+def _read_in_worker(path: Path) -> str | FileError:
+    assert _worker_settings is not None
+    return read_entry(path, _worker_settings)
 
 
 def file_error(path: Path, exc: Exception) -> FileError:

@@ -140,7 +140,14 @@ def _read(run: Run) -> None:
     """The read pass, the leftovers of a killed run, and the plan of unique URLs."""
     settings, options = run.settings, run.options
     clock = time.perf_counter()
-    run.corpus = collect(settings, options.stop)
+    run.corpus = collect(
+        settings,
+        options.stop,
+        run.store,
+        force=options.force,
+        record=not options.dry_run,
+        prune=not options.partial,
+    )
     corpus = run.corpus
     log.info(
         "read %d articles (%d files failed) in %.1f s",

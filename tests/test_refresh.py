@@ -622,10 +622,14 @@ def test_a_settled_article_is_not_reread_until_its_file_or_evidence_changes(
     tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write pass skips an unchanged file whose evidence is unchanged; an edited file is decided again."""
+    import os
+
     from pipeline import readpass, write
 
     corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md", "b.md"))
     _run(settings, DAY0)  # writes both
+    for path in corpus.iterdir():  # settled long ago: the read pass remembers them
+        os.utime(path, (1_700_000_000, 1_700_000_000))
     _run(settings, DAY0 + timedelta(hours=1))  # both needed nothing: remembered as settled
     reads: list[Path] = []
     real = write.read_article
@@ -641,8 +645,7 @@ def test_a_settled_article_is_not_reread_until_its_file_or_evidence_changes(
 
     _run(settings, DAY0 + timedelta(hours=2))
 
-    write_pass = reads[2:]  # the read pass reads both first
-    assert write_pass == [corpus / "b.md"]
+    assert reads == [corpus / "b.md", corpus / "b.md"]  # the read pass, then the write pass: b alone
     assert f'excerpt: "{DESCRIPTION}"' in (corpus / "b.md").read_text(encoding="utf-8")
 
 
@@ -687,3 +690,38 @@ def test_recheck_with_a_stored_etag_downloads_no_body(local_site: LocalSite, tmp
     assert _statuses(report)[url] == "ok"
     assert report["totals"]["not_modified"] == 1  # type: ignore[index]
     assert DESCRIPTION in (corpus / "b.md").read_text(encoding="utf-8")
+
+
+def test_a_warm_night_parses_no_article_and_changed_evidence_is_still_decided(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged files and evidence: no parse at all; a new article's page metadata still reaches it."""
+    import os
+
+    from pipeline import readpass, write
+
+    corpus, settings = _one_page_corpus(tmp_path, local_site, ("a.md", "b.md"))
+    _run(settings, DAY0)  # writes both
+    for path in corpus.iterdir():  # settled long ago, as on a real night
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    _run(settings, DAY0 + timedelta(hours=1))  # reads both once more: their refs and decisions are stored
+    reads: list[Path] = []
+    real = write.read_article
+
+    def counting(path: Path, limit: int) -> object:
+        reads.append(path)
+        return real(path, limit)
+
+    for stage in (readpass, write):
+        monkeypatch.setattr(stage, "read_article", counting)
+
+    _run(settings, DAY0 + timedelta(hours=2))
+
+    assert reads == []
+    (corpus / "c.md").write_text(f'---\ntitle: c\nexcerpt: ""\nwebUrl: "{local_site.url("/story")}"\n---\n')
+    _run(settings, DAY0 + timedelta(hours=3))
+    assert reads == [corpus / "c.md", corpus / "c.md"]  # read, then decided and written
+    assert f'excerpt: "{DESCRIPTION}"' in (corpus / "c.md").read_text(encoding="utf-8")
+    reads.clear()
+    _run(settings, DAY0 + timedelta(hours=4), force=True)
+    assert sorted(set(reads)) == sorted(corpus.iterdir())  # --force reads every file again

@@ -77,6 +77,14 @@ CREATE TABLE IF NOT EXISTS decided (
     mtime_ns INTEGER NOT NULL,
     evidence TEXT NOT NULL  -- a digest of what that decision read (decide.fingerprint)
 );
+CREATE TABLE IF NOT EXISTS files (  -- each article file's read-pass result, reused while it is unchanged
+    path BLOB PRIMARY KEY,  -- os.fsencode of the path as discovered
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    settings TEXT NOT NULL,  -- a digest of the settings the entry was read with
+    entry TEXT NOT NULL  -- compact JSON of its refs, sketches and revisit flag (pipeline.readpass)
+);
 CREATE TABLE IF NOT EXISTS page_urls (
     url TEXT PRIMARY KEY,  -- a URL as requested (normalized)
     final_url TEXT NOT NULL  -- the page it landed on, a key of pages

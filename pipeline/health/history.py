@@ -255,6 +255,36 @@ class HistoryStore(Database):
         with self._transaction():
             self._db.executemany("INSERT OR REPLACE INTO decided VALUES (?, ?, ?, ?)", batch)
 
+    # ---- files (the read pass's results of unchanged article files) ------------------------------------
+    def load_files(self, settings: str) -> dict[bytes, tuple[int, int, int]]:
+        """Article files read with these settings: path -> (size, mtime_ns, inode) when they were read."""
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, inode FROM files WHERE settings = ?", (settings,)
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    def file_entries(self, paths: Iterable[bytes]) -> dict[bytes, str]:
+        """The stored read-pass entries of those paths."""
+        found: dict[bytes, str] = {}
+        wanted = list(paths)
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT path, entry FROM files WHERE path IN ({marks})", chunk)
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    def record_files(
+        self, rows: Iterable[tuple[bytes, int, int, int, str, str]], forget: Iterable[bytes] = ()
+    ) -> None:
+        """Store read-pass entries (path, size, mtime_ns, inode, settings digest, entry); drop ``forget``."""
+        batch, gone = list(rows), [(path,) for path in forget]
+        if not batch and not gone:
+            return
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", batch)
+            self._db.executemany("DELETE FROM files WHERE path = ?", gone)
+
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.
 

@@ -1,0 +1,153 @@
+"""The read pass: unchanged files come from the history, changed ones are read, the pool equals serial."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from localsite import make_settings
+
+from pipeline import readpass
+from pipeline.config import Settings
+from pipeline.health.history import HistoryStore
+from pipeline.readpass import Corpus, collect
+
+_PAST = 1_700_000_000  # an mtime long before any read: the file has settled
+
+
+def _article(n: int) -> str:
+    related = "".join(
+        f'  - title: r{i}\n    webUrl: "http://127.0.0.1:9/r/{n}/{i}"\n    images:\n'
+        f'      - url: "http://127.0.0.1:9/img/{i}.png"\n'
+        for i in range(2)
+    )
+    flags = "linkHealth:\n  - field: gone\n    url: http://x\n" if n % 5 == 0 else ""
+    return (
+        f'---\ntitle: "a{n}"\nwebUrl: "http://127.0.0.1:9/p/{n}"\noriginalUrl: "not a url {n}"\n'
+        f"images: []\nrelated:\n{related}{flags}---\nBody {n}\n"
+    )
+
+
+def _corpus(tmp_path: Path, count: int) -> tuple[Path, Settings]:
+    root = tmp_path / "c"
+    (root / "sub").mkdir(parents=True)
+    for n in range(count):
+        path = root / ("sub" if n % 3 else ".") / f"a{n:03}.md"
+        path.write_text(_article(n), encoding="utf-8")
+        os.utime(path, ns=(_PAST * 10**9, _PAST * 10**9))
+    (root / "broken.md").write_text("---\ntitle: [unclosed\n---\n", encoding="utf-8")
+    (root / "none.md").write_text("no front-matter\n", encoding="utf-8")
+    return root, make_settings(tmp_path, corpus={"roots": [str(root)]})
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    reads: list[Path] = []
+    real = readpass.read_article
+
+    def counting(path: Path, limit: int) -> object:
+        reads.append(path)
+        return real(path, limit)
+
+    monkeypatch.setattr(readpass, "read_article", counting)
+    return reads
+
+
+def _same(a: Corpus, b: Corpus) -> None:
+    assert a.paths == b.paths
+    assert a.refs == b.refs
+    assert a.sketches == b.sketches
+    assert a.revisit == b.revisit
+    assert a.errors == b.errors
+
+
+def test_an_unchanged_file_is_not_parsed_and_its_refs_come_from_the_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second read of unchanged files parses only the files that failed; the result equals a full read."""
+    root, settings = _corpus(tmp_path, 12)
+    fresh = collect(settings)
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(settings, None, store, record=True)
+        reads = _counting(monkeypatch)
+        again = collect(settings, None, store, record=True)
+    assert sorted(reads) == [root / "broken.md", root / "none.md"]  # failures are never stored
+    _same(again, fresh)
+    assert len(fresh.paths) == 12 and fresh.revisit and len(fresh.errors) == 2
+
+
+def test_a_touched_replaced_or_edited_file_is_read_again_and_force_reads_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new mtime, a new inode (same size and mtime) or a new size means a read; --force reads every file."""
+    root, settings = _corpus(tmp_path, 6)
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(settings, None, store, record=True)
+        touched, replaced, edited = root / "a000.md", root / "sub" / "a001.md", root / "sub" / "a002.md"
+        os.utime(touched, ns=(_PAST * 10**9, (_PAST + 60) * 10**9))
+        twin = replaced.with_name("twin.tmp")
+        twin.write_bytes(replaced.read_bytes())
+        os.utime(twin, ns=(_PAST * 10**9, _PAST * 10**9))
+        os.replace(twin, replaced)  # same bytes, size and mtime: only the inode differs
+        edited.write_text(_article(2).replace("/p/2", "/p/new"), encoding="utf-8")
+        reads = _counting(monkeypatch)
+        corpus = collect(settings, None, store, record=True)
+        assert sorted(reads) == sorted([touched, replaced, edited, root / "broken.md", root / "none.md"])
+        assert "http://127.0.0.1:9/p/new" in {r.normalized for r in corpus.refs[edited]}
+        reads.clear()
+        collect(settings, None, store, force=True)
+    assert len(reads) == 8
+
+
+def test_a_file_modified_within_the_last_second_is_not_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written just now could change again within its mtime tick: it is read again next time."""
+    root, settings = _corpus(tmp_path, 2)
+    (root / "a000.md").write_text(_article(0), encoding="utf-8")
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(settings, None, store, record=True)
+        reads = _counting(monkeypatch)
+        collect(settings, None, store, record=True)
+    assert root / "a000.md" in reads and root / "sub" / "a001.md" not in reads
+
+
+def test_other_settings_or_a_vanished_file_are_not_served_from_the_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries read with other link settings are not reused; a whole read forgets files that are gone."""
+    root, settings = _corpus(tmp_path, 3)
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(settings, None, store, record=True, prune=True)
+        other = make_settings(tmp_path, corpus={"roots": [str(root)]}, links={"nested": []})
+        reads = _counting(monkeypatch)
+        corpus = collect(other, None, store)
+        assert len(reads) == 5 and corpus.refs == collect(other).refs
+        (root / "a000.md").unlink()
+        collect(settings, None, store, record=True, prune=True)
+        assert os.fsencode(root / "a000.md") not in store.load_files(readpass.settings_digest(settings))
+
+
+def test_the_process_pool_read_equals_the_single_process_read(tmp_path: Path) -> None:
+    """Above the threshold the read runs in two processes; paths, refs, sketches, flags and errors equal."""
+    root, _ = _corpus(tmp_path, 40)
+    serial = collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 1}))
+    pooled_settings = make_settings(
+        tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 10}
+    )
+    pooled = collect(pooled_settings)
+    _same(pooled, serial)
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(pooled_settings, None, store, record=True)
+        _same(collect(pooled_settings, None, store), serial)
+
+
+def test_the_pool_is_used_only_above_the_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below pool_min_files the files are parsed in this process; at or above it, in worker processes."""
+    root, _ = _corpus(tmp_path, 10)
+    reads = _counting(monkeypatch)  # only this process's reads are seen
+    collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 13}))
+    assert len(reads) == 12
+    reads.clear()
+    collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 12}))
+    assert reads == []
