@@ -751,3 +751,24 @@ def test_an_edit_never_makes_the_front_matter_larger_than_the_read_limit() -> No
     with pytest.raises(FrontMatterError, match=r"above the read limit of 1048576; not written$"):
         apply(doc, [SetValue(("excerpt",), "A description of some length " * 8)])
     assert apply(doc, [SetValue(("title",), "u")]) != raw  # an edit that fits is still made
+
+
+def test_a_changed_article_costs_one_verifying_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Applying scalar edits to a parsed document composes the YAML once (the check), never the original."""
+    import pipeline.frontmatter.document as document
+
+    doc = parse(
+        b'---\ntitle: a\nexcerpt: ""\nimages:\n  - url: "http://x/i.png"\n    height: 359\n---\nBody\n'
+    )
+    calls: list[str] = []
+    real = splice.compose
+
+    def counting(text: str) -> object:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(splice, "compose", counting)
+    monkeypatch.setattr(document, "compose", counting)
+    new = apply(doc, [SetValue(("excerpt",), "Filled."), SetValue(("images", 0, "height"), 360)])
+    assert b"excerpt: Filled." in new or b'excerpt: "Filled."' in new
+    assert len(calls) == 1

@@ -148,10 +148,14 @@ def apply(doc: Document, edits: Sequence[Edit]) -> bytes:
     if doc._end < 0:  # built by hand (in a test, say) rather than by parse()
         doc = parse(doc.raw)
     text = doc.text
-    try:
-        root = compose(text)
-    except YamlProblem as exc:  # only for a Document not made by parse()
-        raise FrontMatterError(str(exc)) from None
+    # The tree parse() composed is the text's own (nothing edits it): composing it again would cost one
+    # more parse of every changed article.
+    root = doc._root
+    if root is None:
+        try:
+            root = compose(text)
+        except YamlProblem as exc:  # only for a Document not made by parse()
+            raise FrontMatterError(str(exc)) from None
     original = root.data if root is not None and root.kind == "map" else {}
     expected = copy_plain(original)
     for edit in edits:
