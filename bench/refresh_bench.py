@@ -125,7 +125,7 @@ settings = parse_settings({{
     "http": {{"allow_networks": ["127.0.0.0/8"]}},
     "state": {{"dir": {str(work / "state")!r}}},
     "reports": {{"dir": {str(work / "reports")!r}}},
-    **{json.dumps(extra)},
+    **{extra!r},
 }})
 now = datetime(2026, 11, 1, 3, tzinfo=UTC) + timedelta(days={day})
 started = time.perf_counter()

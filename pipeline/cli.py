@@ -375,11 +375,25 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
 @click.option(
     "--rate-limit", is_flag=True, help="One host answers 429 (Retry-After: 2) to 1% of its requests."
 )
-def bench(urls: int, hosts: int, latency_ms: float, per_host: int, no_lychee: bool, rate_limit: bool) -> None:
+@click.option(
+    "--check-only",
+    "check_only",
+    is_flag=True,
+    help="Also time the whole `pipeline refresh --check-only` over one article per URL.",
+)
+def bench(
+    urls: int,
+    hosts: int,
+    latency_ms: float,
+    per_host: int,
+    no_lychee: bool,
+    rate_limit: bool,
+    check_only: bool,
+) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.tools.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit))
+    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only))
 
 
 @main.command()

@@ -1,7 +1,13 @@
 """The read pass: every article file found, read, and reduced to its refs and a sketch of what it needs.
 
-Reads: ``corpus.*`` (roots, patterns, size cap), ``links.*``, ``metadata.*``, ``health.*`` (for the sketch).
+Reads: ``corpus.*`` (roots, patterns, size cap, ``read_processes``, ``pool_min_files``), ``links.*``,
+``metadata.*``, ``health.*`` (for the sketch), and the history's ``files`` table.
 Returns: a :class:`Corpus`; a file that cannot be read becomes a ``FileError`` and the pass goes on.
+
+Each file is reduced to one compact entry (JSON: refs, sketch, revisit flag). An unchanged file (size, mtime,
+inode and settings digest as stored) is not opened: its entry comes from the history. The files to parse
+go through a process pool when there are many, and their entries come back in discovery order, so the
+result is the single-process one.
 """
 
 from __future__ import annotations
