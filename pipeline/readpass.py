@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from pipeline.models import (
     LinkRef,
 )
 
+_BATCH = 500  # files per history query and per transaction
 _ENTRY_VERSION = "1"  # bump when an entry's shape or what the read pass extracts changes
 
 
@@ -81,34 +82,47 @@ def collect(
             with contextlib.suppress(OSError):  # read_article reports it
                 info = item.stat()
                 stats[item] = (info.st_size, info.st_mtime_ns, info.st_ino)
-    unchanged = [p for p in stats if known.get(os.fsencode(p)) == stats[p]]
-    stored = store.file_entries(map(os.fsencode, unchanged)) if store is not None and unchanged else {}
-    entries: dict[Path, str | FileError] = {
-        p: stored[os.fsencode(p)] for p in unchanged if os.fsencode(p) in stored
-    }
-    to_parse = [item for item in found if isinstance(item, Path) and item not in entries]
-    parsed = dict(zip(to_parse, _parse_all(to_parse, settings, stop), strict=False))
-    entries.update(parsed)
-    for item in found:
-        if isinstance(item, FileError):
-            corpus.errors.append(item)
-            continue
-        entry = entries.get(item)
-        if entry is None:  # stopped before it was read
-            break
-        if isinstance(entry, FileError):
-            corpus.errors.append(entry)
-            continue
-        _add(corpus, item, entry)
-    if store is not None and record:
-        rows = [
-            (os.fsencode(p), *stats[p], key, entry)
-            for p, entry in parsed.items()
-            if isinstance(entry, str) and p in stats and stats[p][1] < settled_before
-        ]
-        seen = {os.fsencode(item) for item in found if isinstance(item, Path)}
-        whole = prune and not (stop is not None and stop.is_set())
-        store.record_files(rows, forget=[name for name in known if name not in seen] if whole else ())
+    paths = [item for item in found if isinstance(item, Path)]
+    unchanged = {p for p in paths if p in stats and known.get(os.fsencode(p)) == stats[p]}
+    # Entries are decoded, and new ones stored, a batch at a time: no run holds every entry's text at once.
+    parsing = _parse_all([p for p in paths if p not in unchanged], settings, stop)
+    stopped = False
+    try:
+        for begin in range(0, len(found), _BATCH):
+            batch = found[begin : begin + _BATCH]
+            stored = (
+                store.file_entries(os.fsencode(p) for p in batch if isinstance(p, Path) and p in unchanged)
+                if store is not None and unchanged
+                else {}
+            )
+            rows = []
+            for item in batch:
+                if isinstance(item, FileError):
+                    corpus.errors.append(item)
+                    continue
+                name = os.fsencode(item)
+                entry: str | FileError | None = stored.get(name)
+                if entry is None:
+                    # An unchanged file whose row went away meanwhile is read here, outside the pool's order.
+                    entry = read_entry(item, settings) if item in unchanged else next(parsing, None)
+                    if entry is None:  # the pool stopped on request
+                        stopped = True
+                        break
+                    if isinstance(entry, str) and item in stats and stats[item][1] < settled_before:
+                        rows.append((name, *stats[item], key, entry))
+                if isinstance(entry, FileError):
+                    corpus.errors.append(entry)
+                else:
+                    _add(corpus, item, entry)
+            if store is not None and record:
+                store.record_files(rows)
+            if stopped:
+                break
+    finally:
+        parsing.close()
+    if store is not None and record and prune and not stopped and not (stop is not None and stop.is_set()):
+        seen = {os.fsencode(p) for p in paths}
+        store.record_files((), forget=[name for name in known if name not in seen])
     return corpus
 
 
@@ -153,7 +167,7 @@ def _add(corpus: Corpus, path: Path, entry: str) -> None:
 
 def _parse_all(
     paths: list[Path], settings: Settings, stop: threading.Event | None
-) -> Iterator[str | FileError]:
+) -> Generator[str | FileError, None, None]:
     """Each path's entry, in order: in a process pool when there are many (both cores), else here."""
     processes = settings.corpus.read_processes or os.cpu_count() or 1
     if processes < 2 or len(paths) < settings.corpus.pool_min_files:
