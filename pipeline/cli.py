@@ -28,7 +28,7 @@ from pipeline.errors import ConfigError, PathUnusable
 from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
-from pipeline.report.runs import run_start, runs_table
+from pipeline.report.runs import run_start, runs_table, stored_report
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:  # imported when a command needs it: `pipeline --help` stays fast
     from pipeline.health.history import HistoryStore
+    from pipeline.runreport import RunReport
 
 
 def _common(func: F) -> F:
@@ -302,8 +303,8 @@ def report(
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
 
-    def read(store: HistoryStore) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        document = store.get_report(run_id)
+    def read(store: HistoryStore) -> tuple[RunReport | None, list[dict[str, Any]]]:
+        document = stored_report(store.get_report(run_id))
         # The chart of a past run ends at that run: the runs after it did not exist yet.
         return document, store.list_runs(settings.reports.trend_runs, until=run_start(document))
 

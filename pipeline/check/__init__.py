@@ -49,13 +49,14 @@ import httpx
 
 from pipeline.accept import HostRules
 from pipeline.check.attempt import _Checker, _host_port
-from pipeline.check.hosts import HostControl, HostStats
+from pipeline.check.hosts import HostControl
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, add_probes
 from pipeline.config import Settings
 from pipeline.errors import Interrupted
 from pipeline.models import Observation, Outcome, Validators, host_key
+from pipeline.runreport import HostStats
 
 
 def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], dict[str, Observation]]:
