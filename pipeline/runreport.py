@@ -13,7 +13,7 @@ gives their absence. Values are copied as they are (a report is data for people,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,27 +57,11 @@ class HostStats:
         return self.host.removesuffix(":80").removesuffix(":443")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "host": self.host,
-            "got_429": self.got_429,
-            "got_503": self.got_503,
-            "pauses": self.pauses,
-            "paused_seconds": self.paused_seconds,
-            "lowest_concurrency": self.lowest_concurrency,
-            "not_modified": self.not_modified,
-        }
+        return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> HostStats:
-        return cls(
-            data["host"],
-            data["got_429"],
-            data["got_503"],
-            data["pauses"],
-            data["paused_seconds"],
-            data["lowest_concurrency"],
-            data["not_modified"],
-        )
+        return cls(data["host"], *(data[name] for name in POLITENESS_FIELDS))
 
 
 POLITENESS_FIELDS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_concurrency", "not_modified")
@@ -85,6 +69,8 @@ POLITENESS_FIELDS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_c
 
 @dataclass(frozen=True, slots=True)
 class ArchiveCopy:
+    """An archive's copy of a dead link (``timestamp``: when it was taken, YYYYMMDDhhmmss)."""
+
     url: str
     timestamp: str | None = None
 
@@ -214,14 +200,24 @@ class ChangeRow:
 
 @dataclass(frozen=True, slots=True)
 class RefusedPage:
+    """A page whose metadata was not used, and why."""
+
     url: str
     reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"url": self.url, "reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
 class FileErrorRow:
+    """A file that could not be read, parsed or written (``article``, ``message``: printable text)."""
+
     article: str
     message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"article": self.article, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +283,10 @@ class Totals:
 
 @dataclass(frozen=True, slots=True)
 class OutageStreak:
-    runs: int
-    since: str
+    """An outage run: the complete runs in a row (this one included) that were outages, since when."""
+
+    runs: int  # at least 1: this run
+    since: str  # RFC 3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,8 +368,8 @@ class RunReport:
             "links": [link.to_json() for link in self.links],
             "changes": [change.to_json() for change in self.changes],
             "discovered": [change.to_json() for change in self.discovered],
-            "refused_pages": [{"url": r.url, "reason": r.reason} for r in self.refused_pages],
-            "errors": [{"article": e.article, "message": e.message} for e in self.errors],
+            "refused_pages": [page.to_json() for page in self.refused_pages],
+            "errors": [error.to_json() for error in self.errors],
             "politeness": [host.to_json() for host in self.politeness],
         }
         return _without(out, self.absent)

@@ -9,14 +9,31 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.config import Settings
+from pipeline.health.history import HistoryStore
 from pipeline.report.files import dump_json
 from pipeline.report.render import render_html, render_markdown
+from pipeline.report.schema import validate_report
 from pipeline.runreport import RunReport
 
 
-def stored_report(document: dict[str, Any] | None) -> RunReport | None:
-    """The history's copy of a report (written by this or any earlier version) as a ``RunReport``."""
-    return None if document is None else RunReport.from_json(document)
+def stored_report(document: dict[str, Any] | None, *, validate: bool = False) -> RunReport | None:
+    """The history's copy of a report (written by this or any earlier version) as a ``RunReport``;
+    ``validate``: checked against the schema first (``ReportInvalid`` names what does not match)."""
+    if document is None:
+        return None
+    if validate:
+        validate_report(document)
+    return RunReport.from_json(document)
+
+
+def read_stored(
+    run_id: str | None, settings: Settings, store: HistoryStore, *, validate: bool = False
+) -> tuple[RunReport | None, list[dict[str, Any]]]:
+    """A run's stored report (the latest finished run's when ``run_id`` is None) and its trend rows."""
+    document = stored_report(store.get_report(run_id), validate=validate)
+    # The chart of a past run ends at that run: the runs after it did not exist yet.
+    return document, store.list_runs(settings.reports.trend_runs, until=run_start(document))
 
 
 def run_start(report: RunReport | None) -> datetime | None:
