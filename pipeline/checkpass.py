@@ -14,7 +14,6 @@ import time
 from collections.abc import Mapping
 
 from pipeline import check, decide
-from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
@@ -28,6 +27,7 @@ from pipeline.models import (
     RunOptions,
     Validators,
 )
+from pipeline.runreport import HostStats
 from pipeline.runstate import Run
 
 log = logging.getLogger("pipeline")

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +29,7 @@ from pipeline.errors import ConfigError, PathUnusable
 from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
-from pipeline.report.runs import run_start, runs_table
+from pipeline.report.runs import runs_table
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -291,23 +292,29 @@ def validate(
     default="md",
     help="md/markdown, json, html, or a CI format (compact, junit, sarif: dead links fail).",
 )
+@click.option("--validate", is_flag=True, help="Check the stored report against the schema first (exit 1).")
 @_common
 def report(
-    run_id: str | None, fmt: str, config_path: Path | None, verbose: bool, quiet: bool, log_format: str | None
+    run_id: str | None,
+    fmt: str,
+    validate: bool,
+    config_path: Path | None,
+    verbose: bool,
+    quiet: bool,
+    log_format: str | None,
 ) -> None:
     """Re-render a past run's report from the history database to standard output."""
-    from pipeline.report.runs import render_stored
+    from pipeline.errors import ReportInvalid
+    from pipeline.report.runs import read_stored, render_stored
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
-
-    def read(store: HistoryStore) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        document = store.get_report(run_id)
-        # The chart of a past run ends at that run: the runs after it did not exist yet.
-        return document, store.list_runs(settings.reports.trend_runs, until=run_start(document))
-
-    document, trend = _read_history(settings, read)
+    try:
+        document, trend = _read_history(settings, partial(read_stored, run_id, settings, validate=validate))
+    except ReportInvalid as exc:
+        click.echo(f"error: {printable(exc)}", err=True)
+        sys.exit(ExitCode.FILES_FAILED)
     if document is None:
         click.echo(f"no such run: {run_id or 'latest'}", err=True)
         sys.exit(ExitCode.FILES_FAILED)

@@ -77,21 +77,20 @@ def run_once(
     except IgnoreFileError as exc:
         click.echo(f"config error: {printable(exc)}", err=True)
         return ExitCode.CONFIG_ERROR
-    totals = outcome.report["totals"]
-    counts = ", ".join(f"{totals[k]} {k}" for k in STATUSES if totals.get(k))
+    run, totals = outcome.report.run, outcome.report.totals
+    counts = ", ".join(f"{totals.count(k)} {k}" for k in STATUSES if totals.count(k))
     where = f"; report: {outcome.report_dir}/report.md" if outcome.report_dir else ""
-    outage = f"; OUTAGE: {outcome.report['run']['outage']}" if outcome.report["run"]["outage"] else ""
-    kind = outcome.report["run"].get("kind", "complete")
+    outage = f"; OUTAGE: {run.outage}" if run.outage else ""
     log.info(
         "run %s%s: %d articles, %d URLs, %d checked (%s), %d changes, %d file errors%s%s",
-        outcome.report["run"]["id"],
-        "" if kind == "complete" else f" ({kind})",
-        totals["articles"],
-        totals["urls"],
-        totals.get("checked", 0),
+        run.id,
+        "" if run.kind == "complete" else f" ({run.kind})",
+        totals.articles,
+        totals.urls,
+        totals.checked or 0,
         counts or "none",
-        totals["changes"],
-        totals["files_failed"],
+        totals.changes,
+        totals.files_failed,
         outage,
         where,
     )

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
@@ -42,6 +42,7 @@ from pipeline.plan import counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
+from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
 from pipeline.write import write_pass
 
@@ -53,14 +54,14 @@ class RunOutcome:
     """What a run produced."""
 
     exit_code: ExitCode
-    report: dict[str, Any]
+    report: RunReport
     report_dir: Path | None
 
 
-def _outage_streak(store: HistoryStore, started: datetime, settings: Settings) -> dict[str, Any]:
+def _outage_streak(store: HistoryStore, started: datetime, settings: Settings) -> OutageStreak:
     """This outage run and the complete outage runs right before it: how many, and since when."""
     before, since = store.outage_streak()
-    return {"runs": before + 1, "since": (since or started).isoformat()}
+    return OutageStreak(before + 1, (since or started).isoformat())
 
 
 def _normalized(url: str) -> str | None:
@@ -220,13 +221,13 @@ def _finish(run: Run) -> RunOutcome:
     streak = None
     if run.outage and run.kind == "complete" and not options.dry_run:
         streak = _outage_streak(store, run.started, settings)
-        if streak["runs"] >= settings.health.outage.max_consecutive > 0:
+        if streak.runs >= settings.health.outage.max_consecutive > 0:
             run.exit_code = ExitCode.OUTAGE_STREAK
             log.error(
                 "the network has been down for %d runs in a row, since %s: fix this machine's network"
                 " (DNS, proxy, firewall); no link has been judged since then",
-                streak["runs"],
-                streak["since"],
+                streak.runs,
+                streak.since,
             )
     finished = options.now()
     run_report = build.build_report(
@@ -249,10 +250,10 @@ def _finish(run: Run) -> RunOutcome:
         host_stats=run.host_stats,
         temp_files_removed=run.temp_removed,
         archive=run.copies,
+        kind=run.kind,
+        outage_streak=streak,
+        checked=run.counts.due,
     )
-    run_report["run"]["kind"] = run.kind
-    run_report["run"]["outage_streak"] = streak
-    run_report["totals"]["checked"] = run.counts.due
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
     store.finish_run(
@@ -260,15 +261,15 @@ def _finish(run: Run) -> RunOutcome:
         finished,
         int(run.exit_code),
         run.outage,
-        run_report["totals"],
-        run_report,
+        run_report.totals.to_json(),
+        run_report.to_json(),
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
     return _write_reports(run, run_report)
 
 
-def _write_reports(run: Run, run_report: dict[str, Any]) -> RunOutcome:
+def _write_reports(run: Run, run_report: RunReport) -> RunOutcome:
     """The report files; when they cannot be written the history (already saved) says so and exit is 6."""
     settings, store = run.settings, run.store
     try:
@@ -282,7 +283,7 @@ def _write_reports(run: Run, run_report: dict[str, Any]) -> RunOutcome:
     except OSError as exc:
         # The history (verdicts, this run's row and report) is already saved: only the files failed.
         run.exit_code = ExitCode.PATH_UNUSABLE
-        run_report["run"]["exit_code"] = int(run.exit_code)
+        run_report = run_report.with_exit_code(int(run.exit_code))
         store.set_exit_code(run.run_id, int(run.exit_code))
         where = exc.filename if isinstance(exc.filename, str) else settings.reports.dir
         log.error(

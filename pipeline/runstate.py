@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
-from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.health.history import HistoryStore
@@ -29,6 +28,7 @@ from pipeline.models import (
 )
 from pipeline.plan import Counts, Plan
 from pipeline.readpass import Corpus
+from pipeline.runreport import HostStats
 
 
 @dataclass

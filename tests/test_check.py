@@ -11,13 +11,13 @@ from typing import Any
 from localsite import Hit, LocalSite, closed_port, make_settings
 
 from pipeline.check import check_links_sync
-from pipeline.check.hosts import HostStats
 from pipeline.check.http import AddressGuard
 from pipeline.check.retry import outcome_for_status, parse_retry_after
 from pipeline.config import Settings
 from pipeline.health.verdict import detect_outage
 from pipeline.links import normalize_url
 from pipeline.models import Observation, Outcome, host_key
+from pipeline.runreport import HostStats
 
 
 def one(settings: Settings, url: str, **kwargs: Any) -> Observation:

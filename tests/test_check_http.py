@@ -11,7 +11,7 @@ import httpx
 import pytest
 from localsite import LocalSite, closed_port, make_settings
 
-from pipeline.check.http import AddressGuard, GuardedResolver, build_client, classify_error
+from pipeline.check.http import AddressGuard, GuardedResolver, Sender, build_transport, classify_error
 from pipeline.errors import AddressRefused
 
 
@@ -75,13 +75,13 @@ def test_guarded_resolver_refuses_names_resolving_to_refused_addresses() -> None
 
 
 def test_classify_real_refused_and_dns_errors(tmp_path: Path) -> None:
-    """Errors raised by the built client for a closed port and a .invalid name are classified."""
+    """Errors raised by the checker's sender for a closed port and a .invalid name are classified."""
     settings = make_settings(tmp_path)
 
     async def error_for(url: str) -> BaseException:
-        async with build_client(settings) as client:
+        async with build_transport(settings) as transport:
             try:
-                await client.head(url)
+                await Sender(transport, settings.http).send("HEAD", url)
             except Exception as exc:
                 return exc
         raise AssertionError("no error")
@@ -108,13 +108,13 @@ def test_classify_timeouts_and_resets_as_transient() -> None:
 
 
 def test_client_sends_user_agent_and_never_follows_redirects(local_site: LocalSite, tmp_path: Path) -> None:
-    """The built client sends the configured User-Agent and returns a 301 as is."""
+    """The checker's sender sends the configured User-Agent and returns a 301 as is."""
     settings = make_settings(tmp_path, http={"user_agent": "ua-test/1"})
     local_site.route("/r", 301, headers={"Location": "/elsewhere"})
 
     async def go() -> int:
-        async with build_client(settings) as client:
-            return (await client.get(local_site.url("/r"))).status_code
+        async with build_transport(settings) as transport:
+            return (await Sender(transport, settings.http).send("GET", local_site.url("/r"))).status_code
 
     assert asyncio.run(go()) == 301
     assert local_site.count("/elsewhere") == 0
@@ -126,9 +126,11 @@ def test_client_keeps_no_cookies(local_site: LocalSite, tmp_path: Path) -> None:
     local_site.route("/c", 200, headers={"Set-Cookie": "session=abc; Path=/"})
 
     async def go() -> None:
-        async with build_client(make_settings(tmp_path)) as client:
-            await client.get(local_site.url("/c"))
-            await client.get(local_site.url("/c"))
+        settings = make_settings(tmp_path)
+        async with build_transport(settings) as transport:
+            sender = Sender(transport, settings.http)
+            for _ in range(2):
+                await (await sender.send("GET", local_site.url("/c"))).aclose()
 
     asyncio.run(go())
     assert all("Cookie" not in hit.headers for hit in local_site.hits)

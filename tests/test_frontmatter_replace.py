@@ -331,7 +331,7 @@ def test_a_run_removes_the_temporary_files_a_killed_run_left(
 
     assert not any(_replace.is_leftover(name) for name in os.listdir(corpus))
     assert (corpus / ".notes.md.swp").exists() and (corpus / ".a0.md.abcdefgh.tmp.keep").exists()
-    assert outcome.report["totals"]["temp_files_removed"] == len(leftovers)
+    assert outcome.report.to_json()["totals"]["temp_files_removed"] == len(leftovers)
     assert f"removed {len(leftovers)} temporary files left by an earlier run" in caplog.text
     for i in range(count):  # every article is whole: old or new, never a mix
         text = (corpus / f"a{i}.md").read_bytes()

@@ -64,8 +64,8 @@ def _corpus(tmp_path: Path, site: LocalSite, dead: int = 1) -> Path:
 def _run(settings: Settings, when: datetime = DAY0) -> dict[str, object]:
     outcome = refresh(settings, RunOptions(now=lambda: when, show_progress=False), io.StringIO())
     assert outcome.exit_code is ExitCode.OK
-    validate_report(outcome.report)
-    return outcome.report
+    validate_report(outcome.report.to_json())
+    return outcome.report.to_json()
 
 
 def _links(report: dict[str, object]) -> dict[str, dict[str, object]]:

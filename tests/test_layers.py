@@ -12,7 +12,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 # The stages (from "pipeline.corpus" to "pipeline.report.*") are in the order the data flows; frontmatter/
 # is the front-matter format itself (parsed when the corpus is read, written at the end), so it sits below.
 LAYERS: list[list[str]] = [
-    ["pipeline", "pipeline._signals", "pipeline.errors", "pipeline.text", "pipeline.models"],
+    [
+        "pipeline",
+        "pipeline._signals",
+        "pipeline.errors",
+        "pipeline.text",
+        "pipeline.models",
+        "pipeline.runreport",
+    ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
     ["pipeline.cron", "pipeline.accept", "pipeline.ignore", "pipeline.config", "pipeline.configfile"],
     ["pipeline.console"],

@@ -104,7 +104,7 @@ def world(local_site: LocalSite, tmp_path: Path) -> tuple[LocalSite, Path, Setti
 def _run(settings: Settings, now: datetime, **options: object) -> dict[str, object]:
     outcome = refresh(settings, RunOptions(now=lambda: now, show_progress=False, **options), io.StringIO())  # type: ignore[arg-type]
     assert outcome.exit_code is ExitCode.OK
-    return outcome.report
+    return outcome.report.to_json()
 
 
 def test_refresh_changes_only_what_the_evidence_supports(world: tuple[LocalSite, Path, Settings]) -> None:
@@ -519,7 +519,7 @@ def test_a_merge_key_article_is_checked_flagged_and_its_own_fields_edited(
     assert "  excerpt: Words from the shared base\n" in text and DESCRIPTION not in text
     assert local_site.url("/img/share.png") in text  # the article's own empty images list was filled
     assert "field: related[0].webUrl" in text
-    errors = outcome.report["errors"]
+    errors = outcome.report.to_json()["errors"]
     assert outcome.exit_code is ExitCode.FILES_FAILED
     assert [e["message"] for e in errors] == [  # type: ignore[index,union-attr]
         "excerpt: the value comes through a merge key (<<); not edited"

@@ -19,13 +19,29 @@ from markdown_it import MarkdownIt
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from pipeline.errors import ReportInvalid
-from pipeline.report.files import write_reports
-from pipeline.report.render import render_html, render_markdown
+from pipeline.report import files as _files
+from pipeline.report import render as _render
 from pipeline.report.schema import load_schema, validate_report
+from pipeline.runreport import RunReport
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPORT_FIXTURES = ["report_typical.json", "report_empty.json", "report_outage.json", "report_hostile.json"]
 STATUSES = ("ok", "redirected", "failing", "dead", "blocked", "invalid", "skipped")
+
+
+def render_markdown(report: dict[str, Any], **options: Any) -> str:
+    """The production renderer on the report record read back from its JSON (as ``pipeline report`` does)."""
+    return _render.render_markdown(RunReport.from_json(report), **options)
+
+
+def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
+    """The production HTML renderer on the report record read back from its JSON."""
+    return _render.render_html(RunReport.from_json(report), trend)
+
+
+def write_reports(report: dict[str, Any], *args: Any, **options: Any) -> Path:
+    """The production writer on the report record read back from its JSON."""
+    return _files.write_reports(RunReport.from_json(report), *args, **options)
 
 
 def _load(name: str) -> dict[str, Any]:

@@ -18,11 +18,17 @@ from localsite import LocalSite, make_settings
 from pipeline.frontmatter.document import parse
 from pipeline.links import extract_refs
 from pipeline.models import RunOptions
-from pipeline.report.formats import render
+from pipeline.report import formats
 from pipeline.runner import refresh
+from pipeline.runreport import RunReport
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+
+
+def render(report: dict[str, object], fmt: str) -> str:
+    """The production CI renderer on the report record read back from its JSON."""
+    return formats.render(RunReport.from_json(report), fmt)
 
 
 def _corpus(tmp_path: Path, site: LocalSite) -> Path:
@@ -85,7 +91,9 @@ def _run_report(tmp_path: Path, site: LocalSite) -> dict[str, object]:
         tmp_path, **{k: v for k, v in data.items() if k in ("http", "health", "metadata")}
     )
     settings = settings.model_copy(update={"corpus": settings.corpus.model_copy(update={"roots": [corpus]})})
-    return refresh(settings, RunOptions(now=lambda: DAY0, show_progress=False), io.StringIO()).report
+    return refresh(
+        settings, RunOptions(now=lambda: DAY0, show_progress=False), io.StringIO()
+    ).report.to_json()
 
 
 def test_ci_run_junit_file_validates_and_fail_on_dead_exits_8(local_site: LocalSite, tmp_path: Path) -> None:

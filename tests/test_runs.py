@@ -207,7 +207,7 @@ def _outage_world(tmp_path: Path) -> Settings:
 
 def _night(settings: Settings, when: datetime, **options: object) -> tuple[ExitCode, dict[str, object]]:
     outcome = refresh(settings, RunOptions(now=lambda: when, show_progress=False, **options), io.StringIO())  # type: ignore[arg-type]
-    return outcome.exit_code, outcome.report
+    return outcome.exit_code, outcome.report.to_json()
 
 
 def test_third_outage_night_in_a_row_exits_7_saying_since_when(

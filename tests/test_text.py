@@ -20,9 +20,10 @@ from pipeline.console import setup_logging
 from pipeline.health.history import HistoryStore
 from pipeline.job import run_once
 from pipeline.models import ExitCode, RunOptions
+from pipeline.report import render as _render
 from pipeline.report.files import dump_json
-from pipeline.report.render import render_html, render_markdown
 from pipeline.runner import refresh
+from pipeline.runreport import RunReport
 from pipeline.text import printable
 
 # Raw control characters that must never reach a terminal or a report: C0 (but the line feed of the text
@@ -59,6 +60,16 @@ def test_printable_escapes_controls_and_undecodable_bytes(raw: str, shown: str) 
     """Controls, name bytes that are not UTF-8, separators and bidi overrides show as visible escapes."""
     assert printable(raw) == shown
     assert printable(shown) == shown  # escaping twice changes nothing more
+
+
+def render_markdown(report: dict[str, Any], **options: Any) -> str:
+    """The production renderer on the report record read back from its JSON (as ``pipeline report`` does)."""
+    return _render.render_markdown(RunReport.from_json(report), **options)
+
+
+def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
+    """The production HTML renderer on the report record read back from its JSON."""
+    return _render.render_html(RunReport.from_json(report), trend)
 
 
 def test_printable_takes_paths_and_bytes() -> None:
@@ -245,7 +256,10 @@ def test_dry_run_plan_and_diff_are_printable(tmp_path: Path, local_site: LocalSi
 
 def test_ci_formats_hold_no_raw_control_characters() -> None:
     """The compact, JSON and SARIF results for CI show hostile names and reasons escaped, never raw."""
-    from pipeline.report.formats import render
+    from pipeline.report.formats import render as render_record
+
+    def render(report: dict[str, Any], fmt: str) -> str:
+        return render_record(RunReport.from_json(report), fmt)
 
     report = _report(f"HTTP 404 {HOSTILE}", f"Title {HOSTILE}", f"dir/{HOSTILE}.md")
 

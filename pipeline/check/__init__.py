@@ -4,8 +4,8 @@ Modules: ``attempt`` (one request and its redirect hops), ``retry`` (pure retry 
 per-host adaptive controller), ``queue`` (host-sharded queue), ``workers`` (the worker pool and soft-404
 probes), ``http`` (the transport, address guard, size caps), ``soft404``.
 
-Reads settings ``http.*`` (through ``pipeline.check.http.build_client``; here: ``max_concurrency``,
-``per_host_concurrency``, ``min_host_interval``, ``total_timeout``, ``max_redirects``,
+Reads settings ``http.*`` (through ``pipeline.check.http.build_transport`` and ``Sender``; here:
+``max_concurrency``, ``per_host_concurrency``, ``min_host_interval``, ``total_timeout``, ``max_redirects``,
 ``max_decompressed_bytes``, ``max_page_bytes``, ``allow_networks``) and ``retry.*``.
 Returns ``dict[url, Observation]``; no httpx object leaves this module, and a failing link is a value,
 never an exception.
@@ -49,13 +49,14 @@ import httpx
 
 from pipeline.accept import HostRules
 from pipeline.check.attempt import _Checker, _host_port
-from pipeline.check.hosts import HostControl, HostStats
+from pipeline.check.hosts import HostControl
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, add_probes
 from pipeline.config import Settings
 from pipeline.errors import Interrupted
 from pipeline.models import Observation, Outcome, Validators, host_key
+from pipeline.runreport import HostStats
 
 
 def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], dict[str, Observation]]:

@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from pipeline.runreport import HostStats
+
 BACKOFF_START = 0.5  # seconds; lychee's first 429 backoff
 BACKOFF_MAX = 30.0  # seconds; lychee's cap
 RECOVER_AFTER = 2  # fewest successes in a row that earn one more slot (else: the current concurrency)
@@ -70,19 +72,6 @@ def quota_reset(headers: Mapping[str, str], wall_now: float) -> float | None:
     if reset >= _EPOCH_FLOOR:
         reset -= wall_now
     return max(0.0, reset)
-
-
-@dataclass(frozen=True, slots=True)
-class HostStats:
-    """What the controller did to one host in a run, for the report's per-host table."""
-
-    host: str
-    got_429: int
-    got_503: int
-    pauses: int
-    paused_seconds: float
-    lowest_concurrency: int
-    not_modified: int
 
 
 @dataclass(slots=True)

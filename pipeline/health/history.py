@@ -25,6 +25,7 @@ from typing import Any
 
 from pipeline.health.database import Database, _dt
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
+from pipeline.runreport import RunReport
 from pipeline.text import iso
 
 RECENT = 10  # statuses kept per URL
@@ -337,10 +338,10 @@ class HistoryStore(Database):
     def set_exit_code(self, run_id: str, exit_code: int) -> None:
         """Correct a finished run's exit code, in its row and its stored report (the report files could
         not be written after the run was saved)."""
-        report = self.get_report(run_id)
+        stored = self.get_report(run_id)
         blob = None
-        if report is not None:
-            report.setdefault("run", {})["exit_code"] = exit_code
+        if stored is not None:
+            report = RunReport.from_json(stored).with_exit_code(exit_code).to_json()
             blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
         with self._transaction():
             self._db.execute(

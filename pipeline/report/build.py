@@ -1,7 +1,8 @@
 """Run data -> the ``report.json`` document (schema in ``pipeline/report/schema.json``).
 
 Reads: the run's verdicts, refs, changes and errors, the previous verdicts from history, and a summary of
-the settings. Returns: a plain dict, ready for JSON; ``report.render`` renders it for people.
+the settings. Returns: the run's ``RunReport`` (built once; ``to_json()`` is report.json), which the
+renderers, the CI formats, the summary line and the history read.
 
 File names and file error messages are stored as printable text (a byte that is not UTF-8 reads ``\xff``,
 a newline ``\n``): names are bytes on Linux, and the report and the history must stay valid UTF-8.
@@ -11,16 +12,37 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.check.hosts import HostStats
 from pipeline.config import Settings
-from pipeline.models import ALIVE, Change, FileError, LinkRef, LinkResult, LinkStatus, Snapshot, host_key
+from pipeline.models import (
+    ALIVE,
+    STATUSES,
+    Change,
+    FileError,
+    LinkRef,
+    LinkResult,
+    LinkStatus,
+    Snapshot,
+    host_key,
+)
+from pipeline.runreport import (
+    ArchiveCopy,
+    ChangeRow,
+    FileErrorRow,
+    HostStats,
+    LinkPlace,
+    LinkRow,
+    OutageStreak,
+    RefusedPage,
+    RunInfo,
+    RunReport,
+    Totals,
+)
 from pipeline.text import iso, printable
-
-SCHEMA_VERSION = 1
 
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
@@ -39,21 +61,21 @@ def _config_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _copy(snapshot: Snapshot | None) -> dict[str, Any] | None:
+def _copy(snapshot: Snapshot | None) -> ArchiveCopy | None:
     if snapshot is None or not snapshot.archive_url:
         return None
-    return {"url": snapshot.archive_url, "timestamp": snapshot.timestamp}
+    return ArchiveCopy(snapshot.archive_url, snapshot.timestamp)
 
 
-def _change(change: Change) -> dict[str, Any]:
-    return {
-        "article": printable(change.article),
-        "field_path": change.field_path,
-        "old": change.old,
-        "new": change.new,
-        "source": change.source,
-        **({"via": change.via} if change.via else {}),
-    }
+def _change(change: Change) -> ChangeRow:
+    return ChangeRow(
+        printable(change.article),
+        change.field_path,
+        change.old,
+        change.new,
+        change.source,
+        change.via or None,
+    )
 
 
 def build_report(
@@ -77,9 +99,12 @@ def build_report(
     temp_files_removed: int = 0,
     archive: Mapping[str, Snapshot] | None = None,
     host_stats: Mapping[str, HostStats] | None = None,
-) -> dict[str, Any]:
-    """The whole report document for one run (``archive``: copies of dead links, by URL; ``host_stats``:
-    the checker's per-host politeness figures)."""
+    kind: str = "complete",
+    outage_streak: OutageStreak | None = None,
+    checked: int | None = None,
+) -> RunReport:
+    """The whole report for one run (``archive``: copies of dead links, by URL; ``host_stats``: the
+    checker's per-host politeness figures; ``checked``: URLs requested because they were due)."""
     where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     lines: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
     invalid: dict[str, str] = {}
@@ -92,7 +117,7 @@ def build_report(
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
 
-    links: list[dict[str, Any]] = []
+    links: list[LinkRow] = []
     for url in sorted(where):
         result = results.get(url)
         if result is None:
@@ -101,73 +126,65 @@ def build_report(
             result = LinkResult(url, status, reason=reason)
         before = previous.get(url)
         links.append(
-            {
-                "url": url,
-                "status": str(result.status),
-                "http_status": result.http_status,
-                "final_url": result.final_url,
-                "redirects": list(result.redirects),
-                "reason": result.reason,
-                "host": host_key(url) if result.status is not LinkStatus.INVALID else "",
-                "previous_status": str(before) if before else None,
-                "first_failed_at": iso(result.first_failed_at),
-                "last_success_at": iso(result.last_success_at),
-                "consecutive_failures": result.consecutive_failures,
-                "checked_at": iso(result.checked_at),
-                "articles": [
-                    {"article": a, "field_paths": paths, "lines": lines[url][a]}
+            LinkRow(
+                url=url,
+                status=str(result.status),
+                http_status=result.http_status,
+                final_url=result.final_url,
+                redirects=tuple(result.redirects),
+                reason=result.reason,
+                host=host_key(url) if result.status is not LinkStatus.INVALID else "",
+                previous_status=str(before) if before else None,
+                first_failed_at=iso(result.first_failed_at),
+                last_success_at=iso(result.last_success_at),
+                consecutive_failures=result.consecutive_failures,
+                checked_at=iso(result.checked_at),
+                articles=tuple(
+                    LinkPlace(a, tuple(paths), tuple(lines[url][a]))
                     for a, paths in sorted(where[url].items())
-                ],
-                "archive": _copy(copies.get(url)),
-            }
+                ),
+                archive=_copy(copies.get(url)),
+            )
         )
 
-    totals: dict[str, int] = {"articles": articles, "files_failed": len(errors), "urls": len(links)}
-    for status in LinkStatus:
-        totals[str(status)] = sum(1 for link in links if link["status"] == status)
-    totals["changes"] = len(changes)
-    totals["temp_files_removed"] = temp_files_removed
-    totals["newly_dead"] = sum(1 for link in links if newly_dead(link["status"], link["previous_status"]))
-    totals["recovered"] = sum(1 for link in links if recovered(link["status"], link["previous_status"]))
-    politeness = [_politeness(stats) for _, stats in sorted((host_stats or {}).items())]
-    totals["not_modified"] = sum(row["not_modified"] for row in politeness)
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run": {
-            "id": run_id,
-            "started_at": started.isoformat(),
-            "finished_at": finished.isoformat(),
-            "duration_seconds": round((finished - started).total_seconds(), 3),
-            "exit_code": exit_code,
-            "mode": mode,
-            "outage": outage,
-            "config": _config_summary(settings),
-        },
-        "totals": totals,
-        "links": links,
-        "changes": [_change(change) for change in changes],
-        "discovered": [_change(change) for change in discovered],
-        "refused_pages": [{"url": url, "reason": reason} for url, reason in refused_pages],
-        "errors": [
-            {"article": printable(error.article), "message": printable(error.message)} for error in errors
-        ],
-        "politeness": politeness,
-    }
-
-
-def _politeness(stats: HostStats) -> dict[str, Any]:
     # The checker keys hosts as host:port; the report's links name them as written (default port omitted).
-    host = stats.host.removesuffix(":80").removesuffix(":443")
-    return {
-        "host": host,
-        "got_429": stats.got_429,
-        "got_503": stats.got_503,
-        "pauses": stats.pauses,
-        "paused_seconds": stats.paused_seconds,
-        "lowest_concurrency": stats.lowest_concurrency,
-        "not_modified": stats.not_modified,
-    }
+    politeness = tuple(
+        replace(stats, host=stats.report_host) for _, stats in sorted((host_stats or {}).items())
+    )
+    totals = Totals(
+        articles=articles,
+        files_failed=len(errors),
+        urls=len(links),
+        by_status={status: sum(1 for link in links if link.status == status) for status in STATUSES},
+        changes=len(changes),
+        temp_files_removed=temp_files_removed,
+        newly_dead=sum(1 for link in links if newly_dead(link.status, link.previous_status)),
+        recovered=sum(1 for link in links if recovered(link.status, link.previous_status)),
+        not_modified=sum(row.not_modified for row in politeness),
+        checked=checked,
+    )
+    run = RunInfo(
+        id=run_id,
+        started_at=started.isoformat(),
+        finished_at=finished.isoformat(),
+        duration_seconds=round((finished - started).total_seconds(), 3),
+        exit_code=exit_code,
+        mode=mode,
+        outage=outage,
+        config=_config_summary(settings),
+        kind=kind,
+        outage_streak=outage_streak,
+    )
+    return RunReport(
+        run=run,
+        totals=totals,
+        links=tuple(links),
+        changes=tuple(_change(change) for change in changes),
+        discovered=tuple(_change(change) for change in discovered),
+        refused_pages=tuple(RefusedPage(url, reason) for url, reason in refused_pages),
+        errors=tuple(FileErrorRow(printable(error.article), printable(error.message)) for error in errors),
+        politeness=politeness,
+    )
 
 
 def newly_dead(status: str, previous: str | None) -> bool:

@@ -1,6 +1,6 @@
 """Report files: atomic writes of report.json/.md/.html into a run folder, the ``latest`` link and pruning.
 
-Reads: a run's report dict and the trend rows. Writes: ``reports/<run id>/``.
+Reads: a run's ``RunReport`` and the trend rows. Writes: ``reports/<run id>/``.
 Settings: ``reports.dir``, ``reports.keep_runs`` (passed in).
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.render import render_html, render_markdown
-from pipeline.report.view import run_kind
+from pipeline.runreport import RunInfo, RunReport
 from pipeline.text import json_text
 
 LATEST = "latest"
@@ -99,13 +99,13 @@ def latest_is_complete(reports_dir: Path) -> bool:
     """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
     try:
         document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
-        return run_kind(document["run"]) == "complete"
+        return RunInfo.from_json(document["run"]).kind == "complete"
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
 def write_reports(
-    report: dict[str, Any],
+    report: RunReport,
     reports_dir: Path,
     trend: list[dict[str, Any]],
     keep_runs: int,
@@ -116,16 +116,17 @@ def write_reports(
 
     With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
 
-    The Markdown and HTML are rendered from the JSON as written, so a later ``pipeline report`` re-render
-    from history shows exactly the same thing. Returns the run folder.
+    The Markdown and HTML are rendered from the JSON as written (read back with ``RunReport.from_json``,
+    as the history's copy is), so a later ``pipeline report`` re-render shows exactly the same thing.
+    Returns the run folder.
     """
-    run_id = str(report["run"]["id"])
+    run_id = str(report.run.id)
     if not _RUN_ID.match(run_id) or run_id == LATEST:
         raise ValueError(f"run.id: {run_id!r} cannot name a report folder (letters, digits, '.', '_', '-')")
     if keep_runs < 1:
         raise ValueError(f"reports.keep_runs: must be at least 1, got {keep_runs}")
-    text = dump_json(report) + "\n"
-    data = json.loads(text)
+    text = dump_json(report.to_json()) + "\n"
+    data = RunReport.from_json(json.loads(text))
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_atomic(run_dir / "report.json", text)

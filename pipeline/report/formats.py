@@ -1,6 +1,6 @@
 """A run's result in the formats CI and link-checker users expect: compact, json, markdown, junit, sarif.
 
-Reads: the report dict the runner builds (``pipeline/report/schema.json``) and the statuses that fail the
+Reads: the run's ``RunReport`` (``pipeline/report/schema.json``) and the statuses that fail the
 job (``--fail-on``; ``dead`` when none is given). Returns text (``render``); ``CiOutput`` prints it or
 replaces ``--output FILE`` with it, and turns ``--fail-on`` matches into exit code 8.
 
@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from pipeline import __version__
 from pipeline.models import STATUSES, ExitCode
+from pipeline.runreport import LinkRow, RunReport
 from pipeline.text import printable
 
 log = logging.getLogger("pipeline")
@@ -50,7 +51,7 @@ _RULES = {
 }
 
 
-def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str:
+def render(report: RunReport, fmt: str, fail_on: Iterable[str] = ()) -> str:
     """The report in ``fmt`` (one of FORMATS); ``fail_on`` picks the statuses that count as failures."""
     failing = frozenset(fail_on) or _DEFAULT_FAILING
     if fmt == "compact":
@@ -58,7 +59,7 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     from pipeline.report.files import dump_json
 
     if fmt == "json":
-        return dump_json(report) + "\n"
+        return dump_json(report.to_json()) + "\n"
     if fmt == "markdown":
         from pipeline.report.render import render_markdown
 
@@ -70,46 +71,43 @@ def render(report: dict[str, Any], fmt: str, fail_on: Iterable[str] = ()) -> str
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
-def matched(report: dict[str, Any], fail_on: Iterable[str]) -> dict[str, int]:
+def matched(report: RunReport, fail_on: Iterable[str]) -> dict[str, int]:
     """How many links have each ``--fail-on`` status (only the statuses with any)."""
-    totals = report["totals"]
-    return {status: int(totals.get(status, 0)) for status in fail_on if totals.get(status, 0)}
+    totals = report.totals
+    return {status: totals.count(status) for status in fail_on if totals.count(status)}
 
 
-def _places(link: dict[str, Any]) -> list[str]:
+def _places(link: LinkRow) -> list[str]:
     out = []
-    for entry in link.get("articles", []):
-        lines = entry.get("lines") or [None] * len(entry["field_paths"])
-        for field_path, line in zip(entry["field_paths"], lines, strict=False):
-            where = f"{entry['article']}:{line}" if line else entry["article"]
+    for entry in link.articles:
+        for field_path, line in zip(entry.field_paths, entry.lines, strict=False):
+            where = f"{entry.article}:{line}" if line else entry.article
             out.append(f"{where} {field_path}")
     return out
 
 
-def _why(link: dict[str, Any]) -> str:
-    return link.get("reason") or (
-        f"HTTP {link['http_status']}" if link.get("http_status") else link["status"]
-    )
+def _why(link: LinkRow) -> str:
+    return link.reason or (f"HTTP {link.http_status}" if link.http_status else link.status)
 
 
-def _compact(report: dict[str, Any]) -> str:
+def _compact(report: RunReport) -> str:
     lines = []
     for status in _SHOWN:
-        for link in report["links"]:
-            if link["status"] != status:
+        for link in report.links:
+            if link.status != status:
                 continue
-            line = f"[{status.upper()}] {link['url']} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
-            if link.get("archive"):
-                line += f"; archived copy: {link['archive']['url']}"
+            line = f"[{status.upper()}] {link.url} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
+            if link.archive:
+                line += f"; archived copy: {link.archive.url}"
             lines.append(printable(line))
-    totals = report["totals"]
-    counts = ", ".join(f"{totals[k]} {k}" for k in STATUSES if totals.get(k))
-    run = report["run"]
-    outage = f"; OUTAGE: {run['outage']}" if run.get("outage") else ""
+    totals = report.totals
+    counts = ", ".join(f"{totals.count(k)} {k}" for k in STATUSES if totals.count(k))
+    run = report.run
+    outage = f"; OUTAGE: {run.outage}" if run.outage else ""
     lines.append(
         printable(
-            f"{totals['urls']} URLs in {totals['articles']} articles: {counts or 'none'}; "
-            f"{totals['files_failed']} file errors{outage}"
+            f"{totals.urls} URLs in {totals.articles} articles: {counts or 'none'}; "
+            f"{totals.files_failed} file errors{outage}"
         )
     )
     return "\n".join(lines) + "\n"
@@ -134,7 +132,7 @@ class CiOutput:
         """The result goes to standard output (so a dry run's plan and diffs go to standard error)."""
         return self.fmt is not None and self.path is None
 
-    def emit(self, report: dict[str, Any]) -> None:
+    def emit(self, report: RunReport) -> None:
         """Print or write the result; a file is replaced whole (never left half-written)."""
         if self.fmt is None:
             return
@@ -147,7 +145,7 @@ class CiOutput:
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, self.path)
 
-    def exit_code(self, report: dict[str, Any], code: int) -> int:
+    def exit_code(self, report: RunReport, code: int) -> int:
         """``--fail-on``: 8 when matching links exist and the run itself ended 0; else ``code``."""
         hits = matched(report, self.fail_on) if self.fail_on else {}
         if hits and code == ExitCode.OK:
@@ -173,11 +171,11 @@ def _junit_time(value: str) -> str:
     return f"{moment.replace(tzinfo=None):%Y-%m-%dT%H:%M:%S}"  # the XSD's pattern: no time zone
 
 
-def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
-    run, links = report["run"], report["links"]
+def _junit(report: RunReport, failing: frozenset[str]) -> str:
+    run, links = report.run, report.links
     root = ET.Element("testsuites")
-    failures = sum(1 for link in links if link["status"] in failing)
-    skipped = sum(1 for link in links if link["status"] in _NOT_CHECKED)
+    failures = sum(1 for link in links if link.status in failing)
+    skipped = sum(1 for link in links if link.status in _NOT_CHECKED)
     suite = ET.SubElement(
         root,
         "testsuite",
@@ -185,20 +183,20 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
             "package": "link-pipeline",
             "id": "0",
             "name": "link-health",
-            "timestamp": _junit_time(run["started_at"]),
+            "timestamp": _junit_time(run.started_at),
             "hostname": "localhost",
             "tests": str(len(links)),
             "failures": str(failures),
             "errors": "0",
             "skipped": str(skipped),
-            "time": f"{float(run['duration_seconds']):.3f}",
+            "time": f"{float(run.duration_seconds):.3f}",
         },
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
-        ("run_id", run["id"]),
-        ("mode", run["mode"]),
-        ("outage", run.get("outage") or ""),
+        ("run_id", run.id),
+        ("mode", run.mode),
+        ("outage", run.outage or ""),
         ("fail_on", ",".join(sorted(failing))),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _xml(value)})
@@ -207,17 +205,17 @@ def _junit(report: dict[str, Any], failing: frozenset[str]) -> str:
             suite,
             "testcase",
             {
-                "name": _token(link["url"]),
+                "name": _token(link.url),
                 # Jenkins splits classname at its last dot into package and class: one dot only.
-                "classname": _token(f"links.{(link.get('host') or 'invalid').replace('.', '_')}"),
+                "classname": _token(f"links.{(link.host or 'invalid').replace('.', '_')}"),
                 "time": "0",
             },
         )
-        status = link["status"]
+        status = link.status
         if status in failing:
             body = [f"{status}: {_why(link)}", *(f"  {place}" for place in _places(link))]
-            if link.get("archive"):
-                body.append(f"archived copy: {link['archive']['url']}")
+            if link.archive:
+                body.append(f"archived copy: {link.archive.url}")
             failure = ET.SubElement(
                 case, "failure", {"message": _xml(f"{status}: {_why(link)}"), "type": status}
             )
@@ -250,7 +248,7 @@ def _folder_uri(folder: Path) -> str:
     return uri if uri.endswith("/") else uri + "/"
 
 
-def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
+def _sarif(report: RunReport, failing: frozenset[str]) -> dict[str, Any]:
     statuses = [s for s in FAIL_ON_CHOICES if s in failing]
     rules = [
         {
@@ -264,23 +262,23 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
     ]
     root = Path.cwd()
     results = []
-    for link in report["links"]:
-        status = link["status"]
+    for link in report.links:
+        status = link.status
         if status not in failing:
             continue
         rule_id, level, _ = _RULES[status]
-        for entry in link.get("articles", []):
-            fields = entry["field_paths"]
-            lines = [line for line in (entry.get("lines") or []) if line]
-            text = f"{status.capitalize()} link {link['url']} ({_why(link)}) in {', '.join(fields)}."
-            if link.get("archive"):
-                text += f" Archived copy: {link['archive']['url']}"
+        for entry in link.articles:
+            fields = list(entry.field_paths)
+            lines = [line for line in entry.lines if line]
+            text = f"{status.capitalize()} link {link.url} ({_why(link)}) in {', '.join(fields)}."
+            if link.archive:
+                text += f" Archived copy: {link.archive.url}"
             location: dict[str, Any] = {
-                "artifactLocation": _artifact_location(entry["article"], root),
+                "artifactLocation": _artifact_location(entry.article, root),
                 # GitHub needs a line to annotate; without one, the front-matter's opening `---`.
                 "region": {"startLine": lines[0] if lines else 1},
             }
-            fingerprint = hashlib.sha256(f"{status}\n{link['url']}\n{entry['article']}".encode()).hexdigest()
+            fingerprint = hashlib.sha256(f"{status}\n{link.url}\n{entry.article}".encode()).hexdigest()
             result: dict[str, Any] = {
                 "ruleId": rule_id,
                 "ruleIndex": statuses.index(status),
@@ -289,15 +287,15 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
                 "locations": [{"physicalLocation": location}],
                 "partialFingerprints": {"linkPipeline/v1": fingerprint},
                 "properties": {
-                    "url": link["url"],
+                    "url": link.url,
                     "status": status,
-                    "httpStatus": link.get("http_status"),
+                    "httpStatus": link.http_status,
                     "fieldPaths": fields,
-                    "archiveUrl": (link.get("archive") or {}).get("url"),
+                    "archiveUrl": link.archive.url if link.archive else None,
                 },
             }
             results.append(result)
-    run = report["run"]
+    run = report.run
     return {
         "$schema": _SARIF_SCHEMA,
         "version": "2.1.0",
@@ -312,12 +310,12 @@ def _sarif(report: dict[str, Any], failing: frozenset[str]) -> dict[str, Any]:
                     }
                 },
                 "originalUriBaseIds": {_SRCROOT: {"uri": _folder_uri(root)}},
-                "automationDetails": {"id": f"link-pipeline/{run['id']}"},
+                "automationDetails": {"id": f"link-pipeline/{run.id}"},
                 "invocations": [
                     {
-                        "executionSuccessful": run["exit_code"] in (0, 1),
-                        "startTimeUtc": run["started_at"],
-                        "endTimeUtc": run["finished_at"],
+                        "executionSuccessful": run.exit_code in (0, 1),
+                        "startTimeUtc": run.started_at,
+                        "endTimeUtc": run.finished_at,
                     }
                 ],
                 "results": results,

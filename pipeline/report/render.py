@@ -1,6 +1,6 @@
 """A run's report as Markdown and as self-contained HTML (Jinja templates in ``templates/``).
 
-Reads: the report dict the runner builds (shape and meaning: ``pipeline/report/schema.json``) and the run
+Reads: the run's ``RunReport`` (meaning of each field: ``pipeline/report/schema.json``) and the run
 history for the HTML trend chart (``HistoryStore.list_runs()``, newest first), through :mod:`.view`.
 Returns: rendered text. Settings: none (``report.files`` writes the files).
 
@@ -32,6 +32,7 @@ from pipeline.report.view import (
     _view,
     _when,
 )
+from pipeline.runreport import LinkRow, RunReport
 from pipeline.text import printable
 
 # --------------------------------------------------------------------------------------------- schema
@@ -91,12 +92,12 @@ def _md_finalize(value: Any) -> Any:
     return _md_text(value)
 
 
-def _md_articles(link: dict[str, Any]) -> _Md:
+def _md_articles(link: LinkRow) -> _Md:
     parts = []
-    articles = link.get("articles") or []
+    articles = link.articles
     for entry in articles[:_MAX_ARTICLES_SHOWN]:
-        fields = ", ".join(_md_code(f) for f in entry.get("field_paths", []))
-        parts.append(_md_code(entry["article"]) + (f" ({fields})" if fields else ""))
+        fields = ", ".join(_md_code(f) for f in entry.field_paths)
+        parts.append(_md_code(entry.article) + (f" ({fields})" if fields else ""))
     if len(articles) > _MAX_ARTICLES_SHOWN:
         parts.append(f"and {len(articles) - _MAX_ARTICLES_SHOWN} more")
     return _Md("<br>".join(parts) if parts else "—")
@@ -163,7 +164,7 @@ _MD_SECTIONS = (
 )
 
 
-def render_markdown(report: dict[str, Any], *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(report: RunReport, *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
     """Markdown for a pull request or an issue: totals, then each non-empty section, most important first.
 
     A section shows at most ``max_rows`` rows; when the whole would pass ``limit`` characters, rows are
@@ -209,7 +210,7 @@ def render_markdown(report: dict[str, Any], *, max_rows: int = 100, limit: int =
     return text
 
 
-def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
+def render_html(report: RunReport, trend: list[dict[str, Any]]) -> str:
     """One self-contained page: the Markdown's sections as sortable, filterable tables, hosts, trend chart."""
     html, _ = _environments()
     script = _asset("report.js")

@@ -1,7 +1,8 @@
 """The JSON Schema of report.json (``schema.json``, shipped in this package) and validation against it.
 
-Reads: a report dict. Returns: nothing, or raises :class:`ReportInvalid` naming the offending
-paths. Settings: none.
+Reads: a report.json document (``RunReport.to_json()``, or the history's stored copy). Returns: nothing,
+or raises :class:`ReportInvalid` naming the offending paths. Settings: none. Used by
+``pipeline report --validate`` (and by the tests on every report they produce).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _error_path(parts: Any) -> str:
 
 def validate_report(report: dict[str, Any]) -> None:
     """Raise ``ReportInvalid`` unless ``report`` matches the schema (formats such as date-time included)."""
-    # Imported here: jsonschema (a dev dependency) is needed only where reports are validated: the tests.
+    # Imported here: jsonschema is needed only where a report is validated (`pipeline report --validate`).
     cls = importlib.import_module("jsonschema").Draft202012Validator
     validator = cls(load_schema(), format_checker=cls.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(report), key=lambda e: [str(p) for p in e.absolute_path])

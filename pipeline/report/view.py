@@ -1,7 +1,8 @@
 """The view model of a report: sections of links, per-host rows, trend geometry, dates and
 durations for people.
 
-Reads: a report dict and the trend rows. Returns: plain dicts and tuples the templates render. Settings: none.
+Reads: a ``RunReport`` and the trend rows (``HistoryStore.list_runs``).
+Returns: plain dicts and tuples the templates render. Settings: none.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from pipeline.models import STATUSES, ExitCode
 from pipeline.report.build import newly_dead, recovered
+from pipeline.runreport import POLITENESS_FIELDS, HostStats, LinkRow, RunReport
 from pipeline.text import printable
 
 _MAX_ARTICLES_SHOWN = 5
@@ -35,75 +37,59 @@ _KIND_NOTES = {
 
 
 def run_kind(run: dict[str, Any]) -> str:
-    """``complete``, ``partial`` or ``interrupted`` (runs recorded before kinds existed are complete)."""
+    """A history run row's kind: ``complete``, ``partial`` or ``interrupted`` (rows recorded before kinds
+    existed are complete)."""
     kind = run.get("kind")
     return kind if kind in _KIND_NOTES else "complete"
 
 
 @dataclass(frozen=True, slots=True)
 class _Sections:
-    newly_dead: list[dict[str, Any]]
-    recovered: list[dict[str, Any]]
-    still_dead: list[dict[str, Any]]
-    failing: list[dict[str, Any]]
-    blocked: list[dict[str, Any]]
-    redirected: list[dict[str, Any]]
-    invalid: list[dict[str, Any]]
+    newly_dead: list[LinkRow]
+    recovered: list[LinkRow]
+    still_dead: list[LinkRow]
+    failing: list[LinkRow]
+    blocked: list[LinkRow]
+    redirected: list[LinkRow]
+    invalid: list[LinkRow]
 
 
-def _sections(links: list[dict[str, Any]]) -> _Sections:
+def _sections(links: tuple[LinkRow, ...]) -> _Sections:
     """Sort the links into the report's sections (a link may be in none, e.g. ok and ok before)."""
-    by_url = sorted(links, key=lambda link: (link.get("host") or "", link["url"]))
-    dead = [lnk for lnk in by_url if lnk["status"] == "dead"]
+    by_url = sorted(links, key=lambda link: (link.host, link.url))
+    dead = [lnk for lnk in by_url if lnk.status == "dead"]
     return _Sections(
-        newly_dead=[lnk for lnk in dead if newly_dead(lnk["status"], lnk.get("previous_status"))],
-        recovered=[lnk for lnk in by_url if recovered(lnk["status"], lnk.get("previous_status"))],
-        still_dead=[lnk for lnk in dead if lnk.get("previous_status") == "dead"],
+        newly_dead=[lnk for lnk in dead if newly_dead(lnk.status, lnk.previous_status)],
+        recovered=[lnk for lnk in by_url if recovered(lnk.status, lnk.previous_status)],
+        still_dead=[lnk for lnk in dead if lnk.previous_status == "dead"],
         failing=sorted(
-            (lnk for lnk in by_url if lnk["status"] == "failing"),
-            key=lambda lnk: -int(lnk.get("consecutive_failures") or 0),
+            (lnk for lnk in by_url if lnk.status == "failing"),
+            key=lambda lnk: -int(lnk.consecutive_failures or 0),
         ),
-        blocked=[lnk for lnk in by_url if lnk["status"] == "blocked"],
+        blocked=[lnk for lnk in by_url if lnk.status == "blocked"],
         redirected=[
-            lnk
-            for lnk in by_url
-            if lnk["status"] == "redirected" and lnk.get("final_url") and lnk["final_url"] != lnk["url"]
+            lnk for lnk in by_url if lnk.status == "redirected" and lnk.final_url and lnk.final_url != lnk.url
         ],
-        invalid=[lnk for lnk in by_url if lnk["status"] == "invalid"],
+        invalid=[lnk for lnk in by_url if lnk.status == "invalid"],
     )
 
 
-def _host(link: dict[str, Any]) -> str:
-    if "host" in link:
-        return str(link["host"] or "")
-    try:
-        return urlsplit(link["url"]).hostname or ""
-    except ValueError:
-        return ""
-
-
-_POLITENESS = ("got_429", "got_503", "pauses", "paused_seconds", "lowest_concurrency", "not_modified")
-
-
-def _hosts(
-    links: list[dict[str, Any]], politeness: list[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
+def _hosts(links: tuple[LinkRow, ...], politeness: tuple[HostStats, ...] = ()) -> list[dict[str, Any]]:
     """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
-    polite = {row["host"]: row for row in politeness or []}
+    polite = {row.host: row for row in politeness}
     table: dict[str, Counter[str]] = {}
     for link in links:
-        host = _host(link)
-        if not host:
+        if not link.host:
             continue
-        counts = table.setdefault(host, Counter())
-        counts[link["status"]] += 1
+        counts = table.setdefault(link.host, Counter())
+        counts[link.status] += 1
         counts["urls"] += 1
     order = sorted(table.items(), key=lambda hc: (-(hc[1]["dead"] + hc[1]["failing"]), -hc[1]["urls"], hc[0]))
     return [
         {
             "host": host,
             **{k: counts[k] for k in ("urls", *STATUSES)},
-            **{k: polite[host][k] for k in _POLITENESS if host in polite},
+            **{k: getattr(polite[host], k) for k in POLITENESS_FIELDS if host in polite},
         }
         for host, counts in order
     ]
@@ -169,24 +155,20 @@ def _value(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any]:
+def _trend(report: RunReport, trend: list[dict[str, Any]]) -> dict[str, Any]:
     """Geometry of the trend chart: one stacked bar per run up to this one, oldest on the left."""
-    run = report["run"]
-    started = _parse_time(run["started_at"])
+    run = report.run
+    started = _parse_time(run.started_at)
     runs = [
         item
         for item in trend
-        if item.get("id") == run["id"]
+        if item.get("id") == run.id
         or (started and (_parse_time(item.get("started_at")) or started) <= started)
     ]
-    if not any(item.get("id") == run["id"] for item in runs):
-        runs.insert(
-            0,
-            {
-                **{k: run.get(k) for k in ("id", "started_at", "exit_code", "outage", "kind")},
-                "totals": report["totals"],
-            },
-        )
+    if not any(item.get("id") == run.id for item in runs):
+        # This run as a history row (the trend's rows are the history's).
+        row = {"id": run.id, "started_at": run.started_at, "exit_code": run.exit_code, "outage": run.outage}
+        runs.insert(0, {**row, "kind": run.kind, "totals": report.totals.to_json()})
     runs.sort(key=lambda item: _parse_time(item.get("started_at")) or _EPOCH, reverse=True)
     runs = runs[:_MAX_TREND_RUNS][::-1]
     layers = (
@@ -222,7 +204,7 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
                 "x": round(x, 1),
                 "w": round(bar_w, 1),
                 "segments": segments,
-                "current": item.get("id") == run["id"],
+                "current": item.get("id") == run.id,
                 "outage": bool(item.get("outage")),
                 "incomplete": run_kind(item) != "complete",
                 "title": f"{item.get('id')} — {_when(item.get('started_at'))}: {tip}"
@@ -248,23 +230,22 @@ def _trend(report: dict[str, Any], trend: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def _view(report: dict[str, Any], trend: list[dict[str, Any]] | None) -> dict[str, Any]:
-    links = report.get("links", [])
-    run = report["run"]
+def _view(report: RunReport, trend: list[dict[str, Any]] | None) -> dict[str, Any]:
+    links = report.links
     return {
         "report": report,
-        "run": run,
-        "totals": report["totals"],
+        "run": report.run,
+        "totals": report.totals,
         "sections": _sections(links),
-        "links": sorted(links, key=lambda lnk: (STATUSES.index(lnk["status"]), lnk["url"])),
-        "changes": report.get("changes", []),
-        "errors": report.get("errors", []),
-        "discovered": report.get("discovered", []),
-        "refused_pages": report.get("refused_pages", []),
-        "hosts": _hosts(links, report.get("politeness")),
+        "links": sorted(links, key=lambda lnk: (STATUSES.index(lnk.status), lnk.url)),
+        "changes": report.changes,
+        "errors": report.errors,
+        "discovered": report.discovered,
+        "refused_pages": report.refused_pages,
+        "hosts": _hosts(links, report.politeness),
         "trend": _trend(report, trend) if trend is not None else None,
-        "exit_label": _exit_label(run["exit_code"]),
-        "kind_note": _KIND_NOTES.get(run_kind(run), ""),
+        "exit_label": _exit_label(report.run.exit_code),
+        "kind_note": _KIND_NOTES.get(report.run.kind, ""),
         "statuses": STATUSES,
         "max_articles": _MAX_ARTICLES_SHOWN,
     }
