@@ -103,7 +103,11 @@ def _write_corpus(root: Path, articles: int, ports: list[int], dead_every: int =
         related = []
         for k in range(3):
             m = (n * 3 + k) % pool
-            page = url(m, f"/gone/{m}") if (dead_every and n % dead_every == 0 and k == 0) else url(m, f"/story/r{m}")
+            page = (
+                url(m, f"/gone/{m}")
+                if (dead_every and n % dead_every == 0 and k == 0)
+                else url(m, f"/story/r{m}")
+            )
             related.append(
                 _RELATED.format(m=m, page=page, image=url(m + 1, f"/img/r{m}.png"), height=360 - (m % 2))
             )

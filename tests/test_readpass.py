@@ -151,3 +151,19 @@ def test_the_pool_is_used_only_above_the_threshold(tmp_path: Path, monkeypatch: 
     reads.clear()
     collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 12}))
     assert reads == []
+
+
+def test_a_stop_request_ends_the_pool_read_with_what_it_has(tmp_path: Path) -> None:
+    """A stop set before the read: the pool read returns an empty corpus and stores nothing."""
+    import threading
+
+    root, _ = _corpus(tmp_path, 20)
+    settings = make_settings(
+        tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 5}
+    )
+    stop = threading.Event()
+    stop.set()
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        corpus = collect(settings, stop, store, record=True, prune=True)
+        assert store.load_files(readpass.settings_digest(settings)) == {}
+    assert corpus.paths == [] and corpus.errors == []
