@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import refresh_bench  # noqa: E402
+import refresh_bench
 
-from pipeline.configfile import parse_settings  # noqa: E402
-from pipeline.readpass import collect  # noqa: E402
+from pipeline.configfile import parse_settings
+from pipeline.readpass import collect
 
 
 def main() -> int:
@@ -49,9 +49,8 @@ def main() -> int:
     for processes, seconds in times.items():
         label = "one process" if processes == 1 else "pool (one per core)"
         runs = " / ".join(f"{s:.2f}" for s in seconds)
-        print(
-            f"{args.articles} {args.kind} articles, {label}: {runs} s (median {statistics.median(seconds):.2f} s)"
-        )
+        median = statistics.median(seconds)
+        print(f"{args.articles} {args.kind} articles, {label}: {runs} s (median {median:.2f} s)")
     return 0
 
 
