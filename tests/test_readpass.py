@@ -167,3 +167,16 @@ def test_a_stop_request_ends_the_pool_read_with_what_it_has(tmp_path: Path) -> N
         corpus = collect(settings, stop, store, record=True, prune=True)
         assert store.load_files(readpass.settings_digest(settings)) == {}
     assert corpus.paths == [] and corpus.errors == []
+
+
+def test_a_read_only_history_from_before_the_files_table_reads_every_file(tmp_path: Path) -> None:
+    """A dry run on an older history (opened read-only, no files table) reads the corpus as usual."""
+    import sqlite3
+
+    _, settings = _corpus(tmp_path, 3)
+    HistoryStore(tmp_path / "h.sqlite").close()
+    with sqlite3.connect(tmp_path / "h.sqlite") as db:
+        db.execute("DROP TABLE files")
+    with HistoryStore(tmp_path / "h.sqlite", read_only=True) as store:
+        corpus = collect(settings, None, store)
+    _same(corpus, collect(settings))

@@ -258,10 +258,16 @@ class HistoryStore(Database):
 
     # ---- files (the read pass's results of unchanged article files) ------------------------------------
     def load_files(self, settings: str) -> dict[bytes, tuple[int, int, int]]:
-        """Article files read with these settings: path -> (size, mtime_ns, inode) when they were read."""
-        rows = self._db.execute(
-            "SELECT path, size, mtime_ns, inode FROM files WHERE settings = ?", (settings,)
-        )
+        """Article files read with these settings: path -> (size, mtime_ns, inode) when they were read.
+
+        Empty for a history opened read-only (a dry run) from before the table existed.
+        """
+        try:
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, inode FROM files WHERE settings = ?", (settings,)
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return {}
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def file_entries(self, paths: Iterable[bytes]) -> dict[bytes, str]:
