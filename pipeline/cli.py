@@ -23,7 +23,15 @@ import click
 
 from pipeline import __version__, _signals
 from pipeline.config import Settings
-from pipeline.configfile import DEFAULT_CONFIG_PATH, load_settings, with_overrides
+from pipeline.configfile import (
+    config_source,
+    describe_config,
+    is_partial_run,
+    load_settings,
+    require_config_file,
+    require_roots,
+    with_overrides,
+)
 from pipeline.console import setup_logging
 from pipeline.errors import ConfigError, PathUnusable
 from pipeline.job import run_once
@@ -60,8 +68,13 @@ def _common(func: F) -> F:
 
 
 def _settings(config_path: Path | None, overrides: dict[str, Any]) -> Settings:
+    return _or_config_error(lambda: with_overrides(load_settings(config_path), overrides))
+
+
+def _or_config_error(step: Callable[[], T]) -> T:
+    """A configuration problem is one line on standard error and exit 3; nothing was done."""
     try:
-        return with_overrides(load_settings(config_path), overrides)
+        return step()
     except ConfigError as exc:
         click.echo(f"config error: {printable(exc)}", err=True)
         sys.exit(ExitCode.CONFIG_ERROR)
@@ -70,49 +83,6 @@ def _settings(config_path: Path | None, overrides: dict[str, Any]) -> Settings:
 def _logging(settings: Settings, verbose: bool, quiet: bool, log_format: str | None) -> None:
     level = "DEBUG" if verbose else settings.logging.level
     setup_logging(log_format or settings.logging.format, level, quiet)
-
-
-def _config_source(config_path: Path | None) -> Path | None:
-    """The configuration file a command reads: --config, else config/pipeline.yaml here, else none."""
-    if config_path is not None:
-        return config_path
-    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
-
-
-def _describe_config(source: Path | None) -> str:
-    if source is None:
-        return f"built-in defaults (no {DEFAULT_CONFIG_PATH} in {Path.cwd()})"
-    return str(source.resolve())
-
-
-def _require_config(source: Path | None, settings_given: bool) -> None:
-    """A run that writes refuses the built-in defaults unless told where to write (exit 3).
-
-    Started from another folder, the defaults would read ./seeds and create state/ and reports/ there.
-    """
-    if source is None and not settings_given:
-        click.echo(
-            f"config error: no configuration file: {DEFAULT_CONFIG_PATH} does not exist in {Path.cwd()}; "
-            "pass --config FILE (or run from the project folder), or give both --state-dir and --reports-dir "
-            "to run on built-in defaults",
-            err=True,
-        )
-        sys.exit(ExitCode.CONFIG_ERROR)
-
-
-def _require_roots(settings: Settings, from_command_line: bool) -> None:
-    """A corpus root that does not exist is a configuration error: a run over it would check nothing."""
-    missing = [root for root in settings.corpus.roots if not root.exists()]
-    if missing:
-        where = "PATH argument" if from_command_line else "corpus.roots"
-        names = ", ".join(repr(str(root)) for root in missing)
-        click.echo(f"config error: {where}: {names} does not exist (in {Path.cwd()})", err=True)
-        sys.exit(ExitCode.CONFIG_ERROR)
-
-
-def _is_partial(paths: tuple[Path, ...], configured: Settings) -> bool:
-    """PATH arguments that are not exactly the configured roots make a partial run (not a night)."""
-    return bool(paths) and {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -210,9 +180,10 @@ def refresh(
     log_format: str | None,
 ) -> None:
     """Check every link of the corpus (PATHS, default: corpus.roots), refresh metadata, write a report."""
-    source = _config_source(config_path)
+    source = config_source(config_path)
     if not dry_run:
-        _require_config(source, state_dir is not None and reports_dir is not None)
+        overridden = state_dir is not None and reports_dir is not None
+        _or_config_error(partial(require_config_file, source, overridden))
     configured = _settings(config_path, {})
     settings = _settings(
         config_path,
@@ -232,7 +203,7 @@ def refresh(
     if _signals.stopped():
         log.warning("stopped by a signal before the run began; nothing was done")
         sys.exit(ExitCode.INTERRUPTED)
-    _require_roots(settings, bool(paths))
+    _or_config_error(partial(require_roots, settings, bool(paths)))
     code = run_once(
         settings,
         stop,
@@ -240,8 +211,8 @@ def refresh(
         dry_run=dry_run,
         force=force,
         quiet=quiet,
-        config=_describe_config(source),
-        partial=_is_partial(paths, configured),
+        config=describe_config(source),
+        partial=is_partial_run(paths, configured),
         output=CiOutput(fmt or ("compact" if output else None), output, fail_on, exclude, include),
     )
     sys.exit(code)
@@ -274,8 +245,8 @@ def validate(
     settings = _settings(config_path, {"corpus.roots": list(paths) or None})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
-    log.info("config: %s", _describe_config(_config_source(config_path)))
-    _require_roots(settings, bool(paths))
+    log.info("config: %s", describe_config(config_source(config_path)))
+    _or_config_error(partial(require_roots, settings, bool(paths)))
     problems, summary = lint(collect(settings))
     for line in problems:
         click.echo(line)
@@ -362,11 +333,11 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
     """Run `refresh` on the cron expression of schedule.cron until stopped (SIGTERM/SIGINT)."""
     from pipeline.scheduler import serve
 
-    source = _config_source(config_path)
-    _require_config(source, False)
+    source = config_source(config_path)
+    _or_config_error(partial(require_config_file, source, False))
     settings = _settings(config_path, {})  # the schedule is validated with the rest of the config
     _logging(settings, verbose, quiet, log_format)
-    config = _describe_config(source)
+    config = describe_config(source)
     if _signals.stopped():
         log.warning("stopped by a signal before the scheduler started")
         sys.exit(ExitCode.INTERRUPTED)

@@ -96,3 +96,44 @@ def with_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
             node = node[key]
         node[leaf] = value
     return parse_settings(data, "command line")
+
+
+def config_source(config_path: Path | None) -> Path | None:
+    """The configuration file a command reads: --config, else config/pipeline.yaml here, else none."""
+    if config_path is not None:
+        return config_path
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def describe_config(source: Path | None) -> str:
+    """The configuration a run names in its first log line."""
+    if source is None:
+        return f"built-in defaults (no {DEFAULT_CONFIG_PATH} in {Path.cwd()})"
+    return str(source.resolve())
+
+
+def require_config_file(source: Path | None, settings_given: bool) -> None:
+    """A run that writes refuses the built-in defaults unless told where to write.
+
+    Started from another folder, the defaults would read ./seeds and create state/ and reports/ there.
+    """
+    if source is None and not settings_given:
+        raise ConfigError(
+            f"no configuration file: {DEFAULT_CONFIG_PATH} does not exist in {Path.cwd()}; "
+            "pass --config FILE (or run from the project folder), or give both --state-dir and --reports-dir "
+            "to run on built-in defaults"
+        )
+
+
+def require_roots(settings: Settings, from_command_line: bool) -> None:
+    """A corpus root that does not exist is a configuration error: a run over it would check nothing."""
+    missing = [root for root in settings.corpus.roots if not root.exists()]
+    if missing:
+        where = "PATH argument" if from_command_line else "corpus.roots"
+        names = ", ".join(repr(str(root)) for root in missing)
+        raise ConfigError(f"{where}: {names} does not exist (in {Path.cwd()})")
+
+
+def is_partial_run(paths: tuple[Path, ...], configured: Settings) -> bool:
+    """PATH arguments that are not exactly the configured roots make a partial run (not a night)."""
+    return bool(paths) and {p.resolve() for p in paths} != {p.resolve() for p in configured.corpus.roots}

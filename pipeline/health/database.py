@@ -158,6 +158,9 @@ class _Transaction:
             raise _unusable(self._path, exc, "write the history database") from exc
 
 
+IN_CHUNK = 500  # values per IN (...) query, below SQLite's variable limit
+
+
 class Database:
     """One SQLite file, opened for writing (schema created, migrated, WAL) or read-only."""
 

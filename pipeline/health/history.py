@@ -1,4 +1,4 @@
-"""Link history and run history in an embedded SQLite database; the only module with SQL.
+"""Link and run history in an embedded SQLite database (with `database` and `readcache`: all the SQL).
 
 Reads settings ``state.database`` (the caller passes the path). Returns ``UrlHistory`` records (``load``),
 run rows (``list_runs``) and stored report JSON (``get_report``). Writes one transaction per batch
@@ -23,17 +23,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.health.database import Database, _dt
+from pipeline.health.database import IN_CHUNK, _dt
+from pipeline.health.readcache import ReadCache
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
 from pipeline.text import iso
 
 RECENT = 10  # statuses kept per URL
-_CHUNK = 500  # URLs per IN (...) query, below SQLite's variable limit
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
 
 
-class HistoryStore(Database):
+class HistoryStore(ReadCache):
     """Link and run history in one SQLite file (created with its folder on first use)."""
 
     # ---- links ------------------------------------------------------------------------------------
@@ -41,8 +41,8 @@ class HistoryStore(Database):
         """Stored history of those URLs that have any."""
         wanted = list(dict.fromkeys(urls))
         found: dict[str, UrlHistory] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
@@ -128,8 +128,8 @@ class HistoryStore(Database):
         wanted = list(dict.fromkeys(urls))
         found: dict[str, Snapshot] = {}
         try:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start : start + IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
                     "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive"
@@ -213,8 +213,8 @@ class HistoryStore(Database):
         """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
         wanted = list(dict.fromkeys(urls))
         found: dict[str, StoredPage] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
@@ -242,55 +242,6 @@ class HistoryStore(Database):
                     image_source=row[14],
                 )
         return found
-
-    def load_decided(self) -> dict[bytes, tuple[int, int, str]]:
-        """Articles that needed no change when last decided: path -> (size, mtime_ns, evidence digest)."""
-        rows = self._db.execute("SELECT path, size, mtime_ns, evidence FROM decided")
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
-
-    def record_decided(self, rows: Iterable[tuple[bytes, int, int, str]]) -> None:
-        """Remember articles that needed no change, with the file's size and mtime and the evidence digest."""
-        batch = list(rows)
-        if not batch:
-            return
-        with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO decided VALUES (?, ?, ?, ?)", batch)
-
-    # ---- files (the read pass's results of unchanged article files) ------------------------------------
-    def load_files(self, settings: str) -> dict[bytes, tuple[int, int, int]]:
-        """Article files read with these settings: path -> (size, mtime_ns, inode) when they were read.
-
-        Empty for a history opened read-only (a dry run) from before the table existed.
-        """
-        try:
-            rows = self._db.execute(
-                "SELECT path, size, mtime_ns, inode FROM files WHERE settings = ?", (settings,)
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return {}
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
-
-    def file_entries(self, paths: Iterable[bytes]) -> dict[bytes, str]:
-        """The stored read-pass entries of those paths."""
-        found: dict[bytes, str] = {}
-        wanted = list(paths)
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT path, entry FROM files WHERE path IN ({marks})", chunk)
-            found.update((row[0], row[1]) for row in rows)
-        return found
-
-    def record_files(
-        self, rows: Iterable[tuple[bytes, int, int, int, str, str]], forget: Iterable[bytes] = ()
-    ) -> None:
-        """Store read-pass entries (path, size, mtime_ns, inode, settings digest, entry); drop ``forget``."""
-        batch, gone = list(rows), [(path,) for path in forget]
-        if not batch and not gone:
-            return
-        with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", batch)
-            self._db.executemany("DELETE FROM files WHERE path = ?", gone)
 
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.
