@@ -6,7 +6,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from pipeline.config import HealthSettings
+from pipeline.errors import PathUnusable
 from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
@@ -299,3 +302,56 @@ def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
         store.record_decided([(name, 45, 123, "digest")])
         store.record_decided([(name, 46, 124, "digest2")])
         assert store.load_decided() == {name: (46, 124, "digest2")}
+
+
+def _version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_an_unversioned_history_is_migrated_in_place(tmp_path: Path) -> None:
+    """A version-0 file (links and runs only, no kind) is upgraded in place: data kept, tables added."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE links (url TEXT PRIMARY KEY, status TEXT NOT NULL, http_status INTEGER,"
+            " final_url TEXT, redirects TEXT NOT NULL DEFAULT '[]', reason TEXT NOT NULL DEFAULT '',"
+            " first_failed_at TEXT, last_success_at TEXT, last_checked_at TEXT,"
+            " consecutive_failures INTEGER NOT NULL DEFAULT 0, failure_kind TEXT,"
+            " recent TEXT NOT NULL DEFAULT '[]', last_run_id TEXT)"
+        )
+        db.execute(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,"
+            " mode TEXT NOT NULL, exit_code INTEGER, outage TEXT, totals TEXT NOT NULL DEFAULT '{}',"
+            " report BLOB)"
+        )
+        db.execute("INSERT INTO links (url, status, recent) VALUES (?, 'dead', '[\"dead\"]')", (URL,))
+        db.execute("INSERT INTO runs (id, started_at, mode) VALUES ('old', ?, 'refresh')", (_T0.isoformat(),))
+    assert _version(path) == 0
+
+    with HistoryStore(path) as store:
+        assert store.schema_version == 2
+        assert store.load([URL])[URL].status == LinkStatus.DEAD
+        [run] = store.list_runs(5)
+        store.record_pages([_page(URL, URL, description="kept")])
+
+    assert run["kind"] == "complete" and _version(path) == 2
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"links", "runs", "archive", "pages", "page_urls", "decided", "files"} <= tables
+    with HistoryStore(path) as store:  # a second open finds it current and changes nothing
+        assert store.schema_version == 2 and store.list_runs(5)[0]["id"] == "old"
+
+
+def test_a_history_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
+    """A file at a schema version above this pipeline's is not touched and gives a clear error."""
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, mode TEXT NOT NULL)")
+        db.execute("PRAGMA user_version = 99")
+
+    with pytest.raises(PathUnusable, match="schema version 99, newer than this pipeline's 2"):
+        HistoryStore(path)
+    assert _version(path) == 99
+    with sqlite3.connect(path) as db:
+        assert {row[1] for row in db.execute("PRAGMA table_info(runs)")} == {"id", "started_at", "mode"}

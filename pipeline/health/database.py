@@ -16,7 +16,10 @@ from typing import Self
 
 from pipeline.errors import PathUnusable
 
-_SCHEMA_VERSION = 1
+# The schema's version, kept in SQLite's user_version. 0: a file from before versions were kept; 1: the
+# versioned schema of the first releases (missing tables were created on open); each later version is one
+# entry of _MIGRATIONS, applied in order, once, in the transaction that records the new version.
+_SCHEMA_VERSION = 2
 
 
 _REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
@@ -92,8 +95,10 @@ CREATE TABLE IF NOT EXISTS page_urls (
 """
 
 
-# Columns added after the first release; added to an older database when it is opened for writing.
-_ADDED_COLUMNS = (("runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
+# Columns added after the first release: (version that added it, table, column, declaration). A file of
+# version 1 may already hold one (version 1 added columns without recording it), so each is added only
+# when missing.
+_MIGRATIONS = ((2, "runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
 
 
 def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
@@ -181,17 +186,42 @@ class Database:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._add_columns()
-            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._migrate()
         except sqlite3.Error as exc:
             raise _unusable(path, exc, "write the history database") from exc
 
-    def _add_columns(self) -> None:
-        for table, column, declaration in _ADDED_COLUMNS:
-            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in present:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    @property
+    def schema_version(self) -> int:
+        """The version this file's schema is at (user_version)."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Upgrade the file in place to _SCHEMA_VERSION; refuse one written by a newer pipeline.
+
+        The new columns and the version in one transaction: a run killed mid-upgrade leaves the file at
+        its old version, and the next open upgrades it again.
+        """
+        found = self.schema_version
+        if found > _SCHEMA_VERSION:
+            self._db.close()
+            raise PathUnusable(
+                self.path,
+                f"the history database is at schema version {found}, newer than this pipeline's"
+                f" {_SCHEMA_VERSION}",
+                "upgrade the pipeline, or point state.dir (--state-dir) at another history",
+            )
+        self._db.executescript(_SCHEMA)  # missing tables; idempotent, so safe outside the transaction
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for version, table, column, declaration in _MIGRATIONS:
+                present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if version > found and column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         """Close the connection."""
