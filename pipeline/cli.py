@@ -316,11 +316,11 @@ def _read_history(settings: Settings, read: Callable[[HistoryStore], T]) -> T:
     """``read`` on the history opened read-only (reading needs no write access); none or unusable: exit."""
     from pipeline.health.history import HistoryStore
 
-    if not settings.state.database.exists():
+    if settings.state.url is None and not settings.state.database.exists():
         click.echo(f"no history yet: {settings.state.database} does not exist", err=True)
         sys.exit(ExitCode.FILES_FAILED)
     try:
-        with HistoryStore(settings.state.database, read_only=True) as store:
+        with HistoryStore(settings.state.database, read_only=True, url=settings.state.url) as store:
             return read(store)
     except PathUnusable as exc:
         click.echo(f"error: {printable(exc)}", err=True)

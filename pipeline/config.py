@@ -308,6 +308,18 @@ class MetadataSettings(_Section):
 
 class StateSettings(_Section):
     dir: Path = Path("state")  # history database and lock file live here
+    # postgresql://user:password@host:port/db: the history in PostgreSQL (shared by workers); unset: the
+    # SQLite file in dir. The lock file stays in dir either way.
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a postgresql://... URL (leave it unset for the SQLite file in state.dir)"
+            )
+        return value
 
     @property
     def database(self) -> Path:

@@ -132,9 +132,9 @@ def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
 
     A dry run must not create the history it promises not to write: an empty one stands in.
     """
-    if options.dry_run and not settings.state.database.exists():
+    if options.dry_run and settings.state.url is None and not settings.state.database.exists():
         return HistoryStore(Path(":memory:"))
-    return HistoryStore(settings.state.database, read_only=options.dry_run)
+    return HistoryStore(settings.state.database, read_only=options.dry_run, url=settings.state.url)
 
 
 def _read(run: Run) -> None:

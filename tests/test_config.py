@@ -102,3 +102,13 @@ def test_overrides_win_and_are_validated() -> None:
     assert settings.corpus.roots == [Path("seeds")]
     with pytest.raises(ConfigError, match=r"http\.per_host_concurrency"):
         with_overrides(Settings(), {"http.per_host_concurrency": 0})
+
+
+def test_state_url_must_name_postgresql(tmp_path: Path) -> None:
+    """state.url accepts a postgresql:// URL and names the key for any other scheme."""
+    path = tmp_path / "c.yaml"
+    path.write_text("state:\n  url: postgresql://u@127.0.0.1/h\n", encoding="utf-8")
+    assert load_settings(path).state.url == "postgresql://u@127.0.0.1/h"
+    path.write_text("state:\n  url: sqlite:///x.db\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"state\.url: .*must be a postgresql://"):
+        load_settings(path)

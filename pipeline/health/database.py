@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from pipeline.errors import PathUnusable
+from pipeline.health import postgres
 
 # The schema's version, kept in SQLite's user_version. 0: a file from before versions were kept; 1: the
 # versioned schema of the first releases (missing tables were created on open); each later version is one
@@ -138,7 +139,7 @@ class _Transaction:
     A database that cannot be written (read-only file or folder, full disk) becomes ``PathUnusable``.
     """
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, db: sqlite3.Connection | postgres.Connection, path: Path) -> None:
         self._db = db
         self._path = path
 
@@ -163,14 +164,33 @@ class _Transaction:
             raise _unusable(self._path, exc, "write the history database") from exc
 
 
+def upsert(key: str, columns: tuple[str, ...]) -> str:
+    """The ``ON CONFLICT`` clause replacing a row's other columns: SQLite and PostgreSQL both read it."""
+    return f" ON CONFLICT ({key}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
+
+
 IN_CHUNK = 500  # values per IN (...) query, below SQLite's variable limit
 
 
 class Database:
     """One SQLite file, opened for writing (schema created, migrated, WAL) or read-only."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, busy_timeout_ms: int = 10_000, *, read_only: bool = False, url: str | None = None
+    ) -> None:
         self.path = path
+        self._postgres = postgres.is_postgres(url)
+        if url is not None and self._postgres:  # state.url: the shared PostgreSQL history
+            self.path = Path(postgres.redacted(url))
+            try:
+                self._db: sqlite3.Connection | postgres.Connection = postgres.Connection(
+                    url, busy_timeout_ms / 1000, read_only=read_only
+                )
+                if not read_only:
+                    self._migrate()
+            except sqlite3.Error as exc:
+                raise _unusable(self.path, exc, "open the history database") from exc
+            return
         if read_only:  # a dry run, `runs`, `report`: no schema change, no journal switch, never blocked
             try:
                 self._db = _connect_read_only(path, busy_timeout_ms)
@@ -193,7 +213,20 @@ class Database:
     @property
     def schema_version(self) -> int:
         """The version this file's schema is at (user_version)."""
+        if isinstance(self._db, postgres.Connection):
+            return postgres.schema_version(self._db)
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _columns(self, table: str) -> set[str]:
+        if isinstance(self._db, postgres.Connection):
+            return postgres.columns(self._db, table)
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _set_version(self) -> None:
+        if isinstance(self._db, postgres.Connection):
+            postgres.set_schema_version(self._db, _SCHEMA_VERSION)
+        else:
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     def _migrate(self) -> None:
         """Upgrade the file in place to _SCHEMA_VERSION; refuse one written by a newer pipeline.
@@ -210,14 +243,16 @@ class Database:
                 f" {_SCHEMA_VERSION}",
                 "upgrade the pipeline, or point state.dir (--state-dir) at another history",
             )
-        self._db.executescript(_SCHEMA)  # missing tables; idempotent, so safe outside the transaction
+        # Missing tables; idempotent, so safe outside the transaction.
+        self._db.executescript(postgres.ddl(_SCHEMA) if self._postgres else _SCHEMA)
         self._db.execute("BEGIN IMMEDIATE")
         try:
+            if self._postgres:  # two coordinators upgrading at once: the second waits, then finds it done
+                self._db.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
             for version, table, column, declaration in _MIGRATIONS:
-                present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                if version > found and column not in present:
+                if version > found and column not in self._columns(table):
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._set_version()
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.health.database import IN_CHUNK, _dt
+from pipeline.health.database import IN_CHUNK, _dt, upsert
 from pipeline.health.readcache import ReadCache
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
@@ -31,6 +31,21 @@ from pipeline.text import iso
 
 RECENT = 10  # statuses kept per URL
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
+_PAGE_COLUMNS = (
+    "description",
+    "description_source",
+    "image_url",
+    "image_width",
+    "image_height",
+    "image_alive",
+    "image_source",
+    "canonical",
+    "amp",
+    "title",
+    "etag",
+    "last_modified",
+    "read_at",
+)
 
 
 class HistoryStore(ReadCache):
@@ -169,10 +184,10 @@ class HistoryStore(ReadCache):
             return
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO pages (final_url, description, description_source, image_url,"
+                "INSERT INTO pages (final_url, description, description_source, image_url,"
                 " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
                 " last_modified, read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + upsert("final_url", _PAGE_COLUMNS),
                 [
                     (
                         p.final_url,
@@ -194,7 +209,7 @@ class HistoryStore(ReadCache):
                 ],
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO page_urls (url, final_url) VALUES (?, ?)",
+                "INSERT INTO page_urls (url, final_url) VALUES (?, ?)" + upsert("url", ("final_url",)),
                 [(p.url, p.final_url) for p in rows],
             )
             self._db.executemany("DELETE FROM page_urls WHERE url = ?", [(u,) for u in forgotten])
@@ -313,7 +328,7 @@ class HistoryStore(ReadCache):
         """
         rows = self._db.execute(
             "SELECT id, started_at, finished_at, exit_code, outage, totals, mode, kind FROM runs"
-            " WHERE ? IS NULL OR started_at <= ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            " WHERE CAST(? AS TEXT) IS NULL OR started_at <= ? ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (iso(until), iso(until), limit),
         )
         return [

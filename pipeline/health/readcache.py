@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from pipeline.health.database import IN_CHUNK, Database
+from pipeline.health.database import IN_CHUNK, Database, upsert
 
 
 class ReadCache(Database):
@@ -28,7 +28,10 @@ class ReadCache(Database):
         if not batch:
             return
         with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO decided VALUES (?, ?, ?, ?)", batch)
+            self._db.executemany(
+                "INSERT INTO decided VALUES (?, ?, ?, ?)" + upsert("path", ("size", "mtime_ns", "evidence")),
+                batch,
+            )
 
     # ---- files (the read pass's results of unchanged article files) ------------------------------------
     def load_files(self, settings: str) -> dict[bytes, tuple[int, int, int]]:
@@ -63,5 +66,9 @@ class ReadCache(Database):
         if not batch and not gone:
             return
         with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", batch)
+            self._db.executemany(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)"
+                + upsert("path", ("size", "mtime_ns", "inode", "settings", "entry")),
+                batch,
+            )
             self._db.executemany("DELETE FROM files WHERE path = ?", gone)

@@ -1,0 +1,129 @@
+"""The history in PostgreSQL (psycopg 3): a connection that speaks the SQL the SQLite history is written in.
+
+Reads: ``state.url`` (``postgresql://...``, passed in). Returns: a connection with SQLite's ``execute`` /
+``executemany`` shape, so `database`, `readcache` and `history` keep one set of queries for both
+backends. The queries are written in the dialect both accept (``ON CONFLICT ... DO UPDATE``, ``?``
+placeholders, which this module turns into psycopg's ``%s``); the DDL is SQLite's with PostgreSQL's
+types, and the schema version lives in a one-row ``schema_version`` table (SQLite keeps it in
+``user_version``). Errors come back as ``sqlite3.OperationalError`` so the callers handle one type.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(url: str | None) -> bool:
+    """Whether ``state.url`` names a PostgreSQL database."""
+    return url is not None and url.startswith(SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def ddl(sqlite_schema: str) -> str:
+    """SQLite's schema in PostgreSQL's types: 64-bit integers (mtime_ns), bytea, an explicit rowid.
+
+    SQLite gives every table a hidden insertion-ordered ``rowid`` the run queries order by; PostgreSQL
+    gets a real one on ``runs``.
+    """
+    text = re.sub(r"\bINTEGER\b", "BIGINT", sqlite_schema)
+    text = re.sub(r"\bBLOB\b", "BYTEA", text)
+    return text.replace(
+        "CREATE TABLE IF NOT EXISTS runs (\n", "CREATE TABLE IF NOT EXISTS runs (\n    rowid BIGSERIAL,\n"
+    )
+
+
+def _sql(query: str) -> str:
+    # No query of the history holds a literal '?' or '%'; a placeholder is always a bare '?'.
+    return query.replace("BEGIN IMMEDIATE", "BEGIN").replace("?", "%s")
+
+
+class Cursor:
+    """The rows of one statement, iterated or fetched like sqlite3's."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._rows)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._rows
+
+
+class Connection:
+    """One psycopg connection in autocommit mode: transactions are the callers' own BEGIN ... COMMIT."""
+
+    def __init__(self, url: str, timeout_s: float, *, read_only: bool) -> None:
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
+            if read_only:
+                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(str(exc).strip()) from exc
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            # No parameters: the simple protocol, which also runs a script of several statements.
+            cursor = self._conn.execute(_sql(query), list(params) or None)
+            rows = cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(str(exc).strip()) from exc
+        return Cursor([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows])
+
+    def executemany(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [list(row) for row in rows]
+        if not batch:
+            return
+        try:
+            with self._conn.cursor() as cursor:
+                cursor.executemany(_sql(query), batch)
+        except psycopg.Error as exc:
+            raise sqlite3.OperationalError(str(exc).strip()) from exc
+
+    def executescript(self, script: str) -> None:
+        """Run a script of statements in one call (the DDL)."""
+        self.execute(script)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def schema_version(db: Connection) -> int:
+    """The version the database's schema is at (0 before the history was created in it)."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def set_schema_version(db: Connection, version: int) -> None:
+    db.execute("DELETE FROM schema_version")
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def columns(db: Connection, table: str) -> set[str]:
+    rows = db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = ?",
+        (table,),
+    )
+    return {row[0] for row in rows}

@@ -1,0 +1,149 @@
+"""The history on a real PostgreSQL server (started by the tests on loopback): the same store as SQLite."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import test_health_history as sqlite_tests
+from pgserver import postgres_server
+from test_runs import _cli, _config, _offline_corpus
+
+from pipeline.errors import PathUnusable
+from pipeline.health.history import HistoryStore
+from pipeline.models import ExitCode
+
+_NAMES = itertools.count()
+
+# The store-level tests of test_health_history, run unchanged against PostgreSQL. Those left out read
+# the SQLite file itself (journal mode, PRAGMA user_version, sqlite_master, its size on disk).
+_SHARED = [
+    name
+    for name in dir(sqlite_tests)
+    if name.startswith("test_")
+    and name
+    not in {
+        "test_creates_folder_schema_and_wal",
+        "test_only_the_newest_reports_are_kept_and_totals_stay",
+        "test_an_older_database_gains_the_run_kind_column",
+        "test_an_unversioned_history_is_migrated_in_place",
+        "test_a_history_from_a_newer_pipeline_is_refused",
+    }
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def new_database(server: str) -> Callable[[], str]:
+    """A fresh, empty database on the server; returns its URL."""
+
+    def create() -> str:
+        name = f"t{next(_NAMES)}"
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return f"{server}/{name}"
+
+    return create
+
+
+@pytest.mark.parametrize("name", _SHARED)
+def test_store_behaves_as_on_sqlite(
+    name: str, new_database: Callable[[], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each SQLite store test passes on PostgreSQL: one database per path the test opens."""
+    databases: dict[Path, str] = {}
+
+    def on_postgres(path: Path, *args: Any, **kwargs: Any) -> HistoryStore:
+        url = databases.setdefault(path, new_database())
+        return HistoryStore(path, *args, url=url, **kwargs)
+
+    monkeypatch.setattr(sqlite_tests, "HistoryStore", on_postgres)
+    getattr(sqlite_tests, name)(tmp_path)
+
+
+def test_large_mtimes_and_any_file_name_round_trip(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """Nanosecond mtimes (beyond 32 bits) and non-UTF-8 names survive PostgreSQL's types."""
+    url = new_database()
+    name, mtime = b"/corpus/x\xff.md", 1_764_558_000_123_456_789
+    with HistoryStore(tmp_path / "unused", url=url) as store:
+        store.record_files([(name, 10, mtime, 2**40, "s", "{}")])
+        assert store.load_files("s") == {name: (10, mtime, 2**40)}
+        assert store.file_entries([name]) == {name: "{}"}
+
+
+def test_an_old_postgres_history_is_migrated(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """A version-1 PostgreSQL history (runs without kind) is upgraded in place and its runs kept."""
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "CREATE TABLE runs (rowid BIGSERIAL, id TEXT PRIMARY KEY, started_at TEXT NOT NULL,"
+            " finished_at TEXT, mode TEXT NOT NULL, exit_code BIGINT, outage TEXT,"
+            " totals TEXT NOT NULL DEFAULT '{}', report BYTEA)"
+        )
+        db.execute(
+            "INSERT INTO runs (id, started_at, mode) VALUES ('old', '2026-11-01T03:00:00+00:00', 'refresh')"
+        )
+        db.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+
+    with HistoryStore(tmp_path / "unused", url=url) as store:
+        assert store.schema_version == 2
+        [run] = store.list_runs(5)
+    assert run["id"] == "old" and run["kind"] == "complete"
+
+
+def test_a_newer_postgres_history_is_refused(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """A database at a newer schema version than this pipeline's gives a clear error, untouched."""
+    url = new_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (7)")
+    with pytest.raises(PathUnusable, match="schema version 7, newer"):
+        HistoryStore(tmp_path / "unused", url=url)
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'runs'"
+        ).fetchone() == (0,)
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    """A state.url nobody listens on is PathUnusable (exit 6) naming the URL without its password."""
+    with pytest.raises(PathUnusable, match=r"127\.0\.0\.1:9/h: cannot open the history database") as caught:
+        HistoryStore(tmp_path / "unused", url="postgresql://u:secret@127.0.0.1:9/h")
+    assert "secret" not in str(caught.value)
+
+
+def test_refresh_and_runs_use_the_postgres_history(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """With state.url set, a refresh records its run in PostgreSQL (no SQLite file) and `runs` lists it."""
+    url = new_database()
+    config = _config(tmp_path, _offline_corpus(tmp_path), state={"dir": str(tmp_path / "state"), "url": url})
+
+    refreshed = _cli("refresh", "--config", str(config), cwd=tmp_path)
+    listed = _cli("runs", "--config", str(config), cwd=tmp_path)
+
+    assert refreshed.returncode == ExitCode.OK, refreshed.stderr
+    assert listed.returncode == ExitCode.OK and "refresh" in listed.stdout, listed.stderr
+    assert not (tmp_path / "state" / "history.sqlite3").exists()
+    with HistoryStore(tmp_path / "unused", url=url, read_only=True) as store:
+        assert len(store.list_runs(5)) == 1
+
+
+def test_refresh_with_an_unreachable_history_exits_6(tmp_path: Path) -> None:
+    """A PostgreSQL history nobody serves stops the run with exit 6 before any article is touched."""
+    corpus = _offline_corpus(tmp_path)
+    before = (corpus / "a.md").read_bytes()
+    state = {"dir": str(tmp_path / "state"), "url": "postgresql://u@127.0.0.1:9/h"}
+    result = _cli("refresh", "--config", str(_config(tmp_path, corpus, state=state)), cwd=tmp_path)
+
+    assert result.returncode == ExitCode.PATH_UNUSABLE, result.stderr
+    assert "127.0.0.1:9/h: cannot open the history database" in result.stderr
+    assert (corpus / "a.md").read_bytes() == before
