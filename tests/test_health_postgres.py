@@ -147,3 +147,20 @@ def test_refresh_with_an_unreachable_history_exits_6(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.PATH_UNUSABLE, result.stderr
     assert "127.0.0.1:9/h: cannot open the history database" in result.stderr
     assert (corpus / "a.md").read_bytes() == before
+
+
+def test_reading_an_empty_postgres_database_is_a_clear_error(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """`runs` on a PostgreSQL database the pipeline never wrote exits 6 saying so, creating nothing."""
+    url = new_database()
+    config = _config(tmp_path, _offline_corpus(tmp_path), state={"dir": str(tmp_path / "state"), "url": url})
+
+    listed = _cli("runs", "--config", str(config), cwd=tmp_path)
+
+    assert listed.returncode == ExitCode.PATH_UNUSABLE, listed.stderr
+    assert "holds no pipeline history yet" in listed.stderr and "Traceback" not in listed.stderr
+    with psycopg.connect(url, autocommit=True) as db:
+        assert db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone() == (0,)

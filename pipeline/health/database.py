@@ -188,6 +188,12 @@ class Database:
                 )
                 if not read_only:
                     self._migrate()
+                elif self._db.execute("SELECT to_regclass('runs')").fetchone() == (None,):
+                    raise PathUnusable(  # reading only: no table is created for a dry run or `runs`
+                        self.path,
+                        "holds no pipeline history yet",
+                        "run `pipeline refresh` once, or check state.url",
+                    )
             except sqlite3.Error as exc:
                 raise _unusable(self.path, exc, "open the history database") from exc
             return
