@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 from localsite import LocalSite
+from test_runs import _cli
 
 from pipeline.lock import run_lock
-
-
-def _cli(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def _config(tmp_path: Path, corpus: Path, **extra: object) -> Path:
