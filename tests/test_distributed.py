@@ -1,0 +1,143 @@
+"""executor: celery on real parts: PostgreSQL and Redis on loopback, 3 real `pipeline worker` processes."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from celeryworkers import worker_config, workers
+from localsite import LocalSite, make_settings
+from pgserver import postgres_server
+from redisserver import redis_server
+from test_refresh import _article, _serve_world
+
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
+from pipeline.errors import ConfigError
+from pipeline.models import ExitCode, RunOptions
+from pipeline.runner import refresh
+
+DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+_NAMES = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    """A Redis of its own: conftest's is flushed per test, which would drop the queues' bindings."""
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def database(pg: str) -> str:
+    """A fresh, empty database; its URL."""
+    name = f"d{next(_NAMES)}"
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{pg}/{name}"
+
+
+@pytest.fixture
+def engine(broker: str, database: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """3 real workers on the broker and database; yields (broker URL, database URL, their logs' folder)."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with workers(worker_config(folder, broker, database), 3, folder):
+        yield broker, database, folder
+
+
+def _checked_by_workers(folder: Path) -> int:
+    """URLs the workers say they checked (their log lines)."""
+    found = re.findall(r"shard \d+ of \w+: (\d+) URLs checked", _logs(folder))
+    return sum(map(int, found))
+
+
+def _logs(folder: Path) -> str:
+    return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("worker*.log")))
+
+
+def _celery(settings: Settings, broker: str, database: str) -> Settings:
+    data = settings.model_dump(mode="json")
+    data["executor"] = "celery"
+    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30}
+    data["state"]["url"] = database
+    return parse_settings(data)
+
+
+def _run(settings: Settings) -> dict[str, Any]:
+    options = RunOptions(now=lambda: DAY0, show_progress=False)
+    outcome = refresh(settings, options, io.StringIO())
+    assert outcome.exit_code is ExitCode.OK
+    return outcome.report.to_json()
+
+
+def _world(site: LocalSite, folder: Path) -> Path:
+    """The end-to-end world of test_refresh, twice over (more URLs, on all four hosts)."""
+    _serve_world(site)
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "park.md").write_text(_article(site), encoding="utf-8")
+    other = _article(site).replace("127.0.0.10", "127.0.0.12").replace("127.0.0.11", "127.0.0.13")
+    (corpus / "other.md").write_text(other, encoding="utf-8")
+    (corpus / "untouched.md").write_text('---\ntitle: "No links"\nyes: on\n---\nbody\n', encoding="utf-8")
+    return corpus
+
+
+def _verdicts(report: dict[str, Any]) -> dict[str, Any]:
+    return {row["url"]: (row["status"], row.get("http_status"), row.get("reason")) for row in report["links"]}
+
+
+def _changes(report: dict[str, Any]) -> list[Any]:
+    return sorted(repr({**change, "article": Path(change["article"]).name}) for change in report["changes"])
+
+
+def _files(corpus: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(corpus.iterdir())}
+
+
+def test_celery_run_equals_the_local_run(
+    engine: tuple[str, str, Path], local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The same corpus and local web give the same verdicts, changes and article bytes on 3 workers."""
+    corpus = _world(local_site, tmp_path / "local")
+    shutil.copytree(corpus, tmp_path / "celery" / "corpus")
+    sections: dict[str, dict[str, object]] = {"health": {"hard": {"runs": 1, "days": 0}}}
+    local = make_settings(tmp_path / "local", corpus={"roots": [str(corpus)]}, **sections)
+    remote = _celery(
+        make_settings(
+            tmp_path / "celery", corpus={"roots": [str(tmp_path / "celery" / "corpus")]}, **sections
+        ),
+        *engine[:2],
+    )
+
+    local_report = _run(local)
+    requests_local = len(local_site.hits)
+    remote_report = _run(remote)
+
+    assert _verdicts(remote_report) == _verdicts(local_report)
+    assert _changes(remote_report) == _changes(local_report) and local_report["changes"]
+    assert _files(tmp_path / "celery" / "corpus") == _files(corpus)
+    assert len(local_site.hits) == 2 * requests_local  # every URL once more, no request twice
+    assert _checked_by_workers(engine[2]) >= len(remote_report["links"])  # the workers did every check
+    with psycopg.connect(engine[1]) as db:  # the coordinator read the workers' rows back and removed them
+        assert db.execute("SELECT count(*) FROM dist_observations").fetchone() == (0,)
+
+
+def test_celery_needs_a_postgres_history(tmp_path: Path) -> None:
+    """executor: celery without state.url is a configuration error that says why."""
+    with pytest.raises(ConfigError, match=r"executor: celery needs state\.url: postgresql://"):
+        parse_settings({"executor": "celery"})
