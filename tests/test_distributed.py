@@ -21,7 +21,9 @@ from test_refresh import _article, _serve_world
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
+from pipeline.distributed.coordinator import check_remote
 from pipeline.errors import ConfigError
+from pipeline.extract.pages import PageReader
 from pipeline.models import ExitCode, RunOptions
 from pipeline.runner import refresh
 
@@ -141,3 +143,37 @@ def test_celery_needs_a_postgres_history(tmp_path: Path) -> None:
     """executor: celery without state.url is a configuration error that says why."""
     with pytest.raises(ConfigError, match=r"executor: celery needs state\.url: postgresql://"):
         parse_settings({"executor": "celery"})
+
+
+def test_per_host_cap_holds_across_workers_when_a_task_is_handed_out_twice(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A task redelivered while its first copy still runs waits on the host leases: never above the cap."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    # One host: one shard, so two workers are idle when the broker hands its task out again.
+    paths = [f"/slow/{n}" for n in range(24)]
+    for path in paths:
+        local_site.route(path, status=200, delay=0.5)
+    urls = [local_site.url(path) for path in paths]
+    settings = _celery(
+        make_settings(tmp_path, http={"per_host_concurrency": 2, "soft404_probe": False}), broker, database
+    )
+    settings = settings.model_copy(
+        update={"celery": settings.celery.model_copy(update={"visibility_timeout": 1.0, "lease_ttl": 2.0})}
+    )
+    config = worker_config(folder, broker, database, visibility_timeout=1.0, lease_ttl=2.0)
+
+    with workers(config, 3, folder), PageReader(set(), set(), _NoProgress()) as digest:
+        observations = check_remote(urls, settings, digest, fetch_body={})
+        logs = _logs(folder)
+
+    assert {obs.outcome.value for obs in observations.values()} == {"success"}
+    assert max(local_site.max_inflight.values()) == 2  # the cap, reached, never passed
+    assert "waiting for host leases another task holds" in logs  # a second copy did run beside the first
+    assert len(local_site.hits) == len(urls)  # and requested nothing: each URL once
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass

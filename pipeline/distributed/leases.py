@@ -60,6 +60,7 @@ class Leases:
         """Take a lease on every host (all or none, retried while another task holds one); False when
         ``give_up()`` says the work is no longer needed (its shard was finished by another copy)."""
         keys = sorted({_PREFIX + host for host in hosts})
+        waited = False
         while True:
             taken = [key for key in keys if self._redis.set(key, self._token, nx=True, px=self._ttl_ms)]
             if len(taken) == len(keys):
@@ -67,6 +68,10 @@ class Leases:
                     self._held = keys
                 return True
             self._release(taken)  # all or none: two copies of a task never each wait on the other's half
+            if not waited:
+                busy = sorted(set(keys) - set(taken))
+                log.info("waiting for host leases another task holds: %s", ", ".join(busy)[:300])
+                waited = True
             if give_up():
                 return False
             time.sleep(_RETRY_S)
