@@ -6,7 +6,8 @@ Why these settings: a task is acknowledged only when it has finished (``task_ack
 its worker process dies (``task_reject_on_worker_lost``), so a worker killed mid-task loses nothing; each
 worker process reserves one task at a time (``worker_prefetch_multiplier=1``), so a long shard never holds
 others hostage on a busy worker; the Redis transport hands an unacknowledged task to another worker after
-``celery.visibility_timeout`` seconds (swept for every quarter of it). Messages are JSON only: no pickle, no code in a message.
+``celery.visibility_timeout`` seconds (swept for every quarter of it). Messages are JSON only: no pickle,
+no code in a message.
 """
 
 from __future__ import annotations
