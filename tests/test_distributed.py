@@ -14,10 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 from celeryworkers import worker_config, workers
-from localsite import LocalSite, make_settings
+from localsite import LocalSite, closed_port, make_settings
 from pgserver import postgres_server
 from redisserver import redis_server
 from test_refresh import _article, _serve_world
+from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
@@ -177,3 +178,72 @@ def test_per_host_cap_holds_across_workers_when_a_task_is_handed_out_twice(
 class _NoProgress:
     def advance(self, n: int = 1) -> None:
         pass
+
+
+def _coordinator(tmp_path: Path, site: LocalSite, state: dict[str, object], broker_url: str) -> Path:
+    corpus = _world(site, tmp_path)
+    celery = {"broker_url": broker_url, "wait_timeout": 2}
+    return _config(tmp_path, corpus, state=state, executor="celery", celery=celery)
+
+
+def _history_runs(url: str) -> int:
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT count(*) FROM runs").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_an_unreachable_broker_is_exit_9_and_touches_nothing(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """No broker at celery.broker_url: after wait_timeout, exit 9 naming it (password masked), files and
+    history untouched."""
+    broker_url = f"redis://:secret@127.0.0.1:{closed_port()}/0"
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker_url)
+    before = _files(tmp_path / "corpus")
+
+    result = _cli("refresh", "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "the broker redis://:***@127.0.0.1:", "cannot be reached for 2 s")
+    assert "secret" not in result.stderr
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0  # the run that could not check anything left no row
+    assert not local_site.hits
+
+
+def test_no_worker_is_exit_9_saying_so(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A broker with no worker on it: after wait_timeout, exit 9 saying no worker answered."""
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+    before = _files(tmp_path / "corpus")
+
+    result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "engine unavailable: no worker answered on redis://127.0.0.1:")
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0
+
+
+def test_executor_flag_overrides_the_config_and_celery_needs_postgres(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """`--executor celery` over a SQLite history is a configuration error (exit 3) that says why."""
+    config = _config(tmp_path, _world(local_site, tmp_path))
+
+    result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
+    assert "executor: celery needs state.url: postgresql://" in result.stderr
+
+
+def test_a_worker_without_a_postgres_history_refuses_to_start(tmp_path: Path) -> None:
+    """`pipeline worker` with no state.url: exit 3 naming the key, no Celery started."""
+    config = tmp_path / "worker.yaml"
+    config.write_text("celery: {broker_url: 'redis://127.0.0.1:9/0'}\n", encoding="utf-8")
+
+    result = _cli("worker", "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
+    assert "state.url: pipeline worker needs a postgresql://" in result.stderr
