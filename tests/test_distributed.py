@@ -6,6 +6,7 @@ import io
 import itertools
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from test_runs import _cli, _config, _one_line_error
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
 from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.observed import Shared
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
 from pipeline.models import ExitCode, RunOptions
@@ -247,3 +249,38 @@ def test_a_worker_without_a_postgres_history_refuses_to_start(tmp_path: Path) ->
 
     assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
     assert "state.url: pipeline worker needs a postgresql://" in result.stderr
+
+
+def test_an_observation_recorded_twice_counts_once(database: str) -> None:
+    """Two deliveries of a task recording the same URL leave one row, the first."""
+    shared = Shared(database, 5)
+    try:
+        shared.open_job("j")
+        shared.record("j", [("http://h/a", "first"), ("http://h/b", "b")])
+        shared.record("j", [("http://h/a", "second")])
+
+        assert sorted(shared.observations("j")) == ["b", "first"]
+        assert shared.progress("j") == (2, 0)
+        assert shared.observed("j", ["http://h/a", "http://h/c"]) == {"http://h/a"}
+    finally:
+        shared.close()
+
+
+def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str) -> None:
+    """Eight connections creating the shared tables at the same moment all succeed."""
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            Shared(database, 5).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
