@@ -91,9 +91,10 @@ class _Dispatch:
         self.deadline = _Deadline(self.celery.wait_timeout, stop)
         self.job = uuid.uuid4().hex
         self.app: Celery = build_app(self.celery, None)
-        self.shared = self._database(lambda: observed.Shared(self.url, self.celery.wait_timeout))
+        self.shared = self.database(lambda: observed.Shared(self.url, self.celery.wait_timeout))
 
-    def _database(self, step: Callable[[], T]) -> T:
+    def database(self, step: Callable[[], T]) -> T:
+        """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
         where = Path(redacted(self.url))
         return self.deadline.retry(
             step,
@@ -160,14 +161,12 @@ class _Dispatch:
         while finished < total_shards:
             if self.stop is not None and self.stop.wait(_POLL_S):
                 raise Interrupted
-            count, finished = self._database(lambda: self.shared_progress())
-            if count != counted or finished:
-                if progress is not None and count > counted:
+            count, finished = self.database(self.shared_progress)
+            if count != counted:
+                if progress is not None:
                     progress.advance(count - counted)
-                if count != counted:
-                    last_change = time.monotonic()
-                counted = count
-            errors = self._database(lambda: self.shared.shard_errors(self.job))
+                counted, last_change = count, time.monotonic()
+            errors = self.database(lambda: self.shared.shard_errors(self.job))
             if errors:
                 shard, error = errors[0]
                 raise EngineUnavailable(f"a worker could not check shard {shard}: {error}")
@@ -218,7 +217,7 @@ def check_remote(
     groups = shards(wanted)
     dispatch = _Dispatch(settings, stop)
     try:
-        dispatch._database(lambda: dispatch.shared.open_job(dispatch.job))
+        dispatch.database(lambda: dispatch.shared.open_job(dispatch.job))
         dispatch.await_workers()
         check_settings = settings.model_dump(mode="json", include={"http", "retry"})
         known = validators or {}
@@ -244,12 +243,17 @@ def check_remote(
         )
         dispatch.send(payloads)
         dispatch.wait(len(groups), progress)
-        rows = dispatch._database(lambda: dispatch.shared.observations(dispatch.job))
-        stats = dispatch._database(lambda: dispatch.shared.host_stats(dispatch.job))
+        rows = dispatch.database(lambda: dispatch.shared.observations(dispatch.job))
+        stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
     finally:
         dispatch.close()
     found = {record.observation.url: record for record in map(codec.decode, rows)}
     observations: dict[str, Observation] = {}
+    missing = [url for url in wanted if url not in found]
+    if missing:  # a worker's bug: the run must not judge a URL nobody checked
+        raise EngineUnavailable(
+            f"the workers recorded no observation of {len(missing)} URLs ({missing[0]} …)"
+        )
     for url in wanted:
         record = found[url]
         observations[url] = record.observation

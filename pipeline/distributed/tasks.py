@@ -40,14 +40,16 @@ class _Silent:
 class _Recorder:
     """Writes each digested observation, with its page metadata or probe, in small batches."""
 
-    def __init__(self, shared: observed.Shared, job: str, reader_of: dict[str, PageReader]) -> None:
-        self._shared, self._job, self._reader_of = shared, job, reader_of
+    def __init__(self, shared: observed.Shared, job: str) -> None:
+        self._shared, self._job = shared, job
+        self.reader: PageReader | None = None  # the reader whose results go with each observation
         self._rows: list[tuple[str, str]] = []
         self._refused_seen = 0
         self._last = time.monotonic()
 
     def __call__(self, obs: Observation) -> None:
-        reader = self._reader_of["reader"]
+        reader = self.reader
+        assert reader is not None
         refused = [reason for url, reason in reader.refused[self._refused_seen :] if url == obs.url]
         self._refused_seen = len(reader.refused)
         record = codec.Observed(
@@ -109,11 +111,10 @@ def _check(
         todo = [url for url in urls if url not in seen]
         fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
-        holder: dict[str, PageReader] = {}
-        recorder = _Recorder(shared, job, holder)
+        recorder = _Recorder(shared, job)
         stats: dict[str, HostStats] = {}
         with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
-            holder["reader"] = reader
+            recorder.reader = reader
             check.check_links_sync(
                 todo,
                 settings,
