@@ -193,7 +193,8 @@ class Database:
                     try:
                         self._migrate()
                     finally:
-                        self._db.execute("SELECT pg_advisory_unlock(hashtext('pipeline.history.schema'))")
+                        with contextlib.suppress(sqlite3.Error):  # closed when a newer schema was refused
+                            self._db.execute("SELECT pg_advisory_unlock(hashtext('pipeline.history.schema'))")
                 elif self._db.execute("SELECT to_regclass('runs')").fetchone() == (None,):
                     raise PathUnusable(  # reading only: no table is created for a dry run or `runs`
                         self.path,
