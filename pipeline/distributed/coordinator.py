@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,7 +124,7 @@ class _Dispatch:
 
     def _workers(self) -> int:
         self._connected()
-        return len(self.app.control.ping(timeout=1.0))
+        return len(self.app.control.ping(timeout=1.0, limit=1))  # one answer is enough: stop waiting
 
     def await_workers(self) -> None:
         """Wait for the broker and for at least one worker to answer."""
@@ -243,11 +243,10 @@ def check_remote(
         )
         dispatch.send(payloads)
         dispatch.wait(len(groups), progress)
-        rows = dispatch.database(lambda: dispatch.shared.observations(dispatch.job))
+        found = dispatch.database(lambda: _collect(dispatch.shared.observations(dispatch.job)))
         stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
     finally:
         dispatch.close()
-    found = {record.observation.url: record for record in map(codec.decode, rows)}
     observations: dict[str, Observation] = {}
     missing = [url for url in wanted if url not in found]
     if missing:  # a worker's bug: the run must not judge a URL nobody checked
@@ -264,6 +263,10 @@ def check_remote(
         for text in stats:
             host_stats.update(codec.decode_stats(text))
     return observations
+
+
+def _collect(rows: Iterable[str]) -> dict[str, codec.Observed]:
+    return {record.observation.url: record for record in map(codec.decode, rows)}
 
 
 def _has_key(url: str) -> bool:
