@@ -23,7 +23,7 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.coordinator import check_remote, shards
 from pipeline.distributed.observed import Shared
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
@@ -284,3 +284,16 @@ def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
+    """Hosts are never split; a shard holds enough hosts for the pool (80 slots / 16 = 5 shards of 40)."""
+    urls = [f"http://h{host}.test/{n}" for host in range(10) for n in range(20)]
+
+    groups = shards(urls, per_host=8, pool=16)
+
+    assert sorted(map(len, groups)) == [40] * 5
+    for host in range(10):
+        assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
+    assert sorted(url for group in groups for url in group) == sorted(urls)
+    assert len(shards(urls, per_host=8, pool=1)) == 10  # never more shards than hosts
