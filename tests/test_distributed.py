@@ -287,13 +287,15 @@ def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str
 
 
 def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
-    """Hosts are never split; a shard holds enough hosts for the pool (80 slots / 16 = 5 shards of 40)."""
-    urls = [f"http://h{host}.test/{n}" for host in range(10) for n in range(20)]
+    """Hosts are never split; no shard holds more host slots than a worker's pool (400 slots / 16 = 25
+    shards of 40 URLs), at least 16 shards as hosts allow, never more than hosts."""
+    urls = [f"http://h{host}.test/{n}" for host in range(50) for n in range(20)]
 
     groups = shards(urls, per_host=8, pool=16)
 
-    assert sorted(map(len, groups)) == [40] * 5
-    for host in range(10):
+    assert sorted(map(len, groups)) == [40] * 25
+    for host in range(50):
         assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
     assert sorted(url for group in groups for url in group) == sorted(urls)
-    assert len(shards(urls, per_host=8, pool=1)) == 10  # never more shards than hosts
+    assert len(shards(urls, per_host=8, pool=1000)) == 16  # a small run still spreads over workers
+    assert len(shards(urls[:60], per_host=8, pool=1000)) == 3  # never more shards than hosts

@@ -36,7 +36,8 @@ from pipeline.runreport import HostStats
 
 log = logging.getLogger("pipeline")
 T = TypeVar("T")
-_MAX_SHARDS = 64  # more shards than worker processes keeps them all busy to the end; few keep tasks cheap
+_MAX_SHARDS = 64  # few shards keep tasks cheap and each worker's pool full
+_MIN_SHARDS = 16  # but at least this many (as hosts allow), so that a few workers share even a small run
 _POLL_S = 0.25
 
 
@@ -44,8 +45,10 @@ def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
     """Whole hosts packed into shards of about equal URL counts (largest host first).
 
     A worker process checks one shard at a time with a pool of ``pool`` (``http.max_concurrency``)
-    requests, at most ``per_host`` per host: a shard holds enough hosts to keep that pool full (a shard of
-    3 hosts at 8 each would leave 104 of 128 places idle), and there are at most ``_MAX_SHARDS``.
+    requests, at most ``per_host`` per host: a shard holds no more hosts than fill that pool (a shard of
+    3 hosts at 8 each would leave 104 of 128 places idle), and there are at least ``_MIN_SHARDS`` (hosts
+    allowing: splitting hosts apart costs no concurrency, a host's own cap is its limit) and at most
+    ``_MAX_SHARDS``.
     """
     by_host: dict[str, list[str]] = {}
     for url in urls:
@@ -55,7 +58,7 @@ def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
             key = ""
         by_host.setdefault(key, []).append(url)
     slots = sum(min(per_host, len(group)) for group in by_host.values())
-    count = max(1, min(len(by_host), _MAX_SHARDS, -(-slots // pool)))
+    count = max(1, min(len(by_host), _MAX_SHARDS, max(-(-slots // pool), _MIN_SHARDS)))
     heap = [(0, index) for index in range(count)]
     groups: list[list[str]] = [[] for _ in range(count)]
     for key in sorted(by_host, key=lambda k: (-len(by_host[k]), k)):
