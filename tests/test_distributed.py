@@ -6,6 +6,7 @@ import io
 import itertools
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -299,3 +300,32 @@ def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     assert sorted(url for group in groups for url in group) == sorted(urls)
     assert len(shards(urls, per_host=8, pool=1000)) == 16  # a small run still spreads over workers
     assert len(shards(urls[:60], per_host=8, pool=1000)) == 3  # never more shards than hosts
+
+
+def test_a_broker_lost_before_the_image_probes_saves_the_run_as_interrupted(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The broker dies after the link check, before the image probes: exit 9, no article written, and the
+    run (its verdicts recorded) is saved as interrupted with code 9, not left half-recorded."""
+    corpus = _world(local_site, tmp_path)
+    before = _files(corpus)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with redis_server() as server, workers(worker_config(folder, server.url, database), 1, folder):
+        settings = _celery(make_settings(tmp_path, corpus={"roots": [str(corpus)]}), server.url, database)
+        settings = settings.model_copy(
+            update={"celery": settings.celery.model_copy(update={"wait_timeout": 2.0})}
+        )
+
+        def now() -> datetime:
+            if sys._getframe(1).f_code.co_name == "check_pass":  # the link check is over: the broker dies
+                server.kill()
+            return DAY0
+
+        outcome = refresh(settings, RunOptions(now=now, show_progress=False), io.StringIO())
+
+    assert outcome.exit_code is ExitCode.ENGINE_UNAVAILABLE
+    assert _files(corpus) == before
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT kind, exit_code FROM runs").fetchall() == [("interrupted", 9)]
+        assert db.execute("SELECT count(*) FROM links").fetchone() == (len(outcome.report.links),)
