@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,12 +60,15 @@ def collect(
     force: bool = False,
     record: bool = False,
     prune: bool = False,
+    on_batch: Callable[[Corpus, list[Path]], None] | None = None,
 ) -> Corpus:
     """Discover, read and extract refs from every article; bad files become FileErrors.
 
     With ``store``, a file whose size, mtime and inode are those it had when last read (with the same
     settings) is not parsed: its entry comes from the history; ``force`` parses every file. ``record``
     stores the entries of the files parsed now; ``prune`` forgets files no longer found (a whole corpus).
+    ``on_batch`` sees the corpus and the articles it just gained after each batch of files (the runner
+    starts checking their URLs while the pass goes on).
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = Corpus()
@@ -99,6 +102,7 @@ def collect(
                 else {}
             )
             rows = []
+            added: list[Path] = []
             for item in batch:
                 if isinstance(item, FileError):
                     corpus.errors.append(item)
@@ -117,8 +121,11 @@ def collect(
                     corpus.errors.append(entry)
                 else:
                     _add(corpus, item, entry)
+                    added.append(item)
             if store is not None and record:
                 store.record_files(rows)
+            if on_batch is not None and added:
+                on_batch(corpus, added)
             if stopped:
                 break
     finally:

@@ -167,7 +167,7 @@ def test_the_pool_is_used_only_above_the_threshold(tmp_path: Path, monkeypatch: 
 def test_small_files_are_parsed_here_below_pool_min_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many files holding fewer than pool_min_bytes in all are parsed in this process; at or above, in workers."""
+    """Files holding fewer than pool_min_bytes in all are parsed in this process; at or above, in workers."""
     root, _ = _corpus(tmp_path, 10)
     total = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
     reads = _counting(monkeypatch)
