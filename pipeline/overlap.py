@@ -11,7 +11,7 @@ time that are due go to a :class:`~pipeline.check.stream.CheckStream` with the b
 for (a page's head, an image's first bytes, else none) and their stored validators. When the read is
 over, the rest of the sequential check's list goes after them: URLs whose role changed (seen in an image
 field, then in a page field), the baseline and the canaries. A dry run (its plan is printed before any
-request) keeps the sequential order.
+request) and a check on Celery workers (``executor: celery``) keep the sequential order.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from pipeline.check.stream import CheckStream
+from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
 from pipeline.health import verdict
@@ -29,9 +30,10 @@ from pipeline.readpass import Corpus
 from pipeline.runstate import Run
 
 
-def eligible(options: RunOptions) -> bool:
-    """Whether this run's checks may start during its read pass: any run but a dry run."""
-    return not options.dry_run
+def eligible(settings: Settings, options: RunOptions) -> bool:
+    """Whether this run's checks may start during its read pass: a local check (``executor: local``)
+    that is not a dry run."""
+    return settings.executor == "local" and not options.dry_run
 
 
 def body_sizes(run: Run) -> tuple[int, int] | None:

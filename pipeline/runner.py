@@ -107,7 +107,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         with Progress(quiet=not options.show_progress) as progress:
             run.progress = progress
             # The checks start while the read pass runs (a dry run prints its whole plan first).
-            feed = overlap.Feed(run, progress) if overlap.eligible(options) else None
+            feed = overlap.Feed(run, progress) if overlap.eligible(settings, options) else None
             try:
                 _read(run, feed)
                 _plan(run)

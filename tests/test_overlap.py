@@ -109,7 +109,7 @@ def test_the_overlapped_check_gives_what_the_sequential_check_gives(
     ovl_corpus = _corpus(tmp_path / "ovl", local_site)
 
     with monkeypatch.context() as patched:
-        patched.setattr(overlap, "eligible", lambda options: False)
+        patched.setattr(overlap, "eligible", lambda settings, options: False)
         sequential = _run(_settings(tmp_path / "seq", seq_corpus, metadata=metadata), mode)
     sequential_requests = _requests(local_site)
     local_site.reset()
