@@ -44,7 +44,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.report", "pipeline.report.*"],
     ["pipeline.readpass"],
     ["pipeline.runstate"],
-    ["pipeline.checkpass", "pipeline.write"],
+    ["pipeline.checkpass", "pipeline.write", "pipeline.overlap"],
     ["pipeline.runner"],
     ["pipeline.job", "pipeline.validate", "pipeline.scheduler"],
     ["pipeline.tools", "pipeline.tools.*"],

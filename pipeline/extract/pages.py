@@ -69,6 +69,8 @@ class PageReader:
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
         log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
+        if obs.page is None and obs.url not in self.image_urls and self._then is None:
+            return  # checked without a body and no image: nothing to digest, no hand-over to the parser
         self._room.acquire()
         self._pending.append(self._pool.submit(self._safe_digest, obs))
 
