@@ -98,6 +98,11 @@ def _by_host(link: LinkRow) -> tuple[str, str]:
     return link.host, link.url
 
 
+def _failing_key(link: LinkRow) -> tuple[int, str, str]:
+    """Failing links: the longest failing first, then by host and URL."""
+    return -int(link.consecutive_failures or 0), link.host, link.url
+
+
 def _sections_of(link: LinkRow) -> Iterator[str]:
     """The report sections a link belongs to (an ok link that was ok before is in none)."""
     if newly_dead(link.status, link.previous_status):
@@ -120,9 +125,7 @@ def _summary(
     first: dict[str, _First[LinkRow]] = {
         name: _First(MAX_SECTION_ROWS, _by_host) for name in _Sections.__dataclass_fields__
     }
-    first["failing"] = _First(
-        MAX_SECTION_ROWS, lambda lnk: (-int(lnk.consecutive_failures or 0), *_by_host(lnk))
-    )
+    first["failing"] = _First(MAX_SECTION_ROWS, _failing_key)
     everything = _First[LinkRow](MAX_ALL_LINKS, lambda lnk: (STATUSES.index(lnk.status), lnk.url))
     table: dict[str, Counter[str]] = {}
     for link in links:
