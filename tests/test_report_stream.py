@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,7 +49,8 @@ def test_a_streamed_run_report_is_the_held_report(local_site: LocalSite, tmp_pat
 
     held = RunReport.from_json(report.to_json())  # every row as a tuple, in memory
     written = (outcome.report_dir / "report.json").read_text(encoding="utf-8")
-    assert written == files.dump_json(held.to_json()) + "\n"
+    assert written == "".join(files.json_chunks(held))
+    assert json.loads(written) == held.to_json() == report.to_json()
     assert held == report and RunReport.from_json(json.loads(written)) == report
     store = HistoryStore(settings.state.database)
     try:
@@ -63,15 +66,19 @@ def test_a_streamed_run_report_is_the_held_report(local_site: LocalSite, tmp_pat
 @pytest.mark.parametrize(
     "name", ["report_typical.json", "report_empty.json", "report_outage.json", "report_hostile.json"]
 )
-def test_json_written_a_row_at_a_time_is_the_whole_documents_text(name: str) -> None:
-    """The streamed report.json text is byte for byte ``dump_json`` of the whole document."""
-    report = RunReport.from_json(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
-    streamed = "".join(files.json_chunks(report))
-    assert streamed == files.dump_json(report.to_json()) + "\n"
-    spooled = RunReport(
-        report.run, report.totals, Spool(report.links), Spool(report.changes), Spool(report.discovered)
+def test_json_written_a_row_at_a_time_is_the_whole_document(name: str) -> None:
+    """Streamed report.json: the whole document (same JSON, no raw control character), a row a line."""
+    document = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    report = RunReport.from_json(document)
+    spooled = replace(
+        report, links=Spool(report.links), changes=Spool(report.changes), discovered=Spool(report.discovered)
     )
-    assert "".join(files.json_chunks(spooled)) == files.dump_json(spooled.to_json()) + "\n"
+    streamed = "".join(files.json_chunks(spooled))
+    assert json.loads(streamed) == document == report.to_json()
+    assert streamed == "".join(files.json_chunks(report))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202e]", streamed)
+    rows = [line for line in streamed.splitlines() if line.startswith('    {"url": ')]
+    assert len(rows) == len(report.links)
 
 
 def _large(count: int) -> RunReport:

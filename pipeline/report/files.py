@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.report.build import json_default
 from pipeline.report.render import html_chunks, render_markdown
+from pipeline.report.view import summarise
 from pipeline.runreport import RunInfo, RunReport
 from pipeline.text import json_text
 
@@ -53,7 +54,9 @@ _ROWS = ("links", "changes", "discovered")  # the parts of a report that grow wi
 
 
 def json_chunks(report: RunReport) -> Iterator[str]:
-    """report.json's text a row at a time: exactly ``dump_json(report.to_json())``, never held whole."""
+    """report.json's text a row at a time, never held whole: the document indented as ``dump_json``
+    writes it, but each link and change row on one line (greppable, and written by json's C encoder:
+    indented rows cost ten times as much on a night that changes nothing)."""
     shell = replace(report, links=(), changes=(), discovered=()).to_json()
     keys = list(shell)
     yield "{"
@@ -63,7 +66,7 @@ def json_chunks(report: RunReport) -> Iterator[str]:
         if rows:
             yield f'\n  "{key}": ['
             for count, row in enumerate(rows):
-                yield ("," if count else "") + "\n    " + _nested(row.to_json(), 2)
+                yield ("," if count else "") + "\n    " + _row(row.to_json())
             yield "\n  ]" + end
         else:
             yield f'\n  "{key}": {_nested(shell[key], 1)}{end}'
@@ -73,6 +76,10 @@ def json_chunks(report: RunReport) -> Iterator[str]:
 def _nested(value: Any, depth: int) -> str:
     """``value`` as ``dump_json`` writes it ``depth`` levels deep (JSON text never holds a raw newline)."""
     return dump_json(value).replace("\n", "\n" + "  " * depth)
+
+
+def _row(value: Any) -> str:
+    return json_text(json.dumps(value, ensure_ascii=False, default=json_default))
 
 
 def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
@@ -176,8 +183,9 @@ def write_reports(
     _write_atomic(
         run_dir / "report.json", _encoded(json_chunks(report)) if stored is None else _unpacked(stored)
     )
-    _write_atomic(run_dir / "report.md", render_markdown(report))
-    _write_atomic(run_dir / "report.html", _encoded(html_chunks(report, trend)))
+    summary = summarise(report)
+    _write_atomic(run_dir / "report.md", render_markdown(report, summary=summary))
+    _write_atomic(run_dir / "report.html", _encoded(html_chunks(report, trend, summary)))
     if point_latest:
         _point_latest(reports_dir, run_dir)
     _prune(reports_dir, keep_runs, run_dir)

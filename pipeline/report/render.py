@@ -25,6 +25,7 @@ from markupsafe import Markup
 from pipeline.report.schema import _HERE
 from pipeline.report.view import (
     _MAX_ARTICLES_SHOWN,
+    Summary,
     _day,
     _duration,
     _href,
@@ -165,15 +166,18 @@ _MD_SECTIONS = (
 )
 
 
-def render_markdown(report: RunReport, *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(
+    report: RunReport, *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT, summary: Summary | None = None
+) -> str:
     """Markdown for a pull request or an issue: totals, then each non-empty section, most important first.
 
     A section shows at most ``max_rows`` rows; when the whole would pass ``limit`` characters, rows are
     left out from the least important sections first (newly dead, recovered and file errors go last).
     Every cut says how many rows are left out and that report.html and report.json have them all.
+    ``summary``: the report's ``view.summarise`` when the caller has it (one pass over the rows for both).
     """
     _, md = _environments()
-    view = _view(report, None)
+    view = _view(report, None, summary)
     sections = view["sections"]
     rows = {
         key: total(view[key])
@@ -216,13 +220,15 @@ def render_html(report: RunReport, trend: list[dict[str, Any]]) -> str:
     return "".join(html_chunks(report, trend))
 
 
-def html_chunks(report: RunReport, trend: list[dict[str, Any]]) -> Iterator[str]:
+def html_chunks(
+    report: RunReport, trend: list[dict[str, Any]], summary: Summary | None = None
+) -> Iterator[str]:
     """``render_html``'s page a piece at a time (report files are written as they are rendered)."""
     html, _ = _environments()
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return html.get_template("report.html.j2").generate(
-        **_view(report, trend),
+        **_view(report, trend, summary),
         css=Markup(_asset("report.css")),  # fixed files of ours, never data
         script=Markup(script),
         script_hash=f"sha256-{digest}",

@@ -293,8 +293,18 @@ def _trend(report: RunReport, trend: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _view(report: RunReport, trend: list[dict[str, Any]] | None) -> dict[str, Any]:
-    sections, links, hosts = _summary(report.links, report.politeness)
+Summary = tuple[_Sections, Shown[LinkRow], list[dict[str, Any]]]
+
+
+def summarise(report: RunReport) -> Summary:
+    """What report.md and report.html show of the links (one pass over them, shared by both)."""
+    return _summary(report.links, report.politeness)
+
+
+def _view(
+    report: RunReport, trend: list[dict[str, Any]] | None, summary: Summary | None = None
+) -> dict[str, Any]:
+    sections, links, hosts = summary or summarise(report)
     return {
         "report": report,
         "run": report.run,
