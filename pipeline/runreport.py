@@ -198,6 +198,11 @@ class ChangeRow:
         )
 
 
+# Rows are pickled (by the report's spool) as their constructor's arguments: quicker than dataclass state.
+for _row in (ArchiveCopy, LinkPlace, LinkRow, ChangeRow):
+    _row.__reduce__ = lambda row: (type(row), tuple(map(row.__getattribute__, row.__slots__)))  # type: ignore
+
+
 @dataclass(frozen=True, slots=True)
 class RefusedPage:
     """A page whose metadata was not used, and why."""

@@ -117,3 +117,19 @@ def test_html_of_a_large_report_shows_the_first_rows_and_counts_all(monkeypatch:
     assert '<span class="count k-hosts">20</span>' in everything
     assert everything.count("<tr data-status=") == 3 and "Showing the first 3 of 20 rows" in everything
     assert "Failing, not yet dead (10)" in render_markdown(report)
+
+
+def test_latest_kind_is_read_from_the_start_of_report_json(tmp_path: Path) -> None:
+    """`latest`'s kind comes from report.json's run part, in this version's layout, the indented one and
+    a one-line document alike."""
+    document = json.loads((FIXTURES / "report_typical.json").read_text(encoding="utf-8"))
+    latest = tmp_path / files.LATEST
+    latest.mkdir()
+    for kind, expected in (("complete", True), ("partial", False), ("interrupted", False)):
+        document["run"]["kind"] = kind
+        report = RunReport.from_json(document)
+        for text in ("".join(files.json_chunks(report)), files.dump_json(document), json.dumps(document)):
+            (latest / "report.json").write_text(text, encoding="utf-8")
+            assert files.latest_is_complete(tmp_path) is expected
+    (latest / "report.json").write_text('{"run": ', encoding="utf-8")
+    assert files.latest_is_complete(tmp_path) is False

@@ -6,6 +6,7 @@ Settings: ``reports.dir``, ``reports.keep_runs`` (passed in).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,10 +149,21 @@ def _prune(reports_dir: Path, keep_runs: int, current: Path) -> None:
 def latest_is_complete(reports_dir: Path) -> bool:
     """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
     try:
-        document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
-        return RunInfo.from_json(document["run"]).kind == "complete"
+        return RunInfo.from_json(_run_part(reports_dir / LATEST / "report.json")).kind == "complete"
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def _run_part(path: Path) -> Any:
+    """The ``run`` object of a report.json, read from the file's start (it comes second in every version's
+    report), so a report of a million links is not read whole for it; the whole file when not found there."""
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(1 << 16)
+    found = re.search(r'^  "run": ', head, re.MULTILINE)
+    if found is not None:
+        with contextlib.suppress(ValueError):
+            return json.JSONDecoder().raw_decode(head, found.end())[0]
+    return json.loads(path.read_text(encoding="utf-8"))["run"]
 
 
 def write_reports(
