@@ -44,12 +44,26 @@ def _run_checks(
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Observation]:
-    """Run the async checker, cancelling it promptly when a stop is requested."""
+    """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
+    them promptly."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
         progress.start(len(urls), label)
 
+    if settings.executor == "celery":  # the same observations and digest, gathered by the workers
+        from pipeline.distributed.coordinator import check_remote
+
+        return check_remote(
+            urls,
+            settings,
+            digest,
+            fetch_body=fetch_body,
+            validators=validators,
+            host_stats=host_stats,
+            stop=options.stop,
+            progress=progress if options.show_progress else None,
+        )
     observations = check.check_links_sync(
         urls,
         settings,
@@ -64,22 +78,32 @@ def _run_checks(
     return observations
 
 
-def check_pass(run: Run, digest: PageReader) -> None:
-    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict."""
+def check_pass(
+    run: Run, digest: PageReader, checked: tuple[dict[str, Observation], float] | None = None
+) -> None:
+    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict.
+
+    ``checked``: the observations (and seconds) of a check already made beside the read pass
+    (``pipeline.overlap``), the ones this pass would make.
+    """
     settings, counted = run.settings, run.counts
-    to_check = list(dict.fromkeys([*run.due, *run.extra]))
     clock = time.perf_counter()
-    observations = _run_checks(
-        to_check,
-        run.fetch_body,
-        digest,
-        settings,
-        run.options,
-        "checking links",
-        run.host_stats,
-        run.validators,
-        run.progress,
-    )
+    if checked is None:
+        to_check = list(dict.fromkeys([*run.due, *run.extra]))
+        observations = _run_checks(
+            to_check,
+            run.fetch_body,
+            digest,
+            settings,
+            run.options,
+            "checking links",
+            run.host_stats,
+            run.validators,
+            run.progress,
+        )
+        seconds = time.perf_counter() - clock
+    else:
+        observations, seconds = checked
     log.info(
         "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
         counted.due,
@@ -87,7 +111,7 @@ def check_pass(run: Run, digest: PageReader) -> None:
         counted.not_due,
         counted.excluded,
         counted.invalid,
-        time.perf_counter() - clock,
+        seconds,
         f"; {counted.extra} more requested only to judge our own network" if counted.extra else "",
     )
     now = run.checked_at = run.options.now()

@@ -15,6 +15,7 @@ from pathlib import Path
 import netguard
 import pytest
 from localsite import LocalSite, make_settings, tls_material
+from redisserver import RedisServer, redis_server
 
 from pipeline.config import Settings
 
@@ -74,6 +75,21 @@ def ca_file(_tls_bundle: tuple[ssl.SSLContext, Path]) -> Path:
 def test_settings(tmp_path: Path, ca_file: Path) -> Settings:
     """Settings for tests: allow 127.0.0.0/8, 2 s timeouts, 0.01 s backoff, the test CA trusted."""
     return make_settings(tmp_path, ca_file)
+
+
+@pytest.fixture(scope="session")
+def _redis_server() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(_redis_server: RedisServer) -> str:
+    """The URL of a real, empty redis-server on loopback (shared by the session, flushed per test)."""
+    if not _redis_server.running:  # a test stopped it: back, on the same port
+        _redis_server.start()
+    _redis_server.flush()
+    return _redis_server.url
 
 
 @pytest.fixture
