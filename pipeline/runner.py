@@ -127,10 +127,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
-            except EngineUnavailable:  # no file was written: the run leaves no trace in the history
-                if not options.dry_run:
-                    store.forget_run(run.run_id)
-                raise
+            except EngineUnavailable as exc:  # no file is written either way
+                if run.checked_at is None or options.dry_run:  # nothing recorded: the run leaves no trace
+                    if not options.dry_run:
+                        store.forget_run(run.run_id)
+                    raise
+                # The verdicts are recorded (the image probes failed): saved like an interrupted run.
+                run.exit_code, run.kind = ExitCode.ENGINE_UNAVAILABLE, "interrupted"
+                log.error("engine unavailable: %s", exc)
             finally:
                 if feed is not None:
                     feed.cancel()
