@@ -62,7 +62,7 @@ class Workers:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, config: Path, name: str) -> subprocess.Popen[bytes]:
-        """Start worker ``name`` and wait until it is ready (solo pool: the task runs in the process itself)."""
+        """Start worker ``name``; wait until ready (solo pool: the task runs in the process itself)."""
         log = self.log_path(name)
         with log.open("ab") as out:
             process = subprocess.Popen(
