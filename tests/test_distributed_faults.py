@@ -123,11 +123,11 @@ def _config(folder: Path, corpus: Path, broker_url: str, state_url: str | None, 
 
 
 def _slow_article(site: LocalSite) -> str:
-    """An article on hosts 2 and 3: quick answers, and /held, which keeps its answer 3 s."""
+    """An article on hosts 2 and 3: quick answers, /later after 1 s, /held after 3 s."""
     related = "".join(
         f'  - webUrl: "{site.url(path, host)}"\n'
         for host in (2, 3)
-        for path in ("/quick1", "/quick2", "/gone", "/held")
+        for path in ("/quick1", "/quick2", "/gone", "/later", "/held")
     )
     return f'---\ntitle: "Slow"\nrelated:\n{related}---\nBody.\n'
 
@@ -137,6 +137,7 @@ def _world(site: LocalSite, folder: Path) -> Path:
     _serve_world(site)
     site.route("/quick1", body=b"ok")
     site.route("/quick2", body=b"ok")
+    site.route("/later", body=b"ok", delay=1.0)
     site.route("/held", body=b"ok", delay=3.0)
     corpus = folder / "corpus"
     corpus.mkdir()
@@ -237,20 +238,45 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
     run = _coordinator(config, folder)
     _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
     [held_host] = [host for host in (2, 3) if local_site.count("/held", host_index=host)]
-    time.sleep(0.5)  # the quick answers of the held host are in; their observations are being recorded
+    answered = {"/quick1", "/quick2", "/gone", "/later"}
+    _wait_for(
+        lambda: answered <= {hit.path for hit in list(local_site.hits) if hit.host_index == held_host},
+        "the held host's other answers",
+        run,
+    )
+    time.sleep(0.5)  # the worker records what it observed in batches at most 0.5 s old
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
+    killed_at = time.monotonic()
     workers.start(config, "second")
     code, stderr = _finish(run)
 
     assert code == 0, stderr[-3000:]
+    # The killed task came back (visibility_timeout 3 s, not the transport's default sweep of ~100 s) to
+    # the only worker left, which asked again only what the killed one had not recorded.
+    assert time.monotonic() - killed_at < 30
     assert "pipeline.check_shard" in workers.log("second")
-    # The killed task came back: its held URL was asked again, by the only worker left.
     assert local_site.count("/held", host_index=held_host) == 2
+    assert all(local_site.count(path, host_index=held_host) == 1 for path in answered)
     assert _statuses(folder) == expected_statuses
     assert _files(corpus) == expected_files
     rows = _link_rows(state_url)
     assert rows and all(failures <= 1 and len(recent) == 1 for failures, recent in rows.values()), rows
+
+
+def test_an_observation_recorded_twice_counts_once(pg: PostgresServer) -> None:
+    """Two deliveries of a shard recording the same URL for one dispatch leave one row: the first."""
+    from pipeline.distributed import observed
+
+    shared = observed.Shared(_new_database(pg), 5)
+    try:
+        shared.open_job("job")
+        shared.record("job", [("http://127.0.0.1/a", "first"), ("http://127.0.0.1/b", "first")])
+        shared.record("job", [("http://127.0.0.1/a", "second")])
+        assert sorted(shared.observations("job")) == ["first", "first"]
+        assert shared.progress("job") == (2, 0)
+    finally:
+        shared.close()
 
 
 # ---- the broker goes away -----------------------------------------------------------------------------
