@@ -4,16 +4,16 @@
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
 
 Starts, on loopback only: a web server (``--server-processes`` aiohttp processes) answering 200 after
-``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per host
-and keeps each host's peak; a real PostgreSQL and redis-server (``pipeline.tools.cluster``). It writes
+``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
+host and keeps each host's peak; a real PostgreSQL and redis-server (``pipeline.tools.cluster``). It writes
 articles holding the URLs (20 ``related[].ampWebUrl`` each), then runs ``pipeline refresh --check-only``
 (the whole command: start-up, read pass, check, write pass, history, report) with the local executor and
-with ``--executor celery`` on 1, 2 and 4 ``pipeline worker`` processes (``--concurrency 1`` each), every
-run on a fresh history database so every URL is due. Printed per configuration, the median over
-``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from the
-coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
-(must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then the
-ratio of 4 workers to 1 (target >= 2.5).
+with ``--executor celery`` on 1, 2 and 4 ``pipeline worker`` processes (``--concurrency``, default 1, tasks
+at once each), every run on a fresh history database so every URL is due. Printed per configuration, the
+median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
+the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
+(must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
+the ratio of 4 workers to 1 (target >= 2.5).
 """
 
 from __future__ import annotations
@@ -224,6 +224,7 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4", help="worker process counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the median is shown)")
     parser.add_argument("--pool", default="prefork", help="the workers' Celery pool (prefork, solo, threads)")
+    parser.add_argument("--concurrency", type=int, default=1, help="tasks each worker runs at once")
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
     args = parser.parse_args()
@@ -249,7 +250,8 @@ def main() -> int:
                 """A fresh history database (every URL due); ``count`` workers started on it first."""
                 state = _fresh_database(postgres, f"bench{next(rounds)}")
                 config = _config(folder, corpus, state, redis.url if count else "", args.per_host)
-                workers = Workers(config, folder / "logs", count, ["--concurrency", "1", "--pool", args.pool])
+                options = ["--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO"]
+                workers = Workers(config, folder / "logs", count, options)
                 try:
                     _ready(workers.start())
                     return _refresh(config, executor, folder)
