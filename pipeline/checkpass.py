@@ -44,12 +44,26 @@ def _run_checks(
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Observation]:
-    """Run the async checker, cancelling it promptly when a stop is requested."""
+    """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
+    them promptly."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
         progress.start(len(urls), label)
 
+    if settings.executor == "celery":  # the same observations and digest, gathered by the workers
+        from pipeline.distributed.coordinator import check_remote
+
+        return check_remote(
+            urls,
+            settings,
+            digest,
+            fetch_body=fetch_body,
+            validators=validators,
+            host_stats=host_stats,
+            stop=options.stop,
+            progress=progress if options.show_progress else None,
+        )
     observations = check.check_links_sync(
         urls,
         settings,

@@ -3,7 +3,7 @@
 Exit codes (``pipeline.models.ExitCode``): 0 run completed; 1 some files failed (or `validate` found
 problems); 2 usage error (click); 3 configuration error; 4 another run holds the lock; 5 interrupted;
 6 a state/history/reports path cannot be used; 7 the network has been down for several runs in a row;
-8 `--fail-on` matched (links with those statuses exist).
+8 `--fail-on` matched (links with those statuses exist); 9 the engine (broker, workers) is unavailable.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
 from pipeline.report.runs import runs_table
 from pipeline.text import printable
+from pipeline.workercli import worker
 
 log = logging.getLogger("pipeline")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,6 +159,9 @@ def main() -> None:
 @click.option(
     "--include", multiple=True, callback=_regexes, help="Check only URLs matching REGEX (repeatable)."
 )
+@click.option(
+    "--executor", type=click.Choice(["local", "celery"]), help="Check here, or on `pipeline worker`s."
+)
 @_common
 def refresh(
     paths: tuple[Path, ...],
@@ -174,6 +178,7 @@ def refresh(
     fail_on: tuple[str, ...],
     exclude: tuple[str, ...],
     include: tuple[str, ...],
+    executor: str | None,
     config_path: Path | None,
     verbose: bool,
     quiet: bool,
@@ -195,6 +200,7 @@ def refresh(
             "state.dir": state_dir,
             "reports.dir": reports_dir,
             "metadata.enabled": False if check_only else None,
+            "executor": executor,
         },
     )
     _logging(settings, verbose, quiet, log_format)
@@ -342,6 +348,9 @@ def schedule(config_path: Path | None, verbose: bool, quiet: bool, log_format: s
         log.warning("stopped by a signal before the scheduler started")
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(serve(settings, lambda stop: run_once(settings, stop, quiet=True, config=config)))
+
+
+main.add_command(worker)
 
 
 @main.command()

@@ -25,6 +25,7 @@ from pydantic import (
 from pipeline import __version__
 from pipeline.accept import DEFAULT_ACCEPT, check_headers, check_host_key, parse_accept
 from pipeline.cron import build_trigger
+from pipeline.engineconfig import CelerySettings, Executor
 
 
 class _Section(BaseModel):
@@ -373,3 +374,14 @@ class Settings(_Section):
     reports: ReportSettings = ReportSettings()
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     logging: LoggingSettings = LoggingSettings()
+    executor: Executor = "local"  # celery: this run coordinates `pipeline worker` processes
+    celery: CelerySettings = CelerySettings()
+
+    @model_validator(mode="after")
+    def _celery_needs_postgres(self) -> Settings:
+        if self.executor == "celery" and self.state.url is None:
+            raise ValueError(
+                "executor: celery needs state.url: postgresql://... (the workers write what they observe"
+                " to the shared history)"
+            )
+        return self

@@ -11,6 +11,7 @@
     │   ├── ThroughMerge       an edit would cross a YAML merge key (<<)
     │   └── OutsideRoots       a path leads out of the corpus roots
     ├── ArchiveUnavailable     the archive API cannot answer now; the copies are looked up next run
+    ├── EngineUnavailable      executor: celery: the broker or the workers did not answer in time (exit 9)
     ├── ValueError
     │   ├── IgnoreFileError    an ignore file cannot be read or has a bad pattern (exit 3)
     │   └── ReportInvalid      a report does not match report/schema.json; names the offending paths
@@ -80,6 +81,11 @@ class Interrupted(Exception):
 
 class ArchiveUnavailable(Exception):
     """The archive cannot be asked now (down, blocking, or answering nonsense): stop for this run."""
+
+
+class EngineUnavailable(Exception):
+    """The broker cannot be reached, or no worker answered, in time; the message says which (password
+    masked). No article was written."""
 
 
 class AddressRefused(OSError):

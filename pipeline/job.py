@@ -38,7 +38,7 @@ def run_once(
 
     Logs which configuration it runs on (``config``) and where it reads and writes, first of all.
     """
-    from pipeline.errors import IgnoreFileError, LockHeld
+    from pipeline.errors import EngineUnavailable, IgnoreFileError, LockHeld
     from pipeline.lock import run_lock
     from pipeline.models import RunOptions
     from pipeline.runner import refresh as run_refresh
@@ -74,6 +74,9 @@ def run_once(
     except PathUnusable as exc:
         log.error("%s", exc)
         return ExitCode.PATH_UNUSABLE
+    except EngineUnavailable as exc:
+        log.error("engine unavailable: %s", printable(exc))
+        return ExitCode.ENGINE_UNAVAILABLE
     except IgnoreFileError as exc:
         click.echo(f"config error: {printable(exc)}", err=True)
         return ExitCode.CONFIG_ERROR

@@ -71,6 +71,7 @@ class ExitCode(enum.IntEnum):
     PATH_UNUSABLE = 6  # a state/history/reports path cannot be used (permission, read-only database)
     OUTAGE_STREAK = 7  # the network has been down for health.outage.max_consecutive runs in a row
     FAIL_ON = 8  # `--fail-on` matched: links with the named statuses exist (CI)
+    ENGINE_UNAVAILABLE = 9  # executor: celery: the broker or the workers did not answer in time
 
     @property
     def label(self) -> str:
@@ -86,6 +87,7 @@ _EXIT_LABELS = {
     ExitCode.INTERRUPTED: "interrupted",
     ExitCode.PATH_UNUSABLE: "a state or reports path cannot be used",
     ExitCode.OUTAGE_STREAK: "network down for several runs",
+    ExitCode.ENGINE_UNAVAILABLE: "engine unavailable",
 }
 
 

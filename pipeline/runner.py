@@ -24,7 +24,7 @@ from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
 from pipeline.console import Progress
-from pipeline.errors import Interrupted
+from pipeline.errors import EngineUnavailable, Interrupted
 from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import verdict
@@ -119,6 +119,10 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
+            except EngineUnavailable:  # no file was written: the run leaves no trace in the history
+                if not options.dry_run:
+                    store.forget_run(run.run_id)
+                raise
             finally:
                 digest.close()
             run.refused_pages = list(digest.refused)

@@ -164,3 +164,26 @@ def test_reading_an_empty_postgres_database_is_a_clear_error(
         assert db.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
         ).fetchone() == (0,)
+
+
+def test_many_processes_opening_a_fresh_history_at_once_do_not_race(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """Eight stores creating the schema of one fresh database at the same moment all open it."""
+    import threading
+
+    url, barrier, errors = new_database(), threading.Barrier(8), []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            HistoryStore(tmp_path / "unused", url=url).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -21,7 +21,14 @@ LAYERS: list[list[str]] = [
         "pipeline.runreport",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
-    ["pipeline.cron", "pipeline.accept", "pipeline.ignore", "pipeline.config", "pipeline.configfile"],
+    [
+        "pipeline.cron",
+        "pipeline.accept",
+        "pipeline.ignore",
+        "pipeline.engineconfig",
+        "pipeline.config",
+        "pipeline.configfile",
+    ],
     ["pipeline.console"],
     ["pipeline.lock"],
     ["pipeline.frontmatter", "pipeline.frontmatter.*"],
@@ -31,6 +38,8 @@ LAYERS: list[list[str]] = [
     ["pipeline.check", "pipeline.check.*"],
     ["pipeline.extract", "pipeline.extract.*"],
     ["pipeline.health", "pipeline.health.*"],
+    # The distributed engine: the check, page reading and the shared history, sent to worker processes.
+    ["pipeline.distributed", "pipeline.distributed.*"],
     ["pipeline.decide", "pipeline.flags"],
     ["pipeline.report", "pipeline.report.*"],
     ["pipeline.readpass"],
@@ -39,7 +48,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.runner"],
     ["pipeline.job", "pipeline.validate", "pipeline.scheduler"],
     ["pipeline.tools", "pipeline.tools.*"],
-    ["pipeline.cli"],
+    ["pipeline.workercli", "pipeline.cli"],
     ["pipeline.__main__"],
 ]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
@@ -40,7 +41,13 @@ class Advances(Protocol):
 class PageReader:
     """Turns each observation into page metadata or an image probe as it arrives, so bodies are not kept."""
 
-    def __init__(self, page_urls: set[str], image_urls: set[str], progress: Advances) -> None:
+    def __init__(
+        self,
+        page_urls: set[str],
+        image_urls: set[str],
+        progress: Advances,
+        then: Callable[[Observation], None] | None = None,
+    ) -> None:
         self.page_urls = page_urls
         self.image_urls = image_urls
         self.progress = progress
@@ -53,6 +60,7 @@ class PageReader:
         self._pending: list[Future[None]] = []
         # Bodies waiting for the parser are held in memory; past this many the checker waits for it.
         self._room = threading.BoundedSemaphore(_QUEUED)
+        self._then = then  # sees each observation once it is digested, on the parser's thread (a worker)
 
     def expect_images(self, urls: set[str]) -> None:
         """The next bodies read are probes of these images (the ones the decisions may write)."""
@@ -90,6 +98,27 @@ class PageReader:
             self.refused.append((obs.url, f"could not be read: {type(exc).__name__}: {exc}"))
         finally:
             self._room.release()
+        if self._then is not None:
+            self._then(obs)
+
+    def add(
+        self,
+        url: str,
+        *,
+        page: PageMeta | None = None,
+        validators: tuple[str | None, str | None] | None = None,
+        probe: ImageProbe | None = None,
+        refused: str | None = None,
+    ) -> None:
+        """Results another process digested for ``url`` (a worker of the distributed engine)."""
+        if page is not None:
+            self.pages[url] = page
+        if validators is not None:
+            self.validators[url] = validators
+        if probe is not None:
+            self.probes[url] = probe
+        if refused is not None:
+            self.refused.append((url, refused))
 
     def _digest(self, obs: Observation) -> None:
         alive = obs.outcome in ANSWERED

@@ -187,7 +187,14 @@ class Database:
                     url, busy_timeout_ms / 1000, read_only=read_only
                 )
                 if not read_only:
-                    self._migrate()
+                    # Several processes opening a fresh database at once would race in CREATE TABLE IF
+                    # NOT EXISTS (PostgreSQL fails one of them): one at a time, under an advisory lock.
+                    self._db.execute("SELECT pg_advisory_lock(hashtext('pipeline.history.schema'))")
+                    try:
+                        self._migrate()
+                    finally:
+                        with contextlib.suppress(sqlite3.Error):  # closed when a newer schema was refused
+                            self._db.execute("SELECT pg_advisory_unlock(hashtext('pipeline.history.schema'))")
                 elif self._db.execute("SELECT to_regclass('runs')").fetchone() == (None,):
                     raise PathUnusable(  # reading only: no table is created for a dry run or `runs`
                         self.path,

@@ -307,6 +307,12 @@ class HistoryStore(ReadCache):
                 (keep_reports,),
             )
 
+    def forget_run(self, run_id: str) -> None:
+        """Remove a run that began but did nothing (its engine was unavailable before any file was read
+        for writing)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
     def set_exit_code(self, run_id: str, exit_code: int) -> None:
         """Correct a finished run's exit code, in its row and its stored report (the report files could
         not be written after the run was saved)."""

@@ -1,0 +1,56 @@
+"""The Celery app, built from settings: the same for the coordinator (which sends) and a worker (which runs).
+
+Reads: ``celery.*`` and ``state.url``. Returns: a ``Celery`` app with the one task, ``pipeline.check_shard``.
+
+Why these settings: a task is acknowledged only when it has finished (``task_acks_late``) and put back when
+its worker process dies (``task_reject_on_worker_lost``), so a worker killed mid-task loses nothing; each
+worker process reserves one task at a time (``worker_prefetch_multiplier=1``), so a long shard never holds
+others hostage on a busy worker; the Redis transport hands an unacknowledged task to another worker after
+``celery.visibility_timeout`` seconds (swept for every quarter of it). Messages are JSON only: no pickle,
+no code in a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from pipeline.distributed import tasks
+from pipeline.engineconfig import CelerySettings
+
+TASK = "pipeline.check_shard"
+QUEUE = "pipeline-checks"
+
+
+def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
+    """The app on ``celery.broker_url``; its task writes to the history at ``state_url``."""
+    app = Celery("pipeline", broker=celery.broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": celery.visibility_timeout,
+            # Kombu sweeps for tasks past their visibility timeout every interval x throttle seconds
+            # (100 s by default): sweep every quarter of the timeout (1 to 10 s) instead.
+            "unacked_restore_interval": max(1, min(10, int(celery.visibility_timeout / 4))),
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": min(10.0, celery.wait_timeout),  # a vanished broker host
+        },
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # results travel through the history database, not a result backend
+        task_default_queue=QUEUE,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+
+    @app.task(name=TASK)  # type: ignore[untyped-decorator]
+    def check_shard(payload: dict[str, Any]) -> None:
+        if state_url is None:
+            raise RuntimeError("pipeline worker needs state.url: postgresql://...")
+        tasks.check_shard(payload, state_url, celery)
+
+    return app

@@ -1,0 +1,274 @@
+"""The coordinator's side of ``executor: celery``: shard the URLs by host, send one task per shard, show
+progress while workers record, then read their observations back.
+
+Reads: ``celery.*``, ``state.url``, and the ``http.*`` and ``retry.*`` the tasks carry (so coordinator
+and workers always check alike). Returns what ``check.check_links_sync`` returns, ``dict[url,
+Observation]``, and fills the same ``PageReader`` results and per-host figures, so the rest of the run is the
+local run's code.
+
+Faults: the broker is tried with backoff for ``celery.wait_timeout`` seconds, then ``EngineUnavailable``
+(exit 9) names it; so is "no worker answered". The database likewise, then ``PathUnusable`` (exit 6). A
+stall (nothing recorded) is waited out for ``visibility_timeout`` + ``wait_timeout`` seconds, the time a
+task of a killed worker takes to come back; while workers still answer, it is waited out.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from celery import Celery
+
+from pipeline.config import Settings
+from pipeline.distributed import codec, observed
+from pipeline.distributed.app import TASK, build_app
+from pipeline.errors import EngineUnavailable, Interrupted, PathUnusable
+from pipeline.extract.pages import Advances, PageReader
+from pipeline.health.postgres import redacted
+from pipeline.models import Observation, Validators, host_key
+from pipeline.runreport import HostStats
+
+log = logging.getLogger("pipeline")
+T = TypeVar("T")
+_MAX_SHARDS = 64  # more shards than worker processes keeps them all busy to the end; few keep tasks cheap
+_POLL_S = 0.25
+
+
+def shards(urls: list[str]) -> list[list[str]]:
+    """Whole hosts grouped into at most ``_MAX_SHARDS`` shards of about equal URL counts (largest first)."""
+    by_host: dict[str, list[str]] = {}
+    for url in urls:
+        try:
+            key = str(host_key(url))
+        except ValueError:  # a port that is not a number: the worker reports the URL as invalid
+            key = ""
+        by_host.setdefault(key, []).append(url)
+    count = min(len(by_host), _MAX_SHARDS)
+    groups: list[list[str]] = [[] for _ in range(count)]
+    for key in sorted(by_host, key=lambda k: (-len(by_host[k]), k)):
+        smallest = min(range(count), key=lambda i: (len(groups[i]), i))
+        groups[smallest].extend(by_host[key])
+    return [group for group in groups if group]
+
+
+class _Deadline:
+    """Retries with backoff (0.2 s doubling to 2 s) until ``seconds`` have passed without success."""
+
+    def __init__(self, seconds: float, stop: threading.Event | None) -> None:
+        self.seconds, self._stop = seconds, stop
+
+    def retry(
+        self,
+        step: Callable[[], T],
+        errors: tuple[type[BaseException], ...],
+        fail: Callable[[BaseException], Exception],
+    ) -> T:
+        start, pause = time.monotonic(), 0.2
+        while True:
+            try:
+                return step()
+            except errors as exc:
+                if time.monotonic() - start + pause > self.seconds:
+                    raise fail(exc) from exc
+                log.debug("retrying after %s", exc)
+            if self._stop is not None and self._stop.wait(pause):
+                raise Interrupted
+            pause = min(pause * 2, 2.0)
+
+
+class _Dispatch:
+    """One call of the check: a job id, its shards, and the connections to the broker and database."""
+
+    def __init__(self, settings: Settings, stop: threading.Event | None) -> None:
+        assert settings.state.url is not None  # Settings refuses executor: celery without it
+        self.settings, self.url, self.stop = settings, settings.state.url, stop
+        self.celery = settings.celery
+        self.deadline = _Deadline(self.celery.wait_timeout, stop)
+        self.job = uuid.uuid4().hex
+        self.app: Celery = build_app(self.celery, None)
+        self.shared = self.database(lambda: observed.Shared(self.url, self.celery.wait_timeout))
+
+    def database(self, step: Callable[[], T]) -> T:
+        """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
+        where = Path(redacted(self.url))
+        return self.deadline.retry(
+            step,
+            (observed.DatabaseError,),
+            lambda exc: PathUnusable(
+                where,
+                f"cannot reach the history database for {self.celery.wait_timeout:g} s: {str(exc).strip()}",
+                "start PostgreSQL or correct state.url; no article was written",
+            ),
+        )
+
+    def _broker(self, step: Callable[[], T]) -> T:
+        from kombu.exceptions import OperationalError
+
+        return self.deadline.retry(
+            step,
+            (OperationalError, OSError),
+            lambda exc: EngineUnavailable(
+                f"the broker {redacted(self.celery.broker_url)} cannot be reached for"
+                f" {self.celery.wait_timeout:g} s (celery.broker_url): {exc}; no article was written"
+            ),
+        )
+
+    def _connected(self) -> None:
+        with self.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=max(1.0, self.celery.wait_timeout / 10))
+
+    def _workers(self) -> int:
+        self._connected()
+        return len(self.app.control.ping(timeout=1.0))
+
+    def await_workers(self) -> None:
+        """Wait for the broker and for at least one worker to answer."""
+        self._broker(self._connected)
+        start = time.monotonic()
+        while not self._broker(self._workers):
+            if time.monotonic() - start > self.celery.wait_timeout:
+                raise EngineUnavailable(
+                    f"no worker answered on {redacted(self.celery.broker_url)} within"
+                    f" {self.celery.wait_timeout:g} s (start `pipeline worker`); no article was written"
+                )
+            if self.stop is not None and self.stop.wait(0.5):
+                raise Interrupted
+
+    def send(self, payloads: list[dict[str, Any]]) -> None:
+        """Send every shard's task; after a broker failure the rest go on a new connection."""
+        pending = list(payloads)
+
+        def send_pending() -> None:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1)
+                while pending:
+                    self.app.send_task(TASK, kwargs={"payload": pending[0]}, connection=conn, retry=False)
+                    pending.pop(0)  # a task sent twice (the answer lost) is harmless: shards are idempotent
+
+        self._broker(send_pending)
+
+    def wait(self, total_shards: int, progress: Advances | None) -> None:
+        """Until every shard is recorded: progress as rows arrive; a stall beyond the time a lost task
+        takes to come back fails when no worker answers any more."""
+        counted, finished = 0, 0
+        stall_limit = self.celery.visibility_timeout + self.celery.wait_timeout
+        last_change = time.monotonic()
+        while finished < total_shards:
+            if self.stop is not None and self.stop.wait(_POLL_S):
+                raise Interrupted
+            count, finished = self.database(self.shared_progress)
+            if count != counted:
+                if progress is not None:
+                    progress.advance(count - counted)
+                counted, last_change = count, time.monotonic()
+            errors = self.database(lambda: self.shared.shard_errors(self.job))
+            if errors:
+                shard, error = errors[0]
+                raise EngineUnavailable(f"a worker could not check shard {shard}: {error}")
+            if time.monotonic() - last_change > stall_limit:
+                if not self._broker(self._workers):
+                    raise EngineUnavailable(
+                        f"no worker answered on {redacted(self.celery.broker_url)} for"
+                        f" {stall_limit:g} s ({total_shards - finished} shards left); no article was written"
+                    )
+                last_change = time.monotonic()
+
+    def shared_progress(self) -> tuple[int, int]:
+        try:
+            return self.shared.progress(self.job)
+        except observed.DatabaseError:
+            self._reconnect()
+            raise
+
+    def _reconnect(self) -> None:
+        try:
+            self.shared.close()
+            self.shared = observed.Shared(self.url, self.celery.wait_timeout)
+        except observed.DatabaseError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.shared.close_job(self.job)
+        except observed.DatabaseError as exc:  # the database is away: the next dispatch removes the rows
+            log.warning("could not remove dispatch %s from the history database: %s", self.job, exc)
+        self.shared.close()
+
+
+def check_remote(
+    urls: list[str],
+    settings: Settings,
+    digest: PageReader,
+    *,
+    fetch_body: Mapping[str, int],
+    validators: Mapping[str, Validators] | None = None,
+    host_stats: dict[str, HostStats] | None = None,
+    stop: threading.Event | None = None,
+    progress: Advances | None = None,
+) -> dict[str, Observation]:
+    """``check.check_links_sync`` on the workers: the observations, and ``digest`` and ``host_stats`` filled
+    as a local check fills them."""
+    wanted = list(dict.fromkeys([*urls, *fetch_body]))
+    groups = shards(wanted)
+    dispatch = _Dispatch(settings, stop)
+    try:
+        dispatch.database(lambda: dispatch.shared.open_job(dispatch.job))
+        dispatch.await_workers()
+        check_settings = settings.model_dump(mode="json", include={"http", "retry"})
+        known = validators or {}
+        payloads = [
+            {
+                "job": dispatch.job,
+                "shard": index,
+                "urls": group,
+                "hosts": sorted({str(host_key(url)) for url in group if _has_key(url)}),
+                "fetch_body": {url: fetch_body[url] for url in group if url in fetch_body},
+                "validators": {url: list(known[url]) for url in group if url in known},
+                "pages": [url for url in group if url in digest.page_urls],
+                "images": [url for url in group if url in digest.image_urls],
+                "settings": check_settings,
+            }
+            for index, group in enumerate(groups)
+        ]
+        log.info(
+            "sending %d URLs to the workers in %d shards (dispatch %s)",
+            len(wanted),
+            len(groups),
+            dispatch.job,
+        )
+        dispatch.send(payloads)
+        dispatch.wait(len(groups), progress)
+        rows = dispatch.database(lambda: dispatch.shared.observations(dispatch.job))
+        stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
+    finally:
+        dispatch.close()
+    found = {record.observation.url: record for record in map(codec.decode, rows)}
+    observations: dict[str, Observation] = {}
+    missing = [url for url in wanted if url not in found]
+    if missing:  # a worker's bug: the run must not judge a URL nobody checked
+        raise EngineUnavailable(
+            f"the workers recorded no observation of {len(missing)} URLs ({missing[0]} …)"
+        )
+    for url in wanted:
+        record = found[url]
+        observations[url] = record.observation
+        digest.add(
+            url, page=record.page, validators=record.validators, probe=record.probe, refused=record.refused
+        )
+    if host_stats is not None:
+        for text in stats:
+            host_stats.update(codec.decode_stats(text))
+    return observations
+
+
+def _has_key(url: str) -> bool:
+    try:
+        host_key(url)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,98 @@
+"""Per-host leases in Redis: while a task checks a host, no other task (on any worker) checks it.
+
+Reads: ``celery.leases`` (the Redis URL) and ``celery.lease_ttl``. Returns: :class:`Leases`, which holds a
+set of host keys for one task. A lease is ``SET pipeline:lease:<host> <token> NX PX <ttl>``; a heartbeat
+thread renews every lease held each third of the TTL, and release deletes a key only while it still holds
+this task's token (compare-and-delete in one Lua script), so a lease that expired and was taken by another
+task is never deleted by the first. A worker that dies stops renewing: its leases expire after the TTL.
+
+Why leases and not one consumer per host: a task redelivered while its first copy still runs (the Redis
+transport redelivers after ``visibility_timeout``) would otherwise check the same hosts twice at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+import redis
+
+log = logging.getLogger("pipeline")
+
+_PREFIX = "pipeline:lease:"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end"
+    " return 0"
+)
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RETRY_S = 0.25  # between attempts to take leases another task holds
+
+
+class Leases:
+    """The leases one task holds (a context manager: released on exit, whatever happened)."""
+
+    def __init__(self, url: str, ttl_s: float) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=max(1.0, ttl_s / 3))
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self._token = secrets.token_hex(16)
+        self._held: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._renew_loop, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> Leases:
+        self._beat.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._beat.join()
+        self.release()
+        self._redis.close()
+
+    def hold(self, hosts: Iterable[str], give_up: Callable[[], bool]) -> bool:
+        """Take a lease on every host (all or none, retried while another task holds one); False when
+        ``give_up()`` says the work is no longer needed (its shard was finished by another copy)."""
+        keys = sorted({_PREFIX + host for host in hosts})
+        waited = False
+        while True:
+            taken = [key for key in keys if self._redis.set(key, self._token, nx=True, px=self._ttl_ms)]
+            if len(taken) == len(keys):
+                with self._lock:
+                    self._held = keys
+                return True
+            self._release(taken)  # all or none: two copies of a task never each wait on the other's half
+            if not waited:
+                busy = sorted(set(keys) - set(taken))
+                log.info("waiting for host leases another task holds: %s", ", ".join(busy)[:300])
+                waited = True
+            if give_up():
+                return False
+            time.sleep(_RETRY_S)
+
+    def release(self) -> None:
+        """Give back every lease still held by this task."""
+        with self._lock:
+            held, self._held = self._held, []
+        self._release(held)
+
+    def _release(self, keys: list[str]) -> None:
+        for key in keys:
+            self._redis.eval(_RELEASE, 1, key, self._token)
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self._ttl_ms / 3000):
+            with self._lock:
+                held = list(self._held)
+            for key in held:
+                try:
+                    if not self._redis.eval(_RENEW, 1, key, self._token, self._ttl_ms):
+                        log.warning("lease %s was lost (expired and taken by another task)", key)
+                except redis.RedisError as exc:  # Redis away: the lease may expire; say so, keep trying
+                    log.warning("cannot renew lease %s: %s", key, exc)

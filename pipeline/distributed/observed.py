@@ -1,0 +1,119 @@
+"""The shared tables of one dispatch in the history database: what workers observed, shard by shard.
+
+Reads: ``state.url`` (passed in). Returns: a :class:`Shared` connection. A dispatch (``job``: one call of
+the check on the coordinator) is a row of ``dist_jobs`` while the coordinator waits for it; each observation
+is one row keyed (job, url), inserted ``ON CONFLICT DO NOTHING`` so a URL recorded twice (a redelivered
+task) counts once; a finished shard is one row of ``dist_shards`` with its per-host figures (or the error
+that stopped it). The coordinator deletes a job's rows once it has read them.
+
+The tables are created under a transaction-scoped advisory lock: many workers opening a fresh database at
+once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then fail one of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS dist_jobs (job TEXT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL"
+    " DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS dist_observations (job TEXT NOT NULL, url TEXT NOT NULL, data TEXT NOT NULL,"
+    " PRIMARY KEY (job, url))",
+    "CREATE TABLE IF NOT EXISTS dist_shards (job TEXT NOT NULL, shard INTEGER NOT NULL, host_stats TEXT"
+    " NOT NULL, error TEXT, PRIMARY KEY (job, shard))",
+)
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('pipeline.distributed.schema'))"
+
+DatabaseError = psycopg.OperationalError  # the database went away or cannot be reached: retry, then fail
+
+
+class Shared:
+    """One autocommit connection to the dispatch tables (created when missing)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
+        with self._conn.transaction():
+            self._conn.execute(_LOCK)
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # ---- the coordinator -----------------------------------------------------------------------------
+    def open_job(self, job: str) -> None:
+        """Start a dispatch; rows of dispatches whose coordinator is gone (killed, failed) are removed."""
+        with self._conn.transaction():
+            self._conn.execute("DELETE FROM dist_jobs WHERE created_at < now() - interval '2 days'")
+            for table in ("dist_observations", "dist_shards"):
+                self._conn.execute(f"DELETE FROM {table} WHERE job NOT IN (SELECT job FROM dist_jobs)")
+            self._conn.execute("INSERT INTO dist_jobs (job) VALUES (%s)", (job,))
+
+    def progress(self, job: str) -> tuple[int, int]:
+        """(URLs observed, shards finished) so far."""
+        row = self._conn.execute(
+            "SELECT (SELECT count(*) FROM dist_observations WHERE job = %s),"
+            " (SELECT count(*) FROM dist_shards WHERE job = %s)",
+            (job, job),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def shard_errors(self, job: str) -> list[tuple[int, str]]:
+        """Shards a worker could not check, with why."""
+        rows = self._conn.execute(
+            "SELECT shard, error FROM dist_shards WHERE job = %s AND error IS NOT NULL ORDER BY shard", (job,)
+        )
+        return [(int(shard), str(error)) for shard, error in rows]
+
+    def observations(self, job: str) -> list[str]:
+        """Every observation of the dispatch (codec JSON)."""
+        return [
+            row[0] for row in self._conn.execute("SELECT data FROM dist_observations WHERE job = %s", (job,))
+        ]
+
+    def host_stats(self, job: str) -> list[str]:
+        """Each finished shard's per-host figures (codec JSON)."""
+        rows = self._conn.execute("SELECT host_stats FROM dist_shards WHERE job = %s ORDER BY shard", (job,))
+        return [row[0] for row in rows]
+
+    def close_job(self, job: str) -> None:
+        """Forget the dispatch: its rows, and the job itself (a task still queued for it does nothing)."""
+        with self._conn.transaction():
+            for table in ("dist_observations", "dist_shards", "dist_jobs"):
+                self._conn.execute(f"DELETE FROM {table} WHERE job = %s", (job,))
+
+    # ---- a worker ------------------------------------------------------------------------------------
+    def job_open(self, job: str) -> bool:
+        """Whether the coordinator still waits for this dispatch."""
+        return self._conn.execute("SELECT 1 FROM dist_jobs WHERE job = %s", (job,)).fetchone() is not None
+
+    def shard_done(self, job: str, shard: int) -> bool:
+        row = self._conn.execute("SELECT 1 FROM dist_shards WHERE job = %s AND shard = %s", (job, shard))
+        return row.fetchone() is not None
+
+    def observed(self, job: str, urls: Iterable[str]) -> set[str]:
+        """Which of ``urls`` are already recorded for the dispatch (by an earlier delivery of the task)."""
+        rows = self._conn.execute(
+            "SELECT url FROM dist_observations WHERE job = %s AND url = ANY(%s)", (job, list(urls))
+        )
+        return {row[0] for row in rows}
+
+    def record(self, job: str, rows: list[tuple[str, str]]) -> None:
+        """Record (url, codec JSON) rows; a URL recorded before keeps its first row."""
+        if not rows:
+            return
+        with self._conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO dist_observations (job, url, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [(job, url, data) for url, data in rows],
+            )
+
+    def finish_shard(self, job: str, shard: int, host_stats: str, error: str | None = None) -> None:
+        self._conn.execute(
+            "INSERT INTO dist_shards (job, shard, host_stats, error) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (job, shard, host_stats, error),
+        )

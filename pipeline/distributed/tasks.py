@@ -1,0 +1,130 @@
+"""The worker's task: check one shard (a group of whole hosts) and record what it observed.
+
+Reads: the task's payload (the shard's URLs, which are pages and images, the bodies and validators wanted,
+and the coordinator's ``http.*`` and ``retry.*``), ``state.url`` and ``celery.*`` of the worker. Writes: one
+row per URL to the shared history (``observed``) as it is digested, then the shard's row. Never touches an
+article file and never keeps a page body.
+
+A delivery of a task whose dispatch is over, or whose shard another copy finished, does nothing; a copy
+redelivered after its first delivery died skips the URLs that one recorded. The shard's host leases are
+held for the whole check, so two copies never check the same host at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from celery.exceptions import Reject
+
+from pipeline import check
+from pipeline.config import Settings
+from pipeline.distributed import codec, observed
+from pipeline.distributed.leases import Leases
+from pipeline.engineconfig import CelerySettings
+from pipeline.extract.pages import PageReader
+from pipeline.models import Observation
+from pipeline.runreport import HostStats
+
+log = logging.getLogger("pipeline")
+_BATCH, _BATCH_S = 64, 0.5  # observations written together: at most this many, or this old
+
+
+class _Silent:
+    def advance(self, n: int = 1) -> None:
+        """A worker shows no progress bar; the coordinator counts the recorded rows."""
+
+
+class _Recorder:
+    """Writes each digested observation, with its page metadata or probe, in small batches."""
+
+    def __init__(self, shared: observed.Shared, job: str) -> None:
+        self._shared, self._job = shared, job
+        self.reader: PageReader | None = None  # the reader whose results go with each observation
+        self._rows: list[tuple[str, str]] = []
+        self._refused_seen = 0
+        self._last = time.monotonic()
+
+    def __call__(self, obs: Observation) -> None:
+        reader = self.reader
+        assert reader is not None
+        refused = [reason for url, reason in reader.refused[self._refused_seen :] if url == obs.url]
+        self._refused_seen = len(reader.refused)
+        record = codec.Observed(
+            replace(obs, page=None),
+            page=reader.pages.get(obs.url),
+            validators=reader.validators.get(obs.url),
+            probe=reader.probes.get(obs.url),
+            refused=refused[-1] if refused else None,
+        )
+        self._rows.append((obs.url, codec.encode(record)))
+        if len(self._rows) >= _BATCH or time.monotonic() - self._last >= _BATCH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self._shared.record(self._job, self._rows)
+        self._rows, self._last = [], time.monotonic()
+
+
+def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings) -> None:
+    """Check the payload's shard and record it; a database that cannot be reached puts the task back."""
+    job, shard = str(payload["job"]), int(payload["shard"])
+    try:
+        shared = observed.Shared(state_url, celery.wait_timeout)
+    except observed.DatabaseError as exc:
+        log.warning(
+            "shard %d of %s: cannot reach the history database (%s); the task goes back", shard, job, exc
+        )
+        time.sleep(1.0)
+        raise Reject(str(exc), requeue=True) from exc
+    try:
+        if not shared.job_open(job) or shared.shard_done(job, shard):
+            log.info("shard %d of %s: already done or no longer wanted", shard, job)
+            return
+        try:
+            _check(shared, payload, job, shard, celery)
+        except observed.DatabaseError as exc:
+            log.warning(
+                "shard %d of %s: the history database went away (%s); the task goes back", shard, job, exc
+            )
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:  # a bug must fail the run clearly, not leave the coordinator waiting
+            log.exception("shard %d of %s failed", shard, job)
+            shared.finish_shard(job, shard, "[]", f"{type(exc).__name__}: {exc}")
+    finally:
+        shared.close()
+
+
+def _check(
+    shared: observed.Shared, payload: dict[str, Any], job: str, shard: int, celery: CelerySettings
+) -> None:
+    settings = Settings.model_validate(payload["settings"])
+    urls: list[str] = payload["urls"]
+    hosts: list[str] = payload["hosts"]
+    with Leases(celery.leases, celery.lease_ttl) as leases:
+        if not leases.hold(hosts, give_up=lambda: shared.shard_done(job, shard) or not shared.job_open(job)):
+            log.info("shard %d of %s: finished by another copy while this one waited", shard, job)
+            return
+        seen = shared.observed(job, urls)
+        todo = [url for url in urls if url not in seen]
+        fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}
+        validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
+        recorder = _Recorder(shared, job)
+        stats: dict[str, HostStats] = {}
+        with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
+            recorder.reader = reader
+            check.check_links_sync(
+                todo,
+                settings,
+                fetch_body=fetch_body,
+                on_result=reader,
+                keep_pages=False,
+                validators=validators,
+                host_stats=stats,
+            )
+            reader.drain()
+        recorder.flush()
+        shared.finish_shard(job, shard, codec.encode_stats(stats))
+        log.info("shard %d of %s: %d URLs checked (%d recorded earlier)", shard, job, len(todo), len(seen))

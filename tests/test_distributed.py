@@ -1,0 +1,286 @@
+"""executor: celery on real parts: PostgreSQL and Redis on loopback, 3 real `pipeline worker` processes."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from celeryworkers import worker_config, workers
+from localsite import LocalSite, closed_port, make_settings
+from pgserver import postgres_server
+from redisserver import redis_server
+from test_refresh import _article, _serve_world
+from test_runs import _cli, _config, _one_line_error
+
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
+from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.observed import Shared
+from pipeline.errors import ConfigError
+from pipeline.extract.pages import PageReader
+from pipeline.models import ExitCode, RunOptions
+from pipeline.runner import refresh
+
+DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+_NAMES = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    """A Redis of its own: conftest's is flushed per test, which would drop the queues' bindings."""
+    with redis_server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def database(pg: str) -> str:
+    """A fresh, empty database; its URL."""
+    name = f"d{next(_NAMES)}"
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{pg}/{name}"
+
+
+@pytest.fixture
+def engine(broker: str, database: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """3 real workers on the broker and database; yields (broker URL, database URL, their logs' folder)."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with workers(worker_config(folder, broker, database), 3, folder):
+        yield broker, database, folder
+
+
+def _checked_by_workers(folder: Path) -> int:
+    """URLs the workers say they checked (their log lines)."""
+    found = re.findall(r"shard \d+ of \w+: (\d+) URLs checked", _logs(folder))
+    return sum(map(int, found))
+
+
+def _logs(folder: Path) -> str:
+    return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("worker*.log")))
+
+
+def _celery(settings: Settings, broker: str, database: str) -> Settings:
+    data = settings.model_dump(mode="json")
+    data["executor"] = "celery"
+    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30}
+    data["state"]["url"] = database
+    return parse_settings(data)
+
+
+def _run(settings: Settings) -> dict[str, Any]:
+    options = RunOptions(now=lambda: DAY0, show_progress=False)
+    outcome = refresh(settings, options, io.StringIO())
+    assert outcome.exit_code is ExitCode.OK
+    return outcome.report.to_json()
+
+
+def _world(site: LocalSite, folder: Path) -> Path:
+    """The end-to-end world of test_refresh, twice over (more URLs, on all four hosts)."""
+    _serve_world(site)
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "park.md").write_text(_article(site), encoding="utf-8")
+    other = _article(site).replace("127.0.0.10", "127.0.0.12").replace("127.0.0.11", "127.0.0.13")
+    (corpus / "other.md").write_text(other, encoding="utf-8")
+    (corpus / "untouched.md").write_text('---\ntitle: "No links"\nyes: on\n---\nbody\n', encoding="utf-8")
+    return corpus
+
+
+def _verdicts(report: dict[str, Any]) -> dict[str, Any]:
+    return {row["url"]: (row["status"], row.get("http_status"), row.get("reason")) for row in report["links"]}
+
+
+def _changes(report: dict[str, Any]) -> list[Any]:
+    return sorted(repr({**change, "article": Path(change["article"]).name}) for change in report["changes"])
+
+
+def _files(corpus: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(corpus.iterdir())}
+
+
+def test_celery_run_equals_the_local_run(
+    engine: tuple[str, str, Path], local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The same corpus and local web give the same verdicts, changes and article bytes on 3 workers."""
+    corpus = _world(local_site, tmp_path / "local")
+    shutil.copytree(corpus, tmp_path / "celery" / "corpus")
+    sections: dict[str, dict[str, object]] = {"health": {"hard": {"runs": 1, "days": 0}}}
+    local = make_settings(tmp_path / "local", corpus={"roots": [str(corpus)]}, **sections)
+    remote = _celery(
+        make_settings(
+            tmp_path / "celery", corpus={"roots": [str(tmp_path / "celery" / "corpus")]}, **sections
+        ),
+        *engine[:2],
+    )
+
+    local_report = _run(local)
+    requests_local = len(local_site.hits)
+    remote_report = _run(remote)
+
+    assert _verdicts(remote_report) == _verdicts(local_report)
+    assert _changes(remote_report) == _changes(local_report) and local_report["changes"]
+    assert _files(tmp_path / "celery" / "corpus") == _files(corpus)
+    assert len(local_site.hits) == 2 * requests_local  # every URL once more, no request twice
+    assert _checked_by_workers(engine[2]) >= len(remote_report["links"])  # the workers did every check
+    with psycopg.connect(engine[1]) as db:  # the coordinator read the workers' rows back and removed them
+        assert db.execute("SELECT count(*) FROM dist_observations").fetchone() == (0,)
+
+
+def test_celery_needs_a_postgres_history(tmp_path: Path) -> None:
+    """executor: celery without state.url is a configuration error that says why."""
+    with pytest.raises(ConfigError, match=r"executor: celery needs state\.url: postgresql://"):
+        parse_settings({"executor": "celery"})
+
+
+def test_per_host_cap_holds_across_workers_when_a_task_is_handed_out_twice(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A task redelivered while its first copy still runs waits on the host leases: never above the cap."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    # One host: one shard, so two workers are idle when the broker hands its task out again.
+    paths = [f"/slow/{n}" for n in range(24)]
+    for path in paths:
+        local_site.route(path, status=200, delay=0.5)
+    urls = [local_site.url(path) for path in paths]
+    settings = _celery(
+        make_settings(tmp_path, http={"per_host_concurrency": 2, "soft404_probe": False}), broker, database
+    )
+    settings = settings.model_copy(
+        update={"celery": settings.celery.model_copy(update={"visibility_timeout": 1.0, "lease_ttl": 2.0})}
+    )
+    config = worker_config(folder, broker, database, visibility_timeout=1.0, lease_ttl=2.0)
+
+    with workers(config, 3, folder), PageReader(set(), set(), _NoProgress()) as digest:
+        observations = check_remote(urls, settings, digest, fetch_body={})
+        logs = _logs(folder)
+
+    assert {obs.outcome.value for obs in observations.values()} == {"success"}
+    assert max(local_site.max_inflight.values()) == 2  # the cap, reached, never passed
+    assert "waiting for host leases another task holds" in logs  # a second copy did run beside the first
+    assert len(local_site.hits) == len(urls)  # and requested nothing: each URL once
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def _coordinator(tmp_path: Path, site: LocalSite, state: dict[str, object], broker_url: str) -> Path:
+    corpus = _world(site, tmp_path)
+    celery = {"broker_url": broker_url, "wait_timeout": 2}
+    return _config(tmp_path, corpus, state=state, executor="celery", celery=celery)
+
+
+def _history_runs(url: str) -> int:
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT count(*) FROM runs").fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_an_unreachable_broker_is_exit_9_and_touches_nothing(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """No broker at celery.broker_url: after wait_timeout, exit 9 naming it (password masked), files and
+    history untouched."""
+    broker_url = f"redis://:secret@127.0.0.1:{closed_port()}/0"
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker_url)
+    before = _files(tmp_path / "corpus")
+
+    result = _cli("refresh", "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "the broker redis://:***@127.0.0.1:", "cannot be reached for 2 s")
+    assert "secret" not in result.stderr
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0  # the run that could not check anything left no row
+    assert not local_site.hits
+
+
+def test_no_worker_is_exit_9_saying_so(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A broker with no worker on it: after wait_timeout, exit 9 saying no worker answered."""
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+    before = _files(tmp_path / "corpus")
+
+    result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "engine unavailable: no worker answered on redis://127.0.0.1:")
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0
+
+
+def test_executor_flag_overrides_the_config_and_celery_needs_postgres(
+    tmp_path: Path, local_site: LocalSite
+) -> None:
+    """`--executor celery` over a SQLite history is a configuration error (exit 3) that says why."""
+    config = _config(tmp_path, _world(local_site, tmp_path))
+
+    result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
+    assert "executor: celery needs state.url: postgresql://" in result.stderr
+
+
+def test_a_worker_without_a_postgres_history_refuses_to_start(tmp_path: Path) -> None:
+    """`pipeline worker` with no state.url: exit 3 naming the key, no Celery started."""
+    config = tmp_path / "worker.yaml"
+    config.write_text("celery: {broker_url: 'redis://127.0.0.1:9/0'}\n", encoding="utf-8")
+
+    result = _cli("worker", "--config", str(config), cwd=tmp_path)
+
+    assert result.returncode == ExitCode.CONFIG_ERROR, result.stderr
+    assert "state.url: pipeline worker needs a postgresql://" in result.stderr
+
+
+def test_an_observation_recorded_twice_counts_once(database: str) -> None:
+    """Two deliveries of a task recording the same URL leave one row, the first."""
+    shared = Shared(database, 5)
+    try:
+        shared.open_job("j")
+        shared.record("j", [("http://h/a", "first"), ("http://h/b", "b")])
+        shared.record("j", [("http://h/a", "second")])
+
+        assert sorted(shared.observations("j")) == ["b", "first"]
+        assert shared.progress("j") == (2, 0)
+        assert shared.observed("j", ["http://h/a", "http://h/c"]) == {"http://h/a"}
+    finally:
+        shared.close()
+
+
+def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str) -> None:
+    """Eight connections creating the shared tables at the same moment all succeed."""
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            Shared(database, 5).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
