@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from celeryworkers import workers
 from localsite import LocalSite, closed_port
 from pgserver import PostgresServer, postgres_instance
 from redisserver import RedisServer, redis_server
@@ -29,7 +30,6 @@ from test_refresh import _article, _serve_world
 pytestmark = pytest.mark.slow
 
 _NAMES = itertools.count()
-_READY = 60.0  # seconds a worker may take to start (the machine is shared)
 _RUN = 120.0  # seconds a whole coordinated run may take
 
 
@@ -54,51 +54,8 @@ def broker() -> Iterator[RedisServer]:
         yield server
 
 
-class Workers:
-    """`pipeline worker` processes of one test, each with its own log; all killed at teardown."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, config: Path, name: str) -> subprocess.Popen[bytes]:
-        """Start worker ``name``; wait until ready (solo pool: the task runs in the process itself)."""
-        log = self.log_path(name)
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "pipeline", "worker", "--config", str(config),
-                    "--pool", "solo", "-n", f"{name}@%h", "--loglevel", "INFO",
-                    "--without-mingle", "--without-gossip",
-                ],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True,
-            )  # fmt: skip
-        self.processes[name] = process
-        deadline = time.monotonic() + _READY
-        while " ready." not in log.read_text(errors="replace"):
-            assert process.poll() is None, f"worker {name} exited {process.returncode}: {self.log(name)}"
-            assert time.monotonic() < deadline, f"worker {name} not ready: {self.log(name)}"
-            time.sleep(0.1)
-        return process
-
-    def log_path(self, name: str) -> Path:
-        return self.folder / f"worker-{name}.log"
-
-    def log(self, name: str) -> str:
-        return self.log_path(name).read_text(errors="replace")[-4000:]
-
-    def kill_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(tmp_path)
-    yield started
-    started.kill_all()
+def _log(folder: Path) -> str:
+    return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("worker*.log")))
 
 
 # ---- the world ----------------------------------------------------------------------------------------
@@ -221,7 +178,7 @@ def _local_run(site: LocalSite, folder: Path) -> tuple[dict[str, str], dict[str,
 
 # ---- a worker killed mid-task -------------------------------------------------------------------------
 def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_one(
-    local_site: LocalSite, broker: RedisServer, pg: PostgresServer, workers: Workers, tmp_path: Path
+    local_site: LocalSite, broker: RedisServer, pg: PostgresServer, tmp_path: Path
 ) -> None:
     """kill -9 of the worker holding a task: the task comes back to another worker, the run completes with
     the verdicts and files of an unkilled run, and each URL's observation counts once in the history."""
@@ -233,29 +190,31 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
     corpus = _world(local_site, folder)
     # Redelivery takes visibility_timeout plus the transport's sweep: the coordinator must wait longer.
     config = _config(folder, corpus, broker.url, state_url, celery={"wait_timeout": 60})
-    first = workers.start(config, "first")
-
-    run = _coordinator(config, folder)
-    _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
-    [held_host] = [host for host in (2, 3) if local_site.count("/held", host_index=host)]
-    answered = {"/quick1", "/quick2", "/gone", "/later"}
-    _wait_for(
-        lambda: answered <= {hit.path for hit in list(local_site.hits) if hit.host_index == held_host},
-        "the held host's other answers",
-        run,
-    )
-    time.sleep(0.5)  # the worker records what it observed in batches at most 0.5 s old
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    killed_at = time.monotonic()
-    workers.start(config, "second")
-    code, stderr = _finish(run)
+    first, second = folder / "first", folder / "second"
+    first.mkdir()
+    second.mkdir()
+    with workers(config, 1, first) as [killed]:
+        run = _coordinator(config, folder)
+        _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
+        [held_host] = [host for host in (2, 3) if local_site.count("/held", host_index=host)]
+        answered = {"/quick1", "/quick2", "/gone", "/later"}
+        _wait_for(
+            lambda: answered <= {hit.path for hit in list(local_site.hits) if hit.host_index == held_host},
+            "the held host's other answers",
+            run,
+        )
+        time.sleep(0.5)  # the worker records what it observed in batches at most 0.5 s old
+        os.killpg(killed.pid, signal.SIGKILL)  # the worker and its pool child, mid-task
+        killed.wait()
+        killed_at = time.monotonic()
+        with workers(config, 1, second):
+            code, stderr = _finish(run)
 
     assert code == 0, stderr[-3000:]
     # The killed task came back (visibility_timeout 3 s, not the transport's default sweep of ~100 s) to
     # the only worker left, which asked again only what the killed one had not recorded.
     assert time.monotonic() - killed_at < 30
-    assert "pipeline.check_shard" in workers.log("second")
+    assert "pipeline.check_shard" in _log(second)
     assert local_site.count("/held", host_index=held_host) == 2
     assert all(local_site.count(path, host_index=held_host) == 1 for path in answered)
     assert _statuses(folder) == expected_statuses
@@ -264,46 +223,9 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
     assert rows and all(failures <= 1 and len(recent) == 1 for failures, recent in rows.values()), rows
 
 
-def test_an_observation_recorded_twice_counts_once(pg: PostgresServer) -> None:
-    """Two deliveries of a shard recording the same URL for one dispatch leave one row: the first."""
-    from pipeline.distributed import observed
-
-    shared = observed.Shared(_new_database(pg), 5)
-    try:
-        shared.open_job("job")
-        shared.record("job", [("http://127.0.0.1/a", "first"), ("http://127.0.0.1/b", "first")])
-        shared.record("job", [("http://127.0.0.1/a", "second")])
-        assert sorted(shared.observations("job")) == ["first", "first"]
-        assert shared.progress("job") == (2, 0)
-    finally:
-        shared.close()
-
-
 # ---- the broker goes away -----------------------------------------------------------------------------
-def test_broker_unreachable_before_the_run_exits_9_naming_it_and_touches_no_file(
-    local_site: LocalSite, pg: PostgresServer, tmp_path: Path
-) -> None:
-    """No broker at the URL: the coordinator retries for celery.wait_timeout, then exits 9 with one line
-    naming the broker (password masked); no article changes and the history records no verdict."""
-    corpus = _world(local_site, tmp_path)
-    before = _files(corpus)
-    state_url = _new_database(pg)
-    port = closed_port()
-    config = _config(tmp_path, corpus, f"redis://:hunter2@127.0.0.1:{port}/0", state_url)
-
-    started = time.monotonic()
-    code, stderr = _finish(_coordinator(config, tmp_path))
-
-    assert code == 9, stderr[-3000:]
-    assert time.monotonic() - started >= 5  # it waited celery.wait_timeout before giving up
-    [line] = _error_lines(stderr)
-    assert f"127.0.0.1:{port}" in line and "hunter2" not in stderr
-    assert _files(corpus) == before
-    assert _link_rows(state_url) == {}
-
-
 def test_broker_killed_mid_run_exits_9_and_touches_no_file(
-    local_site: LocalSite, broker: RedisServer, pg: PostgresServer, workers: Workers, tmp_path: Path
+    local_site: LocalSite, broker: RedisServer, pg: PostgresServer, tmp_path: Path
 ) -> None:
     """The broker dies while a worker is checking (tasks still queued): exit 9 after the wait, one clear
     line, every article file byte-identical, no verdict recorded."""
@@ -311,12 +233,11 @@ def test_broker_killed_mid_run_exits_9_and_touches_no_file(
     before = _files(corpus)
     state_url = _new_database(pg)
     config = _config(tmp_path, corpus, broker.url, state_url)
-    workers.start(config, "only")
-
-    run = _coordinator(config, tmp_path)
-    _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
-    broker.kill()
-    code, stderr = _finish(run)
+    with workers(config, 1, tmp_path):
+        run = _coordinator(config, tmp_path)
+        _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
+        broker.kill()
+        code, stderr = _finish(run)
 
     assert code == 9, stderr[-3000:]
     [line] = _error_lines(stderr)
@@ -327,7 +248,7 @@ def test_broker_killed_mid_run_exits_9_and_touches_no_file(
 
 # ---- the database goes away ---------------------------------------------------------------------------
 def test_database_stopped_mid_run_exits_6_and_touches_no_file(
-    local_site: LocalSite, broker: RedisServer, workers: Workers, tmp_path: Path
+    local_site: LocalSite, broker: RedisServer, tmp_path: Path
 ) -> None:
     """PostgreSQL stops while the workers check: the coordinator retries, then exits 6 with one line naming
     the database; every article file is byte-identical."""
@@ -336,11 +257,11 @@ def test_database_stopped_mid_run_exits_6_and_touches_no_file(
     with postgres_instance() as server:
         state_url = _new_database(server)
         config = _config(tmp_path, corpus, broker.url, state_url)
-        workers.start(config, "only")
-        run = _coordinator(config, tmp_path)
-        _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
-        server.stop()
-        code, stderr = _finish(run)
+        with workers(config, 1, tmp_path):
+            run = _coordinator(config, tmp_path)
+            _wait_for(lambda: local_site.count("/held") >= 1, "a held request", run)
+            server.stop()
+            code, stderr = _finish(run)
 
     assert code == 6, stderr[-3000:]
     [line] = _error_lines(stderr)
@@ -350,7 +271,7 @@ def test_database_stopped_mid_run_exits_6_and_touches_no_file(
 
 # ---- the outage guard on workers ----------------------------------------------------------------------
 def test_network_failures_on_the_workers_never_turn_links_dead(
-    broker: RedisServer, pg: PostgresServer, workers: Workers, tmp_path: Path
+    broker: RedisServer, pg: PostgresServer, tmp_path: Path
 ) -> None:
     """Every host fails below HTTP on the workers (closed loopback ports, public hosts the test network
     refuses): the run is an outage, nothing is dead or flagged, no file changes, no verdict is recorded."""
@@ -363,10 +284,8 @@ def test_network_failures_on_the_workers_never_turn_links_dead(
     before = _files(corpus)
     state_url = _new_database(pg)
     config = _config(tmp_path, corpus, broker.url, state_url, health={"soft": {"runs": 1, "days": 0}})
-    for name in ("one", "two"):
-        workers.start(config, name)
-
-    code, stderr = _finish(_coordinator(config, tmp_path))
+    with workers(config, 2, tmp_path):
+        code, stderr = _finish(_coordinator(config, tmp_path))
 
     assert code == 0, stderr[-3000:]
     report = json.loads((tmp_path / "reports" / "latest" / "report.json").read_text(encoding="utf-8"))
@@ -374,4 +293,4 @@ def test_network_failures_on_the_workers_never_turn_links_dead(
     assert "dead" not in _statuses(tmp_path).values()
     assert _files(corpus) == before
     assert _link_rows(state_url) == {}
-    assert any("pipeline.check_shard" in workers.log(name) for name in ("one", "two"))  # workers checked
+    assert "pipeline.check_shard" in _log(tmp_path)  # the workers checked
