@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.error("--workers must be at least 1")
     base = args.config if args.config.exists() else None
-    return _serve(args.folder.resolve(), base, args.workers, args.worker_options)
+    # INFO: the worker logs say which shard each checked; a later --loglevel in the options wins.
+    options = ["--loglevel", "INFO", *args.worker_options]
+    return _serve(args.folder.resolve(), base, args.workers, options)
 
 
 if __name__ == "__main__":
