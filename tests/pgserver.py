@@ -32,6 +32,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def postgres_binaries() -> Path:
+    """The folder of initdb and pg_ctl; skips the test when missing, except under CI=true: there it fails."""
+    binaries = _binaries()
+    if binaries is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing; .ci/run installs the postgresql package")
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    return binaries
+
+
 class PostgresServer:
     """A running server (see :func:`postgres_instance`); ``stop`` and ``start`` take it away and back."""
 
@@ -68,14 +78,10 @@ def postgres_instance() -> Iterator[PostgresServer]:
     """Start a server in a new temporary folder on 127.0.0.1 (trust auth, user ``pipeline``); yield it;
     stop it and remove the folder afterwards.
 
-    Missing binaries skip the test, except under CI=true where `.ci/run` installs them: there it fails.
+    Missing binaries skip the test (see :func:`postgres_binaries`).
     PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user.
     """
-    binaries = _binaries()
-    if binaries is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing; .ci/run installs the postgresql package")
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    binaries = postgres_binaries()
     user = "postgres" if os.geteuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="pipeline-pg-"))  # directly in /tmp: pytest's are root's 0700
     if user is not None:
