@@ -78,22 +78,32 @@ def _run_checks(
     return observations
 
 
-def check_pass(run: Run, digest: PageReader) -> None:
-    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict."""
+def check_pass(
+    run: Run, digest: PageReader, checked: tuple[dict[str, Observation], float] | None = None
+) -> None:
+    """Check the due URLs (and the baseline), judge our network, and give each URL its verdict.
+
+    ``checked``: the observations (and seconds) of a check already made beside the read pass
+    (``pipeline.overlap``), the ones this pass would make.
+    """
     settings, counted = run.settings, run.counts
-    to_check = list(dict.fromkeys([*run.due, *run.extra]))
     clock = time.perf_counter()
-    observations = _run_checks(
-        to_check,
-        run.fetch_body,
-        digest,
-        settings,
-        run.options,
-        "checking links",
-        run.host_stats,
-        run.validators,
-        run.progress,
-    )
+    if checked is None:
+        to_check = list(dict.fromkeys([*run.due, *run.extra]))
+        observations = _run_checks(
+            to_check,
+            run.fetch_body,
+            digest,
+            settings,
+            run.options,
+            "checking links",
+            run.host_stats,
+            run.validators,
+            run.progress,
+        )
+        seconds = time.perf_counter() - clock
+    else:
+        observations, seconds = checked
     log.info(
         "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
         counted.due,
@@ -101,7 +111,7 @@ def check_pass(run: Run, digest: PageReader) -> None:
         counted.not_due,
         counted.excluded,
         counted.invalid,
-        time.perf_counter() - clock,
+        seconds,
         f"; {counted.extra} more requested only to judge our own network" if counted.extra else "",
     )
     now = run.checked_at = run.options.now()

@@ -37,9 +37,11 @@ class CorpusSettings(_Section):
     patterns: list[str] = Field(default_factory=lambda: ["*.md", "*.txt"], min_length=1)
     max_file_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # The read pass parses in a pool of this many processes (0: one per CPU core; 1: no pool) when at
-    # least `pool_min_files` files need parsing; below that, starting the pool costs more than it saves.
+    # least `pool_min_files` files holding at least `pool_min_bytes` need parsing; below that, starting
+    # the pool costs more than it saves.
     read_processes: int = Field(default=0, ge=0)
     pool_min_files: int = Field(default=2000, ge=1)
+    pool_min_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
 
 
 class LinkSettings(_Section):

@@ -208,6 +208,12 @@ class Progress:
             self._bar.stop_task(self._task)
         self._task = self._bar.add_task(label, total=total)
 
+    def set_total(self, total: int) -> None:
+        """The current phase's total, as it becomes known (a check fed while the read pass runs)."""
+        self.total = total
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, total=total)
+
     def advance(self, n: int = 1) -> None:
         """Count ``n`` more finished items in the current phase."""
         self.completed += n

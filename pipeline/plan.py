@@ -68,10 +68,25 @@ def _unit_field(path: FieldPath, nested: Iterable[str]) -> str:
     return field_spec(path)
 
 
+class Roles:
+    """Whether a reference's field makes its URL a page (read for metadata) or an image (probed)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._nested = settings.links.nested
+        self._pages = set(settings.links.page_fields)
+        self._images = {spec for spec in settings.links.fields if "[]." in spec}
+
+    def of(self, ref: LinkRef) -> str | None:
+        """``page``, ``image`` or None (checked only); a URL that is a page anywhere is a page."""
+        kind = _unit_field(ref.path, self._nested)
+        if kind in self._pages:
+            return "page"
+        return "image" if kind in self._images else None
+
+
 def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
     """Unique URLs to consider, which of them are pages and images, and the excluded ones."""
-    page_fields = set(settings.links.page_fields)
-    image_fields = {spec for spec in settings.links.fields if "[]." in spec}
+    roles = Roles(settings)
     plan = Plan([], set(), set(), {})
     seen: set[str] = set()
     for article_refs in refs.values():
@@ -86,10 +101,10 @@ def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
             if url not in seen:
                 seen.add(url)
                 plan.urls.append(url)
-            kind = _unit_field(ref.path, settings.links.nested)
-            if kind in page_fields:
+            role = roles.of(ref)
+            if role == "page":
                 plan.page_urls.add(url)
-            elif kind in image_fields:
+            elif role == "image":
                 plan.image_urls.add(url)
     plan.image_urls.difference_update(plan.page_urls)
     return plan

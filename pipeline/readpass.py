@@ -1,13 +1,13 @@
 """The read pass: every article file found, read, and reduced to its refs and a sketch of what it needs.
 
-Reads: ``corpus.*`` (roots, patterns, size cap, ``read_processes``, ``pool_min_files``), ``links.*``,
-``metadata.*``, ``health.*`` (for the sketch), and the history's ``files`` table.
+Reads: ``corpus.*`` (roots, patterns, size cap, ``read_processes``, ``pool_min_files``, ``pool_min_bytes``),
+``links.*``, ``metadata.*``, ``health.*`` (for the sketch), and the history's ``files`` table.
 Returns: a :class:`Corpus`; a file that cannot be read becomes a ``FileError`` and the pass goes on.
 
-Each file is reduced to one compact entry (JSON: refs, sketch, revisit flag). An unchanged file (size, mtime,
-inode and settings digest as stored) is not opened: its entry comes from the history. The files to parse
-go through a process pool when there are many, and their entries come back in discovery order, so the
-result is the single-process one.
+Each file is reduced to one compact entry (JSON: refs, sketch, revisit flag, whether it holds a link-health
+block). An unchanged file (size, mtime, inode and settings digest as stored) is not opened: its entry comes
+from the history. The files to parse go through a process pool when there are many, and their entries come
+back in discovery order, so the result is the single-process one.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline import decide
 from pipeline.config import Settings
@@ -36,7 +37,7 @@ from pipeline.models import (
 )
 
 _BATCH = 500  # files per history query and per transaction
-_ENTRY_VERSION = "1"  # bump when an entry's shape or what the read pass extracts changes
+_ENTRY_VERSION = "2"  # bump when an entry's shape or what the read pass extracts changes
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Corpus:
     refs: dict[Path, list[LinkRef]] = field(default_factory=dict)
     sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
+    flagged: set[Path] = field(default_factory=set)  # holding a link-health block (of ours or the user's)
     errors: list[FileError] = field(default_factory=list)
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
 
@@ -59,12 +61,15 @@ def collect(
     force: bool = False,
     record: bool = False,
     prune: bool = False,
+    on_batch: Callable[[Corpus, list[Path]], None] | None = None,
 ) -> Corpus:
     """Discover, read and extract refs from every article; bad files become FileErrors.
 
     With ``store``, a file whose size, mtime and inode are those it had when last read (with the same
     settings) is not parsed: its entry comes from the history; ``force`` parses every file. ``record``
     stores the entries of the files parsed now; ``prune`` forgets files no longer found (a whole corpus).
+    ``on_batch`` sees the corpus and the articles it just gained after each batch of files (the runner
+    starts checking their URLs while the pass goes on).
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = Corpus()
@@ -85,8 +90,11 @@ def collect(
     paths = [item for item in found if isinstance(item, Path)]
     unchanged = {p for p in paths if p in stats and known.get(os.fsencode(p)) == stats[p]}
     # Entries are decoded, and new ones stored, a batch at a time: no run holds every entry's text at once.
-    parsing = _parse_all([p for p in paths if p not in unchanged], settings, stop)
+    to_parse = [p for p in paths if p not in unchanged]
+    size = sum(stats[p][0] for p in to_parse if p in stats)
+    parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
+    shared: dict[Any, Any] = {}
     try:
         for begin in range(0, len(found), _BATCH):
             batch = found[begin : begin + _BATCH]
@@ -96,6 +104,7 @@ def collect(
                 else {}
             )
             rows = []
+            added: list[Path] = []
             for item in batch:
                 if isinstance(item, FileError):
                     corpus.errors.append(item)
@@ -113,9 +122,12 @@ def collect(
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, entry)
+                    _add(corpus, item, entry, shared)
+                    added.append(item)
             if store is not None and record:
                 store.record_files(rows)
+            if on_batch is not None and added:
+                on_batch(corpus, added)
             if stopped:
                 break
     finally:
@@ -146,31 +158,60 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
         "r": [[r.field_path, r.url, r.normalized, r.invalid_reason, r.line, list(r.path)] for r in refs],
         "s": [[list(u.page_urls), list(u.image_urls), u.images_empty] for u in decide.sketch(data, settings)],
         "v": decide.stale_flags(data, refs, settings),
+        "h": settings.health.flag_field in data,
     }
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, path: Path, entry: str) -> None:
-    """One article's entry into the corpus, as records."""
+def _add(corpus: Corpus, path: Path, entry: str, shared: dict[Any, Any]) -> None:
+    """One article's entry into the corpus, as records.
+
+    ``shared`` gives one object for equal values (URLs, field paths, sketches) across the articles: a URL
+    cited by many articles, and the field paths every article repeats, are kept once (memory is the limit
+    on large corpora: the refs and sketches are all the read pass keeps).
+    """
     data = json.loads(entry)
     corpus.paths.append(path)
-    corpus.refs[path] = [
-        LinkRef(path, field_path, url, normalized, reason, line, tuple(field))
-        for field_path, url, normalized, reason, line, field in data["r"]
-    ]
-    corpus.sketches[path] = tuple(
-        decide.UnitSketch(tuple(pages), tuple(images), empty) for pages, images, empty in data["s"]
-    )
+    refs = []
+    for field_path, url, normalized, reason, line, parts in data["r"]:
+        normalized = normalized and shared.setdefault(normalized, normalized)
+        url = normalized if url == normalized else url
+        field = tuple(shared.setdefault(part, part) if isinstance(part, str) else part for part in parts)
+        refs.append(
+            LinkRef(
+                path,
+                shared.setdefault(field_path, field_path),
+                url,
+                normalized,
+                reason,
+                line,
+                shared.setdefault(field, field),
+            )
+        )
+    corpus.refs[path] = refs
+    sketches = []
+    for pages, images, empty in data["s"]:
+        unit = decide.UnitSketch(
+            tuple(shared.setdefault(u, u) for u in pages),
+            tuple(shared.setdefault(u, u) for u in images),
+            empty,
+        )
+        sketches.append(shared.setdefault(unit, unit))
+    corpus.sketches[path] = tuple(sketches)
     if data["v"]:
         corpus.revisit.add(path)
+    if data["h"]:
+        corpus.flagged.add(path)
 
 
 def _parse_all(
-    paths: list[Path], settings: Settings, stop: threading.Event | None
+    paths: list[Path], size: int, settings: Settings, stop: threading.Event | None
 ) -> Generator[str | FileError, None, None]:
-    """Each path's entry, in order: in a process pool when there are many (both cores), else here."""
+    """Each path's entry, in order: in a process pool when there are many ``size`` bytes to parse (both
+    cores), else here."""
     processes = settings.corpus.read_processes or os.cpu_count() or 1
-    if processes < 2 or len(paths) < settings.corpus.pool_min_files:
+    few = len(paths) < settings.corpus.pool_min_files or size < settings.corpus.pool_min_bytes
+    if processes < 2 or few:
         for path in paths:
             if stop is not None and stop.is_set():
                 return

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from pipeline import overlap
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
@@ -103,15 +104,22 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     mode = "dry-run" if options.dry_run else options.mode
     run = Run(settings, options, out, store, rules, started, _new_run_id(started), mode)
     try:
-        _read(run)
-        _plan(run)
         with Progress(quiet=not options.show_progress) as progress:
             run.progress = progress
-            digest = PageReader(run.plan.page_urls, run.plan.image_urls, progress)
+            # The checks start while the read pass runs (a dry run prints its whole plan first).
+            feed = overlap.Feed(run, progress) if overlap.eligible(settings, options) else None
+            try:
+                _read(run, feed)
+                _plan(run)
+            except BaseException:
+                if feed is not None:
+                    feed.cancel()
+                raise
+            digest = feed.digest if feed else PageReader(run.plan.page_urls, run.plan.image_urls, progress)
             try:
                 if options.stop.is_set():
                     raise Interrupted
-                check_pass(run, digest)
+                check_pass(run, digest, feed.finish() if feed else None)
                 evidence = probe_images(run, digest, evidence_of(run, digest))
                 if options.dry_run:
                     progress.close()  # the diffs go to the terminal below the finished bars, not under them
@@ -119,11 +127,17 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
-            except EngineUnavailable:  # no file was written: the run leaves no trace in the history
-                if not options.dry_run:
-                    store.forget_run(run.run_id)
-                raise
+            except EngineUnavailable as exc:  # no file is written either way
+                if run.checked_at is None or options.dry_run:  # nothing recorded: the run leaves no trace
+                    if not options.dry_run:
+                        store.forget_run(run.run_id)
+                    raise
+                # The verdicts are recorded (the image probes failed): saved like an interrupted run.
+                run.exit_code, run.kind = ExitCode.ENGINE_UNAVAILABLE, "interrupted"
+                log.error("engine unavailable: %s", exc)
             finally:
+                if feed is not None:
+                    feed.cancel()
                 digest.close()
             run.refused_pages = list(digest.refused)
         return _finish(run)
@@ -141,8 +155,8 @@ def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
     return HistoryStore(settings.state.database, read_only=options.dry_run, url=settings.state.url)
 
 
-def _read(run: Run) -> None:
-    """The read pass, the leftovers of a killed run, and the plan of unique URLs."""
+def _read(run: Run, feed: overlap.Feed | None = None) -> None:
+    """The read pass (each batch handed to ``feed``), the leftovers of a killed run, and the plan."""
     settings, options = run.settings, run.options
     clock = time.perf_counter()
     run.corpus = collect(
@@ -152,6 +166,7 @@ def _read(run: Run) -> None:
         force=options.force,
         record=not options.dry_run,
         prune=not options.partial,
+        on_batch=feed,
     )
     corpus = run.corpus
     log.info(
@@ -185,10 +200,9 @@ def _plan(run: Run) -> None:
     ]
     run.known_good, extra = baseline(run.history, run.due, settings.health.outage.baseline_hosts)
     due_set = set(run.due)
-    # A --check-only run still reads the pages it requests (one GET instead of a HEAD) and stores their
-    # metadata, so the next run applies it without asking again.
-    if settings.metadata.enabled or options.mode == "check-only":
-        page_bytes, image_bytes = settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
+    sizes = overlap.body_sizes(run)
+    if sizes is not None:
+        page_bytes, image_bytes = sizes
         run.fetch_body = {u: page_bytes for u in plan.page_urls if u in due_set}
         run.fetch_body.update({u: image_bytes for u in plan.image_urls if u in due_set})
     # Pages read before with an ETag or Last-Modified are asked conditionally: a 304 costs no body and
@@ -260,20 +274,21 @@ def _finish(run: Run) -> RunOutcome:
     )
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
+    stored = report.stored_copy(run_report)  # compressed as it is made: the JSON is never held whole
     store.finish_run(
         run.run_id,
         finished,
         int(run.exit_code),
         run.outage,
         run_report.totals.to_json(),
-        run_report.to_json(),
+        stored,
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
-    return _write_reports(run, run_report)
+    return _write_reports(run, run_report, stored)
 
 
-def _write_reports(run: Run, run_report: RunReport) -> RunOutcome:
+def _write_reports(run: Run, run_report: RunReport, stored: bytes) -> RunOutcome:
     """The report files; when they cannot be written the history (already saved) says so and exit is 6."""
     settings, store = run.settings, run.store
     try:
@@ -283,6 +298,7 @@ def _write_reports(run: Run, run_report: RunReport) -> RunOutcome:
             store.list_runs(settings.reports.trend_runs),
             settings.reports.keep_runs,
             point_latest=run.kind == "complete" or not report.latest_is_complete(settings.reports.dir),
+            stored=stored,
         )
     except OSError as exc:
         # The history (verdicts, this run's row and report) is already saved: only the files failed.

@@ -25,6 +25,7 @@ from pipeline.models import (
     Edit,
     Evidence,
     FileError,
+    LinkStatus,
     RunOptions,
     format_field_path,
 )
@@ -64,6 +65,8 @@ def write_pass(
                 raise Interrupted
             if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
                 continue
+            if not _may_edit(path, corpus, evidence, settings):
+                continue
             try:
                 stat = path.stat()
             except OSError as exc:
@@ -80,6 +83,26 @@ def write_pass(
         if store is not None and not options.dry_run:
             store.record_decided(settled)
     return changes, discovered, errors
+
+
+def _may_edit(path: Path, corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:
+    """Whether ``decide`` could edit this article at all, known without re-reading it.
+
+    With the metadata refresh off (``--check-only``) the only edit is the link-health block: an article
+    holding no such block and citing no dead URL gets none, so a check-only night re-reads only those.
+    """
+    if settings.metadata.enabled:
+        return True
+    if not settings.health.flag or evidence.outage:
+        return False
+    if path in corpus.flagged:
+        return True
+    results = evidence.results
+    return any(
+        (result := results.get(ref.normalized)) is not None and result.status is LinkStatus.DEAD
+        for ref in corpus.refs[path]
+        if ref.normalized is not None
+    )
 
 
 def _write_one(

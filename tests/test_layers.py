@@ -19,6 +19,7 @@ LAYERS: list[list[str]] = [
         "pipeline.text",
         "pipeline.models",
         "pipeline.runreport",
+        "pipeline.spool",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
     [
@@ -44,7 +45,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.report", "pipeline.report.*"],
     ["pipeline.readpass"],
     ["pipeline.runstate"],
-    ["pipeline.checkpass", "pipeline.write"],
+    ["pipeline.checkpass", "pipeline.write", "pipeline.overlap"],
     ["pipeline.runner"],
     ["pipeline.job", "pipeline.validate", "pipeline.scheduler"],
     ["pipeline.tools", "pipeline.tools.*"],

@@ -133,7 +133,8 @@ def test_the_process_pool_read_equals_the_single_process_read(tmp_path: Path) ->
     root, _ = _corpus(tmp_path, 40)
     serial = collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 1}))
     pooled_settings = make_settings(
-        tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 10}
+        tmp_path,
+        corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 10, "pool_min_bytes": 0},
     )
     pooled = collect(pooled_settings)
     _same(pooled, serial)
@@ -146,10 +147,35 @@ def test_the_pool_is_used_only_above_the_threshold(tmp_path: Path, monkeypatch: 
     """Below pool_min_files the files are parsed in this process; at or above it, in worker processes."""
     root, _ = _corpus(tmp_path, 10)
     reads = _counting(monkeypatch)  # only this process's reads are seen
-    collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 13}))
+    collect(
+        make_settings(
+            tmp_path,
+            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 13, "pool_min_bytes": 0},
+        )
+    )
     assert len(reads) == 12
     reads.clear()
-    collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 12}))
+    collect(
+        make_settings(
+            tmp_path,
+            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 12, "pool_min_bytes": 0},
+        )
+    )
+    assert reads == []
+
+
+def test_small_files_are_parsed_here_below_pool_min_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files holding fewer than pool_min_bytes in all are parsed in this process; at or above, in workers."""
+    root, _ = _corpus(tmp_path, 10)
+    total = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+    reads = _counting(monkeypatch)
+    corpus = {"roots": [str(root)], "read_processes": 2, "pool_min_files": 1}
+    collect(make_settings(tmp_path, corpus={**corpus, "pool_min_bytes": total + 1}))
+    assert len(reads) == 12
+    reads.clear()
+    collect(make_settings(tmp_path, corpus={**corpus, "pool_min_bytes": total}))
     assert reads == []
 
 
@@ -159,7 +185,7 @@ def test_a_stop_request_ends_the_pool_read_with_what_it_has(tmp_path: Path) -> N
 
     root, _ = _corpus(tmp_path, 20)
     settings = make_settings(
-        tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 5}
+        tmp_path, corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 5, "pool_min_bytes": 0}
     )
     stop = threading.Event()
     stop.set()

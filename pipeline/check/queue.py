@@ -63,6 +63,7 @@ class HostQueue:
     ready: deque[Host] = field(default_factory=deque)
     remaining: int = 0
     idle: deque[asyncio.Future[None]] = field(default_factory=deque)
+    feeding: bool = False  # URLs may still be added (``add``): a worker with nothing to take waits
 
     def __post_init__(self) -> None:
         self.remaining = sum(len(h.pending) for h in self.hosts.values())
@@ -120,7 +121,7 @@ class HostQueue:
         """The next URL to request (its host slot is held), or None when no untried URL is left."""
         while True:
             while not self.ready:
-                if self.remaining == 0:
+                if self.remaining == 0 and not self.feeding:
                     return None
                 waiter = asyncio.get_running_loop().create_future()
                 self.idle.append(waiter)
@@ -135,11 +136,30 @@ class HostQueue:
         self._started(host)
         self.remaining -= 1
         self._refresh(host)
-        if self.remaining == 0:
+        if self.remaining == 0 and not self.feeding:
             self._wake(everyone=True)  # idle workers can leave
         elif self.ready:
             self._wake()
         return host, url, parsed
+
+    def add(self, host: Host, url: str, parsed: httpx.URL, *, first: bool = False) -> None:
+        """Queue one more URL on ``host`` (a host not seen before joins); ``first`` puts it ahead of the
+        host's other untried URLs (a soft-404 probe)."""
+        self.hosts.setdefault(host.key, host)
+        if first:
+            host.pending.appendleft((url, parsed))
+        else:
+            host.pending.append((url, parsed))
+        self.remaining += 1
+        self._refresh(host)
+        if host.queued:
+            self._wake()
+
+    def close(self) -> None:
+        """No URL will be added any more: workers leave once the queued ones are taken."""
+        self.feeding = False
+        if self.remaining == 0:
+            self._wake(everyone=True)
 
     def done(self, host: Host) -> None:
         """A request to ``host`` is over: free its slot."""

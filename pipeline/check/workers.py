@@ -42,12 +42,17 @@ def add_probes(hosts: dict[str, Host], wanted: dict[str, int], page_bytes: int) 
         page = next((url for url, _ in host.pending if wanted.get(url, 0) >= page_bytes), None)
         if page is None:
             continue
-        parts = urlsplit(page)
-        probe = soft404.probe_url(f"{parts.scheme}://{parts.netloc}")
+        probe = probe_of(page)
         host.pending.appendleft((probe, httpx.URL(probe)))
         wanted[probe] = page_bytes
         probes[probe] = host.key
     return probes
+
+
+def probe_of(page: str) -> str:
+    """The soft-404 probe URL of the host serving ``page``."""
+    parts = urlsplit(page)
+    return soft404.probe_url(f"{parts.scheme}://{parts.netloc}")
 
 
 class Workers:
@@ -60,6 +65,8 @@ class Workers:
         probes: dict[str, str],
         on_result: Callable[[Observation], None] | None,
         keep_pages: bool,
+        *,
+        fed: bool = False,
     ) -> None:
         self.results = results
         self.wanted = wanted
@@ -72,6 +79,14 @@ class Workers:
         # Pages that look like their host's probe answer, per host, until the host shows another page.
         self.alike: dict[str, list[Observation]] = {}
         self.distinct: set[str] = set()  # host keys that served a page unlike their probe's answer
+        # Fed while the read pass runs (``pipeline.check.stream``), a host's first page, and so its probe, may
+        # come after some of its answers: those a probe could judge wait until it is sent (or never is).
+        self.unprobed: dict[str, list[Observation]] | None = {} if fed else None
+
+    def probe_added(self, probe: str, key: str) -> None:
+        """A probe was queued first on host ``key``: the answers held for want of one now wait for it."""
+        self.probes[probe] = key
+        self.held[key] = self.unprobed.pop(key, []) if self.unprobed is not None else []
 
     def _emit(self, obs: Observation, probe: soft404.Fingerprint | None) -> None:
         obs = soft404.judge(obs, probe)
@@ -88,6 +103,13 @@ class Workers:
                 self._settle(waiting, key)
         elif host.key in self.held and (obs.page is not None or obs.redirects) and obs.outcome in ANSWERED:
             self.held[host.key].append(obs)
+        elif (
+            self.unprobed is not None
+            and host.key not in self.fingerprints
+            and (obs.page is not None or obs.redirects)
+            and obs.outcome in ANSWERED
+        ):
+            self.unprobed.setdefault(host.key, []).append(obs)
         else:
             self._settle(obs, host.key)
 
@@ -119,8 +141,12 @@ class Workers:
 
         useful = sum(min(host.cap, len(host.pending)) for host in hosts.values())
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, useful)):
+            for _ in range(concurrency if scheduler.feeding else min(concurrency, useful)):
                 group.create_task(worker())
+        for key, waiting in (self.unprobed or {}).items():
+            for obs in waiting:
+                self._settle(obs, key)  # the host never had a page to probe for
+        self.unprobed = {} if self.unprobed is not None else None
         for alike in (obs for waiting in self.alike.values() for obs in waiting):
             self._emit(alike, None)  # the host showed no distinct page: when in doubt, ok
         self.alike.clear()

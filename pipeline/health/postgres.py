@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -74,11 +75,14 @@ class Connection:
     """One psycopg connection in autocommit mode: transactions are the callers' own BEGIN ... COMMIT."""
 
     def __init__(self, url: str, timeout_s: float, *, read_only: bool) -> None:
+        import psycopg  # here, not at the top: a run on the SQLite history never pays for importing it
+
+        self._errors: type[psycopg.Error] = psycopg.Error
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
             if read_only:
                 self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-        except psycopg.Error as exc:
+        except self._errors as exc:
             raise sqlite3.OperationalError(str(exc).strip()) from exc
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> Cursor:
@@ -86,7 +90,7 @@ class Connection:
             # No parameters: the simple protocol, which also runs a script of several statements.
             cursor = self._conn.execute(_sql(query), list(params) or None)
             rows = cursor.fetchall() if cursor.description is not None else []
-        except psycopg.Error as exc:
+        except self._errors as exc:
             raise sqlite3.OperationalError(str(exc).strip()) from exc
         return Cursor([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows])
 
@@ -97,7 +101,7 @@ class Connection:
         try:
             with self._conn.cursor() as cursor:
                 cursor.executemany(_sql(query), batch)
-        except psycopg.Error as exc:
+        except self._errors as exc:
             raise sqlite3.OperationalError(str(exc).strip()) from exc
 
     def executescript(self, script: str) -> None:

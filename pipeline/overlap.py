@@ -1,0 +1,151 @@
+"""The read pass and the check overlapped: due URLs are checked while the read pass still finds more.
+
+Reads: the run's settings (``links.*``, ``health.recheck_ok_after_days``, ``http.max_page_bytes``,
+``metadata.*``), options, link filter and history. Returns: the check's observations, the ones the
+sequential check of the same run would return; the plan, the due list, the baseline and the counts are
+still made by the runner after the read, as always.
+
+The politeness bound is set by the per-host limits, so every second before the first request is pure
+overhead: after each batch of articles the read pass adds (``on_batch``), the URLs it names for the first
+time that are due go to a :class:`~pipeline.check.stream.CheckStream` with the body size their role asks
+for (a page's head, an image's first bytes, else none) and their stored validators. When the read is
+over, the rest of the sequential check's list goes after them: URLs whose role changed (seen in an image
+field, then in a page field), the baseline and the canaries. A dry run (its plan is printed before any
+request) and a check on Celery workers (``executor: celery``) keep the sequential order.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline.check.stream import CheckStream
+from pipeline.config import Settings
+from pipeline.console import Progress
+from pipeline.extract.pages import PageReader
+from pipeline.health import verdict
+from pipeline.models import Observation, RunOptions
+from pipeline.plan import Roles
+from pipeline.readpass import Corpus
+from pipeline.runstate import Run
+
+
+def eligible(settings: Settings, options: RunOptions) -> bool:
+    """Whether this run's checks may start during its read pass: a local check (``executor: local``)
+    that is not a dry run."""
+    return settings.executor == "local" and not options.dry_run
+
+
+def body_sizes(run: Run) -> tuple[int, int] | None:
+    """The bytes read of a due page and of a due image, or None when no body is read.
+
+    A --check-only run still reads the pages it requests (one GET instead of a HEAD) and stores their
+    metadata, so the next run applies it without asking again.
+    """
+    settings = run.settings
+    if settings.metadata.enabled or run.options.mode == "check-only":
+        return settings.http.max_page_bytes, settings.metadata.images.max_probe_bytes
+    return None
+
+
+class Feed:
+    """Hands the due URLs of each batch of articles read to the check, which runs meanwhile."""
+
+    def __init__(self, run: Run, progress: Progress) -> None:
+        self.run = run
+        self.progress = progress
+        self.roles = Roles(run.settings)
+        self.sizes = body_sizes(run)
+        # Grown as URLs are handed over, read by the digest as observations arrive.
+        self.page_urls: set[str] = set()
+        self.image_urls: set[str] = set()
+        self.seen: set[str] = set()
+        self.excluded: set[str] = set()
+        self.due: set[str] = set()
+        self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
+        self.digest = PageReader(self.page_urls, self.image_urls, progress)
+        self.stream = CheckStream(
+            run.settings,
+            on_result=self.digest,
+            keep_pages=False,
+            host_stats=run.host_stats,
+            stop=run.options.stop,
+        )
+        if run.options.show_progress:
+            progress.start(0, "checking links")
+        self.started = time.perf_counter()
+        self.stream.start()
+
+    def __call__(self, corpus: Corpus, paths: list[Path]) -> None:
+        """The read pass's ``on_batch``: check the due URLs these articles name."""
+        run = self.run
+        new: list[str] = []
+        changed: list[str] = []
+        for path in paths:
+            for ref in corpus.refs[path]:
+                url = ref.normalized
+                if url is None or url in self.excluded:
+                    continue
+                if url not in self.seen:
+                    if run.rules.skip_reason(url) is not None:
+                        self.excluded.add(url)
+                        continue
+                    self.seen.add(url)
+                    new.append(url)
+                role = self.roles.of(ref)
+                if role == "page" and url not in self.page_urls:
+                    self.page_urls.add(url)
+                    self.image_urls.discard(url)
+                    changed.append(url)
+                elif role == "image" and url not in self.page_urls and url not in self.image_urls:
+                    self.image_urls.add(url)
+                    changed.append(url)
+        history = run.store.load(new)
+        self.due.update(
+            url
+            for url in new
+            if verdict.is_due(history.get(url), run.settings.health, run.started, run.options.force)
+        )
+        batch = [url for url in dict.fromkeys([*new, *changed]) if url in self.due]
+        self._send([url for url in batch if self.sent.get(url, -1) != self._size(url)])
+
+    def _size(self, url: str) -> int | None:
+        if self.sizes is None:
+            return None
+        if url in self.page_urls:
+            return self.sizes[0]
+        return self.sizes[1] if url in self.image_urls else None
+
+    def _send(self, urls: list[str]) -> None:
+        if not urls:
+            return
+        sizes = {url: self._size(url) for url in urls}
+        fetch_body = {url: size for url, size in sizes.items() if size is not None}
+        validators = self.run.store.validators([url for url in fetch_body if url in self.page_urls])
+        self.sent.update(sizes)
+        self.stream.put(urls, fetch_body, validators)
+        if self.run.options.show_progress:
+            self.progress.set_total(len(self.sent))
+
+    def finish(self) -> tuple[dict[str, Observation], float]:
+        """After the plan: the rest of the check's list, then every observation and the seconds taken."""
+        run = self.run
+        self.page_urls.update(run.plan.page_urls)
+        self.image_urls.update(run.plan.image_urls - self.page_urls)
+        to_check = list(dict.fromkeys([*run.due, *run.extra]))
+        rest = [url for url in to_check if url not in self.sent or self.sent[url] != run.fetch_body.get(url)]
+        self.sent.update({url: run.fetch_body.get(url) for url in rest})
+        if rest:
+            fetch_body = {url: run.fetch_body[url] for url in rest if url in run.fetch_body}
+            self.stream.put(rest, fetch_body, {u: v for u, v in run.validators.items() if u in fetch_body})
+            if run.options.show_progress:
+                self.progress.set_total(len(self.sent))
+        observations = self.stream.finish()
+        self.digest.drain()
+        for url in self.page_urls:
+            self.digest.probes.pop(url, None)  # measured as an image before it was seen as a page
+        return observations, time.perf_counter() - self.started
+
+    def cancel(self) -> None:
+        """Stop the check now (a stop request, or the read pass failed); idempotent."""
+        self.stream.cancel()

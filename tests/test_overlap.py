@@ -1,0 +1,149 @@
+"""The read pass and the check overlapped (pipeline/overlap.py, pipeline/check/stream.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from localsite import LocalSite, make_settings
+from PIL import Image
+
+from pipeline import overlap, readpass
+from pipeline.config import Settings
+from pipeline.models import ExitCode, RunOptions
+from pipeline.runner import refresh
+
+DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+FILES = 1001  # more than two of the read pass's batches of 500
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (20, 90, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _page(title: str) -> bytes:
+    return (
+        f"<!doctype html><html><head><title>{title}</title>"
+        f'<meta property="og:description" content="{title}: a description long enough to be an excerpt.">'
+        '<meta property="og:image" content="/img/share.png">'
+        "</head><body><p>Story.</p></body></html>"
+    ).encode()
+
+
+def _serve(site: LocalSite) -> None:
+    site.route("/story", body=_page("Park approved"), headers=HTML)
+    site.route("/both", body=_page("Seen twice"), headers=HTML)
+    site.route("/img/share.png", body=_png(640, 480), headers={"Content-Type": "image/png"})
+    site.route("/img/other.png", body=_png(320, 240), headers={"Content-Type": "image/png"})
+    site.route("/amp", body=b"ok")
+    site.route("/gone", status=404)
+    site.route("/moved", status=301, headers={"Location": site.url("/story", 1)})
+
+
+def _corpus(root: Path, site: LocalSite) -> Path:
+    """Many small articles; the first names /both as an image, the last (a later batch) as a page."""
+    corpus = root / "c"
+    corpus.mkdir(parents=True)
+    for n in range(FILES):
+        extra = f'images:\n  - url: "{site.url("/both")}"\n    width: 1\n    height: 1\n' if n == 0 else ""
+        (corpus / f"a{n:05d}.md").write_text(
+            f'---\ntitle: "A {n}"\nexcerpt: ""\nwebUrl: "{site.url("/story", n % 2)}"\n'
+            f'ampWebUrl: "{site.url(f"/amp?n={n % 7}", n % 3)}"\n{extra}---\nBody\n',
+            encoding="utf-8",
+        )
+    (corpus / "b.md").write_text(
+        f'---\ntitle: b\nwebUrl: "{site.url("/gone")}"\nrelated:\n  - webUrl: "{site.url("/moved")}"\n'
+        f'    images:\n      - url: "{site.url("/img/other.png", 2)}"\n---\n',
+        encoding="utf-8",
+    )
+    (corpus / "z.md").write_text(
+        f'---\ntitle: z\nexcerpt: ""\nwebUrl: "{site.url("/both")}"\nampWebUrl: "not a url"\n---\n',
+        encoding="utf-8",
+    )
+    return corpus
+
+
+def _settings(root: Path, corpus: Path, **sections: dict[str, object]) -> Settings:
+    return make_settings(
+        root, corpus={"roots": [str(corpus)]}, health={"hard": {"runs": 1, "days": 0}}, **sections
+    )
+
+
+def _run(settings: Settings, mode: str = "refresh") -> dict[str, object]:
+    options = RunOptions(now=lambda: DAY0, show_progress=False, mode=mode)  # type: ignore[arg-type]
+    outcome = refresh(settings, options, io.StringIO())
+    assert outcome.exit_code is ExitCode.OK
+    return outcome.report.to_json()
+
+
+def _comparable(report: dict[str, object], corpus: Path) -> dict[str, object]:
+    text = json.dumps({key: report[key] for key in ("links", "totals", "changes", "refused_pages")})
+    return json.loads(text.replace(str(corpus), "CORPUS"))  # type: ignore[no-any-return]
+
+
+def _requests(site: LocalSite) -> dict[tuple[int, str, str], int]:
+    """Requests per host, method and path (each host's soft-404 probe path is random: one name for all)."""
+    counts: dict[tuple[int, str, str], int] = {}
+    for hit in site.hits:
+        path = "probe" if hit.path.endswith("-pipeline-soft404-probe") else hit.path
+        key = (hit.host_index, hit.method, path)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("mode", ["refresh", "check-only"])
+def test_the_overlapped_check_gives_what_the_sequential_check_gives(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Checks fed by the read pass give the same verdicts, changes, pages, stored history and files."""
+    _serve(local_site)
+    metadata = {"enabled": mode == "refresh"}
+    seq_corpus = _corpus(tmp_path / "seq", local_site)
+    ovl_corpus = _corpus(tmp_path / "ovl", local_site)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(overlap, "eligible", lambda settings, options: False)
+        sequential = _run(_settings(tmp_path / "seq", seq_corpus, metadata=metadata), mode)
+    sequential_requests = _requests(local_site)
+    local_site.reset()
+    _serve(local_site)
+    overlapped = _run(_settings(tmp_path / "ovl", ovl_corpus, metadata=metadata), mode)
+
+    assert _comparable(overlapped, ovl_corpus) == _comparable(sequential, seq_corpus)
+    for path in sorted(seq_corpus.iterdir()):
+        assert (ovl_corpus / path.name).read_bytes() == path.read_bytes(), path.name
+    requests = _requests(local_site)
+    # /both was requested as an image before the last article named it as a page: once more, as a page.
+    both = (0, "GET", "/both")
+    assert {k: n for k, n in requests.items() if k != both} == {
+        k: n for k, n in sequential_requests.items() if k != both
+    }
+    assert sequential_requests[both] == 1 and requests[both] in (1, 2)
+
+
+def test_the_checks_start_before_the_read_pass_ends(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request leaves while the read pass is still reading articles."""
+    _serve(local_site)
+    corpus = _corpus(tmp_path, local_site)
+    read_ended: list[float] = []
+    real_collect = readpass.collect
+
+    def timed_collect(*args: object, **kwargs: object) -> readpass.Corpus:
+        found = real_collect(*args, **kwargs)  # type: ignore[arg-type]
+        read_ended.append(time.monotonic())
+        return found
+
+    monkeypatch.setattr("pipeline.runner.collect", timed_collect)
+
+    _run(_settings(tmp_path, corpus, metadata={"enabled": False}), "check-only")
+
+    assert read_ended and min(hit.started for hit in local_site.hits) < read_ended[0]
