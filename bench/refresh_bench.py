@@ -115,9 +115,39 @@ def _write_corpus(root: Path, articles: int, ports: list[int], dead_every: int =
         (root / f"{n:06d}.md").write_text(text, encoding="utf-8")
 
 
-def _night(corpus: Path, work: Path, day: float, extra: dict[str, object]) -> dict[str, object]:
+# With --profile: each stage of the run is wrapped to print, on standard error, the resident memory after
+# it (now and the peak so far), so the stage that holds the memory is named by measurement.
+_PROFILE = """
+import functools, resource, sys
+import pipeline.runner as runner_module
+from pipeline.health.history import HistoryStore
+def _rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+def _wrap(owner, name, label):
+    inner = getattr(owner, name)
+    @functools.wraps(inner)
+    def wrapped(*args, **kwargs):
+        result = inner(*args, **kwargs)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"    after {label:14} RSS {_rss_mb():7.0f} MB  peak {peak:7.0f} MB", file=sys.stderr)
+        return result
+    setattr(owner, name, wrapped)
+for owner, name, label in (
+    (runner_module, "_read", "read pass"), (runner_module, "_plan", "plan"),
+    (runner_module, "check_pass", "check pass"), (runner_module, "probe_images", "image probes"),
+    (runner_module, "_write", "write pass"), (runner_module.build, "build_report", "build report"),
+    (HistoryStore, "finish_run", "finish_run"), (runner_module.report, "write_reports", "report files"),
+):
+    _wrap(owner, name, label)
+"""
+
+
+def _night(
+    corpus: Path, work: Path, day: float, extra: dict[str, object], profile: bool = False
+) -> dict[str, object]:
     """One refresh in a child process (for a clean peak RSS); returns its figures."""
-    code = f"""
+    code = (_PROFILE if profile else "") + f"""
 import io, json, resource, time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -135,16 +165,20 @@ now = datetime(2026, 11, 1, 3, tzinfo=UTC) + timedelta(days={day})
 started = time.perf_counter()
 outcome = refresh(settings, RunOptions(now=lambda: now, show_progress=False), io.StringIO())
 seconds = time.perf_counter() - started
-totals = outcome.report["totals"]
+totals = outcome.report.totals.to_json()
 print(json.dumps({{"seconds": seconds, "changes": totals["changes"], "urls": totals["urls"],
                   "dead": totals["dead"], "failing": totals["failing"], "checked": totals["checked"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
 """
+    began = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(f"the night failed:\n{result.stderr}")
     figures: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    figures["process_seconds"] = time.perf_counter() - began  # start-up and imports included
+    if profile:
+        sys.stdout.write("".join(line + "\n" for line in result.stderr.splitlines() if "after " in line))
     return figures
 
 
@@ -165,6 +199,7 @@ def main() -> int:
         help="cold night, the night that settles what it wrote, then a warm night (no URL due, no file"
         " changed, no dead link in the corpus); prints the warm night's cost against the cold one",
     )
+    parser.add_argument("--profile", action="store_true", help="print RSS after each stage of each night")
     parser.add_argument("--processes", type=int, default=0, help="corpus.read_processes (0: one per core)")
     args = parser.parse_args()
 
@@ -206,11 +241,12 @@ def main() -> int:
             rows = []
             for label, day in nights:
                 before = _served(ports[0])
-                figures = _night(corpus, work, day, base)
+                figures = _night(corpus, work, day, base, args.profile)
                 figures["requests"] = _served(ports[0]) - before
                 rows.append(figures)
                 print(
-                    f"  {label:24} {figures['seconds']:6.1f} s  {figures['requests']} requests  "
+                    f"  {label:24} {figures['seconds']:6.1f} s ({figures['process_seconds']:.1f} s with"
+                    f" start-up)  {figures['requests']} requests  "
                     f"{figures['urls']} URLs  {figures['changes']} changes  {figures['dead']} dead  "
                     f"peak RSS {figures['rss_mb']:.0f} MB (read workers {figures['children_rss_mb']:.0f} MB)"
                 )

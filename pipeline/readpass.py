@@ -23,6 +23,7 @@ from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline import decide
 from pipeline.config import Settings
@@ -93,6 +94,7 @@ def collect(
     size = sum(stats[p][0] for p in to_parse if p in stats)
     parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
+    shared: dict[Any, Any] = {}
     try:
         for begin in range(0, len(found), _BATCH):
             batch = found[begin : begin + _BATCH]
@@ -120,7 +122,7 @@ def collect(
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, entry)
+                    _add(corpus, item, entry, shared)
                     added.append(item)
             if store is not None and record:
                 store.record_files(rows)
@@ -161,17 +163,41 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, path: Path, entry: str) -> None:
-    """One article's entry into the corpus, as records."""
+def _add(corpus: Corpus, path: Path, entry: str, shared: dict[Any, Any]) -> None:
+    """One article's entry into the corpus, as records.
+
+    ``shared`` gives one object for equal values (URLs, field paths, sketches) across the articles: a URL
+    cited by many articles, and the field paths every article repeats, are kept once (memory is the limit
+    on large corpora: the refs and sketches are all the read pass keeps).
+    """
     data = json.loads(entry)
     corpus.paths.append(path)
-    corpus.refs[path] = [
-        LinkRef(path, field_path, url, normalized, reason, line, tuple(field))
-        for field_path, url, normalized, reason, line, field in data["r"]
-    ]
-    corpus.sketches[path] = tuple(
-        decide.UnitSketch(tuple(pages), tuple(images), empty) for pages, images, empty in data["s"]
-    )
+    refs = []
+    for field_path, url, normalized, reason, line, parts in data["r"]:
+        normalized = normalized and shared.setdefault(normalized, normalized)
+        url = normalized if url == normalized else url
+        field = tuple(shared.setdefault(part, part) if isinstance(part, str) else part for part in parts)
+        refs.append(
+            LinkRef(
+                path,
+                shared.setdefault(field_path, field_path),
+                url,
+                normalized,
+                reason,
+                line,
+                shared.setdefault(field, field),
+            )
+        )
+    corpus.refs[path] = refs
+    sketches = []
+    for pages, images, empty in data["s"]:
+        unit = decide.UnitSketch(
+            tuple(shared.setdefault(u, u) for u in pages),
+            tuple(shared.setdefault(u, u) for u in images),
+            empty,
+        )
+        sketches.append(shared.setdefault(unit, unit))
+    corpus.sketches[path] = tuple(sketches)
     if data["v"]:
         corpus.revisit.add(path)
     if data["h"]:

@@ -127,10 +127,14 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
-            except EngineUnavailable:  # no file was written: the run leaves no trace in the history
-                if not options.dry_run:
-                    store.forget_run(run.run_id)
-                raise
+            except EngineUnavailable as exc:  # no file is written either way
+                if run.checked_at is None or options.dry_run:  # nothing recorded: the run leaves no trace
+                    if not options.dry_run:
+                        store.forget_run(run.run_id)
+                    raise
+                # The verdicts are recorded (the image probes failed): saved like an interrupted run.
+                run.exit_code, run.kind = ExitCode.ENGINE_UNAVAILABLE, "interrupted"
+                log.error("engine unavailable: %s", exc)
             finally:
                 if feed is not None:
                     feed.cancel()
@@ -270,20 +274,21 @@ def _finish(run: Run) -> RunOutcome:
     )
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
+    stored = report.stored_copy(run_report)  # compressed as it is made: the JSON is never held whole
     store.finish_run(
         run.run_id,
         finished,
         int(run.exit_code),
         run.outage,
         run_report.totals.to_json(),
-        run_report.to_json(),
+        stored,
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
-    return _write_reports(run, run_report)
+    return _write_reports(run, run_report, stored)
 
 
-def _write_reports(run: Run, run_report: RunReport) -> RunOutcome:
+def _write_reports(run: Run, run_report: RunReport, stored: bytes) -> RunOutcome:
     """The report files; when they cannot be written the history (already saved) says so and exit is 6."""
     settings, store = run.settings, run.store
     try:
@@ -293,6 +298,7 @@ def _write_reports(run: Run, run_report: RunReport) -> RunOutcome:
             store.list_runs(settings.reports.trend_runs),
             settings.reports.keep_runs,
             point_latest=run.kind == "complete" or not report.latest_is_complete(settings.reports.dir),
+            stored=stored,
         )
     except OSError as exc:
         # The history (verdicts, this run's row and report) is already saved: only the files failed.

@@ -12,7 +12,7 @@ gives their absence. Values are copied as they are (a report is data for people,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -198,6 +198,11 @@ class ChangeRow:
         )
 
 
+# Rows are pickled (by the report's spool) as their constructor's arguments: quicker than dataclass state.
+for _row in (ArchiveCopy, LinkPlace, LinkRow, ChangeRow):
+    _row.__reduce__ = lambda row: (type(row), tuple(map(row.__getattribute__, row.__slots__)))  # type: ignore
+
+
 @dataclass(frozen=True, slots=True)
 class RefusedPage:
     """A page whose metadata was not used, and why."""
@@ -346,9 +351,10 @@ class RunReport:
 
     run: RunInfo
     totals: Totals
-    links: tuple[LinkRow, ...]
-    changes: tuple[ChangeRow, ...] = ()
-    discovered: tuple[ChangeRow, ...] = ()
+    # A built report gives its rows from a ``Spool`` (a temporary file), a stored one from tuples.
+    links: Sequence[LinkRow]
+    changes: Sequence[ChangeRow] = ()
+    discovered: Sequence[ChangeRow] = ()
     refused_pages: tuple[RefusedPage, ...] = ()
     errors: tuple[FileErrorRow, ...] = ()
     politeness: tuple[HostStats, ...] = ()  # hosts named as the links name them

@@ -6,6 +6,7 @@ import io
 import itertools
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.coordinator import check_remote, shards
 from pipeline.distributed.observed import Shared
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
@@ -284,3 +285,47 @@ def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
+    """Hosts are never split; no shard holds more host slots than a worker's pool (400 slots / 16 = 25
+    shards of 40 URLs), at least 16 shards as hosts allow, never more than hosts."""
+    urls = [f"http://h{host}.test/{n}" for host in range(50) for n in range(20)]
+
+    groups = shards(urls, per_host=8, pool=16)
+
+    assert sorted(map(len, groups)) == [40] * 25
+    for host in range(50):
+        assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
+    assert sorted(url for group in groups for url in group) == sorted(urls)
+    assert len(shards(urls, per_host=8, pool=1000)) == 16  # a small run still spreads over workers
+    assert len(shards(urls[:60], per_host=8, pool=1000)) == 3  # never more shards than hosts
+
+
+def test_a_broker_lost_before_the_image_probes_saves_the_run_as_interrupted(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The broker dies after the link check, before the image probes: exit 9, no article written, and the
+    run (its verdicts recorded) is saved as interrupted with code 9, not left half-recorded."""
+    corpus = _world(local_site, tmp_path)
+    before = _files(corpus)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with redis_server() as server, workers(worker_config(folder, server.url, database), 1, folder):
+        settings = _celery(make_settings(tmp_path, corpus={"roots": [str(corpus)]}), server.url, database)
+        settings = settings.model_copy(
+            update={"celery": settings.celery.model_copy(update={"wait_timeout": 2.0})}
+        )
+
+        def now() -> datetime:
+            if sys._getframe(1).f_code.co_name == "check_pass":  # the link check is over: the broker dies
+                server.kill()
+            return DAY0
+
+        outcome = refresh(settings, RunOptions(now=now, show_progress=False), io.StringIO())
+
+    assert outcome.exit_code is ExitCode.ENGINE_UNAVAILABLE
+    assert _files(corpus) == before
+    with psycopg.connect(database) as db:
+        assert db.execute("SELECT kind, exit_code FROM runs").fetchall() == [("interrupted", 9)]
+        assert db.execute("SELECT count(*) FROM links").fetchone() == (len(outcome.report.links),)

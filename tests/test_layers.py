@@ -19,6 +19,7 @@ LAYERS: list[list[str]] = [
         "pipeline.text",
         "pipeline.models",
         "pipeline.runreport",
+        "pipeline.spool",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
     [

@@ -14,11 +14,12 @@ task of a killed worker takes to come back; while workers still answer, it is wa
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,12 +36,20 @@ from pipeline.runreport import HostStats
 
 log = logging.getLogger("pipeline")
 T = TypeVar("T")
-_MAX_SHARDS = 64  # more shards than worker processes keeps them all busy to the end; few keep tasks cheap
+_MAX_SHARDS = 64  # few shards keep tasks cheap and each worker's pool full
+_MIN_SHARDS = 16  # but at least this many (as hosts allow), so that a few workers share even a small run
 _POLL_S = 0.25
 
 
-def shards(urls: list[str]) -> list[list[str]]:
-    """Whole hosts grouped into at most ``_MAX_SHARDS`` shards of about equal URL counts (largest first)."""
+def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
+    """Whole hosts packed into shards of about equal URL counts (largest host first).
+
+    A worker process checks one shard at a time with a pool of ``pool`` (``http.max_concurrency``)
+    requests, at most ``per_host`` per host: a shard holds no more hosts than fill that pool (a shard of
+    3 hosts at 8 each would leave 104 of 128 places idle), and there are at least ``_MIN_SHARDS`` (hosts
+    allowing: splitting hosts apart costs no concurrency, a host's own cap is its limit) and at most
+    ``_MAX_SHARDS``.
+    """
     by_host: dict[str, list[str]] = {}
     for url in urls:
         try:
@@ -48,11 +57,14 @@ def shards(urls: list[str]) -> list[list[str]]:
         except ValueError:  # a port that is not a number: the worker reports the URL as invalid
             key = ""
         by_host.setdefault(key, []).append(url)
-    count = min(len(by_host), _MAX_SHARDS)
+    slots = sum(min(per_host, len(group)) for group in by_host.values())
+    count = max(1, min(len(by_host), _MAX_SHARDS, max(-(-slots // pool), _MIN_SHARDS)))
+    heap = [(0, index) for index in range(count)]
     groups: list[list[str]] = [[] for _ in range(count)]
     for key in sorted(by_host, key=lambda k: (-len(by_host[k]), k)):
-        smallest = min(range(count), key=lambda i: (len(groups[i]), i))
-        groups[smallest].extend(by_host[key])
+        size, index = heapq.heappop(heap)
+        groups[index].extend(by_host[key])
+        heapq.heappush(heap, (size + len(by_host[key]), index))
     return [group for group in groups if group]
 
 
@@ -124,7 +136,7 @@ class _Dispatch:
 
     def _workers(self) -> int:
         self._connected()
-        return len(self.app.control.ping(timeout=1.0))
+        return len(self.app.control.ping(timeout=1.0, limit=1))  # one answer is enough: stop waiting
 
     def await_workers(self) -> None:
         """Wait for the broker and for at least one worker to answer."""
@@ -214,7 +226,7 @@ def check_remote(
     """``check.check_links_sync`` on the workers: the observations, and ``digest`` and ``host_stats`` filled
     as a local check fills them."""
     wanted = list(dict.fromkeys([*urls, *fetch_body]))
-    groups = shards(wanted)
+    groups = shards(wanted, settings.http.per_host_concurrency, settings.http.max_concurrency)
     dispatch = _Dispatch(settings, stop)
     try:
         dispatch.database(lambda: dispatch.shared.open_job(dispatch.job))
@@ -243,11 +255,10 @@ def check_remote(
         )
         dispatch.send(payloads)
         dispatch.wait(len(groups), progress)
-        rows = dispatch.database(lambda: dispatch.shared.observations(dispatch.job))
+        found = dispatch.database(lambda: _collect(dispatch.shared.observations(dispatch.job)))
         stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
     finally:
         dispatch.close()
-    found = {record.observation.url: record for record in map(codec.decode, rows)}
     observations: dict[str, Observation] = {}
     missing = [url for url in wanted if url not in found]
     if missing:  # a worker's bug: the run must not judge a URL nobody checked
@@ -264,6 +275,10 @@ def check_remote(
         for text in stats:
             host_stats.update(codec.decode_stats(text))
     return observations
+
+
+def _collect(rows: Iterable[str]) -> dict[str, codec.Observed]:
+    return {record.observation.url: record for record in map(codec.decode, rows)}
 
 
 def _has_key(url: str) -> bool:

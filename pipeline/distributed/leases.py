@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import Literal
 
 import redis
 
@@ -30,6 +31,7 @@ _RENEW = (
 )
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _RETRY_S = 0.25  # between attempts to take leases another task holds
+Held = Literal["held", "done", "busy"]
 
 
 class Leases:
@@ -56,24 +58,32 @@ class Leases:
         self.release()
         self._redis.close()
 
-    def hold(self, hosts: Iterable[str], give_up: Callable[[], bool]) -> bool:
-        """Take a lease on every host (all or none, retried while another task holds one); False when
-        ``give_up()`` says the work is no longer needed (its shard was finished by another copy)."""
+    def hold(self, hosts: Iterable[str], give_up: Callable[[], bool]) -> Held:
+        """Take a lease on every host, all or none, retrying while another task holds one.
+
+        ``"done"`` when ``give_up()`` says the work is no longer needed (another copy finished the shard);
+        ``"busy"`` when the leases stayed taken for two TTLs: their holder is alive and renewing them (a
+        dead one's would have expired), so this copy should go back to the queue rather than hold a worker
+        process while it waits.
+        """
         keys = sorted({_PREFIX + host for host in hosts})
+        patience = time.monotonic() + 2 * self._ttl_ms / 1000
         waited = False
         while True:
             taken = [key for key in keys if self._redis.set(key, self._token, nx=True, px=self._ttl_ms)]
             if len(taken) == len(keys):
                 with self._lock:
                     self._held = keys
-                return True
+                return "held"
             self._release(taken)  # all or none: two copies of a task never each wait on the other's half
             if not waited:
                 busy = sorted(set(keys) - set(taken))
                 log.info("waiting for host leases another task holds: %s", ", ".join(busy)[:300])
                 waited = True
             if give_up():
-                return False
+                return "done"
+            if time.monotonic() > patience:
+                return "busy"
             time.sleep(_RETRY_S)
 
     def release(self) -> None:

@@ -12,7 +12,7 @@ once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import psycopg
 
@@ -68,11 +68,14 @@ class Shared:
         )
         return [(int(shard), str(error)) for shard, error in rows]
 
-    def observations(self, job: str) -> list[str]:
-        """Every observation of the dispatch (codec JSON)."""
-        return [
-            row[0] for row in self._conn.execute("SELECT data FROM dist_observations WHERE job = %s", (job,))
-        ]
+    def observations(self, job: str) -> Iterator[str]:
+        """Every observation of the dispatch (codec JSON), streamed in batches: a million rows are never
+        held as text at once."""
+        with self._conn.transaction(), self._conn.cursor(name=f"observations_{job}") as cursor:
+            cursor.itersize = 2000
+            cursor.execute("SELECT data FROM dist_observations WHERE job = %s", (job,))
+            for row in cursor:
+                yield row[0]
 
     def host_stats(self, job: str) -> list[str]:
         """Each finished shard's per-host figures (codec JSON)."""

@@ -90,6 +90,8 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings)
                 "shard %d of %s: the history database went away (%s); the task goes back", shard, job, exc
             )
             raise Reject(str(exc), requeue=True) from exc
+        except Reject:
+            raise
         except Exception as exc:  # a bug must fail the run clearly, not leave the coordinator waiting
             log.exception("shard %d of %s failed", shard, job)
             shared.finish_shard(job, shard, "[]", f"{type(exc).__name__}: {exc}")
@@ -104,9 +106,13 @@ def _check(
     urls: list[str] = payload["urls"]
     hosts: list[str] = payload["hosts"]
     with Leases(celery.leases, celery.lease_ttl) as leases:
-        if not leases.hold(hosts, give_up=lambda: shared.shard_done(job, shard) or not shared.job_open(job)):
+        held = leases.hold(hosts, give_up=lambda: shared.shard_done(job, shard) or not shared.job_open(job))
+        if held == "done":
             log.info("shard %d of %s: finished by another copy while this one waited", shard, job)
             return
+        if held == "busy":  # a live copy checks it: back to the queue, in case that copy dies after all
+            log.info("shard %d of %s: another copy is checking it; back to the queue", shard, job)
+            raise Reject("another copy holds the shard's host leases", requeue=True)
         seen = shared.observed(job, urls)
         todo = [url for url in urls if url not in seen]
         fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}

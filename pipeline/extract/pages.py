@@ -73,6 +73,16 @@ class PageReader:
             return  # checked without a body and no image: nothing to digest, no hand-over to the parser
         self._room.acquire()
         self._pending.append(self._pool.submit(self._safe_digest, obs))
+        if len(self._pending) > 4 * _QUEUED:
+            # A finished future holds about 1 KB (its condition and lock): one per URL adds up on a
+            # large corpus, so finished ones are let go as the check goes (drain() sees the rest).
+            kept = []
+            for future in self._pending:
+                if future.done():
+                    future.result()
+                else:
+                    kept.append(future)
+            self._pending = kept
 
     def drain(self) -> None:
         """Wait until every observation handed over so far is digested."""

@@ -285,16 +285,22 @@ class HistoryStore(ReadCache):
         exit_code: int,
         outage: str | None,
         totals: dict[str, int],
-        report: dict[str, Any],
+        report: dict[str, Any] | bytes,
         keep_reports: int = 60,
         kind: str | None = None,
     ) -> None:
         """Record how a run ended, with its totals and its whole report.
 
         Reports are stored compressed (a corpus of millions of links makes a large one), and only the
-        newest ``keep_reports`` runs keep theirs; older runs keep their totals for the trend.
+        newest ``keep_reports`` runs keep theirs; older runs keep their totals for the trend. ``report``
+        is the report.json document, or that document's JSON already compressed with zlib (the runner
+        compresses it a row at a time).
         """
-        blob = zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
+        blob = (
+            report
+            if isinstance(report, bytes)
+            else zlib.compress(json.dumps(report, ensure_ascii=False).encode("utf-8"), 6)
+        )
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, outage = ?, totals = ?, report = ?,"

@@ -10,10 +10,11 @@ a newline ``\n``): names are bytes on Linux, and the report and the history must
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from pipeline.runreport import (
     RunReport,
     Totals,
 )
+from pipeline.spool import Spool
 from pipeline.text import iso, printable
 
 
@@ -68,7 +70,9 @@ def _copy(snapshot: Snapshot | None) -> ArchiveCopy | None:
 
 
 def _change(change: Change) -> ChangeRow:
-    return ChangeRow(
+    """A change as report.json has it: its values as JSON gives them back (a YAML date as its text), so
+    every format shows what ``pipeline report`` shows later from the stored copy."""
+    row = ChangeRow(
         printable(change.article),
         change.field_path,
         change.old,
@@ -76,6 +80,59 @@ def _change(change: Change) -> ChangeRow:
         change.source,
         change.via or None,
     )
+    if _json_native(row.old) and _json_native(row.new):
+        return row
+    return ChangeRow.from_json(json.loads(json.dumps(row.to_json(), default=json_default)))
+
+
+def json_default(value: Any) -> Any:
+    """How report.json writes a value JSON has no type for: a time or a date as ISO text, a path as text."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"report.json: cannot write a {type(value).__name__}: {value!r}")
+
+
+def _json_native(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float)
+
+
+def _index(
+    refs: Mapping[Path, Sequence[LinkRef]],
+) -> tuple[list[Path], dict[str, array[int]], dict[str, str]]:
+    """Where each URL is written, compactly: URL -> (article number, ref number) packed in one integer,
+    in reading order; and the reason of each invalid URL."""
+    articles = list(refs)
+    index: dict[str, array[int]] = {}
+    invalid: dict[str, str] = {}
+    for number, article in enumerate(articles):
+        for position, ref in enumerate(refs[article]):
+            key = ref.normalized or ref.url
+            places = index.get(key)
+            if places is None:
+                places = index[key] = array("q")
+            places.append(number << _REF_BITS | position)
+            if ref.normalized is None:
+                invalid[key] = ref.invalid_reason
+    return articles, index, invalid
+
+
+_REF_BITS = 24  # refs of one article: far more than an article within corpus.max_file_bytes can hold
+
+
+def _places(
+    packed: array[int], articles: list[Path], refs: Mapping[Path, Sequence[LinkRef]]
+) -> tuple[LinkPlace, ...]:
+    """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
+    where: dict[str, tuple[list[str], list[int | None]]] = {}
+    for value in packed:
+        article = articles[value >> _REF_BITS]
+        ref = refs[article][value & ((1 << _REF_BITS) - 1)]
+        paths, lines = where.setdefault(printable(article), ([], []))
+        paths.append(ref.field_path)
+        lines.append(ref.line)
+    return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
 
 
 def build_report(
@@ -104,48 +161,42 @@ def build_report(
     checked: int | None = None,
 ) -> RunReport:
     """The whole report for one run (``archive``: copies of dead links, by URL; ``host_stats``: the
-    checker's per-host politeness figures; ``checked``: URLs requested because they were due)."""
-    where: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    lines: dict[str, dict[str, list[int | None]]] = defaultdict(lambda: defaultdict(list))
-    invalid: dict[str, str] = {}
-    copies = archive or {}
-    for article, article_refs in refs.items():
-        for ref in article_refs:
-            key = ref.normalized or ref.url
-            where[key][printable(article)].append(ref.field_path)
-            lines[key][printable(article)].append(ref.line)
-            if ref.normalized is None:
-                invalid[key] = ref.invalid_reason
+    checker's per-host politeness figures; ``checked``: URLs requested because they were due).
 
-    links: list[LinkRow] = []
-    for url in sorted(where):
+    The link and change rows go to spools (temporary files) one at a time, as they are made: a report
+    of a million links is never held whole."""
+    copies = archive or {}
+    paths, index, invalid = _index(refs)
+    links: Spool[LinkRow] = Spool()
+    by_status = dict.fromkeys(STATUSES, 0)
+    dead_now = back = 0
+    for url in sorted(index):
         result = results.get(url)
         if result is None:
             status = LinkStatus.INVALID if url in invalid else LinkStatus.SKIPPED
             reason = invalid.get(url) or excluded.get(url) or "not checked"
             result = LinkResult(url, status, reason=reason)
         before = previous.get(url)
-        links.append(
-            LinkRow(
-                url=url,
-                status=str(result.status),
-                http_status=result.http_status,
-                final_url=result.final_url,
-                redirects=tuple(result.redirects),
-                reason=result.reason,
-                host=host_key(url) if result.status is not LinkStatus.INVALID else "",
-                previous_status=str(before) if before else None,
-                first_failed_at=iso(result.first_failed_at),
-                last_success_at=iso(result.last_success_at),
-                consecutive_failures=result.consecutive_failures,
-                checked_at=iso(result.checked_at),
-                articles=tuple(
-                    LinkPlace(a, tuple(paths), tuple(lines[url][a]))
-                    for a, paths in sorted(where[url].items())
-                ),
-                archive=_copy(copies.get(url)),
-            )
+        row = LinkRow(
+            url=url,
+            status=str(result.status),
+            http_status=result.http_status,
+            final_url=result.final_url,
+            redirects=tuple(result.redirects),
+            reason=result.reason,
+            host=host_key(url) if result.status is not LinkStatus.INVALID else "",
+            previous_status=str(before) if before else None,
+            first_failed_at=iso(result.first_failed_at),
+            last_success_at=iso(result.last_success_at),
+            consecutive_failures=result.consecutive_failures,
+            checked_at=iso(result.checked_at),
+            articles=_places(index.pop(url), paths, refs),
+            archive=_copy(copies.get(url)),
         )
+        links.append(row)
+        by_status[row.status] = by_status.get(row.status, 0) + 1
+        dead_now += newly_dead(row.status, row.previous_status)
+        back += recovered(row.status, row.previous_status)
 
     # The checker keys hosts as host:port; the report's links name them as written (default port omitted).
     politeness = tuple(
@@ -155,11 +206,11 @@ def build_report(
         articles=articles,
         files_failed=len(errors),
         urls=len(links),
-        by_status={status: sum(1 for link in links if link.status == status) for status in STATUSES},
+        by_status=by_status,
         changes=len(changes),
         temp_files_removed=temp_files_removed,
-        newly_dead=sum(1 for link in links if newly_dead(link.status, link.previous_status)),
-        recovered=sum(1 for link in links if recovered(link.status, link.previous_status)),
+        newly_dead=dead_now,
+        recovered=back,
         not_modified=sum(row.not_modified for row in politeness),
         checked=checked,
     )
@@ -178,9 +229,9 @@ def build_report(
     return RunReport(
         run=run,
         totals=totals,
-        links=tuple(links),
-        changes=tuple(_change(change) for change in changes),
-        discovered=tuple(_change(change) for change in discovered),
+        links=links,
+        changes=Spool(_change(change) for change in changes),
+        discovered=Spool(_change(change) for change in discovered),
         refused_pages=tuple(RefusedPage(url, reason) for url, reason in refused_pages),
         errors=tuple(FileErrorRow(printable(error.article), printable(error.message)) for error in errors),
         politeness=politeness,

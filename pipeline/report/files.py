@@ -6,16 +6,21 @@ Settings: ``reports.dir``, ``reports.keep_runs`` (passed in).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from datetime import datetime
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.report.render import render_html, render_markdown
+from pipeline.report.build import json_default
+from pipeline.report.render import html_chunks, render_markdown
+from pipeline.report.view import summarise
 from pipeline.runreport import RunInfo, RunReport
 from pipeline.text import json_text
 
@@ -25,12 +30,13 @@ LATEST = "latest"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str | Iterable[bytes]) -> None:
+    """``text`` (or its UTF-8 bytes, a piece at a time) as the file at ``path``, replaced atomically."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # "replace": a stray surrogate from the web must cost one character, never the whole report.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            for chunk in _encoded([text]) if isinstance(text, str) else text:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -42,15 +48,60 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def dump_json(document: Any, indent: int | None = 2) -> str:
     """``document`` as JSON text with no raw control character (report.json, ``pipeline report``)."""
-    return json_text(json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default))
+    return json_text(json.dumps(document, indent=indent, ensure_ascii=False, default=json_default))
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return value.as_posix()
-    raise TypeError(f"report.json: cannot write a {type(value).__name__}: {value!r}")
+_ROWS = ("links", "changes", "discovered")  # the parts of a report that grow with the corpus
+
+
+def json_chunks(report: RunReport) -> Iterator[str]:
+    """report.json's text a row at a time, never held whole: the document indented as ``dump_json``
+    writes it, but each link and change row on one line (greppable, and written by json's C encoder:
+    indented rows cost ten times as much on a night that changes nothing)."""
+    shell = replace(report, links=(), changes=(), discovered=()).to_json()
+    keys = list(shell)
+    yield "{"
+    for number, key in enumerate(keys):
+        end = "," if number + 1 < len(keys) else ""
+        rows = getattr(report, key) if key in _ROWS else ()
+        if rows:
+            yield f'\n  "{key}": ['
+            for count, row in enumerate(rows):
+                yield ("," if count else "") + "\n    " + _row(row.to_json())
+            yield "\n  ]" + end
+        else:
+            yield f'\n  "{key}": {_nested(shell[key], 1)}{end}'
+    yield "\n}\n"
+
+
+def _nested(value: Any, depth: int) -> str:
+    """``value`` as ``dump_json`` writes it ``depth`` levels deep (JSON text never holds a raw newline)."""
+    return dump_json(value).replace("\n", "\n" + "  " * depth)
+
+
+def _row(value: Any) -> str:
+    return json_text(json.dumps(value, ensure_ascii=False, default=json_default))
+
+
+def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
+    # "replace": a stray surrogate from the web must cost one character, never the whole report.
+    for chunk in chunks:
+        yield chunk.encode("utf-8", errors="replace")
+
+
+def stored_copy(report: RunReport) -> bytes:
+    """report.json compressed, as the history keeps it (``HistoryStore.finish_run``), made a row at a time."""
+    packer = zlib.compressobj(6)
+    pieces = [packer.compress(chunk) for chunk in _encoded(json_chunks(report))]
+    pieces.append(packer.flush())
+    return b"".join(pieces)
+
+
+def _unpacked(blob: bytes) -> Iterator[bytes]:
+    unpacker = zlib.decompressobj()
+    for begin in range(0, len(blob), 1 << 16):
+        yield unpacker.decompress(blob[begin : begin + (1 << 16)])
+    yield unpacker.flush()
 
 
 def _point_latest(reports_dir: Path, run_dir: Path) -> None:
@@ -98,10 +149,21 @@ def _prune(reports_dir: Path, keep_runs: int, current: Path) -> None:
 def latest_is_complete(reports_dir: Path) -> bool:
     """Whether ``reports/latest`` holds the report of a complete run (not a partial or interrupted one)."""
     try:
-        document = json.loads((reports_dir / LATEST / "report.json").read_text(encoding="utf-8"))
-        return RunInfo.from_json(document["run"]).kind == "complete"
+        return RunInfo.from_json(_run_part(reports_dir / LATEST / "report.json")).kind == "complete"
     except (OSError, ValueError, KeyError, TypeError):
         return False
+
+
+def _run_part(path: Path) -> Any:
+    """The ``run`` object of a report.json, read from the file's start (it comes second in every version's
+    report), so a report of a million links is not read whole for it; the whole file when not found there."""
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(1 << 16)
+    found = re.search(r'^  "run": ', head, re.MULTILINE)
+    if found is not None:
+        with contextlib.suppress(ValueError):
+            return json.JSONDecoder().raw_decode(head, found.end())[0]
+    return json.loads(path.read_text(encoding="utf-8"))["run"]
 
 
 def write_reports(
@@ -111,27 +173,31 @@ def write_reports(
     keep_runs: int,
     *,
     point_latest: bool = True,
+    stored: bytes | None = None,
 ) -> Path:
     """Write ``<reports_dir>/<run id>/report.{json,md,html}`` atomically, point ``latest`` at it, prune.
 
     With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
+    ``stored``: the history's compressed copy (``stored_copy``), unpacked into report.json instead of
+    writing the JSON a second time.
 
-    The Markdown and HTML are rendered from the JSON as written (read back with ``RunReport.from_json``,
-    as the history's copy is), so a later ``pipeline report`` re-render shows exactly the same thing.
-    Returns the run folder.
+    report.json is written a row at a time; the Markdown and HTML read the same rows (values as the JSON
+    gives them back, so a later ``pipeline report`` re-render shows the same thing) and summarise a large
+    report (``report/view.py`` states the caps). Returns the run folder.
     """
     run_id = str(report.run.id)
     if not _RUN_ID.match(run_id) or run_id == LATEST:
         raise ValueError(f"run.id: {run_id!r} cannot name a report folder (letters, digits, '.', '_', '-')")
     if keep_runs < 1:
         raise ValueError(f"reports.keep_runs: must be at least 1, got {keep_runs}")
-    text = dump_json(report.to_json()) + "\n"
-    data = RunReport.from_json(json.loads(text))
     run_dir = reports_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "report.json", text)
-    _write_atomic(run_dir / "report.md", render_markdown(data))
-    _write_atomic(run_dir / "report.html", render_html(data, trend))
+    _write_atomic(
+        run_dir / "report.json", _encoded(json_chunks(report)) if stored is None else _unpacked(stored)
+    )
+    summary = summarise(report)
+    _write_atomic(run_dir / "report.md", render_markdown(report, summary=summary))
+    _write_atomic(run_dir / "report.html", _encoded(html_chunks(report, trend, summary)))
     if point_latest:
         _point_latest(reports_dir, run_dir)
     _prune(reports_dir, keep_runs, run_dir)

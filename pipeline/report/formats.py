@@ -53,13 +53,24 @@ _RULES = {
 
 def render(report: RunReport, fmt: str, fail_on: Iterable[str] = ()) -> str:
     """The report in ``fmt`` (one of FORMATS); ``fail_on`` picks the statuses that count as failures."""
+    return "".join(chunks(report, fmt, fail_on))
+
+
+def chunks(report: RunReport, fmt: str, fail_on: Iterable[str] = ()) -> Iterable[str]:
+    """``render``'s text in pieces: the JSON a row at a time, so a large report is never held whole."""
     failing = frozenset(fail_on) or _DEFAULT_FAILING
     if fmt == "compact":
-        return _compact(report)
-    from pipeline.report.files import dump_json
+        return [_compact(report)]
+    from pipeline.report.files import json_chunks
 
     if fmt == "json":
-        return dump_json(report.to_json()) + "\n"
+        return json_chunks(report)
+    return [_whole(report, fmt, failing)]
+
+
+def _whole(report: RunReport, fmt: str, failing: frozenset[str]) -> str:
+    from pipeline.report.files import dump_json
+
     if fmt == "markdown":
         from pipeline.report.render import render_markdown
 
@@ -91,15 +102,16 @@ def _why(link: LinkRow) -> str:
 
 
 def _compact(report: RunReport) -> str:
-    lines = []
-    for status in _SHOWN:
-        for link in report.links:
-            if link.status != status:
-                continue
-            line = f"[{status.upper()}] {link.url} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
-            if link.archive:
-                line += f"; archived copy: {link.archive.url}"
-            lines.append(printable(line))
+    shown: dict[str, list[str]] = {status: [] for status in _SHOWN}
+    for link in report.links:  # one pass: the rows come from a spool
+        status = link.status
+        if status not in shown:
+            continue
+        line = f"[{status.upper()}] {link.url} ({_why(link)}) in {', '.join(_places(link)) or '?'}"
+        if link.archive:
+            line += f"; archived copy: {link.archive.url}"
+        shown[status].append(printable(line))
+    lines = [line for status in _SHOWN for line in shown[status]]
     totals = report.totals
     counts = ", ".join(f"{totals.count(k)} {k}" for k in STATUSES if totals.count(k))
     run = report.run
@@ -136,13 +148,14 @@ class CiOutput:
         """Print or write the result; a file is replaced whole (never left half-written)."""
         if self.fmt is None:
             return
-        text = render(report, self.fmt, self.fail_on)
+        pieces = chunks(report, self.fmt, self.fail_on)
         if self.path is None:
-            sys.stdout.write(text)
+            sys.stdout.writelines(pieces)
             sys.stdout.flush()
             return
         partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(text, encoding="utf-8")
+        with partial.open("w", encoding="utf-8") as fh:
+            fh.writelines(pieces)
         os.replace(partial, self.path)
 
     def exit_code(self, report: RunReport, code: int) -> int:

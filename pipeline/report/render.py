@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
 
@@ -25,12 +25,14 @@ from markupsafe import Markup
 from pipeline.report.schema import _HERE
 from pipeline.report.view import (
     _MAX_ARTICLES_SHOWN,
+    Summary,
     _day,
     _duration,
     _href,
     _value,
     _view,
     _when,
+    total,
 )
 from pipeline.runreport import LinkRow, RunReport
 from pipeline.text import printable
@@ -131,7 +133,7 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    common = {"when": _when, "day": _day, "duration": _duration, "value": _value}
+    common = {"when": _when, "day": _day, "duration": _duration, "value": _value, "total": total}
     html.filters.update(common, href=_href)
     # `raw` is for the template's own macros, whose output is already escaped Markdown.
     md.filters.update(common, raw=_Md, md=_md_text, code=_md_code, url=_md_url, articles=_md_articles)
@@ -164,20 +166,23 @@ _MD_SECTIONS = (
 )
 
 
-def render_markdown(report: RunReport, *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT) -> str:
+def render_markdown(
+    report: RunReport, *, max_rows: int = 100, limit: int = MARKDOWN_LIMIT, summary: Summary | None = None
+) -> str:
     """Markdown for a pull request or an issue: totals, then each non-empty section, most important first.
 
     A section shows at most ``max_rows`` rows; when the whole would pass ``limit`` characters, rows are
     left out from the least important sections first (newly dead, recovered and file errors go last).
     Every cut says how many rows are left out and that report.html and report.json have them all.
+    ``summary``: the report's ``view.summarise`` when the caller has it (one pass over the rows for both).
     """
     _, md = _environments()
-    view = _view(report, None)
+    view = _view(report, None, summary)
     sections = view["sections"]
     rows = {
-        key: len(view[key])
+        key: total(view[key])
         if key in ("errors", "changes", "discovered", "refused_pages")
-        else len(getattr(sections, key))
+        else total(getattr(sections, key))
         for key in _MD_SECTIONS
     }
     template = md.get_template("report.md.j2")
@@ -212,11 +217,18 @@ def render_markdown(report: RunReport, *, max_rows: int = 100, limit: int = MARK
 
 def render_html(report: RunReport, trend: list[dict[str, Any]]) -> str:
     """One self-contained page: the Markdown's sections as sortable, filterable tables, hosts, trend chart."""
+    return "".join(html_chunks(report, trend))
+
+
+def html_chunks(
+    report: RunReport, trend: list[dict[str, Any]], summary: Summary | None = None
+) -> Iterator[str]:
+    """``render_html``'s page a piece at a time (report files are written as they are rendered)."""
     html, _ = _environments()
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
-    return html.get_template("report.html.j2").render(
-        **_view(report, trend),
+    return html.get_template("report.html.j2").generate(
+        **_view(report, trend, summary),
         css=Markup(_asset("report.css")),  # fixed files of ours, never data
         script=Markup(script),
         script_hash=f"sha256-{digest}",

@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.health.history import HistoryStore
-from pipeline.report.files import dump_json
+from pipeline.report.files import json_chunks
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.schema import validate_report
 from pipeline.runreport import RunReport
@@ -69,7 +69,7 @@ def runs_table(rows: list[dict[str, Any]]) -> str:
 def render_stored(document: RunReport, trend: list[dict[str, Any]], fmt: str) -> str:
     """A stored report in the format ``pipeline report --format`` names (text ending in a newline)."""
     if fmt == "json":
-        return dump_json(document.to_json()) + "\n"
+        return "".join(json_chunks(document))
     if fmt in ("md", "markdown"):
         return render_markdown(document)
     if fmt == "html":

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pipeline.models import STATUSES, ExitCode
@@ -43,47 +44,105 @@ def run_kind(run: dict[str, Any]) -> str:
     return kind if kind in _KIND_NOTES else "complete"
 
 
+# A report of a large corpus is summarised in report.md and report.html (report.json has every row):
+# each section shows its first rows up to these caps, and says how many it holds.
+MAX_SECTION_ROWS = 10_000  # a problem section (newly dead, failing, …), the changes, the discoveries
+MAX_ALL_LINKS = 1_000  # the "All links" table of report.html: healthy links are counted, not listed
+
+T = TypeVar("T")
+
+
+class Shown(list[T]):
+    """The first rows of a section, in order, and how many rows the section holds (``total``)."""
+
+    def __init__(self, rows: Iterable[T], total: int) -> None:
+        super().__init__(rows)
+        self.total = total
+
+
+def total(rows: Sized) -> int:
+    """How many rows a section holds, shown or not (the templates' ``total`` filter)."""
+    return int(getattr(rows, "total", len(rows)))
+
+
+class _First(Generic[T]):
+    """The ``cap`` first rows by ``key`` of those added, kept without holding them all; and the count."""
+
+    def __init__(self, cap: int, key: Callable[[T], Any]) -> None:
+        self.cap, self.key, self.rows, self.total = cap, key, list[T](), 0
+
+    def add(self, row: T) -> None:
+        self.total += 1
+        self.rows.append(row)
+        if len(self.rows) >= 2 * self.cap:  # the sort is stable: this keeps what sorted()[:cap] keeps
+            self.rows.sort(key=self.key)
+            del self.rows[self.cap :]
+
+    def shown(self) -> Shown[T]:
+        self.rows.sort(key=self.key)
+        return Shown(self.rows[: self.cap], self.total)
+
+
 @dataclass(frozen=True, slots=True)
 class _Sections:
-    newly_dead: list[LinkRow]
-    recovered: list[LinkRow]
-    still_dead: list[LinkRow]
-    failing: list[LinkRow]
-    blocked: list[LinkRow]
-    redirected: list[LinkRow]
-    invalid: list[LinkRow]
+    newly_dead: Shown[LinkRow]
+    recovered: Shown[LinkRow]
+    still_dead: Shown[LinkRow]
+    failing: Shown[LinkRow]
+    blocked: Shown[LinkRow]
+    redirected: Shown[LinkRow]
+    invalid: Shown[LinkRow]
 
 
-def _sections(links: tuple[LinkRow, ...]) -> _Sections:
-    """Sort the links into the report's sections (a link may be in none, e.g. ok and ok before)."""
-    by_url = sorted(links, key=lambda link: (link.host, link.url))
-    dead = [lnk for lnk in by_url if lnk.status == "dead"]
-    return _Sections(
-        newly_dead=[lnk for lnk in dead if newly_dead(lnk.status, lnk.previous_status)],
-        recovered=[lnk for lnk in by_url if recovered(lnk.status, lnk.previous_status)],
-        still_dead=[lnk for lnk in dead if lnk.previous_status == "dead"],
-        failing=sorted(
-            (lnk for lnk in by_url if lnk.status == "failing"),
-            key=lambda lnk: -int(lnk.consecutive_failures or 0),
-        ),
-        blocked=[lnk for lnk in by_url if lnk.status == "blocked"],
-        redirected=[
-            lnk for lnk in by_url if lnk.status == "redirected" and lnk.final_url and lnk.final_url != lnk.url
-        ],
-        invalid=[lnk for lnk in by_url if lnk.status == "invalid"],
-    )
+def _by_host(link: LinkRow) -> tuple[str, str]:
+    return link.host, link.url
 
 
-def _hosts(links: tuple[LinkRow, ...], politeness: tuple[HostStats, ...] = ()) -> list[dict[str, Any]]:
-    """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
-    polite = {row.host: row for row in politeness}
+def _failing_key(link: LinkRow) -> tuple[int, str, str]:
+    """Failing links: the longest failing first, then by host and URL."""
+    return -int(link.consecutive_failures or 0), link.host, link.url
+
+
+def _sections_of(link: LinkRow) -> Iterator[str]:
+    """The report sections a link belongs to (an ok link that was ok before is in none)."""
+    if newly_dead(link.status, link.previous_status):
+        yield "newly_dead"
+    elif link.status == "dead" and link.previous_status == "dead":
+        yield "still_dead"
+    if recovered(link.status, link.previous_status):
+        yield "recovered"
+    if link.status == "redirected" and link.final_url and link.final_url != link.url:
+        yield "redirected"
+    if link.status in ("failing", "blocked", "invalid"):
+        yield link.status
+
+
+def _summary(
+    links: Iterable[LinkRow], politeness: tuple[HostStats, ...] = ()
+) -> tuple[_Sections, Shown[LinkRow], list[dict[str, Any]]]:
+    """One pass over the links: the sections (by host and URL; failing ones longest first), the first
+    rows of the "All links" table (by status, then URL) and the per-host table."""
+    first: dict[str, _First[LinkRow]] = {
+        name: _First(MAX_SECTION_ROWS, _by_host) for name in _Sections.__dataclass_fields__
+    }
+    first["failing"] = _First(MAX_SECTION_ROWS, _failing_key)
+    everything = _First[LinkRow](MAX_ALL_LINKS, lambda lnk: (STATUSES.index(lnk.status), lnk.url))
     table: dict[str, Counter[str]] = {}
     for link in links:
-        if not link.host:
-            continue
-        counts = table.setdefault(link.host, Counter())
-        counts[link.status] += 1
-        counts["urls"] += 1
+        for section in _sections_of(link):
+            first[section].add(link)
+        everything.add(link)
+        if link.host:
+            counts = table.setdefault(link.host, Counter())
+            counts[link.status] += 1
+            counts["urls"] += 1
+    sections = _Sections(**{name: rows.shown() for name, rows in first.items()})
+    return sections, everything.shown(), _hosts(table, politeness)
+
+
+def _hosts(table: dict[str, Counter[str]], politeness: tuple[HostStats, ...] = ()) -> list[dict[str, Any]]:
+    """Per-host counts of each status and the checker's politeness figures, most dead and failing first."""
+    polite = {row.host: row for row in politeness}
     order = sorted(table.items(), key=lambda hc: (-(hc[1]["dead"] + hc[1]["failing"]), -hc[1]["urls"], hc[0]))
     return [
         {
@@ -93,6 +152,10 @@ def _hosts(links: tuple[LinkRow, ...], politeness: tuple[HostStats, ...] = ()) -
         }
         for host, counts in order
     ]
+
+
+def _first(rows: Sequence[T]) -> Shown[T]:
+    return Shown(rows[:MAX_SECTION_ROWS], len(rows))
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -230,19 +293,29 @@ def _trend(report: RunReport, trend: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _view(report: RunReport, trend: list[dict[str, Any]] | None) -> dict[str, Any]:
-    links = report.links
+Summary = tuple[_Sections, Shown[LinkRow], list[dict[str, Any]]]
+
+
+def summarise(report: RunReport) -> Summary:
+    """What report.md and report.html show of the links (one pass over them, shared by both)."""
+    return _summary(report.links, report.politeness)
+
+
+def _view(
+    report: RunReport, trend: list[dict[str, Any]] | None, summary: Summary | None = None
+) -> dict[str, Any]:
+    sections, links, hosts = summary or summarise(report)
     return {
         "report": report,
         "run": report.run,
         "totals": report.totals,
-        "sections": _sections(links),
-        "links": sorted(links, key=lambda lnk: (STATUSES.index(lnk.status), lnk.url)),
-        "changes": report.changes,
+        "sections": sections,
+        "links": links,
+        "changes": _first(report.changes),
         "errors": report.errors,
-        "discovered": report.discovered,
+        "discovered": _first(report.discovered),
         "refused_pages": report.refused_pages,
-        "hosts": _hosts(links, report.politeness),
+        "hosts": hosts,
         "trend": _trend(report, trend) if trend is not None else None,
         "exit_label": _exit_label(report.run.exit_code),
         "kind_note": _KIND_NOTES.get(report.run.kind, ""),

@@ -1,0 +1,101 @@
+"""``Spool``: an append-only sequence of records kept in an anonymous temporary file, not in memory.
+
+A night over a large corpus makes one report row per unique URL and one change row per changed field;
+held as objects they cost kilobytes per article. A spool pickles each record to a temporary file as it is
+added and keeps only its offset (8 bytes a record), so the report is built, stored and rendered a row at a
+time (``report/build.py`` makes the spools; every format iterates them).
+
+Reads and writes: one unnamed temporary file (``tempfile.TemporaryFile``: removed from the folder at once,
+so a killed run leaves nothing behind). Settings: none. A spool equals any list, tuple or spool holding
+equal records in the same order; pickled, it travels as a tuple.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import weakref
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+_CHUNK = 1 << 20  # bytes read at a time when iterating
+
+
+class Spool(Sequence[T], Generic[T]):
+    """Records appended one at a time to a temporary file; read back in order, or one by index."""
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._file = tempfile.TemporaryFile(prefix="pipeline-spool-")  # noqa: SIM115 (lives with the spool)
+        # Closed when the spool is collected: a report's rows live as long as the report does.
+        self._closer = weakref.finalize(self, self._file.close)
+        self._offsets = array("q")
+        self._end = 0
+        self.extend(items)
+
+    def append(self, item: T) -> None:
+        data = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.write(data)  # reads use pread, so the file's position stays at the end
+        self._offsets.append(self._end)
+        self._end += len(data)
+
+    def extend(self, items: Iterable[T]) -> None:
+        for item in items:
+            self.append(item)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def _bounds(self, index: int) -> tuple[int, int]:
+        stop = self._offsets[index + 1] if index + 1 < len(self._offsets) else self._end
+        return self._offsets[index], stop
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("spool index out of range")
+        self._file.flush()
+        start, stop = self._bounds(index)
+        item: T = pickle.loads(os.pread(self._file.fileno(), stop - start, start))
+        return item
+
+    def __iter__(self) -> Iterator[T]:
+        # Each iterator reads with its own position (pread), so two may run at once; it sees the records
+        # that were there when it started.
+        self._file.flush()
+        count, fd = len(self._offsets), self._file.fileno()
+        buffer, buffer_start = b"", 0
+        for index in range(count):
+            start, stop = self._bounds(index)
+            if stop > buffer_start + len(buffer):
+                buffer, buffer_start = os.pread(fd, max(_CHUNK, stop - start), start), start
+            yield pickle.loads(buffer[start - buffer_start : stop - buffer_start])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Spool | list | tuple) or len(other) != len(self):
+            return NotImplemented if not isinstance(other, Spool | list | tuple) else False
+        return all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Spool({len(self)} records)"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (tuple(self),))
+
+    def close(self) -> None:
+        """Remove the file now (it also goes when the spool is collected or the process ends)."""
+        self._closer()
