@@ -14,6 +14,7 @@ task of a killed worker takes to come back; while workers still answer, it is wa
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import threading
@@ -110,8 +111,16 @@ class _Dispatch:
     def database(self, step: Callable[[], T]) -> T:
         """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
         where = Path(redacted(self.url))
+
+        def step_or_reconnect() -> T:
+            try:
+                return step()
+            except observed.DatabaseError:
+                self._reconnect()  # the next try runs on a new connection
+                raise
+
         return self.deadline.retry(
-            step,
+            step_or_reconnect,
             (observed.DatabaseError,),
             lambda exc: PathUnusable(
                 where,
@@ -185,7 +194,7 @@ class _Dispatch:
             if self.stop is not None and self.stop.is_set():
                 raise Interrupted
             time.sleep(_POLL_S)
-            count, finished = self.database(self.shared_progress)
+            count, finished = self.database(lambda: self.shared.progress(self.job))
             if count != counted:
                 if progress is not None:
                     progress.advance(count - counted)
@@ -217,19 +226,13 @@ class _Dispatch:
                 self.send([payload for payload in payloads if payload["shard"] not in done])
                 resends, last_change = resends + 1, time.monotonic()
 
-    def shared_progress(self) -> tuple[int, int]:
-        try:
-            return self.shared.progress(self.job)
-        except observed.DatabaseError:
-            self._reconnect()
-            raise
-
     def _reconnect(self) -> None:
-        try:
-            self.shared.close()
+        old = getattr(self, "shared", None)
+        if old is None:  # the first connection is being made
+            return
+        old.close()
+        with contextlib.suppress(observed.DatabaseError):  # still away: the next try connects again
             self.shared = observed.Shared(self.url, self.celery.wait_timeout)
-        except observed.DatabaseError:
-            pass
 
     def close(self) -> None:
         try:
