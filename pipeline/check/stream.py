@@ -98,12 +98,14 @@ class CheckStream:
             if self._stop is not None and self._stop.is_set():
                 self.cancel()
                 raise Interrupted
+        self._session = None  # its hosts and bookkeeping are done with; the observations go to the caller
         if self._failed is not None:
             raise self._failed
         if isinstance(self._outcome, BaseException):
             raise self._outcome
         assert self._outcome is not None
-        return self._outcome
+        outcome, self._outcome = self._outcome, None
+        return outcome
 
     def cancel(self) -> None:
         """Stop checking now and wait for the check's thread to end."""
