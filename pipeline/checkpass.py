@@ -43,9 +43,10 @@ def _run_checks(
     host_stats: dict[str, HostStats] | None = None,
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
+    origin: dict[str, str] | None = None,
 ) -> dict[str, Observation]:
     """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
-    them promptly."""
+    them promptly. ``origin`` gets which worker requested each URL (``celery`` only)."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
@@ -63,6 +64,7 @@ def _run_checks(
             host_stats=host_stats,
             stop=options.stop,
             progress=progress if options.show_progress else None,
+            origin=origin,
         )
     observations = check.check_links_sync(
         urls,
@@ -88,6 +90,7 @@ def check_pass(
     """
     settings, counted = run.settings, run.counts
     clock = time.perf_counter()
+    origin: dict[str, str] = {}
     if checked is None:
         to_check = list(dict.fromkeys([*run.due, *run.extra]))
         observations = _run_checks(
@@ -100,6 +103,7 @@ def check_pass(
             run.host_stats,
             run.validators,
             run.progress,
+            origin,
         )
         seconds = time.perf_counter() - clock
     else:
@@ -122,12 +126,27 @@ def check_pass(
     # recheck date and starve their pages of metadata refreshes.
     due_set = set(run.due)
     run.evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
-    run.results, judged = verdicts(run.plan.urls, run.evidence_now, run.history, run.outage, settings, now)
+    suspect = _suspect(observations, origin, run) if origin and not run.outage else {}
+    run.results, judged = verdicts(
+        run.plan.urls, run.evidence_now, run.history, run.outage, settings, now, suspect
+    )
     if run.kind == "partial":
         run.results, judged = uncounted(run.results, judged, run.history, run.evidence_now)
     if not run.options.dry_run:
         run.store.record(judged, run.run_id, now)
         store_pages(run.store, digest, due_set, now)
+
+
+def _suspect(observations: dict[str, Observation], origin: dict[str, str], run: Run) -> dict[str, str]:
+    """URLs whose failure below HTTP is no evidence: the worker that requested them looked cut off."""
+    outages = verdict.worker_outages(observations, origin, run.settings.health, run.known_good, run.canaries)
+    for worker, reason in outages.items():
+        log.warning("outage on worker %s: %s; its failures below HTTP are not counted", worker, reason)
+    return {
+        url: f"worker {origin[url]}: {outages[origin[url]]}"
+        for url, obs in observations.items()
+        if obs.network_level and origin.get(url) in outages
+    }
 
 
 def evidence_of(run: Run, digest: PageReader) -> Evidence:

@@ -20,7 +20,7 @@ from celeryworkers import worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
 from pgserver import postgres_server
 from redisserver import redis_server
-from test_refresh import _article, _serve_world
+from test_refresh import HTML, _article, _serve_world
 from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
@@ -73,6 +73,14 @@ def _checked_by_workers(folder: Path) -> int:
     return sum(map(int, found))
 
 
+def _workers_that_checked(folder: Path) -> int:
+    """How many worker processes checked at least one URL (each logs to its own file)."""
+    return sum(
+        bool(re.search(r"shard \d+ of \w+: [1-9]\d* URLs checked", path.read_text(errors="replace")))
+        for path in folder.glob("worker*.log")
+    )
+
+
 def _logs(folder: Path) -> str:
     return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("worker*.log")))
 
@@ -121,6 +129,10 @@ def test_celery_run_equals_the_local_run(
 ) -> None:
     """The same corpus and local web give the same verdicts, changes and article bytes on 3 workers."""
     corpus = _world(local_site, tmp_path / "local")
+    page = b"<html><head><title>Access denied</title></head></html>"
+    local_site.route("/walled", body=page, headers=HTML)  # a page refused for metadata, on every host
+    walled = "".join(f'  - webUrl: "{local_site.url("/walled", host)}"\n' for host in range(4))
+    (corpus / "walled.md").write_text(f"---\ntitle: Walled\nrelated:\n{walled}---\n", encoding="utf-8")
     shutil.copytree(corpus, tmp_path / "celery" / "corpus")
     sections: dict[str, dict[str, object]] = {"health": {"hard": {"runs": 1, "days": 0}}}
     local = make_settings(tmp_path / "local", corpus={"roots": [str(corpus)]}, **sections)
@@ -137,9 +149,13 @@ def test_celery_run_equals_the_local_run(
 
     assert _verdicts(remote_report) == _verdicts(local_report)
     assert _changes(remote_report) == _changes(local_report) and local_report["changes"]
+    refused = sorted(map(repr, local_report["refused_pages"]))
+    assert sorted(map(repr, remote_report["refused_pages"])) == refused and len(refused) == 4
+    assert remote_report["politeness"] == local_report["politeness"]
     assert _files(tmp_path / "celery" / "corpus") == _files(corpus)
     assert len(local_site.hits) == 2 * requests_local  # every URL once more, no request twice
     assert _checked_by_workers(engine[2]) >= len(remote_report["links"])  # the workers did every check
+    assert _workers_that_checked(engine[2]) >= 2  # 4 hosts, 4 shards: the work spread over the workers
     with psycopg.connect(engine[1]) as db:  # the coordinator read the workers' rows back and removed them
         assert db.execute("SELECT count(*) FROM dist_observations").fetchone() == (0,)
 

@@ -47,10 +47,10 @@ def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
         enable_utc=True,
     )
 
-    @app.task(name=TASK)  # type: ignore[untyped-decorator]
-    def check_shard(payload: dict[str, Any]) -> None:
+    @app.task(name=TASK, bind=True)  # type: ignore[untyped-decorator]
+    def check_shard(task: Any, payload: dict[str, Any]) -> None:
         if state_url is None:
             raise RuntimeError("pipeline worker needs state.url: postgresql://...")
-        tasks.check_shard(payload, state_url, celery)
+        tasks.check_shard(payload, state_url, celery, str(task.request.hostname or ""))
 
     return app

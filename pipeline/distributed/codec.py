@@ -25,6 +25,7 @@ class Observed:
     validators: Validators | None = None  # that page's (ETag, Last-Modified)
     probe: ImageProbe | None = None  # the URL is an image the run probes
     refused: str | None = None  # why the page cannot supply metadata (an error page, a login wall …)
+    worker: str = ""  # the worker that made the request: its network is judged apart (the outage guard)
 
 
 def _observation(data: dict[str, Any]) -> Observation:
@@ -55,6 +56,7 @@ def encode(observed: Observed) -> str:
         "validators": list(observed.validators) if observed.validators is not None else None,
         "probe": asdict(observed.probe) if observed.probe is not None else None,
         "refused": observed.refused,
+        "worker": observed.worker,
     }
     return json.dumps(data, separators=(",", ":"))
 
@@ -69,6 +71,7 @@ def decode(text: str) -> Observed:
         validators=(validators[0], validators[1]) if validators is not None else None,
         probe=ImageProbe(**data["probe"]) if data["probe"] is not None else None,
         refused=data["refused"],
+        worker=data.get("worker", ""),  # rows of a worker that predates the field
     )
 
 

@@ -252,9 +252,10 @@ def check_remote(
     host_stats: dict[str, HostStats] | None = None,
     stop: threading.Event | None = None,
     progress: Advances | None = None,
+    origin: dict[str, str] | None = None,
 ) -> dict[str, Observation]:
     """``check.check_links_sync`` on the workers: the observations, and ``digest`` and ``host_stats`` filled
-    as a local check fills them."""
+    as a local check fills them; ``origin`` gets the worker that requested each URL."""
     wanted = list(dict.fromkeys([*urls, *fetch_body]))
     groups = shards(wanted, settings.http.per_host_concurrency, settings.http.max_concurrency)
     dispatch = _Dispatch(settings, stop)
@@ -298,6 +299,8 @@ def check_remote(
     for url in wanted:
         record = found[url]
         observations[url] = record.observation
+        if origin is not None:
+            origin[url] = record.worker
         digest.add(
             url, page=record.page, validators=record.validators, probe=record.probe, refused=record.refused
         )

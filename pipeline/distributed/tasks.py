@@ -13,6 +13,8 @@ held for the whole check, so two copies never check the same host at once.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import replace
 from typing import Any
@@ -40,8 +42,8 @@ class _Silent:
 class _Recorder:
     """Writes each digested observation, with its page metadata or probe, in small batches."""
 
-    def __init__(self, shared: observed.Shared, job: str) -> None:
-        self._shared, self._job = shared, job
+    def __init__(self, shared: observed.Shared, job: str, worker: str) -> None:
+        self._shared, self._job, self._worker = shared, job, worker
         self.reader: PageReader | None = None  # the reader whose results go with each observation
         self._rows: list[tuple[str, str]] = []
         self._refused_seen = 0
@@ -58,6 +60,7 @@ class _Recorder:
             validators=reader.validators.get(obs.url),
             probe=reader.probes.get(obs.url),
             refused=refused[-1] if refused else None,
+            worker=self._worker,
         )
         self._rows.append((obs.url, codec.encode(record)))
         if len(self._rows) >= _BATCH or time.monotonic() - self._last >= _BATCH_S:
@@ -68,8 +71,11 @@ class _Recorder:
         self._rows, self._last = [], time.monotonic()
 
 
-def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings) -> None:
-    """Check the payload's shard and record it; a database that cannot be reached puts the task back."""
+def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings, worker: str = "") -> None:
+    """Check the payload's shard and record it; a database that cannot be reached puts the task back.
+
+    ``worker``: this worker's node name, recorded with each observation (its network is judged apart)."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     job, shard = str(payload["job"]), int(payload["shard"])
     try:
         shared = observed.Shared(state_url, celery.wait_timeout)
@@ -84,7 +90,7 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings)
             log.info("shard %d of %s: already done or no longer wanted", shard, job)
             return
         try:
-            _check(shared, payload, job, shard, celery)
+            _check(shared, payload, job, shard, celery, worker)
         except observed.DatabaseError as exc:
             log.warning(
                 "shard %d of %s: the history database went away (%s); the task goes back", shard, job, exc
@@ -100,7 +106,12 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings)
 
 
 def _check(
-    shared: observed.Shared, payload: dict[str, Any], job: str, shard: int, celery: CelerySettings
+    shared: observed.Shared,
+    payload: dict[str, Any],
+    job: str,
+    shard: int,
+    celery: CelerySettings,
+    worker: str,
 ) -> None:
     settings = Settings.model_validate(payload["settings"])
     urls: list[str] = payload["urls"]
@@ -117,7 +128,7 @@ def _check(
         todo = [url for url in urls if url not in seen]
         fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
-        recorder = _Recorder(shared, job)
+        recorder = _Recorder(shared, job, worker)
         stats: dict[str, HostStats] = {}
         with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
             recorder.reader = reader

@@ -164,6 +164,36 @@ def detect_outage(
     return None
 
 
+def worker_outages(
+    observations: Mapping[str, Observation],
+    origin: Mapping[str, str],
+    health: HealthSettings,
+    known_good: AbstractSet[str] = frozenset(),
+    canaries: Iterable[str] = (),
+) -> dict[str, str]:
+    """Workers whose own network looks down (``executor: celery``): worker -> why.
+
+    Each worker's observations (``origin``: URL -> the worker that requested it) are judged by
+    :func:`detect_outage`'s rule, so a worker whose DNS or egress broke is caught even when the others'
+    answers keep the run-wide guard quiet. A worker that saw fewer than ``min_hosts`` hosts and no canary
+    is not judged: a host or two down cannot tell its network from those sites (it would otherwise hold
+    back every small run's real failures).
+    """
+    by_worker: dict[str, dict[str, Observation]] = {}
+    for url, obs in observations.items():
+        by_worker.setdefault(origin.get(url, ""), {})[url] = obs
+    wanted = set(canaries)
+    found: dict[str, str] = {}
+    for worker, seen in sorted(by_worker.items()):
+        hosts = {obs.host for obs in seen.values() if obs.host and obs.outcome is not Outcome.SKIPPED}
+        if len(hosts) < health.outage.min_hosts and not wanted & seen.keys():
+            continue
+        reason = detect_outage(seen, health, known_good, wanted & seen.keys())
+        if reason:
+            found[worker] = reason
+    return found
+
+
 def verdicts(
     urls: list[str],
     observations: Mapping[str, Observation],
@@ -171,8 +201,11 @@ def verdicts(
     outage: str | None,
     settings: Settings,
     now: datetime,
+    suspect: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, LinkResult], list[LinkResult]]:
-    """Every URL's verdict, and the ones judged on this run's evidence (the ones to record)."""
+    """Every URL's verdict, and the ones judged on this run's evidence (the ones to record).
+
+    ``suspect``: URL -> why its failure is no evidence either (a worker's own network looked down)."""
     results: dict[str, LinkResult] = {}
     judged: list[LinkResult] = []
     for url in urls:
@@ -182,12 +215,13 @@ def verdicts(
             if past is not None:
                 results[url] = verdict.carried(past)
             continue
-        if outage and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED, Outcome.SKIPPED):
+        why = outage or (suspect or {}).get(url)
+        if why and obs.outcome not in (Outcome.SUCCESS, Outcome.MOVED, Outcome.SKIPPED):
             # Our own network may be down: this failure is no evidence. Keep what history said.
             results[url] = (
                 verdict.carried(past)
                 if past
-                else LinkResult(url, LinkStatus.SKIPPED, reason=f"not judged: {outage}")
+                else LinkResult(url, LinkStatus.SKIPPED, reason=f"not judged: {why}")
             )
             continue
         results[url] = verdict.judge(obs, past, settings.health, now)
