@@ -5,6 +5,9 @@ set of host keys for one task. A lease is ``SET pipeline:lease:<host> <token> NX
 thread renews every lease held each third of the TTL, and release deletes a key only while it still holds
 this task's token (compare-and-delete in one Lua script), so a lease that expired and was taken by another
 task is never deleted by the first. A worker that dies stops renewing: its leases expire after the TTL.
+A renewal that finds another token, or cannot reach Redis, sets :attr:`Leases.lost`: the task must stop
+checking (within a third of the TTL) rather than check beside a new holder. Errors of ``hold`` are
+``redis.RedisError`` (the task goes back to the queue); release never raises (an unreleased lease expires).
 
 Why leases and not one consumer per host: a task redelivered while its first copy still runs (the Redis
 transport redelivers after ``visibility_timeout``) would otherwise check the same hosts twice at once.
@@ -37,13 +40,14 @@ Held = Literal["held", "done", "busy"]
 class Leases:
     """The leases one task holds (a context manager: released on exit, whatever happened)."""
 
-    def __init__(self, url: str, ttl_s: float) -> None:
+    def __init__(self, url: str, ttl_s: float, lost: threading.Event | None = None) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=max(1.0, ttl_s / 3))
         self._ttl_ms = max(1, int(ttl_s * 1000))
         self._token = secrets.token_hex(16)
         self._held: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.lost = lost or threading.Event()  # a lease may have gone to another task: stop checking
         self._beat = threading.Thread(target=self._renew_loop, name="lease-heartbeat", daemon=True)
 
     def __enter__(self) -> Leases:
@@ -90,11 +94,17 @@ class Leases:
         """Give back every lease still held by this task."""
         with self._lock:
             held, self._held = self._held, []
-        self._release(held)
+        self._release_quietly(held)
 
     def _release(self, keys: list[str]) -> None:
         for key in keys:
             self._redis.eval(_RELEASE, 1, key, self._token)
+
+    def _release_quietly(self, keys: list[str]) -> None:
+        try:
+            self._release(keys)
+        except redis.RedisError as exc:  # Redis away: the leases expire after their TTL anyway
+            log.warning("cannot release host leases: %s", exc)
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self._ttl_ms / 3000):
@@ -104,5 +114,7 @@ class Leases:
                 try:
                     if not self._redis.eval(_RENEW, 1, key, self._token, self._ttl_ms):
                         log.warning("lease %s was lost (expired and taken by another task)", key)
-                except redis.RedisError as exc:  # Redis away: the lease may expire; say so, keep trying
+                        self.lost.set()
+                except redis.RedisError as exc:  # Redis away: the lease may expire unseen; stop checking
                     log.warning("cannot renew lease %s: %s", key, exc)
+                    self.lost.set()

@@ -7,7 +7,9 @@ article file and never keeps a page body.
 
 A delivery of a task whose dispatch is over, or whose shard another copy finished, does nothing; a copy
 redelivered after its first delivery died skips the URLs that one recorded. The shard's host leases are
-held for the whole check, so two copies never check the same host at once.
+held for the whole check, so two copies never check the same host at once: a task that loses one (its
+renewal finds another holder, or Redis cannot be reached) stops checking and goes back to the queue. A
+database or lease-Redis failure also puts the task back (``Reject(requeue=True)``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import replace
 from typing import Any
 
+import redis
 from celery.exceptions import Reject
 
 from pipeline import check
@@ -26,6 +30,7 @@ from pipeline.config import Settings
 from pipeline.distributed import codec, observed
 from pipeline.distributed.leases import Leases
 from pipeline.engineconfig import CelerySettings
+from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
 from pipeline.models import Observation
 from pipeline.runreport import HostStats
@@ -42,8 +47,9 @@ class _Silent:
 class _Recorder:
     """Writes each digested observation, with its page metadata or probe, in small batches."""
 
-    def __init__(self, shared: observed.Shared, job: str, worker: str) -> None:
-        self._shared, self._job, self._worker = shared, job, worker
+    def __init__(self, shared: observed.Shared, job: str, worker: str, stop: threading.Event) -> None:
+        self._shared, self._job, self._worker, self._stop = shared, job, worker, stop
+        self.closed = False  # the coordinator closed the dispatch (the run stopped or failed)
         self.reader: PageReader | None = None  # the reader whose results go with each observation
         self._rows: list[tuple[str, str]] = []
         self._refused_seen = 0
@@ -67,6 +73,13 @@ class _Recorder:
             self.flush()
 
     def flush(self) -> None:
+        """Record the rows so far; a dispatch the coordinator closed stops the check (nobody waits)."""
+        if self.closed:
+            return
+        if not self._shared.job_open(self._job):
+            self.closed = True
+            self._stop.set()
+            return
         self._shared.record(self._job, self._rows)
         self._rows, self._last = [], time.monotonic()
 
@@ -86,15 +99,19 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings,
         time.sleep(1.0)
         raise Reject(str(exc), requeue=True) from exc
     try:
-        if not shared.job_open(job) or shared.shard_done(job, shard):
-            log.info("shard %d of %s: already done or no longer wanted", shard, job)
-            return
         try:
+            if not shared.job_open(job) or shared.shard_done(job, shard):
+                log.info("shard %d of %s: already done or no longer wanted", shard, job)
+                return
             _check(shared, payload, job, shard, celery, worker)
         except observed.DatabaseError as exc:
             log.warning(
                 "shard %d of %s: the history database went away (%s); the task goes back", shard, job, exc
             )
+            raise Reject(str(exc), requeue=True) from exc
+        except redis.RedisError as exc:  # the leases' Redis: a blip must not fail the run
+            log.warning("shard %d of %s: the lease Redis failed (%s); the task goes back", shard, job, exc)
+            time.sleep(1.0)
             raise Reject(str(exc), requeue=True) from exc
         except Reject:
             raise
@@ -116,7 +133,8 @@ def _check(
     settings = Settings.model_validate(payload["settings"])
     urls: list[str] = payload["urls"]
     hosts: list[str] = payload["hosts"]
-    with Leases(celery.leases, celery.lease_ttl) as leases:
+    stop = threading.Event()
+    with Leases(celery.leases, celery.lease_ttl, lost=stop) as leases:
         held = leases.hold(hosts, give_up=lambda: shared.shard_done(job, shard) or not shared.job_open(job))
         if held == "done":
             log.info("shard %d of %s: finished by another copy while this one waited", shard, job)
@@ -128,20 +146,31 @@ def _check(
         todo = [url for url in urls if url not in seen]
         fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
-        recorder = _Recorder(shared, job, worker)
+        recorder = _Recorder(shared, job, worker, stop)
         stats: dict[str, HostStats] = {}
         with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
             recorder.reader = reader
-            check.check_links_sync(
-                todo,
-                settings,
-                fetch_body=fetch_body,
-                on_result=reader,
-                keep_pages=False,
-                validators=validators,
-                host_stats=stats,
-            )
-            reader.drain()
+            try:
+                check.check_links_sync(
+                    todo,
+                    settings,
+                    fetch_body=fetch_body,
+                    on_result=reader,
+                    keep_pages=False,
+                    validators=validators,
+                    host_stats=stats,
+                    stop=stop,  # a lease lost or the run over: stop within a fifth of a second
+                )
+            except Interrupted:
+                pass
+            else:
+                reader.drain()
+        if recorder.closed:
+            log.info("shard %d of %s: the run is over (its dispatch is closed); stopped", shard, job)
+            return
         recorder.flush()
+        if stop.is_set():  # a lease lost, maybe while the last pages were digested: not finished here
+            log.warning("shard %d of %s: a host lease was lost; stopped, the task goes back", shard, job)
+            raise Reject("a host lease was lost", requeue=True)
         shared.finish_shard(job, shard, codec.encode_stats(stats))
         log.info("shard %d of %s: %d URLs checked (%d recorded earlier)", shard, job, len(todo), len(seen))

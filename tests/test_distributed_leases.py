@@ -1,0 +1,174 @@
+"""A worker's task and its host leases and dispatch, on real parts: PostgreSQL, Redis, `pipeline worker`."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from celeryworkers import worker_config, workers
+from localsite import LocalSite, make_settings
+from pgserver import postgres_server
+from redisserver import redis_server
+
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
+from pipeline.distributed.coordinator import check_remote
+from pipeline.errors import Interrupted
+from pipeline.extract.pages import PageReader
+from pipeline.models import host_key
+
+_NAMES = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def database(pg: str) -> str:
+    name = f"l{next(_NAMES)}"
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{pg}/{name}"
+
+
+class _NoProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def _settings(tmp_path: Path, broker: str, database: str, **celery: object) -> Settings:
+    data = make_settings(tmp_path, http={"per_host_concurrency": 2, "soft404_probe": False}).model_dump(
+        mode="json"
+    )
+    data["executor"] = "celery"
+    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30, **celery}
+    data["state"]["url"] = database
+    return parse_settings(data)
+
+
+def _slow_host(site: LocalSite, count: int, delay: float) -> list[str]:
+    paths = [f"/slow/{n}" for n in range(count)]
+    for path in paths:
+        site.route(path, status=200, delay=delay)
+    return [site.url(path) for path in paths]
+
+
+def _started_between(site: LocalSite, start: float, end: float) -> int:
+    return sum(start <= hit.started <= end for hit in list(site.hits))
+
+
+def test_a_task_that_loses_a_host_lease_stops_and_goes_back_to_the_queue(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Another token takes the lease mid-check: the task stops requesting that host within a third of the
+    TTL, goes back to the queue, and a copy finishes the shard once the lease is free again."""
+    urls = _slow_host(local_site, 40, 0.3)
+    lease = f"pipeline:lease:{host_key(urls[0])}"
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:
+        settings = _settings(tmp_path, server.url, database, lease_ttl=3.0)
+        with workers(worker_config(folder, server.url, database, lease_ttl=3.0), 1, folder):
+            result: list[object] = []
+            run = threading.Thread(
+                target=lambda: result.append(check_remote(urls, settings, digest, fetch_body={}))
+            )
+            run.start()
+            deadline = time.monotonic() + 60
+            while len(local_site.hits) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            thief = redis.Redis.from_url(server.url)
+            thief.set(lease, "another-task", px=60_000)  # as if the lease expired and another task took it
+            stolen = time.monotonic()
+            time.sleep(5.0)
+            during = _started_between(local_site, stolen + 1.0 + 0.5, time.monotonic())
+            thief.delete(lease)
+            thief.close()
+            run.join(timeout=90)
+            logs = (folder / "worker0.log").read_text(errors="replace")
+
+    assert during == 0  # nothing sent beside the new holder once the renewal saw it (ttl/3 = 1 s)
+    assert "a host lease was lost; stopped, the task goes back" in logs
+    assert result and len(result[0]) == len(urls)  # type: ignore[arg-type]
+    assert {hit.path for hit in local_site.hits} == {f"/slow/{n}" for n in range(40)}
+
+
+def test_a_lease_redis_that_is_away_puts_the_task_back_instead_of_failing_the_run(
+    database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The leases' Redis (celery.lease_url) is down when a worker takes the task: the task goes back to the
+    queue, and once that Redis is back the run completes (no shard error, no exit 9)."""
+    urls = _slow_host(local_site, 6, 0.0)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    digest = PageReader(set(), set(), _NoProgress())
+    with redis_server() as broker, redis_server() as leases, digest:
+        settings = _settings(tmp_path, broker.url, database, lease_url=leases.url)
+        config = worker_config(folder, broker.url, database, lease_url=leases.url)
+        with workers(config, 1, folder):
+            leases.stop()
+            result: list[object] = []
+            errors: list[BaseException] = []
+
+            def coordinate() -> None:
+                try:
+                    result.append(check_remote(urls, settings, digest, fetch_body={}))
+                except BaseException as exc:
+                    errors.append(exc)
+
+            run = threading.Thread(target=coordinate)
+            run.start()
+            deadline = time.monotonic() + 30
+            log = folder / "worker0.log"
+            while "the lease Redis failed" not in log.read_text(errors="replace"):
+                assert time.monotonic() < deadline and run.is_alive(), errors
+                time.sleep(0.1)
+            leases.start()
+            run.join(timeout=90)
+
+    assert errors == []
+    assert result and len(result[0]) == len(urls)  # type: ignore[arg-type]
+
+
+def test_stopping_the_run_stops_the_workers(database: str, local_site: LocalSite, tmp_path: Path) -> None:
+    """The coordinator stopped mid-check closes its dispatch: the worker sees it at its next flush and
+    stops requesting within seconds instead of finishing the shard."""
+    urls = _slow_host(local_site, 60, 0.3)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    stop = threading.Event()
+    with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:
+        settings = _settings(tmp_path, server.url, database)
+        with workers(worker_config(folder, server.url, database), 1, folder):
+            raised: list[BaseException] = []
+
+            def coordinate() -> None:
+                try:
+                    check_remote(urls, settings, digest, fetch_body={}, stop=stop)
+                except BaseException as exc:
+                    raised.append(exc)
+
+            run = threading.Thread(target=coordinate)
+            run.start()
+            deadline = time.monotonic() + 60
+            while len(local_site.hits) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stop.set()
+            run.join(timeout=30)
+            stopped = time.monotonic()
+            time.sleep(6.0)
+            logs = (folder / "worker0.log").read_text(errors="replace")
+
+    assert len(raised) == 1 and isinstance(raised[0], Interrupted)
+    assert _started_between(local_site, stopped + 3.0, time.monotonic()) == 0
+    assert len(local_site.hits) < len(urls)  # the shard was not finished for nobody
+    assert "the run is over (its dispatch is closed); stopped" in logs
