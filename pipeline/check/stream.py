@@ -193,6 +193,8 @@ class _Session:
                         return await checker.check(url, parsed, host, self.wanted.get(url), once=once)
                     finally:
                         done.set()
+                        if self.asked.get(url) is done:  # nothing can wait on it now: no Event per URL kept
+                            del self.asked[url]
 
                 await self.workers.run(check, self.hosts, self.scheduler, self.settings.http.max_concurrency)
             if checker.used_tls:
