@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: refresh test lint bench accuracy clean
+.PHONY: refresh test lint bench accuracy workers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -32,6 +32,13 @@ bench: $(STAMP)
 accuracy: $(STAMP)
 	$(BIN)/pipeline accuracy ../shared/corpora/pages.json
 	$(BIN)/pipeline accuracy ../shared/corpora/pages2.json
+
+# A local Redis, PostgreSQL and N `pipeline worker` processes in .cluster/ (Ctrl-C stops them all);
+# WORKER_OPTS go to every worker (Celery's own options, e.g. --concurrency=4).
+N ?= 3
+WORKER_OPTS ?=
+workers: $(STAMP)
+	$(BIN)/python -m pipeline.tools.cluster --workers $(N) -- $(WORKER_OPTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

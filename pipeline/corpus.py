@@ -54,8 +54,9 @@ def discover(
             yield FileError(str(root), "the corpus root does not exist (or is not a file or folder)")
 
 
-def _first_time(path: Path, seen: set[str]) -> bool:
-    real = os.path.realpath(path)
+def _first_time(path: Path, seen: set[str], real: str | None = None) -> bool:
+    """Whether this is the first name found for its file (``real``: its real path, when known)."""
+    real = real if real is not None else os.path.realpath(path)
     if real in seen:
         return False
     seen.add(real)
@@ -86,6 +87,9 @@ def _walk(
     if identity in ancestors:
         yield FileError(str(folder), "symlink loop: this folder leads back to a folder that contains it")
         return
+    # A name in this folder that is not a symlink has the folder's real path as its own parent: one
+    # realpath per folder, not one (a syscall per path component) per file.
+    real_folder = os.path.realpath(folder)
     for entry in entries:
         if entry.name.startswith("."):
             article = is_leftover(entry.name)
@@ -107,7 +111,9 @@ def _walk(
             yield from _walk(path, patterns, seen, (*ancestors, identity), inside, leftovers)
         elif matches and not is_file:
             yield FileError(str(path), _not_regular(path))
-        elif matches and _first_time(path, seen):
+        elif matches and _first_time(
+            path, seen, None if entry.is_symlink() else os.path.join(real_folder, entry.name)
+        ):
             yield path
 
 

@@ -144,7 +144,15 @@ class Feed:
         self.digest.drain()
         for url in self.page_urls:
             self.digest.probes.pop(url, None)  # measured as an image before it was seen as a page
-        return observations, time.perf_counter() - self.started
+        # The plan's sets say the same from now on; this pass's own bookkeeping is not kept for the report.
+        self.digest.page_urls, self.digest.image_urls = run.plan.page_urls, run.plan.image_urls
+        for done in (self.page_urls, self.image_urls, self.seen, self.excluded, self.due):
+            done.clear()
+        self.sent.clear()
+        wanted = set(to_check)
+        return {
+            url: obs for url, obs in observations.items() if url in wanted
+        }, time.perf_counter() - self.started
 
     def cancel(self) -> None:
         """Stop the check now (a stop request, or the read pass failed); idempotent."""

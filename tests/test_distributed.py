@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -329,3 +330,84 @@ def test_a_broker_lost_before_the_image_probes_saves_the_run_as_interrupted(
     with psycopg.connect(database) as db:
         assert db.execute("SELECT kind, exit_code FROM runs").fetchall() == [("interrupted", 9)]
         assert db.execute("SELECT count(*) FROM links").fetchone() == (len(outcome.report.links),)
+
+
+def test_a_broker_restarted_empty_mid_run_gets_the_lost_shards_again(
+    database: str, local_site: LocalSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis restarted without its queue while a worker checks: the coordinator sends the unfinished shards
+    again after the stall limit, and the run completes with the embedded run's verdicts."""
+    local_site.route("/held", body=b"ok", delay=1.5)
+    corpus = _world(local_site, tmp_path / "celery")
+    extra = "".join(f'  - webUrl: "{local_site.url("/held", host)}"\n' for host in range(2))
+    (corpus / "held.md").write_text(f"---\ntitle: Held\nrelated:\n{extra}---\n", encoding="utf-8")
+    shutil.copytree(corpus, tmp_path / "local" / "corpus")
+    expected = _verdicts(
+        _run(make_settings(tmp_path / "local", corpus={"roots": [str(tmp_path / "local" / "corpus")]}))
+    )
+    local_site.reset()
+    local_site.route("/held", body=b"ok", delay=1.5)
+    _serve_world(local_site)
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with redis_server() as server:
+        config = worker_config(folder, server.url, database)
+        with workers(config, 1, folder):
+            settings = _celery(
+                make_settings(tmp_path / "celery", corpus={"roots": [str(corpus)]}), server.url, database
+            )
+            settings = settings.model_copy(
+                update={
+                    "celery": settings.celery.model_copy(
+                        update={"visibility_timeout": 2.0, "wait_timeout": 8.0}
+                    )
+                }
+            )
+            result: list[dict[str, Any]] = []
+            coordinator = threading.Thread(target=lambda: result.append(_run(settings)))
+            coordinator.start()
+            deadline = time.monotonic() + 60
+            while not local_site.count("/held") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            server.kill()  # no persistence: the queued shards are gone
+            server.start()
+            coordinator.join(timeout=120)
+
+    assert result and _verdicts(result[0]) == expected
+    assert any("sending the" in record.getMessage() for record in caplog.records)  # it was a resend
+
+
+def test_database_connections_cut_mid_run_are_made_again_and_the_run_completes(
+    database: str, broker: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """The server ends every session (coordinator's, workers') while a worker checks: all reconnect (the
+    worker's task goes back to the queue) and the run completes with the embedded run's verdicts."""
+    local_site.route("/held", body=b"ok", delay=1.5)
+    corpus = _world(local_site, tmp_path / "celery")
+    extra = "".join(f'  - webUrl: "{local_site.url("/held", host)}"\n' for host in range(2))
+    (corpus / "held.md").write_text(f"---\ntitle: Held\nrelated:\n{extra}---\n", encoding="utf-8")
+    shutil.copytree(corpus, tmp_path / "local" / "corpus")
+    local_corpus = {"roots": [str(tmp_path / "local" / "corpus")]}
+    expected = _verdicts(_run(make_settings(tmp_path / "local", corpus=local_corpus)))
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with workers(worker_config(folder, broker, database), 2, folder):
+        settings = _celery(
+            make_settings(tmp_path / "celery", corpus={"roots": [str(corpus)]}), broker, database
+        )
+        result: list[dict[str, Any]] = []
+        coordinator = threading.Thread(target=lambda: result.append(_run(settings)))
+        coordinator.start()
+        deadline = time.monotonic() + 60
+        while local_site.count("/held") < 3 and time.monotonic() < deadline:  # the second run's first
+            time.sleep(0.02)
+        with psycopg.connect(database, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            )
+        coordinator.join(timeout=120)
+        logs = _logs(folder)
+
+    assert result and _verdicts(result[0]) == expected
+    assert "the history database went away" in logs  # a worker's task did go back to the queue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,27 @@ def test_many_processes_opening_a_fresh_history_at_once_do_not_race(
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def _cut_connections(url: str) -> None:
+    """The server ends every other session on the database, as a restart would."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+        )
+
+
+def test_a_connection_the_server_dropped_while_idle_is_made_again(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The server cuts the store's idle connection (a restart, a failover): the next read and the next
+    transaction run on a new one instead of failing the run."""
+    url = new_database()
+    with HistoryStore(tmp_path / "unused", url=url) as store:
+        store.start_run("r1", datetime(2026, 11, 1, tzinfo=UTC), "refresh")
+        _cut_connections(url)
+        assert [run["id"] for run in store.list_runs(5)] == ["r1"]
+        _cut_connections(url)
+        store.start_run("r2", datetime(2026, 11, 2, tzinfo=UTC), "refresh")
+        assert len(store.list_runs(5)) == 2

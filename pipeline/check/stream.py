@@ -63,6 +63,7 @@ class CheckStream:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="check", daemon=True)
         self._outcome: dict[str, Observation] | BaseException | None = None
+        self._failed: Exception | None = None  # a batch could not be queued
 
     def start(self) -> None:
         """Start the event loop; returns once it takes batches."""
@@ -74,7 +75,16 @@ class CheckStream:
     ) -> None:
         """Check these URLs too (``fetch_body``: body size wanted per URL; ``validators``: stored ones)."""
         if urls and self._loop is not None and self._session is not None:
-            self._loop.call_soon_threadsafe(self._session.add, list(urls), dict(fetch_body), dict(validators))
+            self._loop.call_soon_threadsafe(self._add, list(urls), dict(fetch_body), dict(validators))
+
+    def _add(self, urls: list[str], fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
+        # On the loop: an error here would only be logged by asyncio, so it ends the check instead.
+        assert self._session is not None and self._task is not None
+        try:
+            self._session.add(urls, fetch_body, validators)
+        except Exception as exc:
+            self._failed = exc
+            self._task.cancel()
 
     def finish(self) -> dict[str, Observation]:
         """No more URLs: wait for the checks to end and return every observation.
@@ -88,10 +98,14 @@ class CheckStream:
             if self._stop is not None and self._stop.is_set():
                 self.cancel()
                 raise Interrupted
+        self._session = None  # its hosts and bookkeeping are done with; the observations go to the caller
+        if self._failed is not None:
+            raise self._failed
         if isinstance(self._outcome, BaseException):
             raise self._outcome
         assert self._outcome is not None
-        return self._outcome
+        outcome, self._outcome = self._outcome, None
+        return outcome
 
     def cancel(self) -> None:
         """Stop checking now and wait for the check's thread to end."""
@@ -134,7 +148,7 @@ class _Session:
         self.queued: set[str] = set()  # handed to the queue, not yet requested
         self.known: set[str] = set()
         self.unusable: set[str] = set()  # not URLs we can request: observed once, never requested
-        self.asked: dict[str, asyncio.Event] = {}  # URL -> set when its latest request has ended
+        self.asked: dict[str, asyncio.Event] = {}  # URL in flight -> set when its request has ended
         self.probed: set[str] = set()  # host keys given a soft-404 probe
 
     def add(self, urls: list[str], fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
@@ -193,7 +207,7 @@ class _Session:
                         return await checker.check(url, parsed, host, self.wanted.get(url), once=once)
                     finally:
                         done.set()
-                        if self.asked.get(url) is done:  # nothing can wait on it now: no Event per URL kept
+                        if self.asked.get(url) is done:
                             del self.asked[url]
 
                 await self.workers.run(check, self.hosts, self.scheduler, self.settings.http.max_concurrency)

@@ -14,6 +14,7 @@ task of a killed worker takes to come back; while workers still answer, it is wa
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import threading
@@ -39,6 +40,8 @@ T = TypeVar("T")
 _MAX_SHARDS = 64  # few shards keep tasks cheap and each worker's pool full
 _MIN_SHARDS = 16  # but at least this many (as hosts allow), so that a few workers share even a small run
 _POLL_S = 0.25
+_BROKER_CHECK_S = 5.0  # how often the coordinator makes sure the broker is still there
+_RESENDS = 3  # times the unfinished shards are sent again after a stall, before giving up
 
 
 def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
@@ -108,8 +111,16 @@ class _Dispatch:
     def database(self, step: Callable[[], T]) -> T:
         """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
         where = Path(redacted(self.url))
+
+        def step_or_reconnect() -> T:
+            try:
+                return step()
+            except observed.DatabaseError:
+                self._reconnect()  # the next try runs on a new connection
+                raise
+
         return self.deadline.retry(
-            step,
+            step_or_reconnect,
             (observed.DatabaseError,),
             lambda exc: PathUnusable(
                 where,
@@ -121,9 +132,11 @@ class _Dispatch:
     def _broker(self, step: Callable[[], T]) -> T:
         from kombu.exceptions import OperationalError
 
+        with self.app.connection_for_write() as conn:  # the transport's own errors (redis', amqp's)
+            transport_errors = tuple(conn.connection_errors) + tuple(conn.channel_errors)
         return self.deadline.retry(
             step,
-            (OperationalError, OSError),
+            (OperationalError, OSError, *transport_errors),
             lambda exc: EngineUnavailable(
                 f"the broker {redacted(self.celery.broker_url)} cannot be reached for"
                 f" {self.celery.wait_timeout:g} s (celery.broker_url): {exc}; no article was written"
@@ -135,8 +148,10 @@ class _Dispatch:
             conn.ensure_connection(max_retries=1, timeout=max(1.0, self.celery.wait_timeout / 10))
 
     def _workers(self) -> int:
-        self._connected()
-        return len(self.app.control.ping(timeout=1.0, limit=1))  # one answer is enough: stop waiting
+        with self.app.connection_for_write() as conn:  # a new connection: a pooled one may be stale
+            conn.ensure_connection(max_retries=1, timeout=max(1.0, self.celery.wait_timeout / 10))
+            # One answer is enough: stop waiting at the first.
+            return len(self.app.control.ping(timeout=1.0, limit=1, connection=conn))
 
     def await_workers(self) -> None:
         """Wait for the broker and for at least one worker to answer."""
@@ -164,45 +179,60 @@ class _Dispatch:
 
         self._broker(send_pending)
 
-    def wait(self, total_shards: int, progress: Advances | None) -> None:
-        """Until every shard is recorded: progress as rows arrive; a stall beyond the time a lost task
-        takes to come back fails when no worker answers any more."""
-        counted, finished = 0, 0
+    def wait(self, payloads: list[dict[str, Any]], progress: Advances | None) -> None:
+        """Until every shard is recorded, advancing ``progress`` as rows arrive.
+
+        The broker is asked every few seconds (gone for ``wait_timeout``: exit 9). When nothing has been
+        recorded for ``visibility_timeout`` + ``wait_timeout`` (the time a lost task takes to come back)
+        while workers still answer, the unfinished shards are sent again (a broker restarted without its
+        queue lost them; shards are idempotent), up to ``_RESENDS`` times in a row.
+        """
+        counted, finished, resends = 0, 0, 0
         stall_limit = self.celery.visibility_timeout + self.celery.wait_timeout
-        last_change = time.monotonic()
-        while finished < total_shards:
-            if self.stop is not None and self.stop.wait(_POLL_S):
+        last_change = last_broker = time.monotonic()
+        while finished < len(payloads):
+            if self.stop is not None and self.stop.is_set():
                 raise Interrupted
-            count, finished = self.database(self.shared_progress)
+            time.sleep(_POLL_S)
+            count, finished = self.database(lambda: self.shared.progress(self.job))
             if count != counted:
                 if progress is not None:
                     progress.advance(count - counted)
-                counted, last_change = count, time.monotonic()
+                counted, last_change, resends = count, time.monotonic(), 0
             errors = self.database(lambda: self.shared.shard_errors(self.job))
             if errors:
                 shard, error = errors[0]
                 raise EngineUnavailable(f"a worker could not check shard {shard}: {error}")
+            if time.monotonic() - last_broker > _BROKER_CHECK_S:
+                self._broker(self._connected)
+                last_broker = time.monotonic()
             if time.monotonic() - last_change > stall_limit:
+                left = len(payloads) - finished
                 if not self._broker(self._workers):
                     raise EngineUnavailable(
-                        f"no worker answered on {redacted(self.celery.broker_url)} for"
-                        f" {stall_limit:g} s ({total_shards - finished} shards left); no article was written"
+                        f"no worker answered on {redacted(self.celery.broker_url)} after {stall_limit:g} s"
+                        f" without progress ({left} shards left); no article was written"
                     )
-                last_change = time.monotonic()
-
-    def shared_progress(self) -> tuple[int, int]:
-        try:
-            return self.shared.progress(self.job)
-        except observed.DatabaseError:
-            self._reconnect()
-            raise
+                if resends == _RESENDS:
+                    raise EngineUnavailable(
+                        f"nothing was recorded for {stall_limit:g} s although workers answer on"
+                        f" {redacted(self.celery.broker_url)} ({left} shards left, sent {resends + 1} times);"
+                        " no article was written"
+                    )
+                done = self.database(lambda: self.shared.done_shards(self.job))
+                log.warning(
+                    "nothing recorded for %g s: sending the %d unfinished shards again", stall_limit, left
+                )
+                self.send([payload for payload in payloads if payload["shard"] not in done])
+                resends, last_change = resends + 1, time.monotonic()
 
     def _reconnect(self) -> None:
-        try:
-            self.shared.close()
+        old = getattr(self, "shared", None)
+        if old is None:  # the first connection is being made
+            return
+        old.close()
+        with contextlib.suppress(observed.DatabaseError):  # still away: the next try connects again
             self.shared = observed.Shared(self.url, self.celery.wait_timeout)
-        except observed.DatabaseError:
-            pass
 
     def close(self) -> None:
         try:
@@ -254,7 +284,7 @@ def check_remote(
             dispatch.job,
         )
         dispatch.send(payloads)
-        dispatch.wait(len(groups), progress)
+        dispatch.wait(payloads, progress)
         found = dispatch.database(lambda: _collect(dispatch.shared.observations(dispatch.job)))
         stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
     finally:

@@ -61,6 +61,12 @@ class Shared:
         assert row is not None
         return int(row[0]), int(row[1])
 
+    def done_shards(self, job: str) -> set[int]:
+        """The shards recorded as finished."""
+        return {
+            int(row[0]) for row in self._conn.execute("SELECT shard FROM dist_shards WHERE job = %s", (job,))
+        }
+
     def shard_errors(self, job: str) -> list[tuple[int, str]]:
         """Shards a worker could not check, with why."""
         rows = self._conn.execute(

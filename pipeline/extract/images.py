@@ -16,7 +16,6 @@ import warnings
 from io import BytesIO
 
 import imagesize  # type: ignore[import-untyped]
-from PIL import Image, UnidentifiedImageError
 
 from pipeline.models import ImageProbe
 
@@ -63,6 +62,8 @@ def _read_header(body: bytes) -> tuple[tuple[int, int] | None, str | None, str]:
     """Pixel size and MIME type from an image's header, or why they could not be read."""
     if not body:
         return None, None, "empty body"
+    from PIL import Image, UnidentifiedImageError  # here: a run that probes no image never imports Pillow
+
     try:
         with warnings.catch_warnings():
             # Pillow warns about what a cut-short body lacks (EXIF) and about huge sizes; neither matters for

@@ -78,21 +78,47 @@ class Connection:
         import psycopg  # here, not at the top: a run on the SQLite history never pays for importing it
 
         self._errors: type[psycopg.Error] = psycopg.Error
+        self._url, self._timeout_s, self._read_only = url, timeout_s, read_only
+        self._in_transaction = False
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
-            if read_only:
-                self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            self._connect()
         except self._errors as exc:
             raise sqlite3.OperationalError(str(exc).strip()) from exc
 
+    def _connect(self) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout_s)))
+        if self._read_only:
+            self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+
     def execute(self, query: str, params: Sequence[Any] = ()) -> Cursor:
         try:
-            # No parameters: the simple protocol, which also runs a script of several statements.
-            cursor = self._conn.execute(_sql(query), list(params) or None)
-            rows = cursor.fetchall() if cursor.description is not None else []
+            rows = self._execute(query, params)
         except self._errors as exc:
-            raise sqlite3.OperationalError(str(exc).strip()) from exc
+            # A connection the server dropped while it sat idle (a restart, a failover while the workers
+            # checked) is made again, once, for a statement safe to repeat: one that begins a transaction
+            # or only reads. Inside a transaction the error stands: the work so far is gone.
+            repeatable = query.lstrip()[:6].upper() in ("BEGIN ", "BEGIN", "SELECT")
+            if not (self._conn.broken and not self._in_transaction and repeatable):
+                raise sqlite3.OperationalError(str(exc).strip()) from exc
+            try:
+                self._conn.close()
+                self._connect()
+                rows = self._execute(query, params)
+            except self._errors as again:
+                raise sqlite3.OperationalError(str(again).strip()) from again
         return Cursor([tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows])
+
+    def _execute(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        verb = query.lstrip()[:8].upper()
+        if verb.startswith(("COMMIT", "ROLLBACK")):
+            self._in_transaction = False
+        # No parameters: the simple protocol, which also runs a script of several statements.
+        cursor = self._conn.execute(_sql(query), list(params) or None)
+        if verb.startswith("BEGIN"):
+            self._in_transaction = True
+        return cursor.fetchall() if cursor.description is not None else []
 
     def executemany(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [list(row) for row in rows]

@@ -1,0 +1,285 @@
+"""Throughput of the Celery workers against one process: a script that prints figures, not a test.
+
+    .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
+                                           [--workers 1,2,4] [--repeat 3] [--pool prefork]
+
+Starts, on loopback only: a web server (``--server-processes`` aiohttp processes) answering 200 after
+``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
+host and keeps each host's peak; a real PostgreSQL and redis-server (``pipeline.tools.cluster``). It writes
+articles holding the URLs (20 ``related[].ampWebUrl`` each), then runs ``pipeline refresh --check-only``
+(the whole command: start-up, read pass, check, write pass, history, report) with the local executor and
+with ``--executor celery`` on 1, 2 and 4 ``pipeline worker`` processes (``--concurrency``, default 1, tasks
+at once each), every run on a fresh history database so every URL is due. Printed per configuration, the
+median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
+the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
+(must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
+the ratio of 4 workers to 1 (target >= 2.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pipeline.tools.cluster import Postgres, Redis, Workers
+
+_SERVER = """
+import asyncio, json, socket, sys
+from aiohttp import web
+first, count, latency = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+inflight, peak, seen = {}, {}, {"requests": 0}
+async def handle(request):
+    if request.path == "/__stats":
+        return web.json_response({"requests": seen["requests"], "peak": max(peak.values(), default=0)})
+    if request.path == "/__reset":
+        peak.clear(); seen["requests"] = 0
+        return web.json_response({})
+    host = request.transport.get_extra_info("sockname")[0]
+    inflight[host] = inflight.get(host, 0) + 1
+    peak[host] = max(peak.get(host, 0), inflight[host])
+    seen["requests"] += 1
+    try:
+        await asyncio.sleep(latency)
+        return web.Response(text="ok")
+    finally:
+        inflight[host] -= 1
+async def main():
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ports = []
+    for i in range(first, first + count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((f"127.0.{1 + i // 250}.{1 + i % 250}", 0))
+        ports.append(sock.getsockname()[1])
+        await web.SockSite(runner, sock, backlog=4096).start()
+    print(json.dumps(ports), flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+_CHECKED = re.compile(r"checked (\d+) of (\d+) URLs .* in ([\d.]+) s")
+
+
+def _address(index: int) -> str:
+    return f"127.0.{1 + index // 250}.{1 + index % 250}"
+
+
+class Web:
+    """The latency server, split over ``processes`` processes (hosts dealt out in blocks)."""
+
+    def __init__(self, hosts: int, latency_s: float, processes: int) -> None:
+        self.children: list[tuple[subprocess.Popen[str], str]] = []  # (process, "address:port" to ask)
+        self.urls_of_host: list[str] = []
+        block = -(-hosts // processes)
+        for first in range(0, hosts, block):
+            count = min(block, hosts - first)
+            child = subprocess.Popen(
+                [sys.executable, "-c", _SERVER, str(first), str(count), str(latency_s)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert child.stdout is not None
+            ports = json.loads(child.stdout.readline())
+            self.urls_of_host += [f"http://{_address(first + i)}:{port}" for i, port in enumerate(ports)]
+            self.children.append((child, f"{_address(first)}:{ports[0]}"))
+
+    def _ask(self, path: str) -> list[dict[str, int]]:
+        answers = []
+        for _, where in self.children:
+            with urllib.request.urlopen(f"http://{where}{path}", timeout=10) as answer:
+                answers.append(json.loads(answer.read()))
+        return answers
+
+    def reset(self) -> None:
+        self._ask("/__reset")
+
+    def stats(self) -> tuple[int, int]:
+        """(requests served, the highest per-host peak in flight) since the last reset."""
+        answers = self._ask("/__stats")
+        return sum(a["requests"] for a in answers), max(a["peak"] for a in answers)
+
+    def stop(self) -> None:
+        for child, _ in self.children:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+def _corpus(folder: Path, web: Web, urls: int) -> Path:
+    """Articles of 20 ``related[].ampWebUrl`` each; URL n is on host n mod hosts."""
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    hosts = len(web.urls_of_host)
+    every = [f"{web.urls_of_host[n % hosts]}/page/{n}" for n in range(urls)]
+    for start in range(0, urls, 20):
+        related = "".join(f'  - ampWebUrl: "{url}"\n' for url in every[start : start + 20])
+        (corpus / f"{start // 20:05d}.md").write_text(
+            f'---\ntitle: "Article {start // 20}"\nrelated:\n{related}---\nBody\n', encoding="utf-8"
+        )
+    return corpus
+
+
+def _config(folder: Path, corpus: Path, state_url: str, broker_url: str, per_host: int) -> Path:
+    data: dict[str, Any] = {
+        "corpus": {"roots": [str(corpus)]},
+        "http": {"allow_networks": ["127.0.0.0/8"], "per_host_concurrency": per_host},
+        "retry": {"attempts": 2, "backoff_initial": 0.1},
+        "health": {"archive": {"enabled": False}},  # nothing leaves loopback
+        "state": {"dir": str(folder / "state"), "url": state_url},
+        "reports": {"dir": str(folder / "reports")},
+    }
+    if broker_url:
+        data["celery"] = {"broker_url": broker_url}
+    path = folder / "pipeline.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def _fresh_database(postgres: Postgres, name: str) -> str:
+    base = postgres.url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{base}/{name}"
+
+
+def _ready(workers: Workers) -> None:
+    """Wait until every worker logged that it is ready (the clock starts after)."""
+    deadline = time.monotonic() + 120
+    for index, process in workers.processes.items():
+        log = workers.logs / f"worker-{index}.log"
+        while " ready." not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"worker {index} did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+
+
+def _refresh(config: Path, executor: str, cwd: Path) -> dict[str, float]:
+    """One ``pipeline refresh --check-only`` in a child; wall time, check time, its own peak RSS."""
+    log = cwd / "coordinator.log"
+    with log.open("w") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
+             *(["--executor", executor] if executor != "local" else [])],
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        )  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    text = log.read_text(errors="replace")
+    if child.returncode != 0:
+        raise SystemExit(f"pipeline refresh ({executor}) exited {child.returncode}:\n{text[-3000:]}")
+    found = _CHECKED.search(text)
+    return {
+        "seconds": seconds,
+        "check_seconds": float(found.group(3)) if found else float("nan"),
+        "checked": float(found.group(1)) if found else float("nan"),
+        "rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def _measure(label: str, runs: int, run_once: Any, web: Web, urls: int, per_host: int) -> dict[str, float]:
+    figures = []
+    for _ in range(runs):
+        web.reset()
+        one = run_once()
+        requests, one["peak"] = web.stats()
+        if one["checked"] != urls or requests < urls:
+            raise SystemExit(f"{label}: checked {one['checked']:.0f} URLs, server saw {requests} requests")
+        figures.append(one)
+    median = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+    median["peak"] = max(f["peak"] for f in figures)
+    spread = ", ".join(f"{urls / f['seconds']:,.0f}" for f in figures)
+    print(
+        f"{label:<22} {median['seconds']:7.1f} s {urls / median['seconds']:8,.0f} URLs/s  "
+        f"(check {median['check_seconds']:6.1f} s, {urls / median['check_seconds']:7,.0f} URLs/s)  "
+        f"peak/host {median['peak']:.0f}{' OVER THE CAP' if median['peak'] > per_host else ''}  "
+        f"coordinator RSS {median['rss_mb']:5.0f} MB   runs: {spread} URLs/s",
+        flush=True,
+    )
+    return median
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--urls", type=int, default=20_000)
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--per-host", type=int, default=8)
+    parser.add_argument("--workers", default="1,2,4", help="worker process counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the median is shown)")
+    parser.add_argument("--pool", default="prefork", help="the workers' Celery pool (prefork, solo, threads)")
+    parser.add_argument("--concurrency", type=int, default=1, help="tasks each worker runs at once")
+    parser.add_argument("--server-processes", type=int, default=2)
+    parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",") if n]
+
+    with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)  # PostgreSQL runs as postgres under root and needs to reach its folder
+        web = Web(args.hosts, args.latency_ms / 1000, args.server_processes)
+        postgres = Postgres(folder / "postgres").start()
+        redis = Redis(folder / "redis").start()
+        try:
+            corpus = _corpus(folder, web, args.urls)
+            print(
+                f"{args.urls} URLs on {args.hosts} hosts, {args.latency_ms:g} ms latency, "
+                f"{args.per_host} per host; {args.urls // 20} articles; median of {args.repeat};"
+                f" {os.cpu_count()} CPUs",
+                flush=True,
+            )
+            rounds = iter(range(1_000_000))
+
+            def once(executor: str, count: int = 0) -> dict[str, float]:
+                """A fresh history database (every URL due); ``count`` workers started on it first."""
+                state = _fresh_database(postgres, f"bench{next(rounds)}")
+                config = _config(folder, corpus, state, redis.url if count else "", args.per_host)
+                options = ["--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO"]
+                workers = Workers(config, folder / "logs", count, options)
+                try:
+                    _ready(workers.start())
+                    return _refresh(config, executor, folder)
+                finally:
+                    workers.stop()
+
+            results: dict[str, dict[str, float]] = {}
+            if not args.no_local:
+                results["local"] = _measure(
+                    "local (one process)", args.repeat, lambda: once("local"), web, args.urls, args.per_host
+                )
+            for count in counts:
+                results[f"{count}"] = _measure(
+                    f"celery, {count} worker{'s' if count > 1 else ''}",
+                    args.repeat, lambda: once("celery", count), web, args.urls, args.per_host,  # noqa: B023
+                )  # fmt: skip
+            if "1" in results and "4" in results:
+                ratio = results["1"]["seconds"] / results["4"]["seconds"]
+                check = results["1"]["check_seconds"] / results["4"]["check_seconds"]
+                print(
+                    f"4 workers / 1 worker: {ratio:.2f}x whole command, {check:.2f}x check phase (target 2.5)"
+                )
+        finally:
+            redis.stop()
+            postgres.stop()
+            web.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
