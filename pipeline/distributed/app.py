@@ -23,6 +23,11 @@ TASK = "pipeline.check_shard"
 QUEUE = "pipeline-checks"
 
 
+def broker_socket_timeout(celery: CelerySettings) -> float:
+    """Seconds a broker command may wait for its answer: half the coordinator's patience, 5 to 30 s."""
+    return max(5.0, min(30.0, celery.wait_timeout / 2))
+
+
 def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
     """The app on ``celery.broker_url``; its task writes to the history at ``state_url``."""
     app = Celery("pipeline", broker=celery.broker_url, set_as_current=False)
@@ -37,6 +42,12 @@ def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
             "unacked_restore_interval": max(1, min(10, int(celery.visibility_timeout / 4))),
             "unacked_restore_throttle": 1,
             "socket_connect_timeout": min(10.0, celery.wait_timeout),  # a vanished broker host
+            # A broker gone silent (a failover, a stopped host, a NAT that dropped the connection) without
+            # closing the socket: without a timeout a publish or a ping waits forever. Above kombu's 1 s
+            # BRPOP timeout, so an idle worker's poll never trips it.
+            "socket_timeout": broker_socket_timeout(celery),
+            "socket_keepalive": True,
+            "health_check_interval": 10,
         },
         broker_connection_retry_on_startup=True,
         task_serializer="json",

@@ -240,6 +240,7 @@ class _Dispatch:
         except observed.DatabaseError as exc:  # the database is away: the next dispatch removes the rows
             log.warning("could not remove dispatch %s from the history database: %s", self.job, exc)
         self.shared.close()
+        self.app.close()  # its broker connection pool: a daemon makes a dispatch every night
 
 
 def check_remote(

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 
 import psycopg
 
+from pipeline.health.postgres import liveness
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS dist_jobs (job TEXT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL"
     " DEFAULT now())",
@@ -23,7 +25,11 @@ _SCHEMA = (
     " PRIMARY KEY (job, url))",
     "CREATE TABLE IF NOT EXISTS dist_shards (job TEXT NOT NULL, shard INTEGER NOT NULL, host_stats TEXT"
     " NOT NULL, error TEXT, PRIMARY KEY (job, shard))",
+    # Rows recorded per shard, so the coordinator's progress poll reads one row per shard, not every row.
+    "CREATE TABLE IF NOT EXISTS dist_counts (job TEXT NOT NULL, shard INTEGER NOT NULL, recorded BIGINT"
+    " NOT NULL, PRIMARY KEY (job, shard))",
 )
+_TABLES = ("dist_observations", "dist_shards", "dist_counts")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('pipeline.distributed.schema'))"
 
 DatabaseError = psycopg.OperationalError  # the database went away or cannot be reached: retry, then fail
@@ -33,11 +39,20 @@ class Shared:
     """One autocommit connection to the dispatch tables (created when missing)."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
-        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout_s)))
-        with self._conn.transaction():
-            self._conn.execute(_LOCK)
-            for statement in _SCHEMA:
-                self._conn.execute(statement)
+        # Every statement of a dispatch is short (a poll, a batch of rows): one that runs longer than the
+        # patience is cancelled by the server, so a stuck statement ends in a retry, not a hang.
+        statement_ms = int(max(5.0, timeout_s) * 1000)
+        self._conn = psycopg.connect(
+            url, autocommit=True, options=f"-c statement_timeout={statement_ms}", **liveness(timeout_s)
+        )
+        try:
+            with self._conn.transaction():
+                self._conn.execute(_LOCK)
+                for statement in _SCHEMA:
+                    self._conn.execute(statement)
+        except BaseException:
+            self._conn.close()  # a failed DDL must not leak the connection
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -47,14 +62,14 @@ class Shared:
         """Start a dispatch; rows of dispatches whose coordinator is gone (killed, failed) are removed."""
         with self._conn.transaction():
             self._conn.execute("DELETE FROM dist_jobs WHERE created_at < now() - interval '2 days'")
-            for table in ("dist_observations", "dist_shards"):
+            for table in _TABLES:
                 self._conn.execute(f"DELETE FROM {table} WHERE job NOT IN (SELECT job FROM dist_jobs)")
             self._conn.execute("INSERT INTO dist_jobs (job) VALUES (%s)", (job,))
 
     def progress(self, job: str) -> tuple[int, int]:
         """(URLs observed, shards finished) so far."""
         row = self._conn.execute(
-            "SELECT (SELECT count(*) FROM dist_observations WHERE job = %s),"
+            "SELECT (SELECT coalesce(sum(recorded), 0) FROM dist_counts WHERE job = %s),"
             " (SELECT count(*) FROM dist_shards WHERE job = %s)",
             (job, job),
         ).fetchone()
@@ -91,7 +106,7 @@ class Shared:
     def close_job(self, job: str) -> None:
         """Forget the dispatch: its rows, and the job itself (a task still queued for it does nothing)."""
         with self._conn.transaction():
-            for table in ("dist_observations", "dist_shards", "dist_jobs"):
+            for table in (*_TABLES, "dist_jobs"):
                 self._conn.execute(f"DELETE FROM {table} WHERE job = %s", (job,))
 
     # ---- a worker ------------------------------------------------------------------------------------
@@ -110,14 +125,21 @@ class Shared:
         )
         return {row[0] for row in rows}
 
-    def record(self, job: str, rows: list[tuple[str, str]]) -> None:
-        """Record (url, codec JSON) rows; a URL recorded before keeps its first row."""
+    def record(self, job: str, rows: list[tuple[str, str]], shard: int = 0) -> None:
+        """Record (url, codec JSON) rows of a shard; a URL recorded before keeps its first row (and is
+        counted once)."""
         if not rows:
             return
-        with self._conn.cursor() as cursor:
+        with self._conn.transaction(), self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO dist_observations (job, url, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                 [(job, url, data) for url, data in rows],
+            )
+            added = max(0, cursor.rowcount)
+            cursor.execute(
+                "INSERT INTO dist_counts (job, shard, recorded) VALUES (%s, %s, %s) ON CONFLICT (job, shard)"
+                " DO UPDATE SET recorded = dist_counts.recorded + excluded.recorded",
+                (job, shard, added),
             )
 
     def finish_shard(self, job: str, shard: int, host_stats: str, error: str | None = None) -> None:

@@ -47,8 +47,10 @@ class _Silent:
 class _Recorder:
     """Writes each digested observation, with its page metadata or probe, in small batches."""
 
-    def __init__(self, shared: observed.Shared, job: str, worker: str, stop: threading.Event) -> None:
-        self._shared, self._job, self._worker, self._stop = shared, job, worker, stop
+    def __init__(
+        self, shared: observed.Shared, job: str, shard: int, worker: str, stop: threading.Event
+    ) -> None:
+        self._shared, self._job, self._shard, self._worker, self._stop = shared, job, shard, worker, stop
         self.closed = False  # the coordinator closed the dispatch (the run stopped or failed)
         self.reader: PageReader | None = None  # the reader whose results go with each observation
         self._rows: list[tuple[str, str]] = []
@@ -80,7 +82,7 @@ class _Recorder:
             self.closed = True
             self._stop.set()
             return
-        self._shared.record(self._job, self._rows)
+        self._shared.record(self._job, self._rows, self._shard)
         self._rows, self._last = [], time.monotonic()
 
 
@@ -146,7 +148,7 @@ def _check(
         todo = [url for url in urls if url not in seen]
         fetch_body = {url: int(n) for url, n in payload["fetch_body"].items() if url not in seen}
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
-        recorder = _Recorder(shared, job, worker, stop)
+        recorder = _Recorder(shared, job, shard, worker, stop)
         stats: dict[str, HostStats] = {}
         with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
             recorder.reader = reader

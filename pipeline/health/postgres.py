@@ -27,14 +27,39 @@ def is_postgres(url: str | None) -> bool:
     return url is not None and url.startswith(SCHEMES)
 
 
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:password|passwd|pass|secret|token|sslpassword)=)[^&#]*")
+
+
 def redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URL without its password (in the netloc or a ``?password=`` parameter), for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unparsable netloc (a stray '['): show nothing of it
+        return url.split("://", 1)[0] + "://***"
+    query = _SECRET_PARAM.sub(r"\1***", "?" + parts.query)[1:] if parts.query else parts.query
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, where = netloc.rpartition("@")
+        if ":" in user:  # the port is kept as written: a bad one must not turn this message into an error
+            netloc = f"{user.split(':', 1)[0]}:***@{where}"
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def liveness(timeout_s: float) -> dict[str, Any]:
+    """libpq settings that make a connection to a vanished server fail instead of hanging for ever.
+
+    TCP keepalives notice a server that stopped answering an idle connection (probes after 5 s idle, every
+    2 s, 3 missed: about 11 s); ``tcp_user_timeout`` fails a statement whose bytes the server's host never
+    acknowledges (a half-open connection) after ``timeout_s`` (at least 5 s).
+    """
+    return {
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(max(5.0, timeout_s) * 1000),
+        "connect_timeout": max(1, int(timeout_s)),
+    }
 
 
 def ddl(sqlite_schema: str) -> str:
@@ -88,7 +113,7 @@ class Connection:
     def _connect(self) -> None:
         import psycopg
 
-        self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout_s)))
+        self._conn = psycopg.connect(self._url, autocommit=True, **liveness(self._timeout_s))
         if self._read_only:
             self._conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
