@@ -25,7 +25,7 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import check_remote, shards
+from pipeline.distributed.coordinator import check_remote, shard_host, shards
 from pipeline.distributed.observed import Shared
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
@@ -317,6 +317,21 @@ def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     assert sorted(url for group in groups for url in group) == sorted(urls)
     assert len(shards(urls, per_host=8, pool=1000)) == 16  # a small run still spreads over workers
     assert len(shards(urls[:60], per_host=8, pool=1000)) == 3  # never more shards than hosts
+
+
+def test_one_host_name_is_one_shard_whatever_its_scheme_or_port() -> None:
+    """http://h, https://h and h:8080 are one server's budget: one shard, one lease (its name)."""
+    urls = [
+        f"{scheme}://h{n}.test{port}/a"
+        for n in range(20)
+        for scheme, port in [("http", ""), ("https", ""), ("http", ":8080")]
+    ]
+
+    groups = shards(urls, per_host=8, pool=16)
+
+    for n in range(20):
+        assert sum(any(f"//h{n}.test" in url for url in group) for group in groups) == 1
+    assert shard_host("HTTPS://H1.test:443/x") == "h1.test" and shard_host("http://h:x/") is None
 
 
 def test_a_broker_lost_before_the_image_probes_saves_the_run_as_interrupted(

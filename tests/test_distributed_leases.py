@@ -18,10 +18,9 @@ from redisserver import redis_server
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.coordinator import check_remote, shard_host
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
-from pipeline.models import host_key
 
 _NAMES = itertools.count()
 
@@ -72,7 +71,7 @@ def test_a_task_that_loses_a_host_lease_stops_and_goes_back_to_the_queue(
     """Another token takes the lease mid-check: the task stops requesting that host within a third of the
     TTL, goes back to the queue, and a copy finishes the shard once the lease is free again."""
     urls = _slow_host(local_site, 40, 0.3)
-    lease = f"pipeline:lease:{host_key(urls[0])}"
+    lease = f"pipeline:lease:{shard_host(urls[0])}"
     folder = tmp_path / "workers"
     folder.mkdir()
     with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:

@@ -45,7 +45,8 @@ _RESENDS = 3  # times the unfinished shards are sent again after a stall, before
 
 
 def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
-    """Whole hosts packed into shards of about equal URL counts (largest host first).
+    """Whole hosts (by name, any scheme or port: :func:`shard_host`) packed into shards of about equal URL
+    counts (largest host first).
 
     A worker process checks one shard at a time with a pool of ``pool`` (``http.max_concurrency``)
     requests, at most ``per_host`` per host: a shard holds no more hosts than fill that pool (a shard of
@@ -55,11 +56,7 @@ def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
     """
     by_host: dict[str, list[str]] = {}
     for url in urls:
-        try:
-            key = str(host_key(url))
-        except ValueError:  # a port that is not a number: the worker reports the URL as invalid
-            key = ""
-        by_host.setdefault(key, []).append(url)
+        by_host.setdefault(shard_host(url) or "", []).append(url)
     slots = sum(min(per_host, len(group)) for group in by_host.values())
     count = max(1, min(len(by_host), _MAX_SHARDS, max(-(-slots // pool), _MIN_SHARDS)))
     heap = [(0, index) for index in range(count)]
@@ -270,7 +267,7 @@ def check_remote(
                 "job": dispatch.job,
                 "shard": index,
                 "urls": group,
-                "hosts": sorted({str(host_key(url)) for url in group if _has_key(url)}),
+                "hosts": sorted({host for host in map(shard_host, group) if host}),
                 "fetch_body": {url: fetch_body[url] for url in group if url in fetch_body},
                 "validators": {url: list(known[url]) for url in group if url in known},
                 "pages": [url for url in group if url in digest.page_urls],
@@ -315,9 +312,11 @@ def _collect(rows: Iterable[str]) -> dict[str, codec.Observed]:
     return {record.observation.url: record for record in map(codec.decode, rows)}
 
 
-def _has_key(url: str) -> bool:
+def shard_host(url: str) -> str | None:
+    """The host name a URL is sharded and leased by: its host key without the port, so ``http://h`` and
+    ``https://h`` (one server, one politeness budget) land in one shard; None for a URL without one (a port
+    that is not a number: the worker reports it as invalid)."""
     try:
-        host_key(url)
+        return str(host_key(url)).rsplit(":", 1)[0]
     except ValueError:
-        return False
-    return True
+        return None
