@@ -147,7 +147,9 @@ def _night(
     corpus: Path, work: Path, day: float, extra: dict[str, object], profile: bool = False
 ) -> dict[str, object]:
     """One refresh in a child process (for a clean peak RSS); returns its figures."""
-    code = (_PROFILE if profile else "") + f"""
+    code = (
+        (_PROFILE if profile else "")
+        + f"""
 import io, json, resource, time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,15 +164,17 @@ settings = parse_settings({{
     **{extra!r},
 }})
 now = datetime(2026, 11, 1, 3, tzinfo=UTC) + timedelta(days={day})
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 outcome = refresh(settings, RunOptions(now=lambda: now, show_progress=False), io.StringIO())
-seconds = time.perf_counter() - started
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
 totals = outcome.report.totals.to_json()
-print(json.dumps({{"seconds": seconds, "changes": totals["changes"], "urls": totals["urls"],
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu,
+                  "changes": totals["changes"], "urls": totals["urls"],
                   "dead": totals["dead"], "failing": totals["failing"], "checked": totals["checked"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
 """
+    )
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if result.returncode:
@@ -246,14 +250,15 @@ def main() -> int:
                 rows.append(figures)
                 print(
                     f"  {label:24} {figures['seconds']:6.1f} s ({figures['process_seconds']:.1f} s with"
-                    f" start-up)  {figures['requests']} requests  "
+                    f" start-up, CPU {figures['cpu_seconds']:.1f} s)  {figures['requests']} requests  "
                     f"{figures['urls']} URLs  {figures['changes']} changes  {figures['dead']} dead  "
                     f"peak RSS {figures['rss_mb']:.0f} MB (read workers {figures['children_rss_mb']:.0f} MB)"
                 )
             if args.warm:
                 cold, warm = rows[0], rows[-1]
                 print(
-                    f"  warm vs cold: {cold['seconds'] / warm['seconds']:.1f}x cheaper in time, "  # type: ignore[operator]
+                    f"  warm vs cold: {cold['seconds'] / warm['seconds']:.1f}x cheaper in time "  # type: ignore[operator]
+                    f"(CPU {cold['cpu_seconds'] / warm['cpu_seconds']:.1f}x), "  # type: ignore[operator]
                     f"{cold['requests'] / max(warm['requests'], 1):.0f}x in requests; "  # type: ignore[operator]
                     f"peak RSS {cold['rss_mb'] / args.articles * 1024:.1f} KiB per article (cold)"  # type: ignore[operator]
                 )

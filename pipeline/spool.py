@@ -84,9 +84,11 @@ class Spool(Sequence[T], Generic[T]):
             yield pickle.loads(buffer[start - buffer_start : stop - buffer_start])
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Spool | list | tuple) or len(other) != len(self):
-            return NotImplemented if not isinstance(other, Spool | list | tuple) else False
-        return all(mine == theirs for mine, theirs in zip(self, other, strict=True))
+        if not isinstance(other, Spool | list | tuple):
+            return NotImplemented
+        return len(other) == len(self) and all(
+            mine == theirs for mine, theirs in zip(self, other, strict=True)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

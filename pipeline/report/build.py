@@ -126,10 +126,15 @@ def _places(
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
     where: dict[str, tuple[list[str], list[int | None]]] = {}
-    for value in packed:
-        article = articles[value >> _REF_BITS]
-        ref = refs[article][value & ((1 << _REF_BITS) - 1)]
-        paths, lines = where.setdefault(printable(article), ([], []))
+    number, cited = -1, refs[articles[0]] if articles else ()
+    paths: list[str] = []
+    lines: list[int | None] = []
+    for value in packed:  # in reading order: an article's refs come one after another
+        if value >> _REF_BITS != number:
+            number = value >> _REF_BITS
+            cited = refs[articles[number]]
+            paths, lines = where.setdefault(printable(articles[number]), ([], []))
+        ref = cited[value & ((1 << _REF_BITS) - 1)]
         paths.append(ref.field_path)
         lines.append(ref.line)
     return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
