@@ -194,13 +194,14 @@ def test_global_concurrency_is_never_exceeded(local_site: LocalSite, tmp_path: P
 
 
 def test_min_host_interval_spaces_request_starts(local_site: LocalSite, tmp_path: Path) -> None:
-    """http.min_host_interval = 0.05 s keeps request starts to one host at least ~0.05 s apart."""
-    settings = make_settings(tmp_path, http={"min_host_interval": 0.05})
+    """http.min_host_interval = 0.2 s keeps request starts to one host about 0.2 s apart (unspaced starts
+    are milliseconds apart; the margin absorbs the test server's own scheduling delays on a busy machine)."""
+    settings = make_settings(tmp_path, http={"min_host_interval": 0.2})
     local_site.route("/i", 200)
     check_links_sync([local_site.url("/i") + f"?n={i}" for i in range(4)], settings)
     starts = sorted(h.started for h in local_site.hits if h.path == "/i")
     assert len(starts) == 4
-    assert all(b - a >= 0.045 for a, b in itertools.pairwise(starts))
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(starts))
 
 
 def test_each_unique_url_requested_once(local_site: LocalSite, test_settings: Settings) -> None:

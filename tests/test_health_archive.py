@@ -171,12 +171,13 @@ def test_a_429_is_waited_out_and_a_second_one_stops_asking(local_site: LocalSite
 
 
 def test_requests_to_the_archive_are_spaced(local_site: LocalSite, tmp_path: Path) -> None:
-    """health.archive.min_interval spaces request starts (the archive asks for ~1 per second)."""
+    """health.archive.min_interval spaces request starts (the archive asks for ~1 per second); unspaced
+    starts are milliseconds apart, and the margin absorbs the test server's delays on a busy machine."""
     corpus = _corpus(tmp_path, local_site, dead=3)
     with Wayback() as wayback:
         _run(_settings(tmp_path, corpus, wayback, min_interval=0.3))
     gaps = [b - a for a, b in zip(wayback.times, wayback.times[1:], strict=False)]
-    assert len(gaps) == 2 and min(gaps) >= 0.28
+    assert len(gaps) == 2 and min(gaps) >= 0.22
 
 
 def test_write_puts_archive_url_into_the_link_health_entry(local_site: LocalSite, tmp_path: Path) -> None:
