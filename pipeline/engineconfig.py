@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 Executor = Literal["local", "celery"]  # local: the one-process run; celery: the coordinator and its workers
 
-_BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
+_BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://", "amqp://", "amqps://", "pyamqp://")
+_SOCKET = "redis+socket://"  # kombu's name of a Redis on a Unix socket; redis-py calls it unix://
 
 
 class CelerySettings(BaseModel):
@@ -37,12 +38,14 @@ class CelerySettings(BaseModel):
     @property
     def leases(self) -> str:
         """The Redis URL of the per-host leases."""
+        if self.lease_url is None and self.broker_url.startswith(_SOCKET):
+            return "unix://" + self.broker_url.removeprefix(_SOCKET)
         return self.lease_url or self.broker_url
 
     @field_validator("broker_url")
     @classmethod
     def _broker_scheme(cls, value: str) -> str:
-        if not value.startswith(_BROKER_SCHEMES) or not re.match(r"^[a-z]+://\S+$", value):
+        if not value.startswith(_BROKER_SCHEMES) or not re.match(r"^[a-z+]+://\S+$", value):
             raise ValueError(f"must be a redis:// or amqp:// URL, got {value.split('@')[-1]!r}")
         return value
 
@@ -55,7 +58,7 @@ class CelerySettings(BaseModel):
 
     @model_validator(mode="after")
     def _leases_in_redis(self) -> CelerySettings:
-        if self.lease_url is None and not self.broker_url.startswith(("redis://", "rediss://")):
+        if self.lease_url is None and not self.broker_url.startswith(("redis://", "rediss://", _SOCKET)):
             raise ValueError(
                 "lease_url: the per-host leases live in Redis; give a redis:// URL with this broker"
             )

@@ -35,15 +35,19 @@ def answering(broker_url: str, timeout: float = 1.0) -> int:
 
 
 @contextmanager
-def workers(config: Path, count: int, cwd: Path, *extra: str) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` worker processes (one prefork child each), all answering pings; killed on exit."""
+def workers(
+    config: Path, count: int, cwd: Path, *extra: str, prefix: tuple[str, ...] = ()
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` worker processes (one prefork child each), all answering pings; killed on exit.
+
+    ``prefix``: a command the workers run under (``unshare -n``: a network namespace of their own)."""
     broker = yaml.safe_load(config.read_text(encoding="utf-8"))["celery"]["broker_url"]
     logs = [(cwd / f"worker{index}.log").open("wb") for index in range(count)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker", "--config", str(config), "--concurrency", "1",
-             "--pool", "prefork", "--loglevel", "INFO", "-n", f"w{index}@%h", "--without-heartbeat",
-             "--without-gossip", "--without-mingle", *extra],
+            [*prefix, sys.executable, "-m", "pipeline", "worker", "--config", str(config),
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"w{index}@%h",
+             "--without-heartbeat", "--without-gossip", "--without-mingle", *extra],
             cwd=cwd,
             stdout=logs[index],
             stderr=subprocess.STDOUT,

@@ -56,6 +56,11 @@ class RedisServer:
         """The broker URL of database 0, as ``celery.broker_url`` takes it."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_url(self) -> str:
+        """The same server on its Unix socket (``redis+socket://``), for a client without a network."""
+        return f"redis+socket://{self.folder / 'redis.sock'}"
+
     def start(self) -> RedisServer:
         """Start (or restart, on the same port) and wait until it answers PING; returns self."""
         try:
@@ -81,6 +86,8 @@ class RedisServer:
             "--appendonly", "no",
             "--protected-mode", "no",
             "--logfile", str(self.folder / "redis.log"),
+            "--unixsocket", str(self.folder / "redis.sock"),
+            "--unixsocketperm", "700",
         ]  # fmt: skip
         self.process = subprocess.Popen(arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + _READY_TIMEOUT

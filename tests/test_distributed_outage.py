@@ -1,22 +1,33 @@
 """The outage guard per worker (executor: celery): one worker cut off never turns links dead.
 
 The judgement is tested on real observations (a real check against the loopback site and closed loopback
-ports), each tagged with the worker that would have made it: no real fault here can break one worker
-process's network and leave its neighbours' (they share the machine's loopback), so the seam the
-coordinator fills (``origin``: URL -> worker, from the worker's rows) is driven directly.
+ports) tagged with the worker that would have made them, and end to end with a real worker in a network
+namespace of its own (``unshare -n``: no route to the web, its broker and database on Unix sockets).
 """
 
 from __future__ import annotations
 
+import io
+import re
+import shutil
+import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+import pytest
+from celeryworkers import answering, worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
+from pgserver import postgres_instance
+from redisserver import redis_server
 
 from pipeline import check
+from pipeline.configfile import parse_settings
 from pipeline.distributed import codec
 from pipeline.health.verdict import detect_outage, verdicts, worker_outages
-from pipeline.models import LinkStatus, Observation, Outcome, host_key
+from pipeline.models import LinkStatus, Observation, Outcome, RunOptions, host_key
+from pipeline.runner import refresh
 
 NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 
@@ -74,3 +85,59 @@ def test_an_observation_row_carries_its_worker() -> None:
 
     assert codec.decode(row).worker == "w1@box"
     assert codec.decode(row.replace(',"worker":"w1@box"', "")).worker == ""
+
+
+def test_a_worker_without_a_network_turns_no_link_dead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real worker in a network namespace of its own (no route to any web host; broker and database on
+    Unix sockets) beside a healthy one: the run is no outage, yet none of the links it failed is dead."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"]).returncode != 0:
+        pytest.skip("cannot create a network namespace here (unshare -n)")
+    site = LocalSite(hosts=12, first_address=80).start()
+    try:
+        site.route("/ok", body=b"ok")
+        urls = [site.url("/ok", host) for host in range(12)]
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        lines = "".join(f'  - webUrl: "{url}"\n' for url in urls)
+        (corpus / "a.md").write_text(f"---\ntitle: a\nrelated:\n{lines}---\n", encoding="utf-8")
+        with postgres_instance() as pg, redis_server() as redis:
+            with psycopg.connect(f"{pg.url}/postgres", autocommit=True) as admin:
+                admin.execute("CREATE DATABASE cut")
+            state_url = f"{pg.url}/cut"
+            local_state = f"postgresql://pipeline@/cut?host={pg.folder}&port={pg.port}"
+            (tmp_path / "good").mkdir()
+            (tmp_path / "cut").mkdir()
+            good = worker_config(tmp_path / "good", redis.url, state_url)
+            cut = worker_config(tmp_path / "cut", redis.socket_url, local_state)
+            settings = make_settings(
+                tmp_path,
+                corpus={"roots": [str(corpus)]},
+                retry={"attempts": 1},
+                health={"soft": {"runs": 1, "days": 0}, "outage": {"min_hosts": 1}},
+            ).model_dump(mode="json")
+            settings["executor"] = "celery"
+            settings["celery"] = {"broker_url": redis.url, "wait_timeout": 20}
+            settings["state"]["url"] = state_url
+            with (
+                workers(cut, 1, tmp_path / "cut", "-n", "cut@%h", prefix=("unshare", "-n")),
+                workers(good, 1, tmp_path / "good", "--concurrency", "3"),
+            ):
+                deadline = time.monotonic() + 30
+                while answering(redis.url) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                outcome = refresh(
+                    parse_settings(settings), RunOptions(now=lambda: NOW, show_progress=False), io.StringIO()
+                )
+                cut_log = (tmp_path / "cut" / "worker0.log").read_text(errors="replace")
+    finally:
+        site.stop()
+
+    report = outcome.report.to_json()
+    statuses = {row["url"]: row["status"] for row in report["links"]}
+    assert re.search(r"shard \d+ of \w+: [1-9]\d* URLs checked", cut_log)  # the cut-off worker did check
+    assert not report["run"]["outage"]  # the healthy worker's answers keep the run-wide guard quiet
+    assert "dead" not in statuses.values(), statuses
+    assert "skipped" in statuses.values() and "ok" in statuses.values()
+    assert any("outage on worker cut@" in record.getMessage() for record in caplog.records)

@@ -125,3 +125,11 @@ def test_messages_mask_passwords_in_the_query_and_survive_a_bad_port() -> None:
     assert redacted("postgresql://u:pw@db.example:bad/x") == "postgresql://u:***@db.example:bad/x"
     assert redacted("redis://:secret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert redacted("postgresql://db.example/x") == "postgresql://db.example/x"
+
+
+def test_a_broker_on_a_unix_socket_keeps_its_leases_there() -> None:
+    """celery.broker_url redis+socket:///path is accepted, and the leases use the same socket (unix://)."""
+    celery = parse_settings({"celery": {"broker_url": "redis+socket:///run/redis.sock"}}).celery
+
+    assert celery.leases == "unix:///run/redis.sock"
+    assert parse_settings({"celery": {"broker_url": "redis://h:1/0"}}).celery.leases == "redis://h:1/0"
