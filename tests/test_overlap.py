@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline import overlap, readpass
 from pipeline.config import Settings
-from pipeline.models import ExitCode, RunOptions
+from pipeline.models import ExitCode, FileError, RunOptions
 from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
@@ -135,7 +135,14 @@ def test_the_checks_start_before_the_read_pass_ends(
     _serve(local_site)
     corpus = _corpus(tmp_path, local_site)
     read_ended: list[float] = []
-    real_collect = readpass.collect
+    real_collect, real_read_entry = readpass.collect, readpass.read_entry
+
+    def slow_last_file(path: Path, settings: Settings) -> str | FileError:
+        # The last file (a later batch than the first) reads slowly, so the read pass is still going well
+        # after the first batch's URLs went to the check, however busy the machine.
+        if path.name == "z.md":
+            time.sleep(0.5)
+        return real_read_entry(path, settings)
 
     def timed_collect(*args: object, **kwargs: object) -> readpass.Corpus:
         found = real_collect(*args, **kwargs)  # type: ignore[arg-type]
@@ -143,6 +150,7 @@ def test_the_checks_start_before_the_read_pass_ends(
         return found
 
     monkeypatch.setattr("pipeline.runner.collect", timed_collect)
+    monkeypatch.setattr("pipeline.readpass.read_entry", slow_last_file)
 
     _run(_settings(tmp_path, corpus, metadata={"enabled": False}), "check-only")
 
