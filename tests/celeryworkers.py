@@ -11,10 +11,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import yaml
 from celery import Celery
+from localsite import make_settings
+
+from pipeline.config import Settings
+from pipeline.configfile import parse_settings
 
 _READY_S = 60.0
+
+
+class NoProgress:
+    """A progress bar that shows nothing, for calling the coordinator directly."""
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """A new, empty database called ``name`` on the PostgreSQL server at ``server_url``; its URL."""
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return f"{server_url}/{name}"
+
+
+def celery_settings(folder: Path, broker_url: str, state_url: str, **celery: object) -> Settings:
+    """A coordinator's settings on that broker and database: 2 requests per host, no soft-404 probe."""
+    data = make_settings(folder, http={"per_host_concurrency": 2, "soft404_probe": False}).model_dump(
+        mode="json"
+    )
+    data["executor"] = "celery"
+    data["celery"] = {"broker_url": broker_url, **celery}
+    data["state"]["url"] = state_url
+    return parse_settings(data)
 
 
 def worker_config(folder: Path, broker_url: str, state_url: str, **celery: object) -> Path:

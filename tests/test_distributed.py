@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from celeryworkers import worker_config, workers
+from celeryworkers import NoProgress, fresh_database, worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
 from pgserver import postgres_server
 from redisserver import redis_server
@@ -52,10 +52,7 @@ def broker() -> Iterator[str]:
 @pytest.fixture
 def database(pg: str) -> str:
     """A fresh, empty database; its URL."""
-    name = f"d{next(_NAMES)}"
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return f"{pg}/{name}"
+    return fresh_database(pg, f"d{next(_NAMES)}")
 
 
 @pytest.fixture
@@ -185,7 +182,7 @@ def test_per_host_cap_holds_across_workers_when_a_task_is_handed_out_twice(
     )
     config = worker_config(folder, broker, database, visibility_timeout=1.0, lease_ttl=2.0)
 
-    with workers(config, 3, folder), PageReader(set(), set(), _NoProgress()) as digest:
+    with workers(config, 3, folder), PageReader(set(), set(), NoProgress()) as digest:
         observations = check_remote(urls, settings, digest, fetch_body={})
         logs = _logs(folder)
 
@@ -193,11 +190,6 @@ def test_per_host_cap_holds_across_workers_when_a_task_is_handed_out_twice(
     assert max(local_site.max_inflight.values()) == 2  # the cap, reached, never passed
     assert "waiting for host leases another task holds" in logs  # a second copy did run beside the first
     assert len(local_site.hits) == len(urls)  # and requested nothing: each URL once
-
-
-class _NoProgress:
-    def advance(self, n: int = 1) -> None:
-        pass
 
 
 def _coordinator(tmp_path: Path, site: LocalSite, state: dict[str, object], broker_url: str) -> Path:

@@ -8,16 +8,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
-from celeryworkers import worker_config, workers
-from localsite import LocalSite, make_settings
+from celeryworkers import NoProgress, celery_settings, fresh_database, worker_config, workers
+from localsite import LocalSite
 from pgserver import postgres_server
 from redisserver import redis_server
 
 from pipeline.config import Settings
-from pipeline.configfile import parse_settings
 from pipeline.distributed.coordinator import check_remote, shard_host
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
@@ -33,25 +31,12 @@ def pg() -> Iterator[str]:
 
 @pytest.fixture
 def database(pg: str) -> str:
-    name = f"l{next(_NAMES)}"
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return f"{pg}/{name}"
-
-
-class _NoProgress:
-    def advance(self, n: int = 1) -> None:
-        pass
+    return fresh_database(pg, f"l{next(_NAMES)}")
 
 
 def _settings(tmp_path: Path, broker: str, database: str, **celery: object) -> Settings:
-    data = make_settings(tmp_path, http={"per_host_concurrency": 2, "soft404_probe": False}).model_dump(
-        mode="json"
-    )
-    data["executor"] = "celery"
-    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30, **celery}
-    data["state"]["url"] = database
-    return parse_settings(data)
+    celery = {"wait_timeout": 20, "visibility_timeout": 30, **celery}
+    return celery_settings(tmp_path, broker, database, **celery)
 
 
 def _slow_host(site: LocalSite, count: int, delay: float) -> list[str]:
@@ -74,7 +59,7 @@ def test_a_task_that_loses_a_host_lease_stops_and_goes_back_to_the_queue(
     lease = f"pipeline:lease:{shard_host(urls[0])}"
     folder = tmp_path / "workers"
     folder.mkdir()
-    with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:
+    with redis_server() as server, PageReader(set(), set(), NoProgress()) as digest:
         settings = _settings(tmp_path, server.url, database, lease_ttl=3.0)
         with workers(worker_config(folder, server.url, database, lease_ttl=3.0), 1, folder):
             result: list[object] = []
@@ -109,7 +94,7 @@ def test_a_lease_redis_that_is_away_puts_the_task_back_instead_of_failing_the_ru
     urls = _slow_host(local_site, 6, 0.0)
     folder = tmp_path / "workers"
     folder.mkdir()
-    digest = PageReader(set(), set(), _NoProgress())
+    digest = PageReader(set(), set(), NoProgress())
     with redis_server() as broker, redis_server() as leases, digest:
         settings = _settings(tmp_path, broker.url, database, lease_url=leases.url)
         config = worker_config(folder, broker.url, database, lease_url=leases.url)
@@ -145,7 +130,7 @@ def test_stopping_the_run_stops_the_workers(database: str, local_site: LocalSite
     folder = tmp_path / "workers"
     folder.mkdir()
     stop = threading.Event()
-    with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:
+    with redis_server() as server, PageReader(set(), set(), NoProgress()) as digest:
         settings = _settings(tmp_path, server.url, database)
         with workers(worker_config(folder, server.url, database), 1, folder):
             raised: list[BaseException] = []

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from celeryworkers import worker_config, workers
-from localsite import LocalSite, make_settings
+from celeryworkers import NoProgress, celery_settings, fresh_database, worker_config, workers
+from localsite import LocalSite
 from pgserver import postgres_server
 from redisserver import redis_server
 
-from pipeline.config import Settings
 from pipeline.configfile import parse_settings
 from pipeline.distributed.coordinator import check_remote
 from pipeline.distributed.observed import Shared
@@ -36,25 +35,7 @@ def pg() -> Iterator[str]:
 
 @pytest.fixture
 def database(pg: str) -> str:
-    name = f"t{next(_NAMES)}"
-    with psycopg.connect(f"{pg}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return f"{pg}/{name}"
-
-
-class _NoProgress:
-    def advance(self, n: int = 1) -> None:
-        pass
-
-
-def _settings(tmp_path: Path, broker: str, database: str, **celery: object) -> Settings:
-    data = make_settings(tmp_path, http={"per_host_concurrency": 2, "soft404_probe": False}).model_dump(
-        mode="json"
-    )
-    data["executor"] = "celery"
-    data["celery"] = {"broker_url": broker, **celery}
-    data["state"]["url"] = database
-    return parse_settings(data)
+    return fresh_database(pg, f"t{next(_NAMES)}")
 
 
 def test_a_broker_gone_silent_ends_the_coordinator_with_exit_9(
@@ -69,8 +50,8 @@ def test_a_broker_gone_silent_ends_the_coordinator_with_exit_9(
     folder = tmp_path / "workers"
     folder.mkdir()
     celery = {"wait_timeout": 4.0, "visibility_timeout": 2.0, "lease_ttl": 3.0}
-    with redis_server() as server, PageReader(set(), set(), _NoProgress()) as digest:
-        settings = _settings(tmp_path, server.url, database, **celery)
+    with redis_server() as server, PageReader(set(), set(), NoProgress()) as digest:
+        settings = celery_settings(tmp_path, server.url, database, **celery)
         with workers(worker_config(folder, server.url, database, **celery), 1, folder):
             raised: list[BaseException] = []
 
