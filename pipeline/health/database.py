@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pipeline.errors import PathUnusable
 from pipeline.health import postgres
@@ -282,6 +283,13 @@ class Database:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def _rows_in(self, query: str, keys: Iterable[Any]) -> Iterator[Any]:
+        """The rows of ``query`` for every key: its ``IN ({marks})`` filled, ``IN_CHUNK`` keys a statement."""
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            yield from self._db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from pipeline.health.database import IN_CHUNK, _dt, upsert
+from pipeline.health.database import _dt, upsert
 from pipeline.health.readcache import ReadCache
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
@@ -54,32 +54,28 @@ class HistoryStore(ReadCache):
     # ---- links ------------------------------------------------------------------------------------
     def load(self, urls: Iterable[str]) -> dict[str, UrlHistory]:
         """Stored history of those URLs that have any."""
-        wanted = list(dict.fromkeys(urls))
         found: dict[str, UrlHistory] = {}
-        for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start : start + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
-                " failure_kind, http_status, final_url, reason, redirects, recent"
-                f" FROM links WHERE url IN ({marks})",
-                chunk,
+        rows = self._rows_in(
+            "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
+            " failure_kind, http_status, final_url, reason, redirects, recent"
+            " FROM links WHERE url IN ({marks})",
+            urls,
+        )
+        for row in rows:
+            found[row[0]] = UrlHistory(
+                url=row[0],
+                status=LinkStatus(row[1]),
+                first_failed_at=_dt(row[2]),
+                last_success_at=_dt(row[3]),
+                last_checked_at=_dt(row[4]),
+                consecutive_failures=row[5],
+                failure_kind=row[6],
+                http_status=row[7],
+                final_url=row[8],
+                reason=row[9],
+                redirects=tuple(json.loads(row[10])),
+                recent=tuple(json.loads(row[11])),
             )
-            for row in rows:
-                found[row[0]] = UrlHistory(
-                    url=row[0],
-                    status=LinkStatus(row[1]),
-                    first_failed_at=_dt(row[2]),
-                    last_success_at=_dt(row[3]),
-                    last_checked_at=_dt(row[4]),
-                    consecutive_failures=row[5],
-                    failure_kind=row[6],
-                    http_status=row[7],
-                    final_url=row[8],
-                    reason=row[9],
-                    redirects=tuple(json.loads(row[10])),
-                    recent=tuple(json.loads(row[11])),
-                )
         return found
 
     def record(self, results: Iterable[LinkResult], run_id: str, now: datetime) -> None:
@@ -140,19 +136,14 @@ class HistoryStore(ReadCache):
     # ---- archive copies ---------------------------------------------------------------------------
     def load_archive(self, urls: Iterable[str]) -> dict[str, Snapshot]:
         """Cached archive answers for those URLs that have one (none in a database made before them)."""
-        wanted = list(dict.fromkeys(urls))
         found: dict[str, Snapshot] = {}
         try:
-            for start in range(0, len(wanted), IN_CHUNK):
-                chunk = wanted[start : start + IN_CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive"
-                    f" WHERE url IN ({marks})",
-                    chunk,
-                )
-                for row in rows:
-                    found[row[0]] = Snapshot(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
+            rows = self._rows_in(
+                "SELECT url, archive_url, snapshot_timestamp, checked_at FROM archive WHERE url IN ({marks})",
+                urls,
+            )
+            for row in rows:
+                found[row[0]] = Snapshot(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
         except sqlite3.OperationalError:
             return {}  # a read-only (dry-run) open of an older database without the table
         return found
@@ -226,36 +217,32 @@ class HistoryStore(ReadCache):
 
     def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:
         """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
-        wanted = list(dict.fromkeys(urls))
         found: dict[str, StoredPage] = {}
-        for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start : start + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
-                " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
-                " p.last_modified, p.image_source FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
-                f" WHERE u.url IN ({marks})",
-                chunk,
+        rows = self._rows_in(
+            "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
+            " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
+            " p.last_modified, p.image_source FROM page_urls u JOIN pages p ON p.final_url = u.final_url"
+            " WHERE u.url IN ({marks})",
+            urls,
+        )
+        for row in rows:
+            found[row[0]] = StoredPage(
+                url=row[0],
+                final_url=row[1],
+                read_at=datetime.fromisoformat(row[2]),
+                description=row[3],
+                description_source=row[4],
+                image_url=row[5],
+                image_width=row[6],
+                image_height=row[7],
+                image_alive=None if row[8] is None else bool(row[8]),
+                canonical=row[9],
+                amp=row[10],
+                title=row[11],
+                etag=row[12],
+                last_modified=row[13],
+                image_source=row[14],
             )
-            for row in rows:
-                found[row[0]] = StoredPage(
-                    url=row[0],
-                    final_url=row[1],
-                    read_at=datetime.fromisoformat(row[2]),
-                    description=row[3],
-                    description_source=row[4],
-                    image_url=row[5],
-                    image_width=row[6],
-                    image_height=row[7],
-                    image_alive=None if row[8] is None else bool(row[8]),
-                    canonical=row[9],
-                    amp=row[10],
-                    title=row[11],
-                    etag=row[12],
-                    last_modified=row[13],
-                    image_source=row[14],
-                )
         return found
 
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:

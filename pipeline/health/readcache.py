@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from pipeline.health.database import IN_CHUNK, Database, upsert
+from pipeline.health.database import Database, upsert
 
 
 class ReadCache(Database):
@@ -49,14 +49,8 @@ class ReadCache(Database):
 
     def file_entries(self, paths: Iterable[bytes]) -> dict[bytes, str]:
         """The stored read-pass entries of those paths."""
-        found: dict[bytes, str] = {}
-        wanted = list(paths)
-        for i in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[i : i + IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT path, entry FROM files WHERE path IN ({marks})", chunk)
-            found.update((row[0], row[1]) for row in rows)
-        return found
+        rows = self._rows_in("SELECT path, entry FROM files WHERE path IN ({marks})", paths)
+        return {row[0]: row[1] for row in rows}
 
     def record_files(
         self, rows: Iterable[tuple[bytes, int, int, int, str, str]], forget: Iterable[bytes] = ()
