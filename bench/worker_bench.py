@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
+                                           [--profile FOLDER]
 
 Starts, on loopback only: a web server (``--server-processes`` aiohttp processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -13,15 +14,19 @@ at once each), every run on a fresh history database so every URL is due. Printe
 median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
 the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
 (must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
-the ratio of 4 workers to 1 (target >= 2.5).
+the ratio of 4 workers to 1 (target >= 2.5). ``--profile FOLDER`` samples the coordinator and every worker
+(its pool processes too) with ``py-spy record`` (``pip install py-spy``) into collapsed-stack files there
+(``bench/profile_summary.py`` sums them); its timings are then not the benchmark's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,7 +77,25 @@ async def main():
 asyncio.run(main())
 """
 
+_CPU = ("cpu_coordinator", "cpu_workers", "cpu_web", "cpu_postgres", "cpu_redis")
 _CHECKED = re.compile(r"checked (\d+) of (\d+) URLs .* in ([\d.]+) s")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, live or reaped (``/proc``: utime, stime and the
+    reaped children's cutime, cstime, plus each live child's own)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    total = sum(int(value) for value in fields[11:15]) / _TICK
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            total += sum(_cpu(int(child)) for child in task.read_text().split())
+    return total
 
 
 def _address(index: int) -> str:
@@ -168,13 +191,21 @@ def _ready(workers: Workers) -> None:
             time.sleep(0.1)
 
 
-def _refresh(config: Path, executor: str, cwd: Path) -> dict[str, float]:
-    """One ``pipeline refresh --check-only`` in a child; wall time, check time, its own peak RSS."""
+def _spy(output: Path) -> list[str]:
+    """The ``py-spy record`` command line that samples into ``output`` (collapsed stacks, idle included)."""
+    return ["py-spy", "record", "--format", "raw", "--idle", "--rate", "200", "--nonblocking", "-o", str(output)]
+
+
+def _refresh(config: Path, executor: str, cwd: Path, profile: Path | None = None) -> dict[str, float]:
+    """One ``pipeline refresh --check-only`` in a child; wall time, check time, its own peak RSS.
+
+    ``profile``: sampled by py-spy into that file (the RSS is then py-spy's, not the coordinator's)."""
     log = cwd / "coordinator.log"
     with log.open("w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
+            [*(_spy(profile) + ["--"] if profile else []),
+             sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
              *(["--executor", executor] if executor != "local" else [])],
             stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         )  # fmt: skip
@@ -190,6 +221,7 @@ def _refresh(config: Path, executor: str, cwd: Path) -> dict[str, float]:
         "check_seconds": float(found.group(3)) if found else float("nan"),
         "checked": float(found.group(1)) if found else float("nan"),
         "rss_mb": usage.ru_maxrss / 1024,
+        "cpu_coordinator": usage.ru_utime + usage.ru_stime,
     }
 
 
@@ -212,6 +244,8 @@ def _measure(label: str, runs: int, run_once: Any, web: Web, urls: int, per_host
         f"coordinator RSS {median['rss_mb']:5.0f} MB   runs: {spread} URLs/s",
         flush=True,
     )
+    cpu = "  ".join(f"{key[4:]} {median[key]:.1f}" for key in _CPU)
+    print(f"{'':<22} CPU s: {cpu}  ({1000 * sum(median[k] for k in _CPU) / urls:.2f} ms a URL in all)")
     return median
 
 
@@ -227,6 +261,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="tasks each worker runs at once")
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
+    parser.add_argument(
+        "--profile", type=Path, help="sample the coordinator and the workers with py-spy into this folder"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
 
@@ -252,11 +289,38 @@ def main() -> int:
                 config = _config(folder, corpus, state, redis.url if count else "", args.per_host)
                 options = ["--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO"]
                 workers = Workers(config, folder / "logs", count, options)
+                spies: list[subprocess.Popen[bytes]] = []
                 try:
                     _ready(workers.start())
-                    return _refresh(config, executor, folder)
+                    name = f"{executor}-{count}-{next(rounds)}"
+                    if args.profile:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        spies = [
+                            subprocess.Popen(
+                                [*_spy(args.profile / f"{name}-worker{index}.txt"), "--subprocesses",
+                                 "--pid", str(process.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            )  # fmt: skip
+                            for index, process in workers.processes.items()
+                        ]
+                    profile = args.profile / f"{name}-coordinator.txt" if args.profile else None
+                    others = {
+                        "cpu_workers": [process.pid for process in workers.processes.values()],
+                        "cpu_web": [child.pid for child, _ in web.children],
+                        "cpu_postgres": [int((postgres.data / "postmaster.pid").read_text().split()[0])],
+                        "cpu_redis": [redis.process.pid] if redis.process else [],
+                    }
+                    before = {key: sum(map(_cpu, pids)) for key, pids in others.items()}
+                    figures = _refresh(config, executor, folder, profile)
+                    return figures | {key: sum(map(_cpu, pids)) - before[key] for key, pids in others.items()}
                 finally:
                     workers.stop()
+                    for spy in spies:  # py-spy writes its file when the process it samples ends
+                        spy.wait(timeout=60)
+                    if args.profile:  # the logs beside the samples: their timestamps give each shard's time
+                        for log in [folder / "coordinator.log", *(folder / "logs").glob("worker-*.log")]:
+                            shutil.copy(log, args.profile / f"{name}-{log.name}")
+                        shutil.rmtree(folder / "logs", ignore_errors=True)
 
             results: dict[str, dict[str, float]] = {}
             if not args.no_local:
