@@ -14,8 +14,10 @@ at once each), every run on a fresh history database so every URL is due. Printe
 median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
 the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
 (must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
-the ratio of 4 workers to 1 (target >= 2.5). ``--profile FOLDER`` samples the coordinator and every worker
-(its pool processes too) with ``py-spy record`` (``pip install py-spy``) into collapsed-stack files there
+the ratio of 4 workers to 1 (target >= 2.5), and the CPU seconds each part used during the command
+(coordinator, workers with their pool processes, the test server, PostgreSQL, Redis). ``--profile FOLDER``
+samples the coordinator (``--profile-workers``: every worker and its pool processes too) with ``py-spy
+record`` (``pip install py-spy``) into collapsed-stack files there, beside the logs
 (``bench/profile_summary.py`` sums them); its timings are then not the benchmark's figures.
 """
 
@@ -191,9 +193,11 @@ def _ready(workers: Workers) -> None:
             time.sleep(0.1)
 
 
-def _spy(output: Path) -> list[str]:
-    """The ``py-spy record`` command line that samples into ``output`` (collapsed stacks, idle included)."""
-    return ["py-spy", "record", "--format", "raw", "--idle", "--rate", "200", "--nonblocking", "-o", str(output)]
+def _spy(output: Path, idle: bool = True) -> list[str]:
+    """The ``py-spy record`` command line that samples into ``output`` (collapsed stacks; ``idle``: waiting
+    threads too, for where the wall time goes; without: where the CPU goes)."""
+    return ["py-spy", "record", "--format", "raw", *(["--idle"] if idle else []), "--rate", "200",
+            "--nonblocking", "-o", str(output)]  # fmt: skip
 
 
 def _refresh(config: Path, executor: str, cwd: Path, profile: Path | None = None) -> dict[str, float]:
@@ -261,9 +265,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="tasks each worker runs at once")
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
-    parser.add_argument(
-        "--profile", type=Path, help="sample the coordinator and the workers with py-spy into this folder"
-    )
+    parser.add_argument("--profile", type=Path, help="sample the coordinator with py-spy into this folder")
+    parser.add_argument("--profile-workers", action="store_true", help="with --profile: the workers too")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
 
@@ -295,9 +298,10 @@ def main() -> int:
                     name = f"{executor}-{count}-{next(rounds)}"
                     if args.profile:
                         args.profile.mkdir(parents=True, exist_ok=True)
+                    if args.profile and args.profile_workers:
                         spies = [
                             subprocess.Popen(
-                                [*_spy(args.profile / f"{name}-worker{index}.txt"), "--subprocesses",
+                                [*_spy(args.profile / f"{name}-worker{index}.txt", idle=False), "--subprocesses",
                                  "--pid", str(process.pid)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             )  # fmt: skip

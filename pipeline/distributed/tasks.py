@@ -181,6 +181,7 @@ def _check(
     celery: CelerySettings,
     worker: str,
 ) -> None:
+    started = time.monotonic()
     settings = Settings.model_validate(payload["settings"])
     urls: list[str] = payload["urls"]
     hosts: list[str] = payload["hosts"]
@@ -199,6 +200,7 @@ def _check(
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
         recorder = _Recorder(shared, job, shard, worker, stop)
         stats: dict[str, HostStats] = {}
+        checking = time.monotonic()
         try:
             with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), recorder) as reader:
                 recorder.reader = reader
@@ -217,6 +219,7 @@ def _check(
                     pass
                 else:
                     reader.drain()
+            checked = time.monotonic()
         finally:
             recorder.finish()
         if recorder.closed:
@@ -226,4 +229,9 @@ def _check(
             log.warning("shard %d of %s: a host lease was lost; stopped, the task goes back", shard, job)
             raise Reject("a host lease was lost", requeue=True)
         shared.finish_shard(job, shard, codec.encode_stats(stats))
-        log.info("shard %d of %s: %d URLs checked (%d recorded earlier)", shard, job, len(todo), len(seen))
+        log.info(
+            "shard %d of %s: %d URLs checked (%d recorded earlier) in %.2f s: %.2f s to start,"
+            " %.2f s checking, %.2f s recording the last rows",
+            shard, job, len(todo), len(seen), time.monotonic() - started, checking - started,
+            checked - checking, time.monotonic() - checked,
+        )  # fmt: skip

@@ -171,6 +171,7 @@ def upsert(key: str, columns: tuple[str, ...]) -> str:
 
 
 IN_CHUNK = 500  # values per IN (...) query, below SQLite's variable limit
+ANY_CHUNK = 10_000  # values per = ANY(?) array on PostgreSQL
 
 
 class Database:
@@ -287,6 +288,12 @@ class Database:
     def _rows_in(self, query: str, keys: Iterable[Any]) -> Iterator[Any]:
         """The rows of ``query`` for every key: its ``IN ({marks})`` filled, ``IN_CHUNK`` keys a statement."""
         wanted = list(dict.fromkeys(keys))
+        if self._postgres:  # one array parameter: psycopg parsed 500 placeholders per statement in Python
+            for start in range(0, len(wanted), ANY_CHUNK):
+                yield from self._db.execute(
+                    query.replace(" IN ({marks})", " = ANY(?)"), [wanted[start : start + ANY_CHUNK]]
+                )
+            return
         for start in range(0, len(wanted), IN_CHUNK):
             chunk = wanted[start : start + IN_CHUNK]
             yield from self._db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
