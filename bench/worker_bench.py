@@ -42,38 +42,49 @@ import psycopg
 
 from pipeline.tools.cluster import Postgres, Redis, Workers
 
+# The test web: a bare asyncio protocol (HTTP/1.1 keep-alive, GET and HEAD, no body) rather than
+# aiohttp.web, whose own CPU per request, on the two cores the checkers share, was a third of the
+# workers' (the web a real run checks does not run on its cores).
 _SERVER = """
 import asyncio, json, socket, sys
-from aiohttp import web
 first, count, latency = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 inflight, peak, seen = {}, {}, {"requests": 0}
-async def handle(request):
-    if request.path == "/__stats":
-        return web.json_response({"requests": seen["requests"], "peak": max(peak.values(), default=0)})
-    if request.path == "/__reset":
-        peak.clear(); seen["requests"] = 0
-        return web.json_response({})
-    host = request.transport.get_extra_info("sockname")[0]
-    inflight[host] = inflight.get(host, 0) + 1
-    peak[host] = max(peak.get(host, 0), inflight[host])
-    seen["requests"] += 1
-    try:
-        await asyncio.sleep(latency)
-        return web.Response(text="ok")
-    finally:
-        inflight[host] -= 1
+OK = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 2\\r\\n\\r\\n"
+def answer(body):
+    return b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body)
+class Handler(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+        self.host = transport.get_extra_info("sockname")[0]
+    def data_received(self, data):
+        self.buffer += data
+        while b"\\r\\n\\r\\n" in self.buffer:
+            head, _, self.buffer = self.buffer.partition(b"\\r\\n\\r\\n")
+            method, path = head.split(b" ", 2)[:2]
+            if path == b"/__stats":
+                stats = {"requests": seen["requests"], "peak": max(peak.values(), default=0)}
+                self.transport.write(answer(json.dumps(stats).encode()))
+            elif path == b"/__reset":
+                peak.clear(); seen["requests"] = 0
+                self.transport.write(answer(b"{}"))
+            else:
+                inflight[self.host] = inflight.get(self.host, 0) + 1
+                peak[self.host] = max(peak.get(self.host, 0), inflight[self.host])
+                seen["requests"] += 1
+                asyncio.get_running_loop().call_later(latency, self.done, method == b"HEAD")
+    def done(self, head):
+        inflight[self.host] -= 1
+        if not self.transport.is_closing():
+            self.transport.write(OK if head else OK + b"ok")
 async def main():
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    loop = asyncio.get_running_loop()
     ports = []
     for i in range(first, first + count):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((f"127.0.{1 + i // 250}.{1 + i % 250}", 0))
         ports.append(sock.getsockname()[1])
-        await web.SockSite(runner, sock, backlog=4096).start()
+        await loop.create_server(Handler, sock=sock, backlog=4096)
     print(json.dumps(ports), flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
