@@ -123,7 +123,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 evidence = probe_images(run, digest, evidence_of(run, digest))
                 if options.dry_run:
                     progress.close()  # the diffs go to the terminal below the finished bars, not under them
-                _write(run, evidence, set(run.evidence_now) | evidence.pages.keys())
+                _write(run, evidence, run.observed | evidence.pages.keys())
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
@@ -193,6 +193,7 @@ def _plan(run: Run) -> None:
     """Which URLs are due, which are asked for their body or conditionally, and the baseline hosts."""
     settings, options, plan, store = run.settings, run.options, run.plan, run.store
     run.history = store.load(plan.urls)
+    run.previous = {url: past.status for url, past in run.history.items()}
     run.due = [
         u
         for u in plan.urls
@@ -259,7 +260,7 @@ def _finish(run: Run) -> RunOutcome:
         articles=len(run.corpus.paths),
         refs=run.corpus.refs,
         results=run.results,
-        previous={u: h.status for u, h in run.history.items()},
+        previous=run.previous,
         excluded=run.plan.excluded,
         changes=run.changes,
         discovered=run.discovered,
