@@ -20,11 +20,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline import decide
 from pipeline.config import Settings
@@ -48,12 +47,16 @@ class Corpus:
     """What the read pass keeps of each article: its refs and a sketch, never the whole document."""
 
     paths: list[Path] = field(default_factory=list)
-    refs: RefTable = field(default_factory=RefTable)
-    sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
+    refs: RefTable = field(default_factory=RefTable)  # with each article's sketch: ``sketches``
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     flagged: set[Path] = field(default_factory=set)  # holding a link-health block (of ours or the user's)
     errors: list[FileError] = field(default_factory=list)
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
+
+    @property
+    def sketches(self) -> Mapping[Path, tuple[decide.UnitSketch, ...]]:
+        """Each article's sketch (what image planning needs of it)."""
+        return self.refs.sketches
 
 
 def collect(
@@ -97,7 +100,6 @@ def collect(
     size = sum(stats[p][0] for p in to_parse if p in stats)
     parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
-    shared: dict[Any, Any] = {}
     try:
         for begin in range(0, len(found), _BATCH):
             batch = found[begin : begin + _BATCH]
@@ -125,7 +127,7 @@ def collect(
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, entry, shared)
+                    _add(corpus, item, entry)
                     added.append(item)
             if store is not None and record:
                 store.record_files(rows)
@@ -166,27 +168,19 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, path: Path, entry: str, shared: dict[Any, Any]) -> None:
-    """One article's entry into the corpus: its refs packed (``RefTable``), its sketch shared.
+def _add(corpus: Corpus, path: Path, entry: str) -> None:
+    """One article's entry into the corpus: its refs and sketch packed in the ``RefTable``.
 
-    Equal values (URLs, field paths, sketches) are one object across the articles: a URL cited by many
-    articles, and the field paths every article repeats, are kept once (memory is the limit on large
-    corpora: the refs and sketches are all the read pass keeps). ``shared`` holds the sketches and path
-    parts seen so far; the URLs are the ref table's own.
+    Equal values (URLs, field paths) are one object across the articles: a URL cited by many articles,
+    and the field paths every article repeats, are kept once (memory is the limit on large corpora: the
+    refs and sketches are all the read pass keeps).
     """
     data = json.loads(entry)
     corpus.paths.append(path)
-    text = corpus.refs.texts.shared
     refs = []
     for field_path, url, normalized, reason, line, parts in data["r"]:
-        field = tuple(shared.setdefault(part, part) if isinstance(part, str) else part for part in parts)
-        refs.append(LinkRef(path, field_path, url, normalized, reason, line, shared.setdefault(field, field)))
-    corpus.refs.add(path, refs)
-    sketches = []
-    for pages, images, empty in data["s"]:
-        unit = decide.UnitSketch(tuple(map(text, pages)), tuple(map(text, images)), empty)
-        sketches.append(shared.setdefault(unit, unit))
-    corpus.sketches[path] = tuple(sketches)
+        refs.append(LinkRef(path, field_path, url, normalized, reason, line, tuple(parts)))
+    corpus.refs.add(path, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
     if data["v"]:
         corpus.revisit.add(path)
     if data["h"]:

@@ -1,16 +1,17 @@
-"""``RefTable``: every article's references, packed into numbers; ``LinkRef``s made only when read.
+"""``RefTable``: every article's references and sketch, packed into numbers; records made only when read.
 
 The read pass keeps each article's references for the whole run (the plan, the write pass's choice of
 articles and the report's citations read them). As ``LinkRef`` objects in lists they cost about 1 KB per
 article; here a reference is five 32-bit numbers in one array (its field path, the URL as written, the
 normalized URL, its line and its invalid reason, each an index into a table of distinct values), so an
-article costs its five numbers a reference and its entry in the path index. Equal strings and field paths
-are one object in the tables, shared by every ``LinkRef`` decoded from them.
+article costs its five numbers a reference and its entry in the path index. Its sketch (``UnitSketch``s,
+image planning) is packed the same way: per unit, three numbers and the URLs' numbers. Equal strings and
+field paths are one object in the tables, shared by every record decoded from them.
 
 Reads and writes: nothing but memory. Settings: none. A ``RefTable`` is a ``Mapping[Path,
 Sequence[LinkRef]]``: ``table[path]`` is a sequence view of that article's refs (decoding one ``LinkRef``
 per item read), equal to a list or tuple of equal ``LinkRef``s; two tables, or a table and a dict, with
-equal refs are equal.
+equal refs are equal. ``table.sketches`` is the same for the sketches.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar, overload
 
+from pipeline.decide import UnitSketch
 from pipeline.models import FieldPath, LinkRef
 
 _NONE = 0xFFFFFFFF  # a normalized URL or a line that is None
@@ -55,12 +57,14 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         self._articles: dict[Path, int] = {}
         self._bounds = array("I")  # per article number: first and past-last reference index
         self._packed = array("I")  # _WIDTH numbers per reference
+        self._sketch_bounds = array("I")  # per article number: where its sketch starts and ends
+        self._sketches = array("I")  # per unit: images empty?, page count, image count, then URL numbers
         self.texts: Interned[str] = Interned()  # URLs, field paths as text, reasons
         self._fields: Interned[tuple[str, FieldPath]] = Interned()
         self.texts.number("")
 
-    def add(self, article: Path, refs: Iterable[LinkRef]) -> None:
-        """Store an article's refs (an article added again replaces its refs)."""
+    def add(self, article: Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
+        """Store an article's refs and sketch (an article added again replaces both)."""
         text, start = self.texts.number, len(self._packed) // _WIDTH
         for ref in refs:
             field = self._fields.number((self.texts.shared(ref.field_path), ref.path))
@@ -73,13 +77,37 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
                     text(ref.invalid_reason),
                 )
             )
+        sketch_start = len(self._sketches)
+        for unit in sketch:
+            self._sketches.extend((unit.images_empty, len(unit.page_urls), len(unit.image_urls)))
+            self._sketches.extend(map(text, (*unit.page_urls, *unit.image_urls)))
         bounds = (start, len(self._packed) // _WIDTH)
+        sketch_bounds = (sketch_start, len(self._sketches))
         number = self._articles.get(article)
         if number is None:
             self._articles[article] = len(self._bounds) // 2
             self._bounds.extend(bounds)
+            self._sketch_bounds.extend(sketch_bounds)
         else:
             self._bounds[2 * number : 2 * number + 2] = array("I", bounds)
+            self._sketch_bounds[2 * number : 2 * number + 2] = array("I", sketch_bounds)
+
+    def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
+        """The article's sketch, decoded."""
+        number = self._articles[article]
+        at, stop = self._sketch_bounds[2 * number], self._sketch_bounds[2 * number + 1]
+        texts, units = self.texts.values, []
+        while at < stop:
+            empty, pages, images = self._sketches[at : at + 3]
+            urls = tuple(texts[n] for n in self._sketches[at + 3 : at + 3 + pages + images])
+            units.append(UnitSketch(urls[:pages], urls[pages:], bool(empty)))
+            at += 3 + pages + images
+        return tuple(units)
+
+    @property
+    def sketches(self) -> Sketches:
+        """Every article's sketch, as a mapping."""
+        return Sketches(self)
 
     def ref(self, article: Path, index: int) -> LinkRef:
         """The article's ``index``-th reference (0-based, in document order), decoded."""
@@ -160,3 +188,23 @@ class ArticleRefs(Sequence[LinkRef]):
 
     def __repr__(self) -> str:
         return repr(list(self))
+
+
+class Sketches(Mapping[Path, tuple[UnitSketch, ...]]):
+    """The sketches of a ``RefTable``'s articles, decoded on access."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: RefTable) -> None:
+        self._table = table
+
+    def __getitem__(self, article: Path) -> tuple[UnitSketch, ...]:
+        if article not in self._table:
+            raise KeyError(article)
+        return self._table.sketch(article)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)

@@ -20,7 +20,6 @@ LAYERS: list[list[str]] = [
         "pipeline.models",
         "pipeline.runreport",
         "pipeline.spool",
-        "pipeline.reftable",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
     [
@@ -44,6 +43,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.distributed", "pipeline.distributed.*"],
     ["pipeline.decide", "pipeline.flags"],
     ["pipeline.report", "pipeline.report.*"],
+    ["pipeline.reftable"],
     ["pipeline.readpass"],
     ["pipeline.runstate"],
     ["pipeline.checkpass", "pipeline.write", "pipeline.overlap"],

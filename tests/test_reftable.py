@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.decide import UnitSketch
 from pipeline.models import LinkRef
 from pipeline.reftable import RefTable
 
@@ -70,3 +71,23 @@ def test_equal_values_are_one_object() -> None:
     assert len({id(ref.url) for ref in decoded}) == 1
     assert len({id(ref.field_path) for ref in decoded}) == 1
     assert decoded[0].url is decoded[0].normalized
+
+
+def test_sketches_decode_back_equal() -> None:
+    """Each article's sketch comes back equal, unit by unit, beside its refs."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    sketch = (
+        UnitSketch(("https://a.test/x",), (), True),
+        UnitSketch(
+            ("https://a.test/r", "https://a.test/amp"), ("https://a.test/i.png", "https://b.test/j"), False
+        ),
+        UnitSketch((), ("https://a.test/i.png",), False),
+    )
+    table.add(first, _refs(first), sketch)
+    table.add(second, [], ())
+
+    assert table.sketches[first] == sketch and table.sketches[second] == ()
+    assert dict(table.sketches) == {first: sketch, second: ()}
+    table.add(first, [], sketch[1:])
+    assert table.sketches[first] == sketch[1:] and table[first] == []
