@@ -33,6 +33,7 @@ from pipeline.readpass import Corpus, file_error
 from pipeline.spool import Spool
 
 log = logging.getLogger("pipeline")
+_BATCH = 500  # articles whose "needed no change" rows are read at once
 
 
 def write_pass(
@@ -59,12 +60,15 @@ def write_pass(
     settings_key = "".join(
         section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
     )
-    decided = store.load_decided() if store is not None else {}
+    decided: dict[bytes, tuple[int, int, str]] = {}
     settled: list[tuple[bytes, int, int, str]] = []
     try:
-        for path in corpus.paths:
+        for number, path in enumerate(corpus.paths):
             if options.stop.is_set():
                 raise Interrupted
+            if store is not None and number % _BATCH == 0:  # asked a batch at a time: never every file's row
+                batch = corpus.paths[number : number + _BATCH]
+                decided = store.load_decided(os.fsencode(p) for p in batch)
             if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
                 continue
             if not _may_edit(path, corpus, evidence, settings):
