@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -232,7 +232,10 @@ class HistoryStore(ReadCache):
 
     def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:
         """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
-        found: dict[str, StoredPage] = {}
+        return {page.url: page for page in self.stored_pages(urls)}
+
+    def stored_pages(self, urls: Iterable[str]) -> Iterator[StoredPage]:
+        """``load_pages`` one page at a time (a warm night reads every page: none is held twice)."""
         rows = self._rows_in(
             "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
             " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
@@ -241,7 +244,7 @@ class HistoryStore(ReadCache):
             urls,
         )
         for row in rows:
-            found[row[0]] = StoredPage(
+            yield StoredPage(
                 url=row[0],
                 final_url=row[1],
                 read_at=datetime.fromisoformat(row[2]),
@@ -258,7 +261,6 @@ class HistoryStore(ReadCache):
                 last_modified=row[13],
                 image_source=row[14],
             )
-        return found
 
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.

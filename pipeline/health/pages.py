@@ -41,12 +41,12 @@ def known_pages(
     The pages are ``digest.pages`` itself, completed.
     """
     refused = {url for url, _ in digest.refused}
-    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
+    wanted = {u: u for u in page_urls if u not in digest.pages and u not in refused}
     pages = digest.pages  # completed in place: one map of every page, not a copy beside tonight's
-    for url, page in stored.items():
-        pages[url] = digest.shared.kept(url, page.to_meta())
     probes: dict[str, ImageProbe] = {}
-    for page in stored.values():
+    for page in store.stored_pages(wanted):
+        url = wanted.get(page.url, page.url)  # the run's own string, not the row's copy
+        pages[url] = digest.shared.kept(url, page.to_meta())
         probe = page.share_probe()
         key = normalize_url(page.image_url)[0] if page.image_url else None
         if probe is not None and key:
