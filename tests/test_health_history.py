@@ -295,6 +295,22 @@ def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) ->
     assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}
 
 
+def test_share_probes_find_their_pages_by_index_also_in_an_older_history(tmp_path: Path) -> None:
+    """A share probe finds its pages by an index (made in a history that lacked it), not by a scan."""
+    path = tmp_path / "h.db"
+    with HistoryStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX pages_image_url")  # a history written before the index existed
+    with HistoryStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN UPDATE pages SET image_alive = 1 WHERE image_url = ?", ("x",)
+        ).fetchall()
+    assert any("USING INDEX pages_image_url" in row[-1] for row in plan), plan
+
+
 def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
     """Settled articles are remembered by their file name's bytes (not necessarily UTF-8)."""
     name = b"/corpus/x\xff.md"
@@ -302,6 +318,17 @@ def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
         store.record_decided([(name, 45, 123, "digest")])
         store.record_decided([(name, 46, 124, "digest2")])
         assert store.load_decided() == {name: (46, 124, "digest2")}
+
+
+def test_decided_articles_are_loaded_for_the_paths_asked(tmp_path: Path) -> None:
+    """Given paths, only their rows come back (the write pass reads a batch at a time)."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_decided([(b"/c/%d.md" % n, n, n, "d") for n in range(5)])
+        assert store.load_decided([b"/c/1.md", b"/c/3.md", b"/c/9.md"]) == {
+            b"/c/1.md": (1, 1, "d"),
+            b"/c/3.md": (3, 3, "d"),
+        }
+        assert len(store.load_decided()) == 5
 
 
 def _version(path: Path) -> int:

@@ -34,6 +34,7 @@ _SHARED = [
         "test_an_older_database_gains_the_run_kind_column",
         "test_an_unversioned_history_is_migrated_in_place",
         "test_a_history_from_a_newer_pipeline_is_refused",
+        "test_share_probes_find_their_pages_by_index_also_in_an_older_history",
     }
 ]
 
@@ -80,6 +81,16 @@ def test_large_mtimes_and_any_file_name_round_trip(new_database: Callable[[], st
         store.record_files([(name, 10, mtime, 2**40, "s", "{}")])
         assert store.load_files("s") == {name: (10, mtime, 2**40)}
         assert store.file_entries([name]) == {name: "{}"}
+
+
+def test_share_probes_find_their_pages_by_index(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """PostgreSQL's history gets the index that keeps storing share probes from scanning every page."""
+    url = new_database()
+    with HistoryStore(tmp_path / "unused", url=url):
+        pass
+    with psycopg.connect(url) as db:
+        names = {row[0] for row in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'pages'")}
+    assert "pages_image_url" in names
 
 
 def test_an_old_postgres_history_is_migrated(new_database: Callable[[], str], tmp_path: Path) -> None:
