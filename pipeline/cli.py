@@ -37,7 +37,6 @@ from pipeline.errors import ConfigError, PathUnusable
 from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
-from pipeline.report.runs import runs_table
 from pipeline.text import printable
 from pipeline.workercli import worker
 
@@ -307,6 +306,8 @@ def runs(
 ) -> None:
     """List past runs, newest first: id, start, mode, kind, totals, exit code (for `report --run ID`)."""
     import json
+
+    from pipeline.report.runs import runs_table
 
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)

@@ -43,6 +43,7 @@ from pipeline.plan import counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
+from pipeline.report.render import prepare as prepare_reports
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
 from pipeline.write import write_pass
@@ -116,6 +117,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     feed.cancel()
                 raise
             digest = feed.digest if feed else PageReader(run.plan.page_urls, run.plan.image_urls, progress)
+            if feed is not None and not options.dry_run:
+                prepare_reports()  # while the checks run: the reports after them start at once
             try:
                 if options.stop.is_set():
                     raise Interrupted

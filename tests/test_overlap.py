@@ -19,7 +19,7 @@ from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 HTML = {"Content-Type": "text/html; charset=utf-8"}
-FILES = 1001  # more than two of the read pass's batches of 500
+FILES = 1001  # more than two of the read pass's batches (50, then 500 at a time)
 
 
 def _png(width: int, height: int) -> bytes:
