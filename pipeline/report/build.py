@@ -125,6 +125,9 @@ def _places(
     packed: array[int], articles: list[Path], refs: Mapping[Path, Sequence[LinkRef]]
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
+    if len(packed) == 1:  # most URLs: one ref in one article
+        ref = refs[articles[packed[0] >> _REF_BITS]][packed[0] & ((1 << _REF_BITS) - 1)]
+        return (LinkPlace(printable(articles[packed[0] >> _REF_BITS]), (ref.field_path,), (ref.line,)),)
     where: dict[str, tuple[list[str], list[int | None]]] = {}
     number, cited = -1, refs[articles[0]] if articles else ()
     paths: list[str] = []
