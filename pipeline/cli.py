@@ -369,6 +369,13 @@ main.add_command(worker)
     is_flag=True,
     help="Also time the whole `pipeline refresh --check-only` over one article per URL.",
 )
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --check-only: run the whole command this many times; print the median.",
+)
 def bench(
     urls: int,
     hosts: int,
@@ -377,11 +384,12 @@ def bench(
     no_lychee: bool,
     rate_limit: bool,
     check_only: bool,
+    repeat: int,
 ) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.tools.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only))
+    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only, repeat))
 
 
 @main.command()
