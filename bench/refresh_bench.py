@@ -142,13 +142,51 @@ for owner, name, label in (
     _wrap(owner, name, label)
 """
 
+# With --trace: tracemalloc as well, and after each stage the allocation sites holding the most memory
+# (slow: for finding what holds the memory, not for timing).
+_TRACE = """
+import tracemalloc
+tracemalloc.start(1)
+def _top(label):
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    stats = snapshot.statistics("lineno")
+    total = sum(stat.size for stat in stats)
+    print(f"    after {label:14} traced {total / 2**20:7.1f} MB", file=sys.stderr)
+    for stat in stats[:12]:
+        frame = stat.traceback[0]
+        where = frame.filename.split("/site-packages/")[-1].split("/pipeline/")[-1]
+        size = stat.size / 2**20
+        print(f"      {size:7.1f} MB {stat.count:9d} blocks  {where}:{frame.lineno}", file=sys.stderr)
+def _wrap(owner, name, label):
+    inner = getattr(owner, name)
+    @functools.wraps(inner)
+    def wrapped(*args, **kwargs):
+        result = inner(*args, **kwargs)
+        _top(label)
+        return result
+    setattr(owner, name, wrapped)
+for owner, name, label in (
+    (runner_module, "_read", "read pass"), (runner_module, "_plan", "plan"),
+    (runner_module, "check_pass", "check pass"), (runner_module, "probe_images", "image probes"),
+    (runner_module, "_write", "write pass"), (runner_module.build, "build_report", "build report"),
+    (HistoryStore, "finish_run", "finish_run"),
+):
+    _wrap(owner, name, label)
+"""
+
 
 def _night(
-    corpus: Path, work: Path, day: float, extra: dict[str, object], profile: bool = False
+    corpus: Path,
+    work: Path,
+    day: float,
+    extra: dict[str, object],
+    profile: bool = False,
+    trace: bool = False,
 ) -> dict[str, object]:
     """One refresh in a child process (for a clean peak RSS); returns its figures."""
     code = (
-        (_PROFILE if profile else "")
+        (_PROFILE if profile or trace else "")
+        + (_TRACE if trace else "")
         + f"""
 import io, json, resource, time
 from datetime import UTC, datetime, timedelta
@@ -181,8 +219,9 @@ print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu,
         raise SystemExit(f"the night failed:\n{result.stderr}")
     figures: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     figures["process_seconds"] = time.perf_counter() - began  # start-up and imports included
-    if profile:
-        sys.stdout.write("".join(line + "\n" for line in result.stderr.splitlines() if "after " in line))
+    if profile or trace:
+        shown = [line for line in result.stderr.splitlines() if "after " in line or " MB " in line]
+        sys.stdout.write("".join(line + "\n" for line in shown))
     return figures
 
 
@@ -204,6 +243,9 @@ def main() -> int:
         " changed, no dead link in the corpus); prints the warm night's cost against the cold one",
     )
     parser.add_argument("--profile", action="store_true", help="print RSS after each stage of each night")
+    parser.add_argument(
+        "--trace", action="store_true", help="with tracemalloc: the allocation sites after each stage (slow)"
+    )
     parser.add_argument("--processes", type=int, default=0, help="corpus.read_processes (0: one per core)")
     args = parser.parse_args()
 
@@ -245,7 +287,7 @@ def main() -> int:
             rows = []
             for label, day in nights:
                 before = _served(ports[0])
-                figures = _night(corpus, work, day, base, args.profile)
+                figures = _night(corpus, work, day, base, args.profile, args.trace)
                 figures["requests"] = _served(ports[0]) - before
                 rows.append(figures)
                 print(

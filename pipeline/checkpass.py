@@ -125,16 +125,20 @@ def check_pass(
     # Baseline and canary answers only tell whether our network is up; recording them would reset their
     # recheck date and starve their pages of metadata refreshes.
     due_set = set(run.due)
-    run.evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
+    evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
     suspect = _suspect(observations, origin, run) if origin and not run.outage else {}
+    del observations
     run.results, judged = verdicts(
-        run.plan.urls, run.evidence_now, run.history, run.outage, settings, now, suspect
+        run.plan.urls, evidence_now, run.history, run.outage, settings, now, suspect
     )
     if run.kind == "partial":
-        run.results, judged = uncounted(run.results, judged, run.history, run.evidence_now)
+        run.results, judged = uncounted(run.results, judged, run.history, evidence_now)
     if not run.options.dry_run:
         run.store.record(judged, run.run_id, now)
         store_pages(run.store, digest, due_set, now)
+    # What the rest of the run reads of the plan and the history; the whole records go (memory).
+    run.observed = set(evidence_now)
+    run.history, run.fetch_body, run.validators, run.due = {}, {}, {}, []
 
 
 def _suspect(observations: dict[str, Observation], origin: dict[str, str], run: Run) -> dict[str, str]:

@@ -12,6 +12,7 @@ back in discovery order, so the result is the single-process one.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -19,11 +20,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Generator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pipeline import decide
 from pipeline.config import Settings
@@ -35,9 +35,11 @@ from pipeline.models import (
     FileError,
     LinkRef,
 )
+from pipeline.reftable import RefTable
 
 _BATCH = 500  # files per history query and per transaction
 _FIRST_BATCH = 50  # smaller: its URLs are the first the overlapped check can send
+_AHEAD = 3  # chunks queued per read process beyond the one being consumed
 _ENTRY_VERSION = "2"  # bump when an entry's shape or what the read pass extracts changes
 
 
@@ -46,12 +48,16 @@ class Corpus:
     """What the read pass keeps of each article: its refs and a sketch, never the whole document."""
 
     paths: list[Path] = field(default_factory=list)
-    refs: dict[Path, list[LinkRef]] = field(default_factory=dict)
-    sketches: dict[Path, tuple[decide.UnitSketch, ...]] = field(default_factory=dict)
+    refs: RefTable = field(default_factory=RefTable)  # with each article's sketch: ``sketches``
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     flagged: set[Path] = field(default_factory=set)  # holding a link-health block (of ours or the user's)
     errors: list[FileError] = field(default_factory=list)
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
+
+    @property
+    def sketches(self) -> Mapping[Path, tuple[decide.UnitSketch, ...]]:
+        """Each article's sketch (what image planning needs of it)."""
+        return self.refs.sketches
 
 
 def collect(
@@ -95,7 +101,6 @@ def collect(
     size = sum(stats[p][0] for p in to_parse if p in stats)
     parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
-    shared: dict[Any, Any] = {}
     try:
         for begin, end in _batches(len(found)):
             batch = found[begin:end]
@@ -123,7 +128,7 @@ def collect(
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, entry, shared)
+                    _add(corpus, item, entry)
                     added.append(item)
             if store is not None and record:
                 store.record_files(rows)
@@ -172,41 +177,19 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, path: Path, entry: str, shared: dict[Any, Any]) -> None:
-    """One article's entry into the corpus, as records.
+def _add(corpus: Corpus, path: Path, entry: str) -> None:
+    """One article's entry into the corpus: its refs and sketch packed in the ``RefTable``.
 
-    ``shared`` gives one object for equal values (URLs, field paths, sketches) across the articles: a URL
-    cited by many articles, and the field paths every article repeats, are kept once (memory is the limit
-    on large corpora: the refs and sketches are all the read pass keeps).
+    Equal values (URLs, field paths) are one object across the articles: a URL cited by many articles,
+    and the field paths every article repeats, are kept once (memory is the limit on large corpora: the
+    refs and sketches are all the read pass keeps).
     """
     data = json.loads(entry)
     corpus.paths.append(path)
     refs = []
     for field_path, url, normalized, reason, line, parts in data["r"]:
-        normalized = normalized and shared.setdefault(normalized, normalized)
-        url = normalized if url == normalized else url
-        field = tuple(shared.setdefault(part, part) if isinstance(part, str) else part for part in parts)
-        refs.append(
-            LinkRef(
-                path,
-                shared.setdefault(field_path, field_path),
-                url,
-                normalized,
-                reason,
-                line,
-                shared.setdefault(field, field),
-            )
-        )
-    corpus.refs[path] = refs
-    sketches = []
-    for pages, images, empty in data["s"]:
-        unit = decide.UnitSketch(
-            tuple(shared.setdefault(u, u) for u in pages),
-            tuple(shared.setdefault(u, u) for u in images),
-            empty,
-        )
-        sketches.append(shared.setdefault(unit, unit))
-    corpus.sketches[path] = tuple(sketches)
+        refs.append(LinkRef(path, field_path, url, normalized, reason, line, tuple(parts)))
+    corpus.refs.add(path, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
     if data["v"]:
         corpus.revisit.add(path)
     if data["h"]:
@@ -227,17 +210,26 @@ def _parse_all(
             yield read_entry(path, settings)
         return
     chunk = max(1, min(200, len(paths) // (processes * 8)))
+    chunks = [paths[begin : begin + chunk] for begin in range(0, len(paths), chunk)]
     # forkserver: the children are clean processes, whatever threads the parent runs (the daemon's).
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(
         processes, mp_context=context, initializer=_init_worker, initargs=(settings,)
     ) as pool:
-        results = pool.map(_read_in_worker, paths, chunksize=chunk)
+        # A few chunks ahead of the one consumed, not all: the workers parse faster than the runner takes
+        # the entries in, and every entry queued is held in memory until it is taken.
+        ahead: collections.deque[Future[list[str | FileError]]] = collections.deque()
+        pending = iter(chunks)
         try:
-            for entry in results:
-                if stop is not None and stop.is_set():
+            while True:
+                while len(ahead) < processes * _AHEAD and (next_chunk := next(pending, None)) is not None:
+                    ahead.append(pool.submit(_read_in_worker, next_chunk))
+                if not ahead:
                     return
-                yield entry
+                for entry in ahead.popleft().result():
+                    if stop is not None and stop.is_set():
+                        return
+                    yield entry
         finally:
             pool.shutdown(cancel_futures=True)
 
@@ -250,9 +242,9 @@ def _init_worker(settings: Settings) -> None:
     _worker_settings = settings
 
 
-def _read_in_worker(path: Path) -> str | FileError:
+def _read_in_worker(paths: list[Path]) -> list[str | FileError]:
     assert _worker_settings is not None
-    return read_entry(path, _worker_settings)
+    return [read_entry(path, _worker_settings) for path in paths]
 
 
 def file_error(path: Path, exc: Exception) -> FileError:

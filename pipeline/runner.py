@@ -39,7 +39,7 @@ from pipeline.models import (
     FileError,
     RunOptions,
 )
-from pipeline.plan import counts, plan_requests, print_plan
+from pipeline.plan import Plan, counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
@@ -123,11 +123,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             try:
                 if options.stop.is_set():
                     raise Interrupted
-                check_pass(run, digest, feed.finish() if feed else None)
-                evidence = probe_images(run, digest, evidence_of(run, digest))
-                if options.dry_run:
-                    progress.close()  # the diffs go to the terminal below the finished bars, not under them
-                _write(run, evidence, set(run.evidence_now) | evidence.pages.keys())
+                _check_and_write(run, digest, feed)
             except Interrupted:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
                 log.warning("stopped on request; the files written so far are complete")
@@ -144,9 +140,22 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     feed.cancel()
                 digest.close()
             run.refused_pages = list(digest.refused)
+            # The observations, pages and probes are not kept while the report is made (memory's peak).
+            del digest, feed
         return _finish(run)
     finally:
         store.close()
+
+
+def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) -> None:
+    """The check pass, the evidence and the image probes, then the write pass."""
+    check_pass(run, digest, feed.finish() if feed else None)
+    evidence = probe_images(run, digest, evidence_of(run, digest))
+    if run.options.dry_run and run.progress is not None:
+        run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
+    _write(run, evidence, run.observed | evidence.pages.keys())
+    # What the report reads of the plan is its exclusions; the rest goes before the report is made.
+    run.plan = Plan([], set(), set(), run.plan.excluded)
 
 
 def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
@@ -197,6 +206,7 @@ def _plan(run: Run) -> None:
     """Which URLs are due, which are asked for their body or conditionally, and the baseline hosts."""
     settings, options, plan, store = run.settings, run.options, run.plan, run.store
     run.history = store.load(plan.urls)
+    run.previous = {url: past.status for url, past in run.history.items()}
     run.due = [
         u
         for u in plan.urls
@@ -263,7 +273,7 @@ def _finish(run: Run) -> RunOutcome:
         articles=len(run.corpus.paths),
         refs=run.corpus.refs,
         results=run.results,
-        previous={u: h.status for u, h in run.history.items()},
+        previous=run.previous,
         excluded=run.plan.excluded,
         changes=run.changes,
         discovered=run.discovered,

@@ -6,6 +6,7 @@ verdicts, the evidence counts, the changes and the files that failed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
@@ -20,7 +21,7 @@ from pipeline.models import (
     FileError,
     HostKey,
     LinkResult,
-    Observation,
+    LinkStatus,
     RunOptions,
     Snapshot,
     UrlHistory,
@@ -58,11 +59,12 @@ class Run:
     exit_code: ExitCode = ExitCode.OK
     outage: str | None = None
     results: dict[str, LinkResult] = field(default_factory=dict)
-    evidence_now: dict[str, Observation] = field(default_factory=dict)
+    observed: set[str] = field(default_factory=set)  # due URLs this run has an observation of
+    previous: dict[str, LinkStatus] = field(default_factory=dict)  # the stored verdicts (the report's)
     host_stats: dict[str, HostStats] = field(default_factory=dict)
     copies: dict[str, Snapshot] = field(default_factory=dict)
-    changes: list[Change] = field(default_factory=list)
-    discovered: list[Change] = field(default_factory=list)
+    changes: Sequence[Change] = ()  # a Spool once the write pass ran
+    discovered: Sequence[Change] = ()
     write_errors: list[FileError] = field(default_factory=list)
     refused_pages: list[tuple[str, str]] = field(default_factory=list)
     progress: Progress | None = None

@@ -30,8 +30,10 @@ from pipeline.models import (
     format_field_path,
 )
 from pipeline.readpass import Corpus, file_error
+from pipeline.spool import Spool
 
 log = logging.getLogger("pipeline")
+_BATCH = 500  # articles whose "needed no change" rows are read at once
 
 
 def write_pass(
@@ -42,7 +44,7 @@ def write_pass(
     options: RunOptions,
     out: TextIO,
     store: HistoryStore | None = None,
-) -> tuple[list[Change], list[Change], list[FileError]]:
+) -> tuple[Spool[Change], Spool[Change], list[FileError]]:
     """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
 
     An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
@@ -50,19 +52,23 @@ def write_pass(
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
     the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
-    changes: list[Change] = []
-    discovered: list[Change] = []
+    # A cold night changes a few fields of most articles: the changes go to temporary files, not memory.
+    changes: Spool[Change] = Spool()
+    discovered: Spool[Change] = Spool()
     errors: list[FileError] = []
     # An unchanged file whose evidence is what it was when it last needed no change needs none now.
     settings_key = "".join(
         section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
     )
-    decided = store.load_decided() if store is not None else {}
+    decided: dict[bytes, tuple[int, int, str]] = {}
     settled: list[tuple[bytes, int, int, str]] = []
     try:
-        for path in corpus.paths:
+        for number, path in enumerate(corpus.paths):
             if options.stop.is_set():
                 raise Interrupted
+            if store is not None and number % _BATCH == 0:  # asked a batch at a time: never every file's row
+                batch = corpus.paths[number : number + _BATCH]
+                decided = store.load_decided(os.fsencode(p) for p in batch)
             if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
                 continue
             if not _may_edit(path, corpus, evidence, settings):
@@ -111,8 +117,8 @@ def _write_one(
     settings: Settings,
     options: RunOptions,
     out: TextIO,
-    changes: list[Change],
-    discovered: list[Change],
+    changes: Spool[Change],
+    discovered: Spool[Change],
     errors: list[FileError],
 ) -> bool:
     """Decide one article and write it (or print its diff); its changes, discoveries and errors are added.

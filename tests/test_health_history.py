@@ -304,6 +304,17 @@ def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
         assert store.load_decided() == {name: (46, 124, "digest2")}
 
 
+def test_decided_articles_are_loaded_for_the_paths_asked(tmp_path: Path) -> None:
+    """Given paths, only their rows come back (the write pass reads a batch at a time)."""
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record_decided([(b"/c/%d.md" % n, n, n, "d") for n in range(5)])
+        assert store.load_decided([b"/c/1.md", b"/c/3.md", b"/c/9.md"]) == {
+            b"/c/1.md": (1, 1, "d"),
+            b"/c/3.md": (3, 3, "d"),
+        }
+        assert len(store.load_decided()) == 5
+
+
 def _version(path: Path) -> int:
     with sqlite3.connect(path) as db:
         return int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -43,6 +43,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.distributed", "pipeline.distributed.*"],
     ["pipeline.decide", "pipeline.flags"],
     ["pipeline.report", "pipeline.report.*"],
+    ["pipeline.reftable"],
     ["pipeline.readpass"],
     ["pipeline.runstate"],
     ["pipeline.checkpass", "pipeline.write", "pipeline.overlap"],

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from localsite import make_settings
 
-from pipeline import readpass
+from pipeline import decide, readpass
 from pipeline.config import Settings
+from pipeline.corpus import read_article
 from pipeline.health.history import HistoryStore
+from pipeline.links import extract_refs
 from pipeline.readpass import Corpus, collect
 
 _PAST = 1_700_000_000  # an mtime long before any read: the file has settled
@@ -221,3 +223,15 @@ def test_the_first_batch_handed_on_is_small_and_the_later_ones_full(tmp_path: Pa
 
     assert sizes == [50, 500, 10]
     assert len(corpus.paths) == 560
+
+
+def test_kept_refs_and_sketches_equal_the_documents(tmp_path: Path) -> None:
+    """The packed refs and sketch of every article decode to what its document gives, in order."""
+    _, settings = _corpus(tmp_path, 12)
+    corpus = collect(settings)
+
+    assert len(corpus.paths) == 12 and list(corpus.refs) == corpus.paths
+    for path in corpus.paths:
+        doc = read_article(path, settings.corpus.max_file_bytes).doc
+        assert corpus.refs[path] == extract_refs(path, doc.data, settings.links, doc.line_of)
+        assert corpus.sketches[path] == decide.sketch(doc.data, settings)

@@ -103,6 +103,7 @@ class CheckStream:
                 self.cancel()
                 raise Interrupted
         self._session = None  # its hosts and bookkeeping are done with; the observations go to the caller
+        self._task = None  # its result is the observations: not kept here once handed over
         if self._failed is not None:
             raise self._failed
         if isinstance(self._outcome, BaseException):

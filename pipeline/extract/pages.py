@@ -14,6 +14,7 @@ other requests nor a stop request. Call :meth:`PageReader.drain` before reading 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -54,7 +55,8 @@ class PageReader:
         self.pages: dict[str, PageMeta] = {}
         self.refused: list[tuple[str, str]] = []
         self.probes: dict[str, ImageProbe] = {}
-        self.validators: dict[str, tuple[str | None, str | None]] = {}
+        self.validators: dict[str, tuple[str | None, str | None]] = {}  # only pages that sent one
+        self.shared = SharedPages()
         # One worker: results are written by one thread only, and read after drain().
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
         self._pending: list[Future[None]] = []
@@ -124,8 +126,8 @@ class PageReader:
     ) -> None:
         """Results another process digested for ``url`` (a worker of the distributed engine)."""
         if page is not None:
-            self.pages[url] = page
-        if validators is not None:
+            self.pages[url] = self.shared.kept(url, page)
+        if validators is not None and validators != (None, None):
             self.validators[url] = validators
         if probe is not None:
             self.probes[url] = probe
@@ -163,9 +165,31 @@ class PageReader:
             if reason:
                 self.refused.append((obs.url, reason))
             else:
-                self.pages[obs.url] = meta
+                self.pages[obs.url] = self.shared.kept(obs.url, meta)
                 headers = obs.page.headers
-                self.validators[obs.url] = (headers.get("etag"), headers.get("last-modified"))
+                validators = (headers.get("etag"), headers.get("last-modified"))
+                if validators != (None, None):  # most pages send neither: nothing kept for them
+                    self.validators[obs.url] = validators
+
+
+class SharedPages:
+    """Keeps a run's pages small: equal parts of many pages are one object.
+
+    A large corpus keeps the metadata of every page it cites through the write pass; most pages name
+    the same few sources (``og``, ``twitter`` …) and were read from the URL asked for. ``PageMeta`` is a
+    value (frozen, never mutated), so sharing its parts is safe.
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+
+    def kept(self, url: str, meta: PageMeta) -> PageMeta:
+        """``meta`` with its sources map shared and its final URL the string ``url`` when they are equal."""
+        sources = self._sources.setdefault(tuple(meta.sources.items()), meta.sources)
+        final = url if meta.url == url else meta.url
+        if sources is meta.sources and final is meta.url:
+            return meta
+        return dataclasses.replace(meta, url=final, sources=sources)
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

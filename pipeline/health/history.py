@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -53,28 +53,43 @@ class HistoryStore(ReadCache):
 
     # ---- links ------------------------------------------------------------------------------------
     def load(self, urls: Iterable[str]) -> dict[str, UrlHistory]:
-        """Stored history of those URLs that have any."""
+        """Stored history of those URLs that have any.
+
+        Equal values of many rows (the caller's URL strings, times, reasons, status lists) are one object:
+        a warm night loads every URL of the corpus, and its verdicts keep these values to the end.
+        """
         found: dict[str, UrlHistory] = {}
+        asked = list(urls)
+        shared: dict[Any, Any] = {url: url for url in asked}
+        one = shared.setdefault
+
+        def stamp(text: str | None) -> datetime | None:
+            return one(("time", text), _dt(text)) if text else None
+
+        def strings(text: str) -> tuple[str, ...]:
+            return one(("list", text), tuple(one(item, item) for item in json.loads(text)))  # type: ignore[no-any-return]
+
         rows = self._rows_in(
             "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"
             " failure_kind, http_status, final_url, reason, redirects, recent"
             " FROM links WHERE url IN ({marks})",
-            urls,
+            asked,
         )
         for row in rows:
-            found[row[0]] = UrlHistory(
-                url=row[0],
+            url = one(row[0], row[0])
+            found[url] = UrlHistory(
+                url=url,
                 status=LinkStatus(row[1]),
-                first_failed_at=_dt(row[2]),
-                last_success_at=_dt(row[3]),
-                last_checked_at=_dt(row[4]),
+                first_failed_at=stamp(row[2]),
+                last_success_at=stamp(row[3]),
+                last_checked_at=stamp(row[4]),
                 consecutive_failures=row[5],
                 failure_kind=row[6],
                 http_status=row[7],
-                final_url=row[8],
-                reason=row[9],
-                redirects=tuple(json.loads(row[10])),
-                recent=tuple(json.loads(row[11])),
+                final_url=row[8] and one(row[8], row[8]),
+                reason=one(row[9], row[9]),
+                redirects=strings(row[10]),
+                recent=strings(row[11]),
             )
         return found
 
@@ -217,7 +232,10 @@ class HistoryStore(ReadCache):
 
     def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:
         """Stored metadata of the pages these requested URLs landed on, keyed by requested URL."""
-        found: dict[str, StoredPage] = {}
+        return {page.url: page for page in self.stored_pages(urls)}
+
+    def stored_pages(self, urls: Iterable[str]) -> Iterator[StoredPage]:
+        """``load_pages`` one page at a time (a warm night reads every page: none is held twice)."""
         rows = self._rows_in(
             "SELECT u.url, p.final_url, p.read_at, p.description, p.description_source, p.image_url,"
             " p.image_width, p.image_height, p.image_alive, p.canonical, p.amp, p.title, p.etag,"
@@ -226,7 +244,7 @@ class HistoryStore(ReadCache):
             urls,
         )
         for row in rows:
-            found[row[0]] = StoredPage(
+            yield StoredPage(
                 url=row[0],
                 final_url=row[1],
                 read_at=datetime.fromisoformat(row[2]),
@@ -243,7 +261,6 @@ class HistoryStore(ReadCache):
                 last_modified=row[13],
                 image_source=row[14],
             )
-        return found
 
     def validators(self, urls: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
         """``{requested URL: (ETag, Last-Modified)}`` of the stored pages that have either, for rechecks.

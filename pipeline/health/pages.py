@@ -36,13 +36,17 @@ def store_pages(store: HistoryStore, digest: PageReader, due: set[str], now: dat
 def known_pages(
     store: HistoryStore, digest: PageReader, page_urls: set[str]
 ) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
-    """This run's pages and probes, completed from the store for pages not read (or not readable) now."""
+    """This run's pages and probes, completed from the store for pages not read (or not readable) now.
+
+    The pages are ``digest.pages`` itself, completed.
+    """
     refused = {url for url, _ in digest.refused}
-    stored = store.load_pages(u for u in page_urls if u not in digest.pages and u not in refused)
-    pages = {url: page.to_meta() for url, page in stored.items()}
-    pages.update(digest.pages)
+    wanted = {u: u for u in page_urls if u not in digest.pages and u not in refused}
+    pages = digest.pages  # completed in place: one map of every page, not a copy beside tonight's
     probes: dict[str, ImageProbe] = {}
-    for page in stored.values():
+    for page in store.stored_pages(wanted):
+        url = wanted.get(page.url, page.url)  # the run's own string, not the row's copy
+        pages[url] = digest.shared.kept(url, page.to_meta())
         probe = page.share_probe()
         key = normalize_url(page.image_url)[0] if page.image_url else None
         if probe is not None and key:

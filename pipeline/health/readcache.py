@@ -17,9 +17,17 @@ from pipeline.health.database import Database, upsert
 class ReadCache(Database):
     """The ``decided`` and ``files`` tables of the history database."""
 
-    def load_decided(self) -> dict[bytes, tuple[int, int, str]]:
-        """Articles that needed no change when last decided: path -> (size, mtime_ns, evidence digest)."""
-        rows = self._db.execute("SELECT path, size, mtime_ns, evidence FROM decided")
+    def load_decided(self, paths: Iterable[bytes] | None = None) -> dict[bytes, tuple[int, int, str]]:
+        """Articles that needed no change when last decided: path -> (size, mtime_ns, evidence digest).
+
+        Only those of ``paths`` when given (the write pass asks a batch at a time, not for every file).
+        """
+        query = "SELECT path, size, mtime_ns, evidence FROM decided"
+        rows = (
+            self._db.execute(query)
+            if paths is None
+            else self._rows_in(query + " WHERE path IN ({marks})", paths)
+        )
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
     def record_decided(self, rows: Iterable[tuple[bytes, int, int, str]]) -> None:

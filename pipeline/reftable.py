@@ -1,0 +1,210 @@
+"""``RefTable``: every article's references and sketch, packed into numbers; records made only when read.
+
+The read pass keeps each article's references for the whole run (the plan, the write pass's choice of
+articles and the report's citations read them). As ``LinkRef`` objects in lists they cost about 1 KB per
+article; here a reference is five 32-bit numbers in one array (its field path, the URL as written, the
+normalized URL, its line and its invalid reason, each an index into a table of distinct values), so an
+article costs its five numbers a reference and its entry in the path index. Its sketch (``UnitSketch``s,
+image planning) is packed the same way: per unit, three numbers and the URLs' numbers. Equal strings and
+field paths are one object in the tables, shared by every record decoded from them.
+
+Reads and writes: nothing but memory. Settings: none. A ``RefTable`` is a ``Mapping[Path,
+Sequence[LinkRef]]``: ``table[path]`` is a sequence view of that article's refs (decoding one ``LinkRef``
+per item read), equal to a list or tuple of equal ``LinkRef``s; two tables, or a table and a dict, with
+equal refs are equal. ``table.sketches`` is the same for the sketches.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Generic, TypeVar, overload
+
+from pipeline.decide import UnitSketch
+from pipeline.models import FieldPath, LinkRef
+
+_NONE = 0xFFFFFFFF  # a normalized URL or a line that is None
+_WIDTH = 5  # numbers per reference: field, URL as written, normalized URL, line, invalid reason
+
+V = TypeVar("V")
+
+
+class Interned(Generic[V]):
+    """Distinct values numbered in the order first seen: one object per value, its number 4 bytes."""
+
+    def __init__(self) -> None:
+        self.values: list[V] = []
+        self._numbers: dict[V, int] = {}
+
+    def number(self, value: V) -> int:
+        """The value's number (a new value gets the next one)."""
+        found = self._numbers.get(value)
+        if found is None:
+            found = self._numbers[value] = len(self.values)
+            self.values.append(value)
+        return found
+
+    def shared(self, value: V) -> V:
+        """The one stored object equal to ``value``."""
+        return self.values[self.number(value)]
+
+
+class RefTable(Mapping[Path, Sequence[LinkRef]]):
+    """Every article's refs, in the order added; ``table[path]`` decodes them on access."""
+
+    def __init__(self) -> None:
+        self._articles: dict[Path, int] = {}
+        self._bounds = array("I")  # per article number: first and past-last reference index
+        self._packed = array("I")  # _WIDTH numbers per reference
+        self._sketch_bounds = array("I")  # per article number: where its sketch starts and ends
+        self._sketches = array("I")  # per unit: images empty?, page count, image count, then URL numbers
+        self.texts: Interned[str] = Interned()  # URLs, field paths as text, reasons
+        self._fields: Interned[tuple[str, FieldPath]] = Interned()
+        self.texts.number("")
+
+    def add(self, article: Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
+        """Store an article's refs and sketch (an article added again replaces both)."""
+        text, start = self.texts.number, len(self._packed) // _WIDTH
+        for ref in refs:
+            field = self._fields.number((self.texts.shared(ref.field_path), ref.path))
+            self._packed.extend(
+                (
+                    field,
+                    text(ref.url),
+                    _NONE if ref.normalized is None else text(ref.normalized),
+                    _NONE if ref.line is None else ref.line,
+                    text(ref.invalid_reason),
+                )
+            )
+        sketch_start = len(self._sketches)
+        for unit in sketch:
+            self._sketches.extend((unit.images_empty, len(unit.page_urls), len(unit.image_urls)))
+            self._sketches.extend(map(text, (*unit.page_urls, *unit.image_urls)))
+        bounds = (start, len(self._packed) // _WIDTH)
+        sketch_bounds = (sketch_start, len(self._sketches))
+        number = self._articles.get(article)
+        if number is None:
+            self._articles[article] = len(self._bounds) // 2
+            self._bounds.extend(bounds)
+            self._sketch_bounds.extend(sketch_bounds)
+        else:
+            self._bounds[2 * number : 2 * number + 2] = array("I", bounds)
+            self._sketch_bounds[2 * number : 2 * number + 2] = array("I", sketch_bounds)
+
+    def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
+        """The article's sketch, decoded."""
+        number = self._articles[article]
+        at, stop = self._sketch_bounds[2 * number], self._sketch_bounds[2 * number + 1]
+        texts, units = self.texts.values, []
+        while at < stop:
+            empty, pages, images = self._sketches[at : at + 3]
+            urls = tuple(texts[n] for n in self._sketches[at + 3 : at + 3 + pages + images])
+            units.append(UnitSketch(urls[:pages], urls[pages:], bool(empty)))
+            at += 3 + pages + images
+        return tuple(units)
+
+    @property
+    def sketches(self) -> Sketches:
+        """Every article's sketch, as a mapping."""
+        return Sketches(self)
+
+    def ref(self, article: Path, index: int) -> LinkRef:
+        """The article's ``index``-th reference (0-based, in document order), decoded."""
+        number = self._articles[article]
+        start, stop = self._bounds[2 * number], self._bounds[2 * number + 1]
+        if not 0 <= index < stop - start:
+            raise IndexError("reference index out of range")
+        at = (start + index) * _WIDTH
+        field, url, normalized, line, reason = self._packed[at : at + _WIDTH]
+        texts = self.texts.values
+        field_path, path = self._fields.values[field]
+        return LinkRef(
+            article,
+            field_path,
+            texts[url],
+            None if normalized == _NONE else texts[normalized],
+            texts[reason],
+            None if line == _NONE else line,
+            path,
+        )
+
+    def count(self, article: Path) -> int:
+        """How many references the article has."""
+        number = self._articles[article]
+        return self._bounds[2 * number + 1] - self._bounds[2 * number]
+
+    def __getitem__(self, article: Path) -> ArticleRefs:
+        if article not in self._articles:
+            raise KeyError(article)
+        return ArticleRefs(self, article)
+
+    def __contains__(self, article: object) -> bool:
+        return article in self._articles
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._articles)
+
+    def __len__(self) -> int:
+        return len(self._articles)
+
+    def __repr__(self) -> str:
+        return f"RefTable({len(self)} articles, {len(self._packed) // _WIDTH} refs)"
+
+
+class ArticleRefs(Sequence[LinkRef]):
+    """One article's refs in a ``RefTable``, read in place; equal to a list or tuple of equal refs."""
+
+    __slots__ = ("_article", "_count", "_table")
+
+    def __init__(self, table: RefTable, article: Path) -> None:
+        self._table, self._article = table, article
+        self._count = table.count(article)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> LinkRef: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[LinkRef]: ...
+
+    def __getitem__(self, index: int | slice) -> LinkRef | list[LinkRef]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._count))]
+        return self._table.ref(self._article, index + self._count if index < 0 else index)
+
+    def __iter__(self) -> Iterator[LinkRef]:
+        for index in range(self._count):
+            yield self._table.ref(self._article, index)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArticleRefs | list | tuple):
+            return NotImplemented
+        return len(other) == self._count and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class Sketches(Mapping[Path, tuple[UnitSketch, ...]]):
+    """The sketches of a ``RefTable``'s articles, decoded on access."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: RefTable) -> None:
+        self._table = table
+
+    def __getitem__(self, article: Path) -> tuple[UnitSketch, ...]:
+        if article not in self._table:
+            raise KeyError(article)
+        return self._table.sketch(article)
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)

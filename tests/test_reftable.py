@@ -1,0 +1,93 @@
+"""The packed reference table: refs decode back equal to what was stored, values shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.decide import UnitSketch
+from pipeline.models import LinkRef
+from pipeline.reftable import RefTable
+
+
+def _refs(article: Path) -> list[LinkRef]:
+    return [
+        LinkRef(article, "webUrl", "https://a.test/x", "https://a.test/x", line=7, path=("webUrl",)),
+        LinkRef(
+            article,
+            "related[0].images[0].url",
+            "HTTPS://A.test/i.png",
+            "https://a.test/i.png",
+            line=None,
+            path=("related", 0, "images", 0, "url"),
+        ),
+        LinkRef(article, "originalUrl", "not a url", None, "no scheme", 3, ("originalUrl",)),
+    ]
+
+
+def test_refs_decode_back_equal_in_order() -> None:
+    """Every article's refs come back equal to the LinkRefs stored, in document order, by index too."""
+    table = RefTable()
+    first, second, empty = Path("/c/a.md"), Path("/c/b.md"), Path("/c/e.md")
+    table.add(first, _refs(first))
+    table.add(empty, [])
+    table.add(second, _refs(second)[::-1])
+
+    assert list(table) == [first, empty, second]
+    assert table[first] == _refs(first) and list(table[first]) == _refs(first)
+    assert table[second] == tuple(_refs(second)[::-1])
+    assert table[empty] == [] and len(table[empty]) == 0
+    assert table[second][0] == _refs(second)[2] and table[second][-1] == _refs(second)[0]
+    assert table[first][1:] == _refs(first)[1:]
+    assert table == {first: _refs(first), empty: [], second: _refs(second)[::-1]}
+    with pytest.raises(IndexError):
+        table[first][3]
+    with pytest.raises(KeyError):
+        table[Path("/c/missing.md")]
+
+
+def test_article_added_again_replaces_its_refs() -> None:
+    """Adding an article a second time replaces its refs and keeps its place."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    table.add(first, _refs(first))
+    table.add(second, _refs(second))
+    table.add(first, _refs(first)[:1])
+
+    assert list(table) == [first, second]
+    assert table[first] == _refs(first)[:1] and table[second] == _refs(second)
+
+
+def test_equal_values_are_one_object() -> None:
+    """A URL and a field path cited by many articles are one string object, however often decoded."""
+    table = RefTable()
+    articles = [Path(f"/c/{n}.md") for n in range(3)]
+    for article in articles:
+        url, field = "".join(["https://a.test/", "x"]), "".join(["web", "Url"])  # new objects each time
+        table.add(article, [LinkRef(article, field, url, url[:-1] + "x")])
+
+    decoded = [table[article][0] for article in articles]
+    assert len({id(ref.url) for ref in decoded}) == 1
+    assert len({id(ref.field_path) for ref in decoded}) == 1
+    assert decoded[0].url is decoded[0].normalized
+
+
+def test_sketches_decode_back_equal() -> None:
+    """Each article's sketch comes back equal, unit by unit, beside its refs."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    sketch = (
+        UnitSketch(("https://a.test/x",), (), True),
+        UnitSketch(
+            ("https://a.test/r", "https://a.test/amp"), ("https://a.test/i.png", "https://b.test/j"), False
+        ),
+        UnitSketch((), ("https://a.test/i.png",), False),
+    )
+    table.add(first, _refs(first), sketch)
+    table.add(second, [], ())
+
+    assert table.sketches[first] == sketch and table.sketches[second] == ()
+    assert dict(table.sketches) == {first: sketch, second: ()}
+    table.add(first, [], sketch[1:])
+    assert table.sketches[first] == sketch[1:] and table[first] == []
