@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import re
 import shutil
 import sys
@@ -25,7 +26,7 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import check_remote, shard_host, shards
+from pipeline.distributed.coordinator import _Dispatch, check_remote, shard_host, shards
 from pipeline.distributed.observed import Shared
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
@@ -122,9 +123,10 @@ def _files(corpus: Path) -> dict[str, bytes]:
 
 
 def test_celery_run_equals_the_local_run(
-    engine: tuple[str, str, Path], local_site: LocalSite, tmp_path: Path
+    engine: tuple[str, str, Path], local_site: LocalSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same corpus and local web give the same verdicts, changes and article bytes on 3 workers."""
+    caplog.set_level(logging.INFO, logger="pipeline")
     corpus = _world(local_site, tmp_path / "local")
     page = b"<html><head><title>Access denied</title></head></html>"
     local_site.route("/walled", body=page, headers=HTML)  # a page refused for metadata, on every host
@@ -152,7 +154,8 @@ def test_celery_run_equals_the_local_run(
     assert _files(tmp_path / "celery" / "corpus") == _files(corpus)
     assert len(local_site.hits) == 2 * requests_local  # every URL once more, no request twice
     assert _checked_by_workers(engine[2]) >= len(remote_report["links"])  # the workers did every check
-    assert _workers_that_checked(engine[2]) >= 2  # 4 hosts, 4 shards: the work spread over the workers
+    assert "in 3 shards for 3 worker processes" in caplog.text  # 4 hosts, one shard per process
+    assert _workers_that_checked(engine[2]) >= 2  # the work spread over the workers
     with psycopg.connect(engine[1]) as db:  # the coordinator read the workers' rows back and removed them
         assert db.execute("SELECT count(*) FROM dist_observations").fetchone() == (0,)
 
@@ -298,7 +301,7 @@ def test_many_workers_opening_a_fresh_database_at_once_do_not_race(database: str
 
 def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     """Hosts are never split; no shard holds more host slots than a worker's pool (400 slots / 16 = 25
-    shards of 40 URLs), at least 16 shards as hosts allow, never more than hosts."""
+    shards of 40 URLs), at least one shard per worker process as hosts allow, never more than hosts."""
     urls = [f"http://h{host}.test/{n}" for host in range(50) for n in range(20)]
 
     groups = shards(urls, per_host=8, pool=16)
@@ -307,8 +310,10 @@ def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     for host in range(50):
         assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
     assert sorted(url for group in groups for url in group) == sorted(urls)
-    assert len(shards(urls, per_host=8, pool=1000)) == 16  # a small run still spreads over workers
-    assert len(shards(urls[:60], per_host=8, pool=1000)) == 3  # never more shards than hosts
+    assert len(shards(urls, per_host=8, pool=1000)) == 1  # one process: never queued behind itself
+    assert len(shards(urls, per_host=8, pool=1000, processes=16)) == 16  # a small run spreads over them
+    assert len(shards(urls, per_host=8, pool=16, processes=4)) == 25  # the pool still sets the least
+    assert len(shards(urls[:60], per_host=8, pool=1000, processes=16)) == 3  # never more than hosts
 
 
 def test_one_host_name_is_one_shard_whatever_its_scheme_or_port() -> None:
@@ -356,10 +361,16 @@ def test_a_broker_lost_before_the_image_probes_saves_the_run_as_interrupted(
 
 
 def test_a_broker_restarted_empty_mid_run_gets_the_lost_shards_again(
-    database: str, local_site: LocalSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database: str,
+    local_site: LocalSite,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Redis restarted without its queue while a worker checks: the coordinator sends the unfinished shards
     again after the stall limit, and the run completes with the embedded run's verdicts."""
+    # Shards queued behind the one being checked: as when workers that were counted have gone since.
+    monkeypatch.setattr(_Dispatch, "_processes", lambda self: 4)
     local_site.route("/held", body=b"ok", delay=1.5)
     corpus = _world(local_site, tmp_path / "celery")
     extra = "".join(f'  - webUrl: "{local_site.url("/held", host)}"\n' for host in range(2))
