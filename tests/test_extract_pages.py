@@ -9,8 +9,8 @@ import pytest
 from pipeline.console import Progress
 from pipeline.extract import pages as digest
 from pipeline.extract.html import scrape
-from pipeline.extract.pages import PageReader, landing_page
-from pipeline.models import FetchedPage, Observation, Outcome, PageMeta
+from pipeline.extract.pages import PageReader, SharedPages, landing_page
+from pipeline.models import FetchedPage, ImageMeta, Observation, Outcome, PageMeta
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,36 @@ def test_an_image_answered_without_its_bytes_is_not_measured() -> None:
         reader.drain()
 
     assert reader.probes == {}
+
+
+def test_pages_are_kept_with_what_the_run_reads_of_them() -> None:
+    """A page is kept with its share image (no alt or type), no site name or date, its sources map shared."""
+    shared = SharedPages()
+    url = "https://news.example/a"
+    images = (
+        ImageMeta("https://news.example/i.png", 800, 600, "alt", "image/png"),
+        ImageMeta("https://x/2.png"),
+    )
+    meta = PageMeta(
+        url[:-1] + "a",  # an equal string, not the same object
+        title="T",
+        description="D",
+        images=images,
+        canonical=url,
+        site_name="News",
+        published="2024-01-01",
+        sources={"description": "og", "image": "og"},
+    )
+    other = PageMeta(url + "/b", description="E", sources={"description": "og", "image": "og"})
+
+    kept, kept_other = shared.kept(url, meta), shared.kept(url + "/b", other)
+
+    assert kept == PageMeta(
+        url,
+        title="T",
+        description="D",
+        images=(ImageMeta("https://news.example/i.png", 800, 600),),
+        canonical=url,
+        sources={"description": "og", "image": "og"},
+    )
+    assert kept.url is url and kept.sources is kept_other.sources

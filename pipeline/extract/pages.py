@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from pipeline.extract.guard import looks_like_error_page
 from pipeline.extract.html import scrape
 from pipeline.extract.images import measure
-from pipeline.models import ANSWERED, ImageProbe, Observation, PageMeta
+from pipeline.models import ANSWERED, ImageMeta, ImageProbe, Observation, PageMeta
 
 log = logging.getLogger("pipeline")
 _QUEUED = 64  # observations (with their bodies) waiting for the parser
@@ -168,23 +168,27 @@ class PageReader:
 
 
 class SharedPages:
-    """Keeps a run's pages small: equal parts of many pages are one object.
+    """Keeps a run's pages small: only what the run reads of a page, and equal parts of pages one object.
 
-    A large corpus keeps the metadata of every page it cites through the write pass; most pages name
-    the same few sources (``og``, ``twitter`` …) and were read from the URL asked for. ``PageMeta`` is a
-    value (frozen, never mutated), so sharing its parts is safe.
+    A large corpus keeps the metadata of every page it cites through the write pass. The decisions and
+    the stored copy read a page's final URL, title, description, canonical and AMP URLs, sources and its
+    share image (the first, its URL and declared size); its other images, the images' alt text and type,
+    the site name and the publication date are read by nothing after the scrape, so they are not kept.
+    Most pages name the same few sources (``og``, ``twitter`` …) and were read from the URL asked for.
+    ``PageMeta`` is a value (frozen, never mutated), so sharing its parts is safe.
     """
 
     def __init__(self) -> None:
         self._sources: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
 
     def kept(self, url: str, meta: PageMeta) -> PageMeta:
-        """``meta`` with its sources map shared and its final URL the string ``url`` when they are equal."""
+        """What the run keeps of ``meta``, the page read for ``url``."""
         sources = self._sources.setdefault(tuple(meta.sources.items()), meta.sources)
         final = url if meta.url == url else meta.url
-        if sources is meta.sources and final is meta.url:
-            return meta
-        return dataclasses.replace(meta, url=final, sources=sources)
+        images = tuple(ImageMeta(i.url, i.width, i.height) for i in meta.images[:1])
+        return dataclasses.replace(
+            meta, url=final, sources=sources, images=images, site_name=None, published=None
+        )
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.
