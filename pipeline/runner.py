@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipeline import overlap
+from pipeline import memory, overlap
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
@@ -111,6 +111,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             try:
                 _read(run, feed)
                 _plan(run)
+                memory.release()  # what the parse left
             except BaseException:
                 if feed is not None:
                     feed.cancel()
@@ -138,6 +139,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             run.refused_pages = list(digest.refused)
             # The observations, pages and probes are not kept while the report is made (memory's peak).
             del digest, feed
+            memory.release()
         return _finish(run)
     finally:
         store.close()
@@ -147,6 +149,7 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     """The check pass, the evidence and the image probes, then the write pass."""
     check_pass(run, digest, feed.finish() if feed else None)
     evidence = probe_images(run, digest, evidence_of(run, digest))
+    memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
     _write(run, evidence, run.observed | evidence.pages.keys())
