@@ -137,6 +137,7 @@ def collect(
                 break
     finally:
         parsing.close()
+        corpus.refs.seal()
     if store is not None and record and prune and not stopped and not (stop is not None and stop.is_set()):
         seen = {os.fsencode(p) for p in paths}
         store.record_files((), forget=[name for name in known if name not in seen])

@@ -35,15 +35,21 @@ class Interned(Generic[V]):
 
     def __init__(self) -> None:
         self.values: list[V] = []
-        self._numbers: dict[V, int] = {}
+        self._numbers: dict[V, int] | None = {}
 
     def number(self, value: V) -> int:
         """The value's number (a new value gets the next one)."""
+        if self._numbers is None:
+            self._numbers = {value: number for number, value in enumerate(self.values)}
         found = self._numbers.get(value)
         if found is None:
             found = self._numbers[value] = len(self.values)
             self.values.append(value)
         return found
+
+    def seal(self) -> None:
+        """No new values for now: the lookup from value to number goes (it comes back if one is added)."""
+        self._numbers = None
 
     def shared(self, value: V) -> V:
         """The one stored object equal to ``value``."""
@@ -91,6 +97,11 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         else:
             self._bounds[2 * number : 2 * number + 2] = array("I", bounds)
             self._sketch_bounds[2 * number : 2 * number + 2] = array("I", sketch_bounds)
+
+    def seal(self) -> None:
+        """Every article is in: only decoding is left, so the tables' lookups go (about 60 bytes a value)."""
+        self.texts.seal()
+        self._fields.seal()
 
     def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
         """The article's sketch, decoded."""

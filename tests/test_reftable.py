@@ -91,3 +91,16 @@ def test_sketches_decode_back_equal() -> None:
     assert dict(table.sketches) == {first: sketch, second: ()}
     table.add(first, [], sketch[1:])
     assert table.sketches[first] == sketch[1:] and table[first] == []
+
+
+def test_a_sealed_table_still_takes_articles() -> None:
+    """After sealing (the read pass is over), an article added still shares the values already stored."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    table.add(first, _refs(first))
+    table.seal()
+    assert table[first] == _refs(first)
+    table.add(second, _refs(second))
+
+    assert table[second] == _refs(second)
+    assert table[second][0].url is table[first][0].url
