@@ -285,6 +285,9 @@ def _finish(run: Run) -> RunOutcome:
         outage_streak=streak,
         checked=run.counts.due,
     )
+    # The report holds what the rest reads; the corpus and the verdicts go before its files are made.
+    run.corpus, run.results, run.previous, run.changes = Corpus(), {}, {}, ()
+    memory.release()
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
     stored = report.stored_copy(run_report)  # compressed as it is made: the JSON is never held whole
