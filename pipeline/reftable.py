@@ -16,9 +16,10 @@ equal refs are equal. ``table.sketches`` is the same for the sketches.
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Generic, TypeVar, overload
 
 from pipeline.decide import UnitSketch
@@ -60,7 +61,10 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
     """Every article's refs, in the order added; ``table[path]`` decodes them on access."""
 
     def __init__(self) -> None:
-        self._articles: dict[Path, int] = {}
+        # Articles by their path's text: a Path object costs about 350 bytes, its text about 90, and a
+        # corpus of a million articles keeps every one through the run. Paths are made when read.
+        self._articles: dict[str, int] = {}
+        self._names: list[str] = []  # by article number
         self._bounds = array("I")  # per article number: first and past-last reference index
         self._packed = array("I")  # _WIDTH numbers per reference
         self._sketch_bounds = array("I")  # per article number: where its sketch starts and ends
@@ -89,9 +93,11 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
             self._sketches.extend(map(text, (*unit.page_urls, *unit.image_urls)))
         bounds = (start, len(self._packed) // _WIDTH)
         sketch_bounds = (sketch_start, len(self._sketches))
-        number = self._articles.get(article)
+        name = os.fspath(article)
+        number = self._articles.get(name)
         if number is None:
-            self._articles[article] = len(self._bounds) // 2
+            self._articles[name] = len(self._names)
+            self._names.append(name)
             self._bounds.extend(bounds)
             self._sketch_bounds.extend(sketch_bounds)
         else:
@@ -105,7 +111,7 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
         """The article's sketch, decoded."""
-        number = self._articles[article]
+        number = self._number(article)
         at, stop = self._sketch_bounds[2 * number], self._sketch_bounds[2 * number + 1]
         texts, units = self.texts.values, []
         while at < stop:
@@ -122,7 +128,7 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def ref(self, article: Path, index: int) -> LinkRef:
         """The article's ``index``-th reference (0-based, in document order), decoded."""
-        number = self._articles[article]
+        number = self._number(article)
         start, stop = self._bounds[2 * number], self._bounds[2 * number + 1]
         if not 0 <= index < stop - start:
             raise IndexError("reference index out of range")
@@ -142,19 +148,27 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def count(self, article: Path) -> int:
         """How many references the article has."""
-        number = self._articles[article]
+        number = self._number(article)
         return self._bounds[2 * number + 1] - self._bounds[2 * number]
 
+    def _number(self, article: Path) -> int:
+        return self._articles[os.fspath(article)]
+
+    @property
+    def paths(self) -> ArticlePaths:
+        """The articles' paths, in the order added (each a new ``Path`` when read)."""
+        return ArticlePaths(self._names)
+
     def __getitem__(self, article: Path) -> ArticleRefs:
-        if article not in self._articles:
+        if article not in self:
             raise KeyError(article)
         return ArticleRefs(self, article)
 
     def __contains__(self, article: object) -> bool:
-        return article in self._articles
+        return isinstance(article, PurePath) and os.fspath(article) in self._articles
 
     def __iter__(self) -> Iterator[Path]:
-        return iter(self._articles)
+        return map(Path, self._names)
 
     def __len__(self) -> int:
         return len(self._articles)
@@ -219,3 +233,39 @@ class Sketches(Mapping[Path, tuple[UnitSketch, ...]]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+class ArticlePaths(Sequence[Path]):
+    """A ``RefTable``'s article paths by number; equal to a list or tuple of equal paths."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> Path: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Path]: ...
+
+    def __getitem__(self, index: int | slice) -> Path | list[Path]:
+        if isinstance(index, slice):
+            return [Path(name) for name in self._names[index]]
+        return Path(self._names[index])
+
+    def __iter__(self) -> Iterator[Path]:
+        return map(Path, self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArticlePaths | list | tuple):
+            return NotImplemented
+        return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))

@@ -104,3 +104,17 @@ def test_a_sealed_table_still_takes_articles() -> None:
 
     assert table[second] == _refs(second)
     assert table[second][0].url is table[first][0].url
+
+
+def test_articles_come_back_as_equal_paths() -> None:
+    """The table keeps paths as text and gives back equal Paths, in order, by index and slice."""
+    table = RefTable()
+    paths = [Path("/c/a.md"), Path("rel/b.md"), Path("/c/x\udcff.md")]  # a name that is not UTF-8
+    for path in paths:
+        table.add(path, _refs(path)[:1])
+
+    assert table.paths == paths and list(table) == paths and len(table.paths) == 3
+    assert table.paths[1] == Path("rel/b.md") and table.paths[1:] == paths[1:]
+    assert all(isinstance(path, Path) for path in table.paths)
+    assert Path("/c/a.md") in table and "/c/a.md" not in table
+    assert table[Path("rel/b.md")][0].article == Path("rel/b.md")
