@@ -10,7 +10,7 @@ from pipeline.console import Progress
 from pipeline.extract import pages as digest
 from pipeline.extract.html import scrape
 from pipeline.extract.pages import PageReader, SharedPages, landing_page
-from pipeline.models import FetchedPage, ImageMeta, Observation, Outcome, PageMeta
+from pipeline.models import FetchedPage, ImageMeta, ImageProbe, Observation, Outcome, PageMeta
 
 
 @pytest.mark.parametrize(
@@ -106,3 +106,19 @@ def test_pages_are_kept_with_what_the_run_reads_of_them() -> None:
         sources={"description": "og", "image": "og"},
     )
     assert kept.url is url and kept.sources is kept_other.sources
+
+
+def test_probes_share_their_content_type_and_reason() -> None:
+    """Probes of many images keep one string per content type and reason, the probes otherwise equal."""
+    shared = SharedPages()
+    first = ImageProbe("https://i/1.png", True, "".join(["image/", "png"]), 640, 360)
+    second = ImageProbe(
+        "https://i/2.png", False, "".join(["image/", "png"]), reason="".join(["not an ", "image"])
+    )
+    third = ImageProbe("https://i/3.png", False, "image/png", reason="not an image")
+
+    kept = [shared.probe(probe) for probe in (first, second, third)]
+
+    assert kept == [first, second, third]
+    assert kept[0].content_type is kept[1].content_type is kept[2].content_type
+    assert kept[1].reason is kept[2].reason

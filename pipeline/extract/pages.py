@@ -130,7 +130,7 @@ class PageReader:
         if validators is not None and validators != (None, None):
             self.validators[url] = validators
         if probe is not None:
-            self.probes[url] = probe
+            self.probes[url] = self.shared.probe(probe)
         if refused is not None:
             self.refused.append((url, refused))
 
@@ -140,12 +140,14 @@ class PageReader:
             page = obs.page
             if alive and page is None:
                 return  # answered without its bytes (a network baseline check): nothing to measure
-            self.probes[obs.url] = measure(
-                obs.url,
-                page.body if page else b"",
-                page.content_type if page else None,
-                alive,
-                http_status=obs.http_status,
+            self.probes[obs.url] = self.shared.probe(
+                measure(
+                    obs.url,
+                    page.body if page else b"",
+                    page.content_type if page else None,
+                    alive,
+                    http_status=obs.http_status,
+                )
             )
         elif obs.url in self.page_urls and alive and obs.page is not None:
             content_type = obs.page.content_type.lower()
@@ -168,7 +170,7 @@ class PageReader:
 
 
 class SharedPages:
-    """Keeps a run's pages small: only what the run reads of a page, and equal parts of pages one object.
+    """Keeps a run's pages and probes small: only what the run reads of a page, equal parts one object.
 
     A large corpus keeps the metadata of every page it cites through the write pass. The decisions and
     the stored copy read a page's final URL, title, description, canonical and AMP URLs, sources and its
@@ -180,6 +182,15 @@ class SharedPages:
 
     def __init__(self) -> None:
         self._sources: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        self._texts: dict[str, str] = {}  # content types and probe reasons: a few values for every image
+
+    def probe(self, probe: ImageProbe) -> ImageProbe:
+        """``probe`` with its content type and reason the one string of their value."""
+        content_type = probe.content_type and self._texts.setdefault(probe.content_type, probe.content_type)
+        reason = self._texts.setdefault(probe.reason, probe.reason)
+        if content_type is probe.content_type and reason is probe.reason:
+            return probe
+        return dataclasses.replace(probe, content_type=content_type, reason=reason)
 
     def kept(self, url: str, meta: PageMeta) -> PageMeta:
         """What the run keeps of ``meta``, the page read for ``url``."""
