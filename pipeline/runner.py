@@ -155,6 +155,7 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     _write(run, evidence, run.observed | evidence.pages.keys())
     # What the report reads of the plan is its exclusions; the rest goes before the report is made.
     run.plan = Plan([], set(), set(), run.plan.excluded)
+    run.observed = set()
 
 
 def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
