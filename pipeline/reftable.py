@@ -4,14 +4,15 @@ The read pass keeps each article's references for the whole run (the plan, the w
 articles and the report's citations read them). As ``LinkRef`` objects in lists they cost about 1 KB per
 article; here a reference is five 32-bit numbers in one array (its field path, the URL as written, the
 normalized URL, its line and its invalid reason, each an index into a table of distinct values), so an
-article costs its five numbers a reference and its entry in the path index. Its sketch (``UnitSketch``s,
-image planning) is packed the same way: per unit, three numbers and the URLs' numbers. Equal strings and
-field paths are one object in the tables, shared by every record decoded from them.
+article costs its five numbers a reference and its path's text (a ``Path`` object would cost four times
+as much). Its sketch (``UnitSketch``s, image planning) is packed the same way: per unit, three numbers and
+the URLs' numbers. Equal strings and field paths are one object in the tables, shared by every record
+decoded from them. ``LinkRef``s and ``Path``s are made when read.
 
 Reads and writes: nothing but memory. Settings: none. A ``RefTable`` is a ``Mapping[Path,
 Sequence[LinkRef]]``: ``table[path]`` is a sequence view of that article's refs (decoding one ``LinkRef``
 per item read), equal to a list or tuple of equal ``LinkRef``s; two tables, or a table and a dict, with
-equal refs are equal. ``table.sketches`` is the same for the sketches.
+equal refs are equal. ``table.sketches`` is the same for the sketches, ``table.paths`` the articles' paths.
 """
 
 from __future__ import annotations
