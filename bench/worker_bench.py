@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
+                                           [--profile FOLDER]
 
 Starts, on loopback only: a web server (``--server-processes`` aiohttp processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -13,15 +14,21 @@ at once each), every run on a fresh history database so every URL is due. Printe
 median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
 the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
 (must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
-the ratio of 4 workers to 1 (target >= 2.5).
+the ratio of 4 workers to 1 (target >= 2.5), and the CPU seconds each part used during the command
+(coordinator, workers with their pool processes, the test server, PostgreSQL, Redis). ``--profile FOLDER``
+samples the coordinator (``--profile-workers``: every worker and its pool processes too) with ``py-spy
+record`` (``pip install py-spy``) into collapsed-stack files there, beside the logs
+(``bench/profile_summary.py`` sums them); its timings are then not the benchmark's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,44 +42,73 @@ import psycopg
 
 from pipeline.tools.cluster import Postgres, Redis, Workers
 
+# The test web: a bare asyncio protocol (HTTP/1.1 keep-alive, GET and HEAD, no body) rather than
+# aiohttp.web, whose own CPU per request, on the two cores the checkers share, was a third of the
+# workers' (the web a real run checks does not run on its cores).
 _SERVER = """
 import asyncio, json, socket, sys
-from aiohttp import web
 first, count, latency = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 inflight, peak, seen = {}, {}, {"requests": 0}
-async def handle(request):
-    if request.path == "/__stats":
-        return web.json_response({"requests": seen["requests"], "peak": max(peak.values(), default=0)})
-    if request.path == "/__reset":
-        peak.clear(); seen["requests"] = 0
-        return web.json_response({})
-    host = request.transport.get_extra_info("sockname")[0]
-    inflight[host] = inflight.get(host, 0) + 1
-    peak[host] = max(peak.get(host, 0), inflight[host])
-    seen["requests"] += 1
-    try:
-        await asyncio.sleep(latency)
-        return web.Response(text="ok")
-    finally:
-        inflight[host] -= 1
+OK = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 2\\r\\n\\r\\n"
+def answer(body):
+    return b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body)
+class Handler(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+        self.host = transport.get_extra_info("sockname")[0]
+    def data_received(self, data):
+        self.buffer += data
+        while b"\\r\\n\\r\\n" in self.buffer:
+            head, _, self.buffer = self.buffer.partition(b"\\r\\n\\r\\n")
+            method, path = head.split(b" ", 2)[:2]
+            if path == b"/__stats":
+                stats = {"requests": seen["requests"], "peak": max(peak.values(), default=0)}
+                self.transport.write(answer(json.dumps(stats).encode()))
+            elif path == b"/__reset":
+                peak.clear(); seen["requests"] = 0
+                self.transport.write(answer(b"{}"))
+            else:
+                inflight[self.host] = inflight.get(self.host, 0) + 1
+                peak[self.host] = max(peak.get(self.host, 0), inflight[self.host])
+                seen["requests"] += 1
+                asyncio.get_running_loop().call_later(latency, self.done, method == b"HEAD")
+    def done(self, head):
+        inflight[self.host] -= 1
+        if not self.transport.is_closing():
+            self.transport.write(OK if head else OK + b"ok")
 async def main():
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+    loop = asyncio.get_running_loop()
     ports = []
     for i in range(first, first + count):
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((f"127.0.{1 + i // 250}.{1 + i % 250}", 0))
         ports.append(sock.getsockname()[1])
-        await web.SockSite(runner, sock, backlog=4096).start()
+        await loop.create_server(Handler, sock=sock, backlog=4096)
     print(json.dumps(ports), flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
 """
 
+_CPU = ("cpu_coordinator", "cpu_workers", "cpu_web", "cpu_postgres", "cpu_redis")
 _CHECKED = re.compile(r"checked (\d+) of (\d+) URLs .* in ([\d.]+) s")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds of a process and all its descendants, live or reaped (``/proc``: utime, stime and the
+    reaped children's cutime, cstime, plus each live child's own)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    total = sum(int(value) for value in fields[11:15]) / _TICK
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            total += sum(_cpu(int(child)) for child in task.read_text().split())
+    return total
 
 
 def _address(index: int) -> str:
@@ -168,13 +204,23 @@ def _ready(workers: Workers) -> None:
             time.sleep(0.1)
 
 
-def _refresh(config: Path, executor: str, cwd: Path) -> dict[str, float]:
-    """One ``pipeline refresh --check-only`` in a child; wall time, check time, its own peak RSS."""
+def _spy(output: Path, idle: bool = True) -> list[str]:
+    """The ``py-spy record`` command line that samples into ``output`` (collapsed stacks; ``idle``: waiting
+    threads too, for where the wall time goes; without: where the CPU goes)."""
+    return ["py-spy", "record", "--format", "raw", *(["--idle"] if idle else []), "--rate", "200",
+            "--nonblocking", "-o", str(output)]  # fmt: skip
+
+
+def _refresh(config: Path, executor: str, cwd: Path, profile: Path | None = None) -> dict[str, float]:
+    """One ``pipeline refresh --check-only`` in a child; wall time, check time, its own peak RSS.
+
+    ``profile``: sampled by py-spy into that file (the RSS is then py-spy's, not the coordinator's)."""
     log = cwd / "coordinator.log"
     with log.open("w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
+            [*(_spy(profile) + ["--"] if profile else []),
+             sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
              *(["--executor", executor] if executor != "local" else [])],
             stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         )  # fmt: skip
@@ -190,6 +236,7 @@ def _refresh(config: Path, executor: str, cwd: Path) -> dict[str, float]:
         "check_seconds": float(found.group(3)) if found else float("nan"),
         "checked": float(found.group(1)) if found else float("nan"),
         "rss_mb": usage.ru_maxrss / 1024,
+        "cpu_coordinator": usage.ru_utime + usage.ru_stime,
     }
 
 
@@ -212,6 +259,8 @@ def _measure(label: str, runs: int, run_once: Any, web: Web, urls: int, per_host
         f"coordinator RSS {median['rss_mb']:5.0f} MB   runs: {spread} URLs/s",
         flush=True,
     )
+    cpu = "  ".join(f"{key[4:]} {median[key]:.1f}" for key in _CPU)
+    print(f"{'':<22} CPU s: {cpu}  ({1000 * sum(median[k] for k in _CPU) / urls:.2f} ms a URL in all)")
     return median
 
 
@@ -227,6 +276,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="tasks each worker runs at once")
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
+    parser.add_argument("--profile", type=Path, help="sample the coordinator with py-spy into this folder")
+    parser.add_argument("--profile-workers", action="store_true", help="with --profile: the workers too")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
 
@@ -252,11 +303,39 @@ def main() -> int:
                 config = _config(folder, corpus, state, redis.url if count else "", args.per_host)
                 options = ["--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO"]
                 workers = Workers(config, folder / "logs", count, options)
+                spies: list[subprocess.Popen[bytes]] = []
                 try:
                     _ready(workers.start())
-                    return _refresh(config, executor, folder)
+                    name = f"{executor}-{count}-{next(rounds)}"
+                    if args.profile:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                    if args.profile and args.profile_workers:
+                        spies = [
+                            subprocess.Popen(
+                                [*_spy(args.profile / f"{name}-worker{index}.txt", idle=False), "--subprocesses",
+                                 "--pid", str(process.pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            )  # fmt: skip
+                            for index, process in workers.processes.items()
+                        ]
+                    profile = args.profile / f"{name}-coordinator.txt" if args.profile else None
+                    others = {
+                        "cpu_workers": [process.pid for process in workers.processes.values()],
+                        "cpu_web": [child.pid for child, _ in web.children],
+                        "cpu_postgres": [int((postgres.data / "postmaster.pid").read_text().split()[0])],
+                        "cpu_redis": [redis.process.pid] if redis.process else [],
+                    }
+                    before = {key: sum(map(_cpu, pids)) for key, pids in others.items()}
+                    figures = _refresh(config, executor, folder, profile)
+                    return figures | {key: sum(map(_cpu, pids)) - before[key] for key, pids in others.items()}
                 finally:
                     workers.stop()
+                    for spy in spies:  # py-spy writes its file when the process it samples ends
+                        spy.wait(timeout=60)
+                    if args.profile:  # the logs beside the samples: their timestamps give each shard's time
+                        for log in [folder / "coordinator.log", *(folder / "logs").glob("worker-*.log")]:
+                            shutil.copy(log, args.profile / f"{name}-{log.name}")
+                        shutil.rmtree(folder / "logs", ignore_errors=True)
 
             results: dict[str, dict[str, float]] = {}
             if not args.no_local:

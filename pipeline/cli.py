@@ -37,7 +37,6 @@ from pipeline.errors import ConfigError, PathUnusable
 from pipeline.job import run_once
 from pipeline.models import ExitCode
 from pipeline.report.formats import CiOutput
-from pipeline.report.runs import runs_table
 from pipeline.text import printable
 from pipeline.workercli import worker
 
@@ -308,6 +307,8 @@ def runs(
     """List past runs, newest first: id, start, mode, kind, totals, exit code (for `report --run ID`)."""
     import json
 
+    from pipeline.report.runs import runs_table
+
     settings = _settings(config_path, {})
     _logging(settings, verbose, quiet, log_format)
     _signals.exit_on_stop()
@@ -368,6 +369,13 @@ main.add_command(worker)
     is_flag=True,
     help="Also time the whole `pipeline refresh --check-only` over one article per URL.",
 )
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="With --check-only: run the whole command this many times; print the median.",
+)
 def bench(
     urls: int,
     hosts: int,
@@ -376,11 +384,12 @@ def bench(
     no_lychee: bool,
     rate_limit: bool,
     check_only: bool,
+    repeat: int,
 ) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.tools.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only))
+    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only, repeat))
 
 
 @main.command()

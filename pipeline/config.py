@@ -24,7 +24,6 @@ from pydantic import (
 
 from pipeline import __version__
 from pipeline.accept import DEFAULT_ACCEPT, check_headers, check_host_key, parse_accept
-from pipeline.cron import build_trigger
 from pipeline.engineconfig import CelerySettings, Executor
 
 
@@ -339,6 +338,11 @@ class ReportSettings(_Section):
     trend_runs: int = Field(default=30, ge=2)
 
 
+# The built-in schedule builds (tests/test_config.py), so loading settings that keep it needs no APScheduler:
+# every command but `pipeline schedule` starts without it.
+_BUILT_IN_SCHEDULE = ("0 3 * * *", "UTC", 0)
+
+
 class ScheduleSettings(_Section):
     cron: str = "0 3 * * *"  # five fields; weekday names (mon-sun) are safest
     timezone: str = "UTC"
@@ -356,7 +360,10 @@ class ScheduleSettings(_Section):
     def _trigger_builds(self) -> ScheduleSettings:
         # Build the trigger the scheduler will build (weekday names, time zones) so that a bad schedule is a
         # config error at load, not a crash of the daemon at start.
-        build_trigger(self)
+        if (self.cron, self.timezone, self.jitter) != _BUILT_IN_SCHEDULE:
+            from pipeline.cron import build_trigger
+
+            build_trigger(self)
         return self
 
 

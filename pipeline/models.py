@@ -27,9 +27,11 @@ def host_key(url: str) -> HostKey:
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    # Not every label passes IDNA 2003; the host as written is still one stable key.
-    with contextlib.suppress(UnicodeError):
-        host = host.encode("idna").decode("ascii")
+    # Not every label passes IDNA 2003; the host as written is still one stable key (so is an ASCII host,
+    # which the codec would only give back or refuse: skipped, it is called for every URL of the report).
+    if not host.isascii():
+        with contextlib.suppress(UnicodeError):
+            host = host.encode("idna").decode("ascii")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return HostKey(f"{host.lower()}:{port}")
 

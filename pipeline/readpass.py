@@ -38,6 +38,7 @@ from pipeline.models import (
 from pipeline.reftable import RefTable
 
 _BATCH = 500  # files per history query and per transaction
+_FIRST_BATCH = 50  # smaller: its URLs are the first the overlapped check can send
 _AHEAD = 3  # chunks queued per read process beyond the one being consumed
 _ENTRY_VERSION = "2"  # bump when an entry's shape or what the read pass extracts changes
 
@@ -105,8 +106,8 @@ def collect(
     parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
     try:
-        for begin in range(0, len(found), _BATCH):
-            batch = found[begin : begin + _BATCH]
+        for begin, end in _batches(len(found)):
+            batch = found[begin:end]
             stored = (
                 store.file_entries(os.fsencode(p) for p in batch if isinstance(p, Path) and p in unchanged)
                 if store is not None and unchanged
@@ -146,6 +147,14 @@ def collect(
         seen = {os.fsencode(p) for p in paths}
         store.record_files((), forget=[name for name in known if name not in seen])
     return corpus
+
+
+def _batches(count: int) -> Generator[tuple[int, int], None, None]:
+    """``[begin, end)`` of each batch of ``count`` files: ``_FIRST_BATCH``, then ``_BATCH`` at a time."""
+    begin, size = 0, _FIRST_BATCH
+    while begin < count:
+        yield begin, min(begin + size, count)
+        begin, size = begin + size, _BATCH
 
 
 def settings_digest(settings: Settings) -> str:

@@ -43,6 +43,8 @@ from pipeline.plan import Plan, counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
+from pipeline.report.render import prepare as prepare_reports
+from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
 from pipeline.write import write_pass
@@ -117,6 +119,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     feed.cancel()
                 raise
             digest = feed.digest if feed else PageReader(run.plan.page_urls, run.plan.image_urls, progress)
+            if feed is not None and not options.dry_run:
+                prepare_reports()  # while the checks run: the reports after them start at once
             try:
                 if options.stop.is_set():
                     raise Interrupted
@@ -291,7 +295,8 @@ def _finish(run: Run) -> RunOutcome:
     memory.release()
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
-    stored = report.stored_copy(run_report)  # compressed as it is made: the JSON is never held whole
+    # Compressed as it is made (the JSON is never held whole), with report.md/html's summary in that pass.
+    stored, summary = report.stored_copy_and_summary(run_report)
     store.finish_run(
         run.run_id,
         finished,
@@ -302,10 +307,10 @@ def _finish(run: Run) -> RunOutcome:
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
-    return _write_reports(run, run_report, stored)
+    return _write_reports(run, run_report, stored, summary)
 
 
-def _write_reports(run: Run, run_report: RunReport, stored: bytes) -> RunOutcome:
+def _write_reports(run: Run, run_report: RunReport, stored: bytes, summary: Summary) -> RunOutcome:
     """The report files; when they cannot be written the history (already saved) says so and exit is 6."""
     settings, store = run.settings, run.store
     try:
@@ -316,6 +321,7 @@ def _write_reports(run: Run, run_report: RunReport, stored: bytes) -> RunOutcome
             settings.reports.keep_runs,
             point_latest=run.kind == "complete" or not report.latest_is_complete(settings.reports.dir),
             stored=stored,
+            summary=summary,
         )
     except OSError as exc:
         # The history (verdicts, this run's row and report) is already saved: only the files failed.

@@ -46,9 +46,12 @@ def _escape(match: re.Match[str]) -> str:
 
 def printable(value: object) -> str:
     """``value`` as one line of safe text: controls, undecodable name bytes and bidi overrides escaped."""
-    if isinstance(value, bytes | os.PathLike):
-        value = os.fsdecode(value)  # a name's undecodable bytes become surrogates, escaped below
-    text = value if isinstance(value, str) else str(value)
+    if isinstance(value, str):  # first: the PathLike check below is an ABC's, slow for every report cell
+        text = value
+    elif isinstance(value, bytes | os.PathLike):
+        text = os.fsdecode(value)  # a name's undecodable bytes become surrogates, escaped below
+    else:
+        text = str(value)
     return _UNSAFE.sub(_escape, text)
 
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
-from localsite import LocalSite, closed_port, make_settings
+from localsite import LocalSite, closed_port, make_settings, tls_material
 
-from pipeline.check.http import AddressGuard, GuardedResolver, Sender, build_transport, classify_error
+from pipeline.check.http import (
+    AddressGuard,
+    GuardedResolver,
+    Sender,
+    _ssl_context,
+    build_transport,
+    classify_error,
+)
 from pipeline.errors import AddressRefused
 
 
@@ -134,3 +142,16 @@ def test_client_keeps_no_cookies(local_site: LocalSite, tmp_path: Path) -> None:
 
     asyncio.run(go())
     assert all("Cookie" not in hit.headers for hit in local_site.hits)
+
+
+def test_the_tls_context_is_made_once_until_the_ca_bundle_changes(tmp_path: Path) -> None:
+    """Transports built again (a worker's next shard) share one TLS context; a rewritten CA bundle gets a
+    new one that trusts the new CA."""
+    _, ca = tls_material(tmp_path, ["127.0.0.1"])
+    first = _ssl_context(make_settings(tmp_path, ca).http)
+
+    assert _ssl_context(make_settings(tmp_path, ca).http) is first
+    _, same_path = tls_material(tmp_path, ["127.0.0.1"])  # the file rewritten with a new CA
+    os.utime(same_path, ns=(0, 2))  # a new mtime even on a coarse clock
+    again = _ssl_context(make_settings(tmp_path, ca).http)
+    assert again is not first and again.get_ca_certs() != first.get_ca_certs()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -86,3 +88,30 @@ def test_host_stats_round_trip(items: list[HostStats]) -> None:
     stats = {item.host: item for item in items}
     assert codec.decode_stats(codec.encode_stats(stats)) == stats
     assert isinstance(json.loads(codec.encode_stats(stats)), list)
+
+
+def test_rows_of_format_1_are_still_read() -> None:
+    """A keyed-object row (a worker of the earlier release, mid-upgrade) decodes to the same record."""
+    image = ImageMeta("http://h/i.png", 10, 20, "alt", "image/png")
+    page = PageMeta("http://h/a", "T", "D", (image,), None, None, "S", None, {"title": "og"})
+    probe = ImageProbe("http://h/i.png", True, "image/png", 10, 20, "")
+    obs = Observation(
+        "http://h/a", Outcome.MOVED, 200, "http://h/b", ("http://h/b",), "r", False, "h:80", 0.5
+    )
+    record = codec.Observed(obs, page, ("e", None), probe, "why", "w@h")
+    data = {
+        "observation": {**dataclasses.asdict(obs), "outcome": "moved", "page": None},
+        "page": dataclasses.asdict(page),
+        "validators": ["e", None],
+        "probe": dataclasses.asdict(probe),
+        "refused": "why",
+        "worker": "w@h",
+    }
+
+    assert codec.decode(json.dumps(data)) == record
+
+
+def test_a_row_of_an_unknown_format_is_a_clear_error() -> None:
+    """A row written by a newer release names its format instead of decoding to something wrong."""
+    with pytest.raises(ValueError, match="format 3"):
+        codec.decode('[3, [], null, null, null, null, "w"]')

@@ -122,3 +122,18 @@ def test_probes_share_their_content_type_and_reason() -> None:
     assert kept == [first, second, third]
     assert kept[0].content_type is kept[1].content_type is kept[2].content_type
     assert kept[1].reason is kept[2].reason
+
+
+def test_a_page_that_cannot_supply_metadata_is_not_handed_to_the_parser() -> None:
+    """A body that is not HTML, or a failed page, stays on the checker's thread; an HTML page goes over."""
+    url = "https://news.example/a"
+    plain = FetchedPage(url, url, "text/plain", {}, b"ok")
+    html = FetchedPage(url, url, "text/html; charset=utf-8", {}, b"<html><title>T</title></html>")
+    with PageReader({url}, set(), Progress(quiet=True)) as reader:
+        reader(Observation(url, Outcome.SUCCESS, 200, url, page=plain))
+        reader(Observation(url, Outcome.SOFT, 500, url, page=html))
+        assert reader._pending == []
+        reader(Observation(url, Outcome.SUCCESS, 200, url, page=html))
+        assert len(reader._pending) == 1
+        reader.drain()
+    assert url in reader.pages and not reader.refused

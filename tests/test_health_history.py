@@ -295,6 +295,22 @@ def test_share_probe_is_stored_on_every_page_using_that_image(tmp_path: Path) ->
     assert {(p.image_alive, p.image_width, p.image_height) for p in loaded.values()} == {(True, 800, 600)}
 
 
+def test_share_probes_find_their_pages_by_index_also_in_an_older_history(tmp_path: Path) -> None:
+    """A share probe finds its pages by an index (made in a history that lacked it), not by a scan."""
+    path = tmp_path / "h.db"
+    with HistoryStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX pages_image_url")  # a history written before the index existed
+    with HistoryStore(path):
+        pass
+    with sqlite3.connect(path) as db:
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN UPDATE pages SET image_alive = 1 WHERE image_url = ?", ("x",)
+        ).fetchall()
+    assert any("USING INDEX pages_image_url" in row[-1] for row in plan), plan
+
+
 def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
     """Settled articles are remembered by their file name's bytes (not necessarily UTF-8)."""
     name = b"/corpus/x\xff.md"

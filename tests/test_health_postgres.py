@@ -15,8 +15,9 @@ from pgserver import postgres_server
 from test_runs import _cli, _config, _offline_corpus
 
 from pipeline.errors import PathUnusable
+from pipeline.health import postgres
 from pipeline.health.history import HistoryStore
-from pipeline.models import ExitCode
+from pipeline.models import ExitCode, LinkResult, LinkStatus
 
 _NAMES = itertools.count()
 
@@ -33,6 +34,7 @@ _SHARED = [
         "test_an_older_database_gains_the_run_kind_column",
         "test_an_unversioned_history_is_migrated_in_place",
         "test_a_history_from_a_newer_pipeline_is_refused",
+        "test_share_probes_find_their_pages_by_index_also_in_an_older_history",
     }
 ]
 
@@ -79,6 +81,16 @@ def test_large_mtimes_and_any_file_name_round_trip(new_database: Callable[[], st
         store.record_files([(name, 10, mtime, 2**40, "s", "{}")])
         assert store.load_files("s") == {name: (10, mtime, 2**40)}
         assert store.file_entries([name]) == {name: "{}"}
+
+
+def test_share_probes_find_their_pages_by_index(new_database: Callable[[], str], tmp_path: Path) -> None:
+    """PostgreSQL's history gets the index that keeps storing share probes from scanning every page."""
+    url = new_database()
+    with HistoryStore(tmp_path / "unused", url=url):
+        pass
+    with psycopg.connect(url) as db:
+        names = {row[0] for row in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'pages'")}
+    assert "pages_image_url" in names
 
 
 def test_an_old_postgres_history_is_migrated(new_database: Callable[[], str], tmp_path: Path) -> None:
@@ -212,3 +224,72 @@ def test_a_connection_the_server_dropped_while_idle_is_made_again(
         _cut_connections(url)
         store.start_run("r2", datetime(2026, 11, 2, tzinfo=UTC), "refresh")
         assert len(store.list_runs(5)) == 2
+
+
+def _rows_after(url: str, bulk: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Three batches of 1,500 rows (keys repeated within each) written through ``executemany``, by COPY
+    (``bulk``) or one row at a time; the tables' rows after."""
+    monkeypatch.setattr(postgres, "BULK_ROWS", 1000 if bulk else 10**9)
+    db = postgres.Connection(url, 5, read_only=False)
+    try:
+        db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BIGINT, w BYTEA)")
+        db.execute("CREATE TABLE firsts (k TEXT PRIMARY KEY, v BIGINT)")
+        db.execute("CREATE TABLE log (rowid BIGSERIAL, v BIGINT)")
+        db.execute("INSERT INTO kv VALUES ('k1', -1, NULL), ('kept', -2, NULL)")
+        db.execute("BEGIN")  # as the history's own transactions do
+        rows = [(f"k{n % 700}", n, None if n % 3 else bytes([n % 256])) for n in range(1500)]
+        db.executemany(
+            "INSERT INTO kv (k, v, w) VALUES (?, ?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v,"
+            " w = excluded.w",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO firsts (k, v) VALUES (?, ?) ON CONFLICT (k) DO NOTHING",
+            [(k, v) for k, v, _ in rows],
+        )
+        db.executemany("INSERT INTO log (v) VALUES (?)", [(v,) for _, v, _ in rows])
+        db.execute("COMMIT")
+        return [
+            *db.execute("SELECT k, v, w FROM kv ORDER BY k"),
+            *db.execute("SELECT k, v FROM firsts ORDER BY k"),
+            *db.execute("SELECT v FROM log ORDER BY rowid"),
+        ]
+    finally:
+        db.close()
+
+
+def test_a_large_batch_written_by_copy_equals_the_rows_written_one_by_one(
+    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upserts of 1,000 rows or more go through COPY, with the rows' own result: a repeated key keeps its
+    last row (DO UPDATE) or its first (DO NOTHING), and rows keep their order."""
+    copies: list[str] = []
+    bulk_insert = postgres.Connection._copy_insert
+
+    def counted(self: postgres.Connection, bulk: Any, batch: list[list[Any]]) -> None:
+        copies.append(bulk["table"])
+        bulk_insert(self, bulk, batch)
+
+    monkeypatch.setattr(postgres.Connection, "_copy_insert", counted)
+    one_by_one = _rows_after(new_database(), False, monkeypatch)
+    assert copies == []
+
+    assert _rows_after(new_database(), True, monkeypatch) == one_by_one
+    assert copies == ["kv", "firsts", "log"]
+
+
+def test_twenty_five_thousand_verdicts_are_recorded_and_loaded(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """A run's verdicts past one COPY and past one ANY(...) array of keys all come back."""
+    now = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+    results = [
+        LinkResult(f"http://h{n % 50}/p/{n}", LinkStatus.OK, 200, checked_at=now) for n in range(25_000)
+    ]
+    with HistoryStore(tmp_path / "unused", url=new_database()) as store:
+        store.record(results, "r1", now)
+        store.record(results[:3], "r2", now)
+        loaded = store.load([r.url for r in results])
+
+    assert len(loaded) == 25_000
+    assert loaded[results[0].url].recent == ("ok", "ok") and loaded[results[-1].url].recent == ("ok",)

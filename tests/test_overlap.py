@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 HTML = {"Content-Type": "text/html; charset=utf-8"}
-FILES = 1001  # more than two of the read pass's batches of 500
+FILES = 1001  # more than two of the read pass's batches (50, then 500 at a time)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -155,3 +156,25 @@ def test_the_checks_start_before_the_read_pass_ends(
     _run(_settings(tmp_path, corpus, metadata={"enabled": False}), "check-only")
 
     assert read_ended and min(hit.started for hit in local_site.hits) < read_ended[0]
+
+
+def test_the_interpreter_lock_changes_hands_sooner_while_the_check_runs(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the read pass feeds the check, the switch interval is 0.5 ms; the run restores the old one."""
+    _serve(local_site)
+    corpus = _corpus(tmp_path, local_site)
+    seen: list[float] = []
+    real_put = overlap.CheckStream.put
+
+    def put(self: overlap.CheckStream, *args: object, **kwargs: object) -> None:
+        seen.append(sys.getswitchinterval())
+        real_put(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(overlap.CheckStream, "put", put)
+    before = sys.getswitchinterval()
+
+    _run(_settings(tmp_path, corpus, metadata={"enabled": False}), "check-only")
+
+    assert seen and set(seen) == {0.0005}
+    assert sys.getswitchinterval() == before

@@ -210,6 +210,21 @@ def test_a_read_only_history_from_before_the_files_table_reads_every_file(tmp_pa
     _same(corpus, collect(settings))
 
 
+def test_the_first_batch_handed_on_is_small_and_the_later_ones_full(tmp_path: Path) -> None:
+    """``on_batch`` sees 50 articles first (their URLs start the checks sooner), then 500 at a time."""
+    root = tmp_path / "c"
+    root.mkdir()
+    for n in range(560):
+        (root / f"a{n:04}.md").write_text(f'---\nwebUrl: "http://127.0.0.1:9/p/{n}"\n---\n', encoding="utf-8")
+    settings = make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 1})
+    sizes: list[int] = []
+
+    corpus = collect(settings, on_batch=lambda _corpus, paths: sizes.append(len(paths)))
+
+    assert sizes == [50, 500, 10]
+    assert len(corpus.paths) == 560
+
+
 def test_kept_refs_and_sketches_equal_the_documents(tmp_path: Path) -> None:
     """The packed refs and sketch of every article decode to what its document gives, in order."""
     _, settings = _corpus(tmp_path, 12)

@@ -133,3 +133,24 @@ def test_latest_kind_is_read_from_the_start_of_report_json(tmp_path: Path) -> No
             assert files.latest_is_complete(tmp_path) is expected
     (latest / "report.json").write_text('{"run": ', encoding="utf-8")
     assert files.latest_is_complete(tmp_path) is False
+
+
+def test_one_pass_for_the_stored_copy_and_the_summary_writes_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary made while the history's copy is encoded gives the report files a second pass gives."""
+    monkeypatch.setattr(view, "MAX_SECTION_ROWS", 4)
+    monkeypatch.setattr(view, "MAX_ALL_LINKS", 3)
+    report = _large(600)  # more rows than one encoded chunk
+    stored, summary = files.stored_copy_and_summary(report)
+
+    assert stored == files.stored_copy(report)
+    assert summary == view.summarise(report)
+    one = files.write_reports(report, tmp_path / "one", [], 5, stored=stored, summary=summary)
+    two = files.write_reports(report, tmp_path / "two", [], 5)
+    for name in ("report.json", "report.md", "report.html"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert (
+        json.loads((one / "report.json").read_text(encoding="utf-8"))["links"][599]["url"]
+        == report.links[599].url
+    )

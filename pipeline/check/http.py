@@ -25,6 +25,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -118,13 +119,27 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+_CONTEXT_TTL_S = 3600.0  # a daemon's later nights read the system's CA store again
+_contexts: dict[tuple[str | None, int, bool], tuple[float, ssl.SSLContext]] = {}
+
+
 def _ssl_context(http: HttpSettings) -> ssl.SSLContext:
+    """The TLS context of these settings, made once an hour per process: loading the system's CA store
+    costs about 60 ms of CPU, and a Celery worker builds a transport for every shard it checks."""
+    bundle = http.ca_bundle
+    key = (str(bundle) if bundle else None, bundle.stat().st_mtime_ns if bundle else 0, http.verify_tls)
+    made = _contexts.get(key)
+    if made is not None and time.monotonic() - made[0] < _CONTEXT_TTL_S:
+        return made[1]
     context = ssl.create_default_context()
-    if http.ca_bundle is not None:
-        context.load_verify_locations(cafile=str(http.ca_bundle))
+    if bundle is not None:
+        context.load_verify_locations(cafile=str(bundle))
     if not http.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    if len(_contexts) > 16:  # settings that came and went (tests, a daemon's reloaded config)
+        _contexts.clear()
+    _contexts[key] = (time.monotonic(), context)
     return context
 
 

@@ -33,6 +33,7 @@ from pipeline.models import Observation, Validators
 from pipeline.runreport import HostStats
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
+_Targets = dict[str, tuple[str, httpx.URL] | Observation]  # URL -> its host key and parsed form (``_target``)
 
 
 class CheckStream:
@@ -75,13 +76,16 @@ class CheckStream:
     ) -> None:
         """Check these URLs too (``fetch_body``: body size wanted per URL; ``validators``: stored ones)."""
         if urls and self._loop is not None and self._session is not None:
-            self._loop.call_soon_threadsafe(self._add, list(urls), dict(fetch_body), dict(validators))
+            # Parsed here, on the caller's thread: on the loop, a batch's parsing held up every answer
+            # waiting to be read (and so the next request on each of those connections) for milliseconds.
+            targets = {url: _target(url) for url in urls}
+            self._loop.call_soon_threadsafe(self._add, targets, dict(fetch_body), dict(validators))
 
-    def _add(self, urls: list[str], fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
+    def _add(self, targets: _Targets, fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
         # On the loop: an error here would only be logged by asyncio, so it ends the check instead.
         assert self._session is not None and self._task is not None
         try:
-            self._session.add(urls, fetch_body, validators)
+            self._session.add(targets, fetch_body, validators)
         except Exception as exc:
             self._failed = exc
             self._task.cancel()
@@ -152,9 +156,9 @@ class _Session:
         self.asked: dict[str, asyncio.Event] = {}  # URL in flight -> set when its request has ended
         self.probed: set[str] = set()  # host keys given a soft-404 probe
 
-    def add(self, urls: list[str], fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
+    def add(self, targets: _Targets, fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
         page_bytes = self.settings.http.max_page_bytes
-        for url in dict.fromkeys(urls):
+        for url, target in targets.items():
             want = fetch_body.get(url)
             if url in self.known and (self.wanted.get(url) == want or url in self.unusable):
                 continue
@@ -162,7 +166,6 @@ class _Session:
             if url in self.queued:
                 continue  # not requested yet: it goes out with what is wanted now
             self.known.add(url)
-            target = _target(url)
             if isinstance(target, Observation):
                 self.unusable.add(url)
                 self.results[url] = target

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ _MIN_SHARDS = 16  # but at least this many (as hosts allow), so that a few worke
 _POLL_S = 0.25
 _BROKER_CHECK_S = 5.0  # how often the coordinator makes sure the broker is still there
 _RESENDS = 3  # times the unfinished shards are sent again after a stall, before giving up
+_READ_ROWS = 5000  # observations read back per statement
 
 
 def shards(urls: list[str], per_host: int, pool: int) -> list[list[str]]:
@@ -104,6 +105,8 @@ class _Dispatch:
         self.job = uuid.uuid4().hex
         self.app: Celery = build_app(self.celery, None)
         self.shared = self.database(lambda: observed.Shared(self.url, self.celery.wait_timeout))
+        self.found: dict[str, codec.Observed] = {}  # the observations read back so far, by URL
+        self._read_up_to = 0  # the arrival number of the last row read
 
     def database(self, step: Callable[[], T]) -> T:
         """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
@@ -192,6 +195,7 @@ class _Dispatch:
                 raise Interrupted
             time.sleep(_POLL_S)
             count, finished = self.database(lambda: self.shared.progress(self.job))
+            self.gather()
             if count != counted:
                 if progress is not None:
                     progress.advance(count - counted)
@@ -222,6 +226,30 @@ class _Dispatch:
                 )
                 self.send([payload for payload in payloads if payload["shard"] not in done])
                 resends, last_change = resends + 1, time.monotonic()
+
+    def gather(self) -> None:
+        """Read back and decode the rows that arrived since the last call: done while the workers still
+        check, so that little is left for after the last shard."""
+        while True:
+            rows = self.database(lambda: self.shared.observations(self.job, self._read_up_to, _READ_ROWS))
+            for seq, text in rows:
+                record = codec.decode(text)
+                self.found.setdefault(record.observation.url, record)
+                self._read_up_to = max(self._read_up_to, seq)
+            if len(rows) < _READ_ROWS:
+                return
+
+    def collect(self, wanted: list[str]) -> dict[str, codec.Observed]:
+        """Every observation of ``wanted`` that was recorded: the rest of the rows by arrival, then by URL any
+        whose transaction committed after a later row had been read."""
+        self.gather()
+        missing = [url for url in wanted if url not in self.found]
+        for start in range(0, len(missing), _READ_ROWS):
+            chunk = missing[start : start + _READ_ROWS]
+            for text in self.database(lambda: self.shared.observations_of(self.job, chunk)):  # noqa: B023
+                record = codec.decode(text)
+                self.found.setdefault(record.observation.url, record)
+        return self.found
 
     def _reconnect(self) -> None:
         old = getattr(self, "shared", None)
@@ -284,7 +312,7 @@ def check_remote(
         )
         dispatch.send(payloads)
         dispatch.wait(payloads, progress)
-        found = dispatch.database(lambda: _collect(dispatch.shared.observations(dispatch.job)))
+        found = dispatch.collect(wanted)
         stats = dispatch.database(lambda: dispatch.shared.host_stats(dispatch.job))
     finally:
         dispatch.close()
@@ -306,10 +334,6 @@ def check_remote(
         for text in stats:
             host_stats.update(codec.decode_stats(text))
     return observations
-
-
-def _collect(rows: Iterable[str]) -> dict[str, codec.Observed]:
-    return {record.observation.url: record for record in map(codec.decode, rows)}
 
 
 def shard_host(url: str) -> str | None:

@@ -12,7 +12,7 @@ once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import psycopg
 
@@ -23,12 +23,33 @@ _SCHEMA = (
     " DEFAULT now())",
     "CREATE TABLE IF NOT EXISTS dist_observations (job TEXT NOT NULL, url TEXT NOT NULL, data TEXT NOT NULL,"
     " PRIMARY KEY (job, url))",
+    # The order rows arrived in, so the coordinator reads them back while the workers still check (a table
+    # made by an earlier release gets the column: its rows are transient anyway).
+    "ALTER TABLE dist_observations ADD COLUMN IF NOT EXISTS seq BIGSERIAL",
+    "CREATE INDEX IF NOT EXISTS dist_observations_seq ON dist_observations (job, seq)",
     "CREATE TABLE IF NOT EXISTS dist_shards (job TEXT NOT NULL, shard INTEGER NOT NULL, host_stats TEXT"
     " NOT NULL, error TEXT, PRIMARY KEY (job, shard))",
     # Rows recorded per shard, so the coordinator's progress poll reads one row per shard, not every row.
     "CREATE TABLE IF NOT EXISTS dist_counts (job TEXT NOT NULL, shard INTEGER NOT NULL, recorded BIGINT"
     " NOT NULL, PRIMARY KEY (job, shard))",
 )
+# Data-modifying CTEs always run to completion: the rows, then the shard's counter bumped by the rows
+# really inserted (a redelivered URL adds nothing), both only while the dispatch is open.
+_RECORD = """
+WITH open AS (SELECT EXISTS (SELECT 1 FROM dist_jobs WHERE job = %(job)s) AS yes),
+added AS (
+    INSERT INTO dist_observations (job, url, data)
+    SELECT %(job)s, item.url, item.data FROM unnest(%(urls)s::text[], %(data)s::text[]) AS item (url, data)
+    WHERE (SELECT yes FROM open)
+    ON CONFLICT DO NOTHING RETURNING 1
+),
+counted AS (
+    INSERT INTO dist_counts (job, shard, recorded)
+    SELECT %(job)s, %(shard)s, count(*) FROM added HAVING count(*) > 0
+    ON CONFLICT (job, shard) DO UPDATE SET recorded = dist_counts.recorded + excluded.recorded
+)
+SELECT yes FROM open
+"""
 _TABLES = ("dist_observations", "dist_shards", "dist_counts")
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('pipeline.distributed.schema'))"
 
@@ -89,14 +110,22 @@ class Shared:
         )
         return [(int(shard), str(error)) for shard, error in rows]
 
-    def observations(self, job: str) -> Iterator[str]:
-        """Every observation of the dispatch (codec JSON), streamed in batches: a million rows are never
-        held as text at once."""
-        with self._conn.transaction(), self._conn.cursor(name=f"observations_{job}") as cursor:
-            cursor.itersize = 2000
-            cursor.execute("SELECT data FROM dist_observations WHERE job = %s", (job,))
-            for row in cursor:
-                yield row[0]
+    def observations(self, job: str, after: int = 0, limit: int = 5000) -> list[tuple[int, str]]:
+        """Up to ``limit`` observations (arrival number, codec JSON) of the dispatch that arrived after
+        ``after``, in arrival order. A row whose transaction commits late may carry a number already passed:
+        :meth:`observations_of` finds such rows by URL."""
+        rows = self._conn.execute(
+            "SELECT seq, data FROM dist_observations WHERE job = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (job, after, limit),
+        )
+        return [(int(seq), str(data)) for seq, data in rows]
+
+    def observations_of(self, job: str, urls: list[str]) -> list[str]:
+        """The observations (codec JSON) of those URLs that have one."""
+        rows = self._conn.execute(
+            "SELECT data FROM dist_observations WHERE job = %s AND url = ANY(%s)", (job, urls)
+        )
+        return [str(row[0]) for row in rows]
 
     def host_stats(self, job: str) -> list[str]:
         """Each finished shard's per-host figures (codec JSON)."""
@@ -125,22 +154,14 @@ class Shared:
         )
         return {row[0] for row in rows}
 
-    def record(self, job: str, rows: list[tuple[str, str]], shard: int = 0) -> None:
-        """Record (url, codec JSON) rows of a shard; a URL recorded before keeps its first row (and is
-        counted once)."""
-        if not rows:
-            return
-        with self._conn.transaction(), self._conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO dist_observations (job, url, data) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [(job, url, data) for url, data in rows],
-            )
-            added = max(0, cursor.rowcount)
-            cursor.execute(
-                "INSERT INTO dist_counts (job, shard, recorded) VALUES (%s, %s, %s) ON CONFLICT (job, shard)"
-                " DO UPDATE SET recorded = dist_counts.recorded + excluded.recorded",
-                (job, shard, added),
-            )
+    def record(self, job: str, rows: list[tuple[str, str]], shard: int = 0) -> bool:
+        """Record (url, codec JSON) rows of a shard, in one statement and one round trip, if the dispatch is
+        still open; a URL recorded before keeps its first row (and is counted once). Whether the
+        dispatch is open (a closed one records nothing: the coordinator stopped waiting)."""
+        row = self._conn.execute(_RECORD, {
+            "job": job, "shard": shard, "urls": [url for url, _ in rows], "data": [data for _, data in rows]
+        }).fetchone()  # fmt: skip
+        return bool(row and row[0])
 
     def finish_shard(self, job: str, shard: int, host_stats: str, error: str | None = None) -> None:
         self._conn.execute(

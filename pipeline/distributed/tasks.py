@@ -36,7 +36,8 @@ from pipeline.models import Observation
 from pipeline.runreport import HostStats
 
 log = logging.getLogger("pipeline")
-_BATCH, _BATCH_S = 64, 0.5  # observations written together: at most this many, or this old
+_BATCH, _BATCH_S = 500, 0.5  # observations written together: this many, or all gathered in this time
+_PENDING = 20_000  # rows waiting for the writer before the checker waits for it
 
 
 class _Silent:
@@ -45,7 +46,15 @@ class _Silent:
 
 
 class _Recorder:
-    """Writes each digested observation, with its page metadata or probe, in small batches."""
+    """Each observation's row, with its page metadata or probe, written in batches on a thread of its own.
+
+    Why a thread: a batch's round trip to the database on the page parser's thread stalled the parser, and
+    through its bounded queue the event loop, at every write. Observations with nothing to digest (no body,
+    not an image) are recorded straight from the event loop (:meth:`direct`), the others by the parser once
+    digested (``__call__``). The writer sends what has gathered every ``_BATCH_S`` seconds, or at once past
+    ``_BATCH`` rows; each write also asks whether the dispatch is still open (a closed one stops the
+    check). A database error stops the check too, and :meth:`finish` raises it (the task goes back).
+    """
 
     def __init__(
         self, shared: observed.Shared, job: str, shard: int, worker: str, stop: threading.Event
@@ -55,35 +64,75 @@ class _Recorder:
         self.reader: PageReader | None = None  # the reader whose results go with each observation
         self._rows: list[tuple[str, str]] = []
         self._refused_seen = 0
-        self._last = time.monotonic()
+        self._ready = threading.Condition()
+        self._finishing = False
+        self._error: observed.DatabaseError | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="recorder", daemon=True)
+        self._writer.start()
+
+    def direct(self, obs: Observation) -> None:
+        """The checker's callback: an observation with nothing to digest is recorded as it is, any other
+        goes to the page reader first."""
+        reader = self.reader
+        assert reader is not None
+        if obs.page is None and obs.url not in reader.image_urls:
+            self._add(codec.Observed(obs, worker=self._worker))
+        else:
+            reader(obs)
 
     def __call__(self, obs: Observation) -> None:
         reader = self.reader
         assert reader is not None
         refused = [reason for url, reason in reader.refused[self._refused_seen :] if url == obs.url]
         self._refused_seen = len(reader.refused)
-        record = codec.Observed(
-            replace(obs, page=None),
-            page=reader.pages.get(obs.url),
-            validators=reader.validators.get(obs.url),
-            probe=reader.probes.get(obs.url),
-            refused=refused[-1] if refused else None,
-            worker=self._worker,
+        self._add(
+            codec.Observed(
+                replace(obs, page=None),
+                page=reader.pages.get(obs.url),
+                validators=reader.validators.get(obs.url),
+                probe=reader.probes.get(obs.url),
+                refused=refused[-1] if refused else None,
+                worker=self._worker,
+            )
         )
-        self._rows.append((obs.url, codec.encode(record)))
-        if len(self._rows) >= _BATCH or time.monotonic() - self._last >= _BATCH_S:
-            self.flush()
 
-    def flush(self) -> None:
-        """Record the rows so far; a dispatch the coordinator closed stops the check (nobody waits)."""
-        if self.closed:
-            return
-        if not self._shared.job_open(self._job):
-            self.closed = True
-            self._stop.set()
-            return
-        self._shared.record(self._job, self._rows, self._shard)
-        self._rows, self._last = [], time.monotonic()
+    def _add(self, record: codec.Observed) -> None:
+        row = (record.observation.url, codec.encode(record))
+        with self._ready:
+            # Rows are small, but a database slower than the checks must not fill the memory.
+            self._ready.wait_for(lambda: len(self._rows) < _PENDING or self._error is not None)
+            self._rows.append(row)
+            if len(self._rows) >= _BATCH:
+                self._ready.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._finishing or len(self._rows) >= _BATCH, timeout=_BATCH_S)
+                rows, self._rows, last = self._rows, [], self._finishing
+                self._ready.notify_all()
+            if not self.closed:
+                try:
+                    if not self._shared.record(self._job, rows, self._shard):
+                        self.closed = True  # nobody waits: stop the check
+                        self._stop.set()
+                except observed.DatabaseError as exc:
+                    with self._ready:
+                        self._error = exc
+                        self._ready.notify_all()
+                    self._stop.set()
+                    return
+            if last:
+                return
+
+    def finish(self) -> None:
+        """Write the rows still gathered and stop the writer; a database error on the way is raised."""
+        with self._ready:
+            self._finishing = True
+            self._ready.notify_all()
+        self._writer.join()
+        if self._error is not None:
+            raise self._error
 
 
 def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings, worker: str = "") -> None:
@@ -132,6 +181,7 @@ def _check(
     celery: CelerySettings,
     worker: str,
 ) -> None:
+    started = time.monotonic()
     settings = Settings.model_validate(payload["settings"])
     urls: list[str] = payload["urls"]
     hosts: list[str] = payload["hosts"]
@@ -150,29 +200,38 @@ def _check(
         validators = {url: (v[0], v[1]) for url, v in payload["validators"].items() if url not in seen}
         recorder = _Recorder(shared, job, shard, worker, stop)
         stats: dict[str, HostStats] = {}
-        with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), then=recorder) as reader:
-            recorder.reader = reader
-            try:
-                check.check_links_sync(
-                    todo,
-                    settings,
-                    fetch_body=fetch_body,
-                    on_result=reader,
-                    keep_pages=False,
-                    validators=validators,
-                    host_stats=stats,
-                    stop=stop,  # a lease lost or the run over: stop within a fifth of a second
-                )
-            except Interrupted:
-                pass
-            else:
-                reader.drain()
+        checking = time.monotonic()
+        try:
+            with PageReader(set(payload["pages"]), set(payload["images"]), _Silent(), recorder) as reader:
+                recorder.reader = reader
+                try:
+                    check.check_links_sync(
+                        todo,
+                        settings,
+                        fetch_body=fetch_body,
+                        on_result=recorder.direct,
+                        keep_pages=False,
+                        validators=validators,
+                        host_stats=stats,
+                        stop=stop,  # a lease lost or the run over: stop within a fifth of a second
+                    )
+                except Interrupted:
+                    pass
+                else:
+                    reader.drain()
+            checked = time.monotonic()
+        finally:
+            recorder.finish()
         if recorder.closed:
             log.info("shard %d of %s: the run is over (its dispatch is closed); stopped", shard, job)
             return
-        recorder.flush()
         if stop.is_set():  # a lease lost, maybe while the last pages were digested: not finished here
             log.warning("shard %d of %s: a host lease was lost; stopped, the task goes back", shard, job)
             raise Reject("a host lease was lost", requeue=True)
         shared.finish_shard(job, shard, codec.encode_stats(stats))
-        log.info("shard %d of %s: %d URLs checked (%d recorded earlier)", shard, job, len(todo), len(seen))
+        log.info(
+            "shard %d of %s: %d URLs checked (%d recorded earlier) in %.2f s: %.2f s to start,"
+            " %.2f s checking, %.2f s recording the last rows",
+            shard, job, len(todo), len(seen), time.monotonic() - started, checking - started,
+            checked - checking, time.monotonic() - checked,
+        )  # fmt: skip

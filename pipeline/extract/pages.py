@@ -71,8 +71,8 @@ class PageReader:
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
         log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
-        if obs.page is None and obs.url not in self.image_urls and self._then is None:
-            return  # checked without a body and no image: nothing to digest, no hand-over to the parser
+        if self._then is None and obs.url not in self.image_urls and not self._may_be_read(obs):
+            return  # no image, and no page to parse: nothing to digest, no hand-over to the parser
         self._room.acquire()
         self._pending.append(self._pool.submit(self._safe_digest, obs))
         if len(self._pending) > 4 * _QUEUED:
@@ -134,6 +134,13 @@ class PageReader:
         if refused is not None:
             self.refused.append((url, refused))
 
+    def _may_be_read(self, obs: Observation) -> bool:
+        """Whether ``_digest`` could read page metadata from this observation (a live page's HTML body)."""
+        if obs.page is None or obs.url not in self.page_urls or obs.outcome not in ANSWERED:
+            return False
+        content_type = obs.page.content_type.lower()
+        return not content_type or "html" in content_type
+
     def _digest(self, obs: Observation) -> None:
         alive = obs.outcome in ANSWERED
         if obs.url in self.image_urls:
@@ -149,10 +156,8 @@ class PageReader:
                     http_status=obs.http_status,
                 )
             )
-        elif obs.url in self.page_urls and alive and obs.page is not None:
-            content_type = obs.page.content_type.lower()
-            if content_type and "html" not in content_type:
-                return
+        elif self._may_be_read(obs):
+            assert obs.page is not None
             landed = landing_page(obs.url, obs.page.final_url)
             if landed:
                 self.refused.append((obs.url, landed))

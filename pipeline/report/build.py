@@ -130,6 +130,9 @@ def _places(
     packed: array[int], names: list[str], spots: list[tuple[str, int | None]]
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
+    if len(packed) == 1:  # most URLs: one ref in one article
+        ref = refs[articles[packed[0] >> _REF_BITS]][packed[0] & ((1 << _REF_BITS) - 1)]
+        return (LinkPlace(printable(articles[packed[0] >> _REF_BITS]), (ref.field_path,), (ref.line,)),)
     where: dict[str, tuple[list[str], list[int | None]]] = {}
     for value in packed:  # in reading order: an article's refs come one after another
         paths, lines = where.setdefault(names[value >> _SPOT_BITS], ([], []))
@@ -242,11 +245,16 @@ def build_report(
     )
 
 
+# Plain strings: an enum member's lookup costs microseconds on Python 3.11, and these run per link.
+_DEAD, _FAILING = str(LinkStatus.DEAD), str(LinkStatus.FAILING)
+_ALIVE = frozenset(map(str, ALIVE))
+
+
 def newly_dead(status: str, previous: str | None) -> bool:
     """Dead in this run and not in the run before: the report's "newly dead" (one definition)."""
-    return status == LinkStatus.DEAD and previous != LinkStatus.DEAD
+    return status == _DEAD and previous != _DEAD
 
 
 def recovered(status: str, previous: str | None) -> bool:
     """Alive in this run after failing or being dead in the run before: the report's "recovered"."""
-    return previous in (LinkStatus.DEAD, LinkStatus.FAILING) and status in ALIVE
+    return previous in (_DEAD, _FAILING) and status in _ALIVE

@@ -13,15 +13,15 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.report.build import json_default
 from pipeline.report.render import html_chunks, render_markdown
-from pipeline.report.view import summarise
-from pipeline.runreport import RunInfo, RunReport
+from pipeline.report.view import Summariser, Summary, summarise
+from pipeline.runreport import LinkRow, RunInfo, RunReport
 from pipeline.text import json_text
 
 LATEST = "latest"
@@ -54,10 +54,11 @@ def dump_json(document: Any, indent: int | None = 2) -> str:
 _ROWS = ("links", "changes", "discovered")  # the parts of a report that grow with the corpus
 
 
-def json_chunks(report: RunReport) -> Iterator[str]:
+def json_chunks(report: RunReport, on_link: Callable[[LinkRow], None] | None = None) -> Iterator[str]:
     """report.json's text a row at a time, never held whole: the document indented as ``dump_json``
     writes it, but each link and change row on one line (greppable, and written by json's C encoder:
-    indented rows cost ten times as much on a night that changes nothing)."""
+    indented rows cost ten times as much on a night that changes nothing). ``on_link`` sees each link
+    row as it is written (the summary of report.md/html, made in the same pass)."""
     shell = replace(report, links=(), changes=(), discovered=()).to_json()
     keys = list(shell)
     yield "{"
@@ -66,12 +67,27 @@ def json_chunks(report: RunReport) -> Iterator[str]:
         rows = getattr(report, key) if key in _ROWS else ()
         if rows:
             yield f'\n  "{key}": ['
-            for count, row in enumerate(rows):
-                yield ("," if count else "") + "\n    " + _row(row.to_json())
+            yield from _row_lines(rows, on_link if key == "links" else None)
             yield "\n  ]" + end
         else:
             yield f'\n  "{key}": {_nested(shell[key], 1)}{end}'
     yield "\n}\n"
+
+
+_ROWS_PER_CHUNK = 256  # rows encoded, escaped and handed on together: one call each, not one per row
+
+
+def _row_lines(rows: Iterable[Any], on_row: Callable[[Any], None] | None) -> Iterator[str]:
+    lines: list[str] = []
+    for count, row in enumerate(rows):
+        if on_row is not None:
+            on_row(row)
+        lines.append(("," if count else "") + "\n    " + _ENCODER.encode(row.to_json()))
+        if len(lines) == _ROWS_PER_CHUNK:
+            yield json_text("".join(lines))
+            lines.clear()
+    if lines:
+        yield json_text("".join(lines))
 
 
 def _nested(value: Any, depth: int) -> str:
@@ -79,8 +95,8 @@ def _nested(value: Any, depth: int) -> str:
     return dump_json(value).replace("\n", "\n" + "  " * depth)
 
 
-def _row(value: Any) -> str:
-    return json_text(json.dumps(value, ensure_ascii=False, default=json_default))
+# One encoder for every row: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
 
 
 def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
@@ -89,12 +105,21 @@ def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
         yield chunk.encode("utf-8", errors="replace")
 
 
-def stored_copy(report: RunReport) -> bytes:
-    """report.json compressed, as the history keeps it (``HistoryStore.finish_run``), made a row at a time."""
+def stored_copy(report: RunReport, on_link: Callable[[LinkRow], None] | None = None) -> bytes:
+    """report.json compressed, as the history keeps it (``HistoryStore.finish_run``), made a row at a time
+    (``on_link``: see ``json_chunks``)."""
     packer = zlib.compressobj(6)
-    pieces = [packer.compress(chunk) for chunk in _encoded(json_chunks(report))]
+    pieces = [packer.compress(chunk) for chunk in _encoded(json_chunks(report, on_link))]
     pieces.append(packer.flush())
     return b"".join(pieces)
+
+
+def stored_copy_and_summary(report: RunReport) -> tuple[bytes, Summary]:
+    """The history's copy (``stored_copy``) and what report.md/html show (``view.summarise``), made in
+    one pass over the link rows."""
+    summariser = Summariser(report.politeness)
+    stored = stored_copy(report, summariser.add)
+    return stored, summariser.summary()
 
 
 def _unpacked(blob: bytes) -> Iterator[bytes]:
@@ -174,12 +199,14 @@ def write_reports(
     *,
     point_latest: bool = True,
     stored: bytes | None = None,
+    summary: Summary | None = None,
 ) -> Path:
     """Write ``<reports_dir>/<run id>/report.{json,md,html}`` atomically, point ``latest`` at it, prune.
 
     With ``point_latest=False`` (a partial or interrupted run after a complete one) ``latest`` stays.
     ``stored``: the history's compressed copy (``stored_copy``), unpacked into report.json instead of
-    writing the JSON a second time.
+    writing the JSON a second time; ``summary``: the report's ``view.summarise``, when the caller has it
+    (``stored_copy_and_summary``).
 
     report.json is written a row at a time; the Markdown and HTML read the same rows (values as the JSON
     gives them back, so a later ``pipeline report`` re-render shows the same thing) and summarise a large
@@ -195,7 +222,7 @@ def write_reports(
     _write_atomic(
         run_dir / "report.json", _encoded(json_chunks(report)) if stored is None else _unpacked(stored)
     )
-    summary = summarise(report)
+    summary = summary if summary is not None else summarise(report)
     _write_atomic(run_dir / "report.md", render_markdown(report, summary=summary))
     _write_atomic(run_dir / "report.html", _encoded(html_chunks(report, trend, summary)))
     if point_latest:

@@ -17,9 +17,8 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from pipeline.report.schema import _HERE
@@ -36,6 +35,9 @@ from pipeline.report.view import (
 )
 from pipeline.runreport import LinkRow, RunReport
 from pipeline.text import printable
+
+if TYPE_CHECKING:  # imported by _environments: a refresh loads Jinja while its checks run (``prepare``)
+    import jinja2
 
 # --------------------------------------------------------------------------------------------- schema
 
@@ -115,6 +117,8 @@ def _html_finalize(value: Any) -> Any:
 
 @cache
 def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
+    import jinja2
+
     loader = jinja2.FileSystemLoader(_HERE / "templates")
     html = jinja2.Environment(
         loader=loader,
@@ -146,6 +150,25 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
 @cache
 def _asset(name: str) -> str:
     return (_HERE / "templates" / name).read_text(encoding="utf-8")
+
+
+@cache
+def _script_hash() -> str:
+    digest = hashlib.sha256(_asset("report.js").encode("utf-8")).digest()
+    return f"sha256-{base64.b64encode(digest).decode('ascii')}"
+
+
+def prepare() -> None:
+    """Load Jinja and compile both templates now (they are kept for the process).
+
+    A run calls this while its checks are under way, when the process mostly waits on the network, so
+    that writing the reports after the last answer does not pay for it.
+    """
+    html, md = _environments()
+    html.get_template("report.html.j2")
+    md.get_template("report.md.j2")
+    _script_hash()
+    _asset("report.css")
 
 
 MARKDOWN_LIMIT = 60_000  # characters; GitHub refuses a comment or an issue body over 65,536
@@ -225,13 +248,11 @@ def html_chunks(
 ) -> Iterator[str]:
     """``render_html``'s page a piece at a time (report files are written as they are rendered)."""
     html, _ = _environments()
-    script = _asset("report.js")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return html.get_template("report.html.j2").generate(
         **_view(report, trend, summary),
         css=Markup(_asset("report.css")),  # fixed files of ours, never data
-        script=Markup(script),
-        script_hash=f"sha256-{digest}",
+        script=Markup(_asset("report.js")),
+        script_hash=_script_hash(),
     )
 
 

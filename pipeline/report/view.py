@@ -117,27 +117,35 @@ def _sections_of(link: LinkRow) -> Iterator[str]:
         yield link.status
 
 
-def _summary(
-    links: Iterable[LinkRow], politeness: tuple[HostStats, ...] = ()
-) -> tuple[_Sections, Shown[LinkRow], list[dict[str, Any]]]:
-    """One pass over the links: the sections (by host and URL; failing ones longest first), the first
-    rows of the "All links" table (by status, then URL) and the per-host table."""
-    first: dict[str, _First[LinkRow]] = {
-        name: _First(MAX_SECTION_ROWS, _by_host) for name in _Sections.__dataclass_fields__
-    }
-    first["failing"] = _First(MAX_SECTION_ROWS, _failing_key)
-    everything = _First[LinkRow](MAX_ALL_LINKS, lambda lnk: (STATUSES.index(lnk.status), lnk.url))
-    table: dict[str, Counter[str]] = {}
-    for link in links:
+class Summariser:
+    """What report.md and report.html show of the links, gathered a link at a time (``add``): the sections
+    (by host and URL; failing ones longest first), the first rows of the "All links" table (by status,
+    then URL) and the per-host table. A run feeds it the links as it writes report.json, so the rows are
+    read once for all three files."""
+
+    def __init__(self, politeness: tuple[HostStats, ...] = ()) -> None:
+        self.politeness = politeness
+        self.first: dict[str, _First[LinkRow]] = {
+            name: _First(MAX_SECTION_ROWS, _by_host) for name in _Sections.__dataclass_fields__
+        }
+        self.first["failing"] = _First(MAX_SECTION_ROWS, _failing_key)
+        self.everything = _First[LinkRow](MAX_ALL_LINKS, lambda lnk: (STATUSES.index(lnk.status), lnk.url))
+        self.table: dict[str, Counter[str]] = {}
+
+    def add(self, link: LinkRow) -> None:
         for section in _sections_of(link):
-            first[section].add(link)
-        everything.add(link)
+            self.first[section].add(link)
+        self.everything.add(link)
         if link.host:
-            counts = table.setdefault(link.host, Counter())
+            counts = self.table.get(link.host)
+            if counts is None:
+                counts = self.table[link.host] = Counter()
             counts[link.status] += 1
             counts["urls"] += 1
-    sections = _Sections(**{name: rows.shown() for name, rows in first.items()})
-    return sections, everything.shown(), _hosts(table, politeness)
+
+    def summary(self) -> Summary:
+        sections = _Sections(**{name: rows.shown() for name, rows in self.first.items()})
+        return sections, self.everything.shown(), _hosts(self.table, self.politeness)
 
 
 def _hosts(table: dict[str, Counter[str]], politeness: tuple[HostStats, ...] = ()) -> list[dict[str, Any]]:
@@ -294,6 +302,14 @@ def _trend(report: RunReport, trend: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 Summary = tuple[_Sections, Shown[LinkRow], list[dict[str, Any]]]
+
+
+def _summary(links: Iterable[LinkRow], politeness: tuple[HostStats, ...] = ()) -> Summary:
+    """One pass over the links: the sections, the first rows of "All links" and the per-host table."""
+    summariser = Summariser(politeness)
+    for link in links:
+        summariser.add(link)
+    return summariser.summary()
 
 
 def summarise(report: RunReport) -> Summary:

@@ -22,7 +22,8 @@ With ``check_only`` (``pipeline bench --check-only``) the same URLs are written 
 (start-up, read pass, plan, checks, write pass, history and reports): its wall time is set against the same
 bound, so the figure is what a user waits for, not the check phase alone. The run's own log lines give its
 read pass, its checks (which start during the read pass) and its write pass; the rest is start-up, plan,
-history and reports.
+history and reports. ``repeat`` (``--repeat N``) runs that command N times, each on a fresh history, and
+prints the median and the load average.
 
 Also runnable as ``python -m pipeline.tools.bench [urls hosts latency_ms per_host]``.
 """
@@ -36,6 +37,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,6 +167,41 @@ _PHASES = {
 }
 
 
+def _whole_command(work: Path, urls: list[str], hosts: int, per_host: int, bound: float, repeat: int) -> bool:
+    """``pipeline refresh --check-only`` ``repeat`` times, each on a fresh history; prints each run, the
+    median and the load average. True when every run checked every URL OK."""
+    print(f"  load average before: {_load()}")
+    seconds = []
+    for number in range(repeat):
+        run = work / f"run{number}"
+        run.mkdir()
+        whole = _refresh_check_only(run, urls, hosts, per_host)
+        seconds.append(whole["seconds"])
+        print(
+            f"  pipeline refresh --check-only (the whole command, one article per URL): "
+            f"{whole['seconds']:.2f} s, {whole['ok']}/{len(urls)} ok, peak RSS {whole['rss_mb']:.0f} MB"
+        )
+        if {"read", "checks", "write"} <= whole.keys():
+            print(
+                f"  its read pass {whole['read']:.1f} s (the checks start during it), checks "
+                f"{whole['checks']:.1f} s, write pass {whole['write']:.1f} s; the rest (start-up, "
+                f"plan, history, reports) {whole['seconds'] - whole['checks'] - whole['write']:.1f} s"
+            )
+        if bound > 0:
+            print(f"  refresh / bound = {whole['seconds'] / bound:.2f}x")
+        if whole["exit"] != 0 or whole["ok"] != len(urls):
+            return False
+    if repeat > 1:
+        median = statistics.median(seconds)
+        ratio = f", {median / bound:.2f}x the bound" if bound > 0 else ""
+        print(f"  whole command, median of {repeat}: {median:.2f} s{ratio}; load average after: {_load()}")
+    return True
+
+
+def _load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def _lychee() -> str | None:
     beside = Path(sys.executable).with_name("lychee")
     return str(beside) if beside.exists() else shutil.which("lychee")
@@ -206,6 +243,7 @@ def run_benchmark(
     with_lychee: bool = True,
     rate_limit: bool = False,
     check_only: bool = False,
+    repeat: int = 1,
 ) -> int:
     """Run one benchmark configuration and print its figures; 0 when every URL was checked OK."""
     server = subprocess.Popen(
@@ -250,22 +288,10 @@ def run_benchmark(
             if child.returncode != 0:
                 print(child.stderr[-2000:])
                 return 1
-            if check_only:
-                whole = _refresh_check_only(Path(tmp), _urls(urls, ports), hosts, per_host)
-                print(
-                    f"  pipeline refresh --check-only (the whole command, one article per URL): "
-                    f"{whole['seconds']:.2f} s, {whole['ok']}/{urls} ok, peak RSS {whole['rss_mb']:.0f} MB"
-                )
-                if {"read", "checks", "write"} <= whole.keys():
-                    print(
-                        f"  its read pass {whole['read']:.1f} s (the checks start during it), checks "
-                        f"{whole['checks']:.1f} s, write pass {whole['write']:.1f} s; the rest (start-up, "
-                        f"plan, history, reports) {whole['seconds'] - whole['checks'] - whole['write']:.1f} s"
-                    )
-                if latency_ms > 0:
-                    print(f"  refresh / bound = {whole['seconds'] / bound:.2f}x")
-                if whole["exit"] != 0 or whole["ok"] != urls:
-                    return 1
+            if check_only and not _whole_command(
+                Path(tmp), _urls(urls, ports), hosts, per_host, bound, repeat
+            ):
+                return 1
             figures = json.loads(child.stdout.strip().splitlines()[-1])
             ours = figures["seconds"]
             print(
@@ -305,6 +331,8 @@ def run_benchmark(
     finally:
         server.terminate()
         server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def main(argv: list[str]) -> int:

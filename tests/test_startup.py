@@ -1,0 +1,33 @@
+"""What a refresh loads before its first request: start-up time is part of what a user waits for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from pipeline import config
+from pipeline.config import ScheduleSettings
+from pipeline.cron import build_trigger
+
+
+def test_the_refresh_path_loads_neither_apscheduler_nor_jinja() -> None:
+    """Settings with the built-in schedule, the CLI and the runner load no APScheduler and no Jinja."""
+    probe = (
+        "import sys; from pipeline.configfile import parse_settings; parse_settings({}); "
+        "import pipeline.cli, pipeline.runner; "
+        "print(' '.join(name for name in ('apscheduler', 'jinja2') if name in sys.modules))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    assert loaded.stdout.split() == []
+
+
+def test_the_built_in_schedule_is_the_one_known_to_build() -> None:
+    """Loading skips building the built-in schedule's trigger: it is the default and it builds."""
+    built_in = ScheduleSettings()
+
+    assert (built_in.cron, built_in.timezone, built_in.jitter) == config._BUILT_IN_SCHEDULE
+    assert build_trigger(built_in).fields

@@ -1,0 +1,21 @@
+"""`pipeline bench --check-only --repeat N`: the whole command timed N times against a local server."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeline.tools.bench import run_benchmark
+
+
+def test_the_whole_command_is_timed_each_time_and_its_median_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each repeat runs `pipeline refresh --check-only` on a fresh history; the median and load follow."""
+    code = run_benchmark(40, 2, 0.0, 2, with_lychee=False, check_only=True, repeat=2)
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert len(re.findall(r"the whole command, one article per URL\): [\d.]+ s, 40/40 ok", out)) == 2
+    assert re.search(r"whole command, median of 2: [\d.]+ s; load average after: [\d.]+ / ", out)
