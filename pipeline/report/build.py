@@ -131,8 +131,8 @@ def _places(
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
     if len(packed) == 1:  # most URLs: one ref in one article
-        ref = refs[articles[packed[0] >> _REF_BITS]][packed[0] & ((1 << _REF_BITS) - 1)]
-        return (LinkPlace(printable(articles[packed[0] >> _REF_BITS]), (ref.field_path,), (ref.line,)),)
+        field_path, line = spots[packed[0] & ((1 << _SPOT_BITS) - 1)]
+        return (LinkPlace(names[packed[0] >> _SPOT_BITS], (field_path,), (line,)),)
     where: dict[str, tuple[list[str], list[int | None]]] = {}
     for value in packed:  # in reading order: an article's refs come one after another
         paths, lines = where.setdefault(names[value >> _SPOT_BITS], ([], []))
