@@ -46,7 +46,8 @@ def main() -> int:
             total += samples
             for frame in [frames[-1]] if args.own else set(frames):
                 counts[frame] += samples
-    print(f"{total} samples ({total / args.rate:.1f} s at {args.rate:g}/s){' under ' + args.under if args.under else ''}")
+    where = f" under {args.under}" if args.under else ""
+    print(f"{total} samples ({total / args.rate:.1f} s at {args.rate:g}/s){where}")
     for frame, samples in counts.most_common(args.top):
         print(f"{samples / args.rate:8.2f} s {100 * samples / max(total, 1):5.1f}%  {frame}")
     return 0

@@ -4,7 +4,7 @@
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
                                            [--profile FOLDER]
 
-Starts, on loopback only: a web server (``--server-processes`` aiohttp processes) answering 200 after
+Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
 host and keeps each host's peak; a real PostgreSQL and redis-server (``pipeline.tools.cluster``). It writes
 articles holding the URLs (20 ``related[].ampWebUrl`` each), then runs ``pipeline refresh --check-only``
@@ -51,7 +51,8 @@ first, count, latency = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 inflight, peak, seen = {}, {}, {"requests": 0}
 OK = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 2\\r\\n\\r\\n"
 def answer(body):
-    return b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body)
+    head = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n"
+    return head % len(body) + body
 class Handler(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport, self.buffer = transport, b""
@@ -219,7 +220,7 @@ def _refresh(config: Path, executor: str, cwd: Path, profile: Path | None = None
     with log.open("w") as out:
         started = time.perf_counter()
         child = subprocess.Popen(
-            [*(_spy(profile) + ["--"] if profile else []),
+            [*([*_spy(profile), "--"] if profile else []),
              sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config),
              *(["--executor", executor] if executor != "local" else [])],
             stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
@@ -310,14 +311,11 @@ def main() -> int:
                     if args.profile:
                         args.profile.mkdir(parents=True, exist_ok=True)
                     if args.profile and args.profile_workers:
-                        spies = [
-                            subprocess.Popen(
-                                [*_spy(args.profile / f"{name}-worker{index}.txt", idle=False), "--subprocesses",
-                                 "--pid", str(process.pid)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            )  # fmt: skip
-                            for index, process in workers.processes.items()
-                        ]
+                        for index, process in workers.processes.items():
+                            output = args.profile / f"{name}-worker{index}.txt"
+                            command = [*_spy(output, idle=False), "--subprocesses", "--pid", str(process.pid)]
+                            null = subprocess.DEVNULL
+                            spies.append(subprocess.Popen(command, stdout=null, stderr=null))
                     profile = args.profile / f"{name}-coordinator.txt" if args.profile else None
                     others = {
                         "cpu_workers": [process.pid for process in workers.processes.values()],

@@ -82,9 +82,9 @@ class Feed:
         if run.options.show_progress:
             progress.start(0, "checking links")
         self.started = time.perf_counter()
-        self._switch_interval: float | None = sys.getswitchinterval()
-        sys.setswitchinterval(min(_SWITCH_INTERVAL, self._switch_interval))
         self.stream.start()
+        self._switch_interval: float | None = sys.getswitchinterval()  # set once there is a check to cancel
+        sys.setswitchinterval(min(_SWITCH_INTERVAL, self._switch_interval))
 
     def __call__(self, corpus: Corpus, paths: list[Path]) -> None:
         """The read pass's ``on_batch``: check the due URLs these articles name."""

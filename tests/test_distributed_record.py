@@ -66,6 +66,20 @@ def test_a_closed_dispatch_records_nothing_and_says_so(shared: Shared) -> None:
     assert shared.progress("open") == (1, 0)
 
 
+def test_rows_come_back_as_they_were_written(shared: Shared) -> None:
+    """URLs and texts with quotes, backslashes, control characters and non-ASCII letters survive a batch."""
+    shared.open_job("j")
+    rows = [
+        ('http://h/é?q="x"\\', 'a "quoted" \\ \t\n text'),
+        ("http://h/b", "[2,{}]"),
+        ("http://h/ü", "ü\u2028"),
+    ]
+
+    assert shared.record("j", rows)
+    assert sorted(data for _, data in shared.observations("j")) == sorted(data for _, data in rows)
+    assert shared.observed("j", [url for url, _ in rows]) == {url for url, _ in rows}
+
+
 def test_recorded_rows_equal_what_the_local_page_reader_digests(shared: Shared) -> None:
     """Every observation, digested or recorded straight from the checker, comes back as the local reader's
     results: the page's metadata and validators, the dead image's probe, nothing for the others."""

@@ -1,5 +1,6 @@
 """The coordinator's side of ``executor: celery``: shard the URLs by host, send one task per shard, show
-progress while workers record, then read their observations back.
+progress while workers record, and read their observations back as they arrive (decoded while the workers
+still check, so little is left for after the last shard).
 
 Reads: ``celery.*``, ``state.url``, and the ``http.*`` and ``retry.*`` the tasks carry (so coordinator
 and workers always check alike). Returns what ``check.check_links_sync`` returns, ``dict[url,

@@ -3,8 +3,11 @@
 Reads: ``state.url`` (passed in). Returns: a :class:`Shared` connection. A dispatch (``job``: one call of
 the check on the coordinator) is a row of ``dist_jobs`` while the coordinator waits for it; each observation
 is one row keyed (job, url), inserted ``ON CONFLICT DO NOTHING`` so a URL recorded twice (a redelivered
-task) counts once; a finished shard is one row of ``dist_shards`` with its per-host figures (or the error
-that stopped it). The coordinator deletes a job's rows once it has read them.
+task) counts once, and numbered as it arrives (``seq``) so the coordinator reads the rows back while the
+workers still check; a worker's batch is one statement (its rows as one JSON parameter, the shard's counter
+bumped by the rows really inserted, nothing while the dispatch is closed); a finished shard is one row of
+``dist_shards`` with its per-host figures (or the error that stopped it). The coordinator deletes a job's
+rows once it has read them.
 
 The tables are created under a transaction-scoped advisory lock: many workers opening a fresh database at
 once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then fail one of them).
@@ -12,6 +15,7 @@ once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import psycopg
@@ -39,7 +43,7 @@ _RECORD = """
 WITH open AS (SELECT EXISTS (SELECT 1 FROM dist_jobs WHERE job = %(job)s) AS yes),
 added AS (
     INSERT INTO dist_observations (job, url, data)
-    SELECT %(job)s, item.url, item.data FROM unnest(%(urls)s::text[], %(data)s::text[]) AS item (url, data)
+    SELECT %(job)s, pair->>0, pair->>1 FROM json_array_elements(%(rows)s::json) AS item (pair)
     WHERE (SELECT yes FROM open)
     ON CONFLICT DO NOTHING RETURNING 1
 ),
@@ -158,9 +162,9 @@ class Shared:
         """Record (url, codec JSON) rows of a shard, in one statement and one round trip, if the dispatch is
         still open; a URL recorded before keeps its first row (and is counted once). Whether the
         dispatch is open (a closed one records nothing: the coordinator stopped waiting)."""
-        row = self._conn.execute(_RECORD, {
-            "job": job, "shard": shard, "urls": [url for url, _ in rows], "data": [data for _, data in rows]
-        }).fetchone()  # fmt: skip
+        # One JSON parameter: psycopg built a text[] parameter element by element, escaping each in Python.
+        pairs = json.dumps(rows, separators=(",", ":"))
+        row = self._conn.execute(_RECORD, {"job": job, "shard": shard, "rows": pairs}).fetchone()
         return bool(row and row[0])
 
     def finish_shard(self, job: str, shard: int, host_stats: str, error: str | None = None) -> None:

@@ -2,8 +2,8 @@
 
 Reads: the task's payload (the shard's URLs, which are pages and images, the bodies and validators wanted,
 and the coordinator's ``http.*`` and ``retry.*``), ``state.url`` and ``celery.*`` of the worker. Writes: one
-row per URL to the shared history (``observed``) as it is digested, then the shard's row. Never touches an
-article file and never keeps a page body.
+row per URL to the shared history (``observed``) as it is digested, in batches from a thread of its own,
+then the shard's row. Never touches an article file and never keeps a page body.
 
 A delivery of a task whose dispatch is over, or whose shard another copy finished, does nothing; a copy
 redelivered after its first delivery died skips the URLs that one recorded. The shard's host leases are
