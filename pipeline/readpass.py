@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +47,16 @@ _ENTRY_VERSION = "2"  # bump when an entry's shape or what the read pass extract
 class Corpus:
     """What the read pass keeps of each article: its refs and a sketch, never the whole document."""
 
-    paths: list[Path] = field(default_factory=list)
     refs: RefTable = field(default_factory=RefTable)  # with each article's sketch: ``sketches``
     revisit: set[Path] = field(default_factory=set)  # flags to clean up even when no URL is checked
     flagged: set[Path] = field(default_factory=set)  # holding a link-health block (of ours or the user's)
     errors: list[FileError] = field(default_factory=list)
     leftovers: list[Path] = field(default_factory=list)  # temporary files of the writer found beside articles
+
+    @property
+    def paths(self) -> Sequence[Path]:
+        """Every article read, in discovery order."""
+        return self.refs.paths
 
     @property
     def sketches(self) -> Mapping[Path, tuple[decide.UnitSketch, ...]]:
@@ -138,6 +142,7 @@ def collect(
                 break
     finally:
         parsing.close()
+        corpus.refs.seal()
     if store is not None and record and prune and not stopped and not (stop is not None and stop.is_set()):
         seen = {os.fsencode(p) for p in paths}
         store.record_files((), forget=[name for name in known if name not in seen])
@@ -185,7 +190,6 @@ def _add(corpus: Corpus, path: Path, entry: str) -> None:
     refs and sketches are all the read pass keeps).
     """
     data = json.loads(entry)
-    corpus.paths.append(path)
     refs = []
     for field_path, url, normalized, reason, line, parts in data["r"]:
         refs.append(LinkRef(path, field_path, url, normalized, reason, line, tuple(parts)))

@@ -4,21 +4,23 @@ The read pass keeps each article's references for the whole run (the plan, the w
 articles and the report's citations read them). As ``LinkRef`` objects in lists they cost about 1 KB per
 article; here a reference is five 32-bit numbers in one array (its field path, the URL as written, the
 normalized URL, its line and its invalid reason, each an index into a table of distinct values), so an
-article costs its five numbers a reference and its entry in the path index. Its sketch (``UnitSketch``s,
-image planning) is packed the same way: per unit, three numbers and the URLs' numbers. Equal strings and
-field paths are one object in the tables, shared by every record decoded from them.
+article costs its five numbers a reference and its path's text (a ``Path`` object would cost four times
+as much). Its sketch (``UnitSketch``s, image planning) is packed the same way: per unit, three numbers and
+the URLs' numbers. Equal strings and field paths are one object in the tables, shared by every record
+decoded from them. ``LinkRef``s and ``Path``s are made when read.
 
 Reads and writes: nothing but memory. Settings: none. A ``RefTable`` is a ``Mapping[Path,
 Sequence[LinkRef]]``: ``table[path]`` is a sequence view of that article's refs (decoding one ``LinkRef``
 per item read), equal to a list or tuple of equal ``LinkRef``s; two tables, or a table and a dict, with
-equal refs are equal. ``table.sketches`` is the same for the sketches.
+equal refs are equal. ``table.sketches`` is the same for the sketches, ``table.paths`` the articles' paths.
 """
 
 from __future__ import annotations
 
+import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Generic, TypeVar, overload
 
 from pipeline.decide import UnitSketch
@@ -35,15 +37,21 @@ class Interned(Generic[V]):
 
     def __init__(self) -> None:
         self.values: list[V] = []
-        self._numbers: dict[V, int] = {}
+        self._numbers: dict[V, int] | None = {}
 
     def number(self, value: V) -> int:
         """The value's number (a new value gets the next one)."""
+        if self._numbers is None:
+            self._numbers = {value: number for number, value in enumerate(self.values)}
         found = self._numbers.get(value)
         if found is None:
             found = self._numbers[value] = len(self.values)
             self.values.append(value)
         return found
+
+    def seal(self) -> None:
+        """No new values for now: the lookup from value to number goes (it comes back if one is added)."""
+        self._numbers = None
 
     def shared(self, value: V) -> V:
         """The one stored object equal to ``value``."""
@@ -54,7 +62,10 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
     """Every article's refs, in the order added; ``table[path]`` decodes them on access."""
 
     def __init__(self) -> None:
-        self._articles: dict[Path, int] = {}
+        # Articles by their path's text: a Path object costs about 350 bytes, its text about 90, and a
+        # corpus of a million articles keeps every one through the run. Paths are made when read.
+        self._articles: dict[str, int] = {}
+        self._names: list[str] = []  # by article number
         self._bounds = array("I")  # per article number: first and past-last reference index
         self._packed = array("I")  # _WIDTH numbers per reference
         self._sketch_bounds = array("I")  # per article number: where its sketch starts and ends
@@ -83,18 +94,25 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
             self._sketches.extend(map(text, (*unit.page_urls, *unit.image_urls)))
         bounds = (start, len(self._packed) // _WIDTH)
         sketch_bounds = (sketch_start, len(self._sketches))
-        number = self._articles.get(article)
+        name = os.fspath(article)
+        number = self._articles.get(name)
         if number is None:
-            self._articles[article] = len(self._bounds) // 2
+            self._articles[name] = len(self._names)
+            self._names.append(name)
             self._bounds.extend(bounds)
             self._sketch_bounds.extend(sketch_bounds)
         else:
             self._bounds[2 * number : 2 * number + 2] = array("I", bounds)
             self._sketch_bounds[2 * number : 2 * number + 2] = array("I", sketch_bounds)
 
+    def seal(self) -> None:
+        """Every article is in: only decoding is left, so the tables' lookups go (about 60 bytes a value)."""
+        self.texts.seal()
+        self._fields.seal()
+
     def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
         """The article's sketch, decoded."""
-        number = self._articles[article]
+        number = self._number(article)
         at, stop = self._sketch_bounds[2 * number], self._sketch_bounds[2 * number + 1]
         texts, units = self.texts.values, []
         while at < stop:
@@ -111,7 +129,7 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def ref(self, article: Path, index: int) -> LinkRef:
         """The article's ``index``-th reference (0-based, in document order), decoded."""
-        number = self._articles[article]
+        number = self._number(article)
         start, stop = self._bounds[2 * number], self._bounds[2 * number + 1]
         if not 0 <= index < stop - start:
             raise IndexError("reference index out of range")
@@ -131,19 +149,27 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def count(self, article: Path) -> int:
         """How many references the article has."""
-        number = self._articles[article]
+        number = self._number(article)
         return self._bounds[2 * number + 1] - self._bounds[2 * number]
 
+    def _number(self, article: Path) -> int:
+        return self._articles[os.fspath(article)]
+
+    @property
+    def paths(self) -> ArticlePaths:
+        """The articles' paths, in the order added (each a new ``Path`` when read)."""
+        return ArticlePaths(self._names)
+
     def __getitem__(self, article: Path) -> ArticleRefs:
-        if article not in self._articles:
+        if article not in self:
             raise KeyError(article)
         return ArticleRefs(self, article)
 
     def __contains__(self, article: object) -> bool:
-        return article in self._articles
+        return isinstance(article, PurePath) and os.fspath(article) in self._articles
 
     def __iter__(self) -> Iterator[Path]:
-        return iter(self._articles)
+        return map(Path, self._names)
 
     def __len__(self) -> int:
         return len(self._articles)
@@ -208,3 +234,39 @@ class Sketches(Mapping[Path, tuple[UnitSketch, ...]]):
 
     def __len__(self) -> int:
         return len(self._table)
+
+
+class ArticlePaths(Sequence[Path]):
+    """A ``RefTable``'s article paths by number; equal to a list or tuple of equal paths."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> Path: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Path]: ...
+
+    def __getitem__(self, index: int | slice) -> Path | list[Path]:
+        if isinstance(index, slice):
+            return [Path(name) for name in self._names[index]]
+        return Path(self._names[index])
+
+    def __iter__(self) -> Iterator[Path]:
+        return map(Path, self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ArticlePaths | list | tuple):
+            return NotImplemented
+        return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(list(self))

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from pipeline import overlap
+from pipeline import memory, overlap
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
@@ -113,6 +113,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             try:
                 _read(run, feed)
                 _plan(run)
+                memory.release()  # what the parse left
             except BaseException:
                 if feed is not None:
                     feed.cancel()
@@ -142,6 +143,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             run.refused_pages = list(digest.refused)
             # The observations, pages and probes are not kept while the report is made (memory's peak).
             del digest, feed
+            memory.release()
         return _finish(run)
     finally:
         store.close()
@@ -151,11 +153,13 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     """The check pass, the evidence and the image probes, then the write pass."""
     check_pass(run, digest, feed.finish() if feed else None)
     evidence = probe_images(run, digest, evidence_of(run, digest))
+    memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
     _write(run, evidence, run.observed | evidence.pages.keys())
     # What the report reads of the plan is its exclusions; the rest goes before the report is made.
     run.plan = Plan([], set(), set(), run.plan.excluded)
+    run.observed = set()
 
 
 def _open_store(settings: Settings, options: RunOptions) -> HistoryStore:
@@ -286,6 +290,9 @@ def _finish(run: Run) -> RunOutcome:
         outage_streak=streak,
         checked=run.counts.due,
     )
+    # The report holds what the rest reads; the corpus and the verdicts go before its files are made.
+    run.corpus, run.results, run.previous, run.changes = Corpus(), {}, {}, ()
+    memory.release()
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
     # Compressed as it is made (the JSON is never held whole), with report.md/html's summary in that pass.

@@ -9,8 +9,8 @@ import pytest
 from pipeline.console import Progress
 from pipeline.extract import pages as digest
 from pipeline.extract.html import scrape
-from pipeline.extract.pages import PageReader, landing_page
-from pipeline.models import FetchedPage, Observation, Outcome, PageMeta
+from pipeline.extract.pages import PageReader, SharedPages, landing_page
+from pipeline.models import FetchedPage, ImageMeta, ImageProbe, Observation, Outcome, PageMeta
 
 
 @pytest.mark.parametrize(
@@ -73,6 +73,55 @@ def test_an_image_answered_without_its_bytes_is_not_measured() -> None:
         reader.drain()
 
     assert reader.probes == {}
+
+
+def test_pages_are_kept_with_what_the_run_reads_of_them() -> None:
+    """A page is kept with its share image (no alt or type), no site name or date, its sources map shared."""
+    shared = SharedPages()
+    url = "https://news.example/a"
+    images = (
+        ImageMeta("https://news.example/i.png", 800, 600, "alt", "image/png"),
+        ImageMeta("https://x/2.png"),
+    )
+    meta = PageMeta(
+        url[:-1] + "a",  # an equal string, not the same object
+        title="T",
+        description="D",
+        images=images,
+        canonical=url,
+        site_name="News",
+        published="2024-01-01",
+        sources={"description": "og", "image": "og"},
+    )
+    other = PageMeta(url + "/b", description="E", sources={"description": "og", "image": "og"})
+
+    kept, kept_other = shared.kept(url, meta), shared.kept(url + "/b", other)
+
+    assert kept == PageMeta(
+        url,
+        title="T",
+        description="D",
+        images=(ImageMeta("https://news.example/i.png", 800, 600),),
+        canonical=url,
+        sources={"description": "og", "image": "og"},
+    )
+    assert kept.url is url and kept.sources is kept_other.sources
+
+
+def test_probes_share_their_content_type_and_reason() -> None:
+    """Probes of many images keep one string per content type and reason, the probes otherwise equal."""
+    shared = SharedPages()
+    first = ImageProbe("https://i/1.png", True, "".join(["image/", "png"]), 640, 360)
+    second = ImageProbe(
+        "https://i/2.png", False, "".join(["image/", "png"]), reason="".join(["not an ", "image"])
+    )
+    third = ImageProbe("https://i/3.png", False, "image/png", reason="not an image")
+
+    kept = [shared.probe(probe) for probe in (first, second, third)]
+
+    assert kept == [first, second, third]
+    assert kept[0].content_type is kept[1].content_type is kept[2].content_type
+    assert kept[1].reason is kept[2].reason
 
 
 def test_a_page_that_cannot_supply_metadata_is_not_handed_to_the_parser() -> None:

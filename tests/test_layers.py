@@ -20,6 +20,7 @@ LAYERS: list[list[str]] = [
         "pipeline.models",
         "pipeline.runreport",
         "pipeline.spool",
+        "pipeline.memory",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
     [

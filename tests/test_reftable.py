@@ -91,3 +91,30 @@ def test_sketches_decode_back_equal() -> None:
     assert dict(table.sketches) == {first: sketch, second: ()}
     table.add(first, [], sketch[1:])
     assert table.sketches[first] == sketch[1:] and table[first] == []
+
+
+def test_a_sealed_table_still_takes_articles() -> None:
+    """After sealing (the read pass is over), an article added still shares the values already stored."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    table.add(first, _refs(first))
+    table.seal()
+    assert table[first] == _refs(first)
+    table.add(second, _refs(second))
+
+    assert table[second] == _refs(second)
+    assert table[second][0].url is table[first][0].url
+
+
+def test_articles_come_back_as_equal_paths() -> None:
+    """The table keeps paths as text and gives back equal Paths, in order, by index and slice."""
+    table = RefTable()
+    paths = [Path("/c/a.md"), Path("rel/b.md"), Path("/c/x\udcff.md")]  # a name that is not UTF-8
+    for path in paths:
+        table.add(path, _refs(path)[:1])
+
+    assert table.paths == paths and list(table) == paths and len(table.paths) == 3
+    assert table.paths[1] == Path("rel/b.md") and table.paths[1:] == paths[1:]
+    assert all(isinstance(path, Path) for path in table.paths)
+    assert Path("/c/a.md") in table and "/c/a.md" not in table
+    assert table[Path("rel/b.md")][0].article == Path("rel/b.md")

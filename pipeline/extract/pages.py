@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from pipeline.extract.guard import looks_like_error_page
 from pipeline.extract.html import scrape
 from pipeline.extract.images import measure
-from pipeline.models import ANSWERED, ImageProbe, Observation, PageMeta
+from pipeline.models import ANSWERED, ImageMeta, ImageProbe, Observation, PageMeta
 
 log = logging.getLogger("pipeline")
 _QUEUED = 64  # observations (with their bodies) waiting for the parser
@@ -130,7 +130,7 @@ class PageReader:
         if validators is not None and validators != (None, None):
             self.validators[url] = validators
         if probe is not None:
-            self.probes[url] = probe
+            self.probes[url] = self.shared.probe(probe)
         if refused is not None:
             self.refused.append((url, refused))
 
@@ -147,12 +147,14 @@ class PageReader:
             page = obs.page
             if alive and page is None:
                 return  # answered without its bytes (a network baseline check): nothing to measure
-            self.probes[obs.url] = measure(
-                obs.url,
-                page.body if page else b"",
-                page.content_type if page else None,
-                alive,
-                http_status=obs.http_status,
+            self.probes[obs.url] = self.shared.probe(
+                measure(
+                    obs.url,
+                    page.body if page else b"",
+                    page.content_type if page else None,
+                    alive,
+                    http_status=obs.http_status,
+                )
             )
         elif self._may_be_read(obs):
             assert obs.page is not None
@@ -173,23 +175,36 @@ class PageReader:
 
 
 class SharedPages:
-    """Keeps a run's pages small: equal parts of many pages are one object.
+    """Keeps a run's pages and probes small: only what the run reads of a page, equal parts one object.
 
-    A large corpus keeps the metadata of every page it cites through the write pass; most pages name
-    the same few sources (``og``, ``twitter`` …) and were read from the URL asked for. ``PageMeta`` is a
-    value (frozen, never mutated), so sharing its parts is safe.
+    A large corpus keeps the metadata of every page it cites through the write pass. The decisions and
+    the stored copy read a page's final URL, title, description, canonical and AMP URLs, sources and its
+    share image (the first, its URL and declared size); its other images, the images' alt text and type,
+    the site name and the publication date are read by nothing after the scrape, so they are not kept.
+    Most pages name the same few sources (``og``, ``twitter`` …) and were read from the URL asked for.
+    ``PageMeta`` is a value (frozen, never mutated), so sharing its parts is safe.
     """
 
     def __init__(self) -> None:
         self._sources: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        self._texts: dict[str, str] = {}  # content types and probe reasons: a few values for every image
+
+    def probe(self, probe: ImageProbe) -> ImageProbe:
+        """``probe`` with its content type and reason the one string of their value."""
+        content_type = probe.content_type and self._texts.setdefault(probe.content_type, probe.content_type)
+        reason = self._texts.setdefault(probe.reason, probe.reason)
+        if content_type is probe.content_type and reason is probe.reason:
+            return probe
+        return dataclasses.replace(probe, content_type=content_type, reason=reason)
 
     def kept(self, url: str, meta: PageMeta) -> PageMeta:
-        """``meta`` with its sources map shared and its final URL the string ``url`` when they are equal."""
+        """What the run keeps of ``meta``, the page read for ``url``."""
         sources = self._sources.setdefault(tuple(meta.sources.items()), meta.sources)
         final = url if meta.url == url else meta.url
-        if sources is meta.sources and final is meta.url:
-            return meta
-        return dataclasses.replace(meta, url=final, sources=sources)
+        images = tuple(ImageMeta(i.url, i.width, i.height) for i in meta.images[:1])
+        return dataclasses.replace(
+            meta, url=final, sources=sources, images=images, site_name=None, published=None
+        )
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

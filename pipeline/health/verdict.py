@@ -52,7 +52,8 @@ def judge(obs: Observation, history: UrlHistory | None, health: HealthSettings, 
     base = {
         "url": obs.url,
         "http_status": obs.http_status,
-        "final_url": obs.final_url,
+        # Most links land where they were asked: one string then, not two (kept for every URL of a run).
+        "final_url": obs.url if obs.final_url == obs.url else obs.final_url,
         "redirects": obs.redirects,
         "checked_at": now,
     }

@@ -100,46 +100,45 @@ def _json_native(value: Any) -> bool:
 
 def _index(
     refs: Mapping[Path, Sequence[LinkRef]],
-) -> tuple[list[Path], dict[str, array[int]], dict[str, str]]:
-    """Where each URL is written, compactly: URL -> (article number, ref number) packed in one integer,
-    in reading order; and the reason of each invalid URL."""
-    articles = list(refs)
+) -> tuple[list[str], list[tuple[str, int | None]], dict[str, array[int]], dict[str, str]]:
+    """Where each URL is written, compactly: the articles' printable names, the distinct (field path, line)
+    spots, and URL -> (article number, spot number) packed in one integer, in reading order; and the reason
+    of each invalid URL. No ``LinkRef`` or ``Path`` is kept: the index is built beside everything else a
+    run holds at its end."""
+    names: list[str] = []
+    spots: dict[tuple[str, int | None], int] = {}
     index: dict[str, array[int]] = {}
     invalid: dict[str, str] = {}
-    for number, article in enumerate(articles):
-        for position, ref in enumerate(refs[article]):
+    for number, (article, cited) in enumerate(refs.items()):
+        names.append(printable(article))
+        for ref in cited:
             key = ref.normalized or ref.url
             places = index.get(key)
             if places is None:
                 places = index[key] = array("q")
-            places.append(number << _REF_BITS | position)
+            spot = spots.setdefault((ref.field_path, ref.line), len(spots))
+            places.append(number << _SPOT_BITS | spot)
             if ref.normalized is None:
                 invalid[key] = ref.invalid_reason
-    return articles, index, invalid
+    return names, list(spots), index, invalid
 
 
-_REF_BITS = 24  # refs of one article: far more than an article within corpus.max_file_bytes can hold
+_SPOT_BITS = 32  # distinct (field path, line) pairs of a corpus: far fewer than 2**32
 
 
 def _places(
-    packed: array[int], articles: list[Path], refs: Mapping[Path, Sequence[LinkRef]]
+    packed: array[int], names: list[str], spots: list[tuple[str, int | None]]
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
     if len(packed) == 1:  # most URLs: one ref in one article
-        ref = refs[articles[packed[0] >> _REF_BITS]][packed[0] & ((1 << _REF_BITS) - 1)]
-        return (LinkPlace(printable(articles[packed[0] >> _REF_BITS]), (ref.field_path,), (ref.line,)),)
+        field_path, line = spots[packed[0] & ((1 << _SPOT_BITS) - 1)]
+        return (LinkPlace(names[packed[0] >> _SPOT_BITS], (field_path,), (line,)),)
     where: dict[str, tuple[list[str], list[int | None]]] = {}
-    number, cited = -1, refs[articles[0]] if articles else ()
-    paths: list[str] = []
-    lines: list[int | None] = []
     for value in packed:  # in reading order: an article's refs come one after another
-        if value >> _REF_BITS != number:
-            number = value >> _REF_BITS
-            cited = refs[articles[number]]
-            paths, lines = where.setdefault(printable(articles[number]), ([], []))
-        ref = cited[value & ((1 << _REF_BITS) - 1)]
-        paths.append(ref.field_path)
-        lines.append(ref.line)
+        paths, lines = where.setdefault(names[value >> _SPOT_BITS], ([], []))
+        field_path, line = spots[value & ((1 << _SPOT_BITS) - 1)]
+        paths.append(field_path)
+        lines.append(line)
     return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
 
 
@@ -174,7 +173,7 @@ def build_report(
     The link and change rows go to spools (temporary files) one at a time, as they are made: a report
     of a million links is never held whole."""
     copies = archive or {}
-    paths, index, invalid = _index(refs)
+    names, spots, index, invalid = _index(refs)
     links: Spool[LinkRow] = Spool()
     by_status = dict.fromkeys(STATUSES, 0)
     dead_now = back = 0
@@ -198,7 +197,7 @@ def build_report(
             last_success_at=iso(result.last_success_at),
             consecutive_failures=result.consecutive_failures,
             checked_at=iso(result.checked_at),
-            articles=_places(index.pop(url), paths, refs),
+            articles=_places(index.pop(url), names, spots),
             archive=_copy(copies.get(url)),
         )
         links.append(row)
