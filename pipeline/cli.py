@@ -376,20 +376,14 @@ main.add_command(worker)
     type=click.IntRange(min=1),
     help="With --check-only: run the whole command this many times; print the median.",
 )
-def bench(
-    urls: int,
-    hosts: int,
-    latency_ms: float,
-    per_host: int,
-    no_lychee: bool,
-    rate_limit: bool,
-    check_only: bool,
-    repeat: int,
-) -> None:
+def bench(**options: Any) -> None:
     """Benchmark the link checker against local servers (and lychee, when installed)."""
     from pipeline.tools.bench import run_benchmark
 
-    sys.exit(run_benchmark(urls, hosts, latency_ms, per_host, not no_lychee, rate_limit, check_only, repeat))
+    if options["repeat"] > 1 and not options["check_only"]:
+        raise click.UsageError("--repeat times the whole refresh command: use it with --check-only")
+    options["with_lychee"] = not options.pop("no_lychee")
+    sys.exit(run_benchmark(**options))
 
 
 @main.command()

@@ -119,9 +119,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                     feed.cancel()
                 raise
             digest = feed.digest if feed else PageReader(run.plan.page_urls, run.plan.image_urls, progress)
-            if feed is not None and not options.dry_run:
-                prepare_reports()  # while the checks run: the reports after them start at once
             try:
+                if feed is not None and not options.dry_run:
+                    prepare_reports()  # while the checks run: the reports after them start at once
                 if options.stop.is_set():
                     raise Interrupted
                 _check_and_write(run, digest, feed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import aiohttp
@@ -155,3 +156,22 @@ def test_the_tls_context_is_made_once_until_the_ca_bundle_changes(tmp_path: Path
     os.utime(same_path, ns=(0, 2))  # a new mtime even on a coarse clock
     again = _ssl_context(make_settings(tmp_path, ca).http)
     assert again is not first and again.get_ca_certs() != first.get_ca_certs()
+
+
+def test_a_ca_bundle_replaced_with_its_old_mtime_still_gets_a_new_tls_context(tmp_path: Path) -> None:
+    """A bundle swapped in keeping its mtime (cp -p, rsync -t) is still read again; verify off is its own."""
+    _, ca = tls_material(tmp_path, ["127.0.0.1"])
+    stamp = ca.stat().st_mtime_ns
+    first = _ssl_context(make_settings(tmp_path, ca).http)
+    replacement = tmp_path / "new-ca.pem"
+    (tmp_path / "other").mkdir()
+    _, fresh = tls_material(tmp_path / "other", ["127.0.0.1"])
+    replacement.write_bytes(fresh.read_bytes())
+    os.utime(replacement, ns=(stamp, stamp))
+    os.replace(replacement, ca)  # a new inode at the same path, the old mtime
+    again = _ssl_context(make_settings(tmp_path, ca).http)
+    assert again is not first and again.get_ca_certs() != first.get_ca_certs()
+    unverified = _ssl_context(
+        make_settings(tmp_path, ca, http={"verify_tls": False, "ca_bundle": str(ca)}).http
+    )
+    assert unverified is not again and unverified.verify_mode == ssl.CERT_NONE

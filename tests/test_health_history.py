@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.config import HealthSettings
 from pipeline.errors import PathUnusable
+from pipeline.health import history
 from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
@@ -382,3 +383,16 @@ def test_a_history_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
     assert _version(path) == 99
     with sqlite3.connect(path) as db:
         assert {row[1] for row in db.execute("PRAGMA table_info(runs)")} == {"id", "started_at", "mode"}
+
+
+def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """More verdicts and pages than a chunk are all stored (in chunks, one transaction), as one would be."""
+    urls = [f"https://example.org/{n}" for n in range(10)]
+    with pytest.MonkeyPatch.context() as patch, HistoryStore(tmp_path / "h.db") as store:
+        patch.setattr(history, "_WRITE_CHUNK", 3)
+        store.record((LinkResult(u, LinkStatus.OK, 200, checked_at=T0) for u in urls), "run", T0)
+        store.record_pages((_page(u, u + "/final", title=u) for u in urls), forget=[urls[0]])
+        loaded, pages = store.load(urls), store.load_pages(urls)
+
+    assert sorted(loaded) == sorted(urls) and all(h.status is LinkStatus.OK for h in loaded.values())
+    assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from localsite import LocalSite, make_settings
 from PIL import Image
 
-from pipeline import overlap, readpass
+from pipeline import overlap, readpass, runner
 from pipeline.config import Settings
 from pipeline.models import ExitCode, FileError, RunOptions
 from pipeline.runner import refresh
@@ -178,3 +179,27 @@ def test_the_interpreter_lock_changes_hands_sooner_while_the_check_runs(
 
     assert seen and set(seen) == {0.0005}
     assert sys.getswitchinterval() == before
+
+
+def test_a_run_failing_before_its_checks_leaves_no_check_running(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure between the read pass and the checks stops the overlap's threads, restores the interval."""
+    _serve(local_site)
+    corpus = _corpus(tmp_path, local_site)
+
+    def broken_templates() -> None:
+        raise RuntimeError("a template cannot be compiled")
+
+    monkeypatch.setattr(runner, "prepare_reports", broken_templates)
+    before = sys.getswitchinterval()
+    options = RunOptions(now=lambda: DAY0, show_progress=False, mode="check-only")
+
+    with pytest.raises(RuntimeError, match="template"):
+        refresh(_settings(tmp_path, corpus, metadata={"enabled": False}), options, io.StringIO())
+
+    assert sys.getswitchinterval() == before
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(t.name in {"check", "digest_0"} for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name in {"check", "digest_0"}]

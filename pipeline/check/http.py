@@ -120,14 +120,17 @@ class GuardedResolver(AbstractResolver):
 
 
 _CONTEXT_TTL_S = 3600.0  # a daemon's later nights read the system's CA store again
-_contexts: dict[tuple[str | None, int, bool], tuple[float, ssl.SSLContext]] = {}
+_contexts: dict[tuple[str | None, tuple[int, int, int], bool], tuple[float, ssl.SSLContext]] = {}
 
 
 def _ssl_context(http: HttpSettings) -> ssl.SSLContext:
     """The TLS context of these settings, made once an hour per process: loading the system's CA store
     costs about 60 ms of CPU, and a Celery worker builds a transport for every shard it checks."""
     bundle = http.ca_bundle
-    key = (str(bundle) if bundle else None, bundle.stat().st_mtime_ns if bundle else 0, http.verify_tls)
+    # A bundle replaced in place may keep its mtime (cp -p, rsync -t, images with fixed mtimes).
+    found = bundle.stat() if bundle else None
+    stamp = (found.st_mtime_ns, found.st_size, found.st_ino) if found else (0, 0, 0)
+    key = (str(bundle) if bundle else None, stamp, http.verify_tls)
     made = _contexts.get(key)
     if made is not None and time.monotonic() - made[0] < _CONTEXT_TTL_S:
         return made[1]

@@ -21,6 +21,7 @@ import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from pipeline.health.database import _dt, upsert
@@ -31,6 +32,7 @@ from pipeline.text import iso
 
 RECENT = 10  # statuses kept per URL
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
+_WRITE_CHUNK = 5000  # rows built and written at a time (above postgres.BULK_ROWS: still one COPY each)
 _PAGE_COLUMNS = (
     "description",
     "description_source",
@@ -53,11 +55,8 @@ class HistoryStore(ReadCache):
 
     # ---- links ------------------------------------------------------------------------------------
     def load(self, urls: Iterable[str]) -> dict[str, UrlHistory]:
-        """Stored history of those URLs that have any.
-
-        Equal values of many rows (the caller's URL strings, times, reasons, status lists) are one object:
-        a warm night loads every URL of the corpus, and its verdicts keep these values to the end.
-        """
+        """Stored history of those URLs that have any; equal values of many rows (the caller's URL strings,
+        times, reasons, status lists) are one object (a warm night loads every URL of the corpus)."""
         found: dict[str, UrlHistory] = {}
         asked = list(urls)
         shared: dict[Any, Any] = {url: url for url in asked}
@@ -106,8 +105,9 @@ class HistoryStore(ReadCache):
         ]
         if not fresh:
             return
-        with self._transaction():
-            self._upsert(fresh, self.load(r.url for r in fresh), run_id, now)
+        with self._transaction():  # a chunk at a time: a night's rows are never all built at once
+            for chunk in (fresh[at : at + _WRITE_CHUNK] for at in range(0, len(fresh), _WRITE_CHUNK)):
+                self._upsert(chunk, self.load(r.url for r in chunk), run_id, now)
 
     def _upsert(
         self, fresh: list[LinkResult], previous: dict[str, UrlHistory], run_id: str, now: datetime
@@ -184,41 +184,46 @@ class HistoryStore(ReadCache):
         metadata as it was. ``forget`` lists requested URLs whose page now looks like an error page or a
         wall, so their old metadata is no longer applied.
         """
-        rows = list(pages)
-        forgotten = list(dict.fromkeys(forget))
+        remaining, forgotten = iter(pages), list(dict.fromkeys(forget))
+        rows = list(islice(remaining, _WRITE_CHUNK))
         if not rows and not forgotten:
             return
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO pages (final_url, description, description_source, image_url,"
-                " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
-                " last_modified, read_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + upsert("final_url", _PAGE_COLUMNS),
-                [
-                    (
-                        p.final_url,
-                        p.description,
-                        p.description_source,
-                        p.image_url,
-                        p.image_width,
-                        p.image_height,
-                        None if p.image_alive is None else int(p.image_alive),
-                        p.image_source,
-                        p.canonical,
-                        p.amp,
-                        p.title,
-                        p.etag,
-                        p.last_modified,
-                        iso(p.read_at),
-                    )
-                    for p in rows
-                ],
-            )
-            self._db.executemany(
-                "INSERT INTO page_urls (url, final_url) VALUES (?, ?)" + upsert("url", ("final_url",)),
-                [(p.url, p.final_url) for p in rows],
-            )
+            while rows:  # a chunk at a time, as ``record``
+                self._record_pages(rows)
+                rows = list(islice(remaining, _WRITE_CHUNK))
             self._db.executemany("DELETE FROM page_urls WHERE url = ?", [(u,) for u in forgotten])
+
+    def _record_pages(self, rows: list[StoredPage]) -> None:
+        self._db.executemany(
+            "INSERT INTO pages (final_url, description, description_source, image_url,"
+            " image_width, image_height, image_alive, image_source, canonical, amp, title, etag,"
+            " last_modified, read_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + upsert("final_url", _PAGE_COLUMNS),
+            [
+                (
+                    p.final_url,
+                    p.description,
+                    p.description_source,
+                    p.image_url,
+                    p.image_width,
+                    p.image_height,
+                    None if p.image_alive is None else int(p.image_alive),
+                    p.image_source,
+                    p.canonical,
+                    p.amp,
+                    p.title,
+                    p.etag,
+                    p.last_modified,
+                    iso(p.read_at),
+                )
+                for p in rows
+            ],
+        )
+        self._db.executemany(
+            "INSERT INTO page_urls (url, final_url) VALUES (?, ?)" + upsert("url", ("final_url",)),
+            [(p.url, p.final_url) for p in rows],
+        )
 
     def record_share_probes(self, probes: Mapping[str, tuple[bool, int | None, int | None]]) -> None:
         """Store what probing each share image showed (image URL -> alive, width, height) on its pages."""

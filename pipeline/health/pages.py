@@ -25,11 +25,11 @@ def store_pages(store: HistoryStore, digest: PageReader, due: set[str], now: dat
     A page that answered without a body (a 304, a failure) is not in ``digest.pages``: its stored
     metadata stands.
     """
-    fresh = [
+    fresh = (  # made as they are written, a chunk at a time
         StoredPage.from_meta(url, meta, now, *digest.validators.get(url, (None, None)))
         for url, meta in digest.pages.items()
         if url in due
-    ]
+    )
     store.record_pages(fresh, forget=[url for url, _ in digest.refused if url in due])
 
 
