@@ -169,3 +169,20 @@ def test_a_row_that_commits_after_a_later_one_is_still_collected(
         assert found["http://h/late"].observation.url == "http://h/late"
     finally:
         dispatch.close()
+
+
+def test_a_row_the_database_refuses_stops_the_check_and_reaches_the_task(shared: Shared) -> None:
+    """A write failing for another reason than a lost connection (a NUL the database refuses in a text
+    value) still stops the check and is raised by finish(): the shard fails clearly, no batch is lost."""
+    shared.open_job("j")
+    stop = threading.Event()
+    recorder = _Recorder(shared, "j", 0, "w", stop)
+    with PageReader(set(), set(), _Silent(), recorder) as reader:
+        recorder.reader = reader
+        for n in range(600):
+            recorder.direct(
+                Observation(f"http://h/{n}\x00" if n == 3 else f"http://h/{n}", Outcome.SUCCESS, 200)
+            )
+        with pytest.raises(psycopg.DataError):
+            recorder.finish()
+    assert stop.is_set()

@@ -7,9 +7,11 @@ lone surrogate included, survives a PostgreSQL ``TEXT`` column.
 
 Why positional arrays: a worker encodes one record per URL on its check's hot path, and
 ``dataclasses.asdict`` with field names cost about ten times as much as the request's own bookkeeping;
-each record's fields, in their declared order (read from the dataclasses, so a new field travels without a
-change here), are one JSON array tagged with :data:`VERSION`. The keyed objects of version 1 (a worker of
-an earlier release still running during an upgrade) are still read.
+each record's fields, in their declared order (read from the dataclasses), are one JSON array tagged with
+:data:`VERSION`. A field added to or removed from those records changes the array: bump :data:`VERSION`
+then, and keep reading the older one, or a worker and a coordinator one release apart refuse each other.
+The keyed objects of version 1 (a worker of an earlier release still running during an upgrade) are still
+read.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class _Recorder:
         self._refused_seen = 0
         self._ready = threading.Condition()
         self._finishing = False
-        self._error: observed.DatabaseError | None = None
+        self._error: Exception | None = None
         self._writer = threading.Thread(target=self._write_loop, name="recorder", daemon=True)
         self._writer.start()
 
@@ -75,8 +75,8 @@ class _Recorder:
         goes to the page reader first."""
         reader = self.reader
         assert reader is not None
-        if obs.page is None and obs.url not in reader.image_urls:
-            self._add(codec.Observed(obs, worker=self._worker))
+        if not reader.needs_digest(obs):
+            self._add(codec.Observed(obs, worker=self._worker))  # its body, if any, is never encoded
         else:
             reader(obs)
 
@@ -100,7 +100,9 @@ class _Recorder:
         row = (record.observation.url, codec.encode(record))
         with self._ready:
             # Rows are small, but a database slower than the checks must not fill the memory.
-            self._ready.wait_for(lambda: len(self._rows) < _PENDING or self._error is not None)
+            self._ready.wait_for(
+                lambda: len(self._rows) < _PENDING or self._error is not None or not self._writer.is_alive()
+            )
             self._rows.append(row)
             if len(self._rows) >= _BATCH:
                 self._ready.notify_all()
@@ -116,7 +118,9 @@ class _Recorder:
                     if not self._shared.record(self._job, rows, self._shard):
                         self.closed = True  # nobody waits: stop the check
                         self._stop.set()
-                except observed.DatabaseError as exc:
+                # Any error, not only a lost connection (a value the database refuses, a closed handle):
+                # a writer that died quietly would lose its batch and leave the check waiting on it.
+                except Exception as exc:
                     with self._ready:
                         self._error = exc
                         self._ready.notify_all()
@@ -126,7 +130,8 @@ class _Recorder:
                 return
 
     def finish(self) -> None:
-        """Write the rows still gathered and stop the writer; a database error on the way is raised."""
+        """Write the rows still gathered and stop the writer; an error on the way is raised (a database that
+        went away puts the task back; any other fails the shard clearly)."""
         with self._ready:
             self._finishing = True
             self._ready.notify_all()

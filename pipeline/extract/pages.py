@@ -71,8 +71,8 @@ class PageReader:
     def __call__(self, obs: Observation) -> None:
         self.progress.advance()
         log.debug("%s %s %s %s", obs.outcome.value, obs.http_status or "-", obs.url, obs.reason)
-        if self._then is None and obs.url not in self.image_urls and not self._may_be_read(obs):
-            return  # no image, and no page to parse: nothing to digest, no hand-over to the parser
+        if self._then is None and not self.needs_digest(obs):
+            return  # no image, and no page to parse: no hand-over to the parser
         self._room.acquire()
         self._pending.append(self._pool.submit(self._safe_digest, obs))
         if len(self._pending) > 4 * _QUEUED:
@@ -133,6 +133,10 @@ class PageReader:
             self.probes[url] = self.shared.probe(probe)
         if refused is not None:
             self.refused.append((url, refused))
+
+    def needs_digest(self, obs: Observation) -> bool:
+        """Whether the parser has anything to do for this observation: an image to measure, a page to read."""
+        return obs.url in self.image_urls or self._may_be_read(obs)
 
     def _may_be_read(self, obs: Observation) -> bool:
         """Whether ``_digest`` could read page metadata from this observation (a live page's HTML body)."""

@@ -86,6 +86,16 @@ _BULK_INSERT = re.compile(
 )
 
 
+def _whole_rows(bulk: re.Match[str]) -> bool:
+    """Whether a row that wins its conflict key stands whole: no conflict, DO NOTHING, or DO UPDATE of
+    every column but the key. Only then is keeping one row per key what the rows one by one give."""
+    conflict = bulk["conflict"] or ""
+    if "DO UPDATE" not in conflict:
+        return True
+    updated = set(re.findall(r"(\w+) = excluded\.", conflict))
+    return updated == set(bulk["columns"].split(", ")) - {bulk["key"]}
+
+
 def _sql(query: str) -> str:
     # No query of the history holds a literal '?' or '%'; a placeholder is always a bare '?'.
     return query.replace("BEGIN IMMEDIATE", "BEGIN").replace("?", "%s")
@@ -161,6 +171,8 @@ class Connection:
         if not batch:
             return
         bulk = _BULK_INSERT.fullmatch(query.strip()) if len(batch) >= BULK_ROWS else None
+        if bulk is not None and not _whole_rows(bulk):
+            bulk = None  # a partial DO UPDATE: rows sharing a key would merge, which COPY cannot repeat
         try:
             if bulk is not None:
                 self._copy_insert(bulk, batch)
