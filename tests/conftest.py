@@ -6,6 +6,7 @@ the import path).
 
 from __future__ import annotations
 
+import itertools
 import os
 import ssl
 import tempfile
@@ -105,3 +106,23 @@ def shared_dir() -> Iterator[Path]:
         path.chmod(0o700)
         path.unlink() if not path.is_dir() else path.rmdir()
     folder.rmdir()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for one test module; its URL (no database named)."""
+    from pgserver import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture
+def database(pg: str) -> str:
+    """A fresh, empty database on the module's PostgreSQL server; its URL."""
+    from celeryworkers import fresh_database
+
+    return fresh_database(pg, f"db{next(_DATABASES)}")

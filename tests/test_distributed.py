@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import re
 import shutil
@@ -17,9 +16,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from celeryworkers import NoProgress, fresh_database, worker_config, workers
+from celeryworkers import NoProgress, worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
-from pgserver import postgres_server
 from redisserver import redis_server
 from test_refresh import HTML, _article, _serve_world
 from test_runs import _cli, _config, _one_line_error
@@ -34,13 +32,6 @@ from pipeline.models import ExitCode, RunOptions
 from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
-_NAMES = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +39,6 @@ def broker() -> Iterator[str]:
     """A Redis of its own: conftest's is flushed per test, which would drop the queues' bindings."""
     with redis_server() as server:
         yield server.url
-
-
-@pytest.fixture
-def database(pg: str) -> str:
-    """A fresh, empty database; its URL."""
-    return fresh_database(pg, f"d{next(_NAMES)}")
 
 
 @pytest.fixture

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
-from celeryworkers import NoProgress, celery_settings, fresh_database, worker_config, workers
+from celeryworkers import NoProgress, celery_settings, worker_config, workers
 from localsite import LocalSite
-from pgserver import postgres_server
 from redisserver import redis_server
 
 from pipeline.config import Settings
 from pipeline.distributed.coordinator import check_remote, shard_host
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
-
-_NAMES = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture
-def database(pg: str) -> str:
-    return fresh_database(pg, f"l{next(_NAMES)}")
 
 
 def _settings(tmp_path: Path, broker: str, database: str, **celery: object) -> Settings:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from celeryworkers import celery_settings, fresh_database
-from pgserver import postgres_server
+from celeryworkers import celery_settings
 
 from pipeline.distributed import codec
 from pipeline.distributed.coordinator import _Dispatch
@@ -19,19 +17,7 @@ from pipeline.distributed.tasks import _Recorder
 from pipeline.extract.pages import PageReader
 from pipeline.models import FetchedPage, Observation, Outcome
 
-_NAMES = itertools.count()
 _HTML = b"<html><head><title>A title</title><meta name=description content='About it'></head></html>"
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture
-def database(pg: str) -> str:
-    return fresh_database(pg, f"r{next(_NAMES)}")
 
 
 @pytest.fixture

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from celeryworkers import NoProgress, celery_settings, fresh_database, worker_config, workers
+from celeryworkers import NoProgress, celery_settings, worker_config, workers
 from localsite import LocalSite
-from pgserver import postgres_server
 from redisserver import redis_server
 
 from pipeline.configfile import parse_settings
@@ -23,19 +20,6 @@ from pipeline.distributed.observed import Shared
 from pipeline.errors import EngineUnavailable
 from pipeline.extract.pages import PageReader
 from pipeline.health.postgres import redacted
-
-_NAMES = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture
-def database(pg: str) -> str:
-    return fresh_database(pg, f"t{next(_NAMES)}")
 
 
 def test_a_broker_gone_silent_ends_the_coordinator_with_exit_9(
