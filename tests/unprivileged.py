@@ -69,6 +69,8 @@ def run_cli_unprivileged(args: list[str], cwd: Path) -> tuple[int, str, str]:
             # `nobody` cannot read the standard library under /root either: import what a run needs first.
             for module in _RUN_MODULES:
                 importlib.import_module(module)
+            # Nor a checkout in a private folder (`mktemp -d`): the report templates are read now too.
+            importlib.import_module("pipeline.report.render").prepare()
             if os.geteuid() == 0:
                 os.setgroups([])
                 os.setgid(65534)
