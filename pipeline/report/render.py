@@ -120,8 +120,11 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     import jinja2
 
     loader = jinja2.FileSystemLoader(_HERE / "templates")
+    # The templates are part of the installed package: compiled once per process (see prepare), not looked
+    # at again before each render (a daemon picks up an upgraded package when it restarts, like its code).
     html = jinja2.Environment(
         loader=loader,
+        auto_reload=False,
         autoescape=True,
         finalize=_html_finalize,
         undefined=jinja2.StrictUndefined,
@@ -130,6 +133,7 @@ def _environments() -> tuple[jinja2.Environment, jinja2.Environment]:
     )
     md = jinja2.Environment(
         loader=loader,
+        auto_reload=False,
         autoescape=False,
         finalize=_md_finalize,
         undefined=jinja2.StrictUndefined,
