@@ -42,6 +42,7 @@ _RUN_MODULES = (
     "pipeline.lock",
     "pipeline.health.history",
     "pipeline.report.render",
+    "pipeline.report.runs",
     "pipeline.scheduler",
     "jsonschema",
     "json",
