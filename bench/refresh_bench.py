@@ -121,29 +121,31 @@ _PROFILE = """
 import functools, resource, sys
 import pipeline.runner as runner_module
 from pipeline.health.history import HistoryStore
-def _rss_mb():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
-def _wrap(owner, name, label):
-    inner = getattr(owner, name)
-    @functools.wraps(inner)
-    def wrapped(*args, **kwargs):
-        result = inner(*args, **kwargs)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"    after {label:14} RSS {_rss_mb():7.0f} MB  peak {peak:7.0f} MB", file=sys.stderr)
-        return result
-    setattr(owner, name, wrapped)
-for owner, name, label in (
+_STAGES = (
     (runner_module, "_read", "read pass"), (runner_module, "_plan", "plan"),
     (runner_module, "check_pass", "check pass"), (runner_module, "probe_images", "image probes"),
     (runner_module, "_write", "write pass"), (runner_module.build, "build_report", "build report"),
     (HistoryStore, "finish_run", "finish_run"), (runner_module.report, "write_reports", "report files"),
-):
-    _wrap(owner, name, label)
+)
+def _wrap(owner, name, label, after):
+    inner = getattr(owner, name)
+    @functools.wraps(inner)
+    def wrapped(*args, **kwargs):
+        result = inner(*args, **kwargs)
+        after(label)
+        return result
+    setattr(owner, name, wrapped)
+def _rss(label):
+    with open("/proc/self/statm") as fh:
+        now = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"    after {label:14} RSS {now:7.0f} MB  peak {peak:7.0f} MB", file=sys.stderr)
+for owner, name, label in _STAGES:
+    _wrap(owner, name, label, _rss)
 """
 
-# With --trace: tracemalloc as well, and after each stage the allocation sites holding the most memory
-# (slow: for finding what holds the memory, not for timing).
+# With --trace: tracemalloc as well, and after each stage (the report files aside) the allocation sites
+# holding the most memory (slow: for finding what holds the memory, not for timing).
 _TRACE = """
 import tracemalloc
 tracemalloc.start(1)
@@ -157,21 +159,8 @@ def _top(label):
         where = frame.filename.split("/site-packages/")[-1].split("/pipeline/")[-1]
         size = stat.size / 2**20
         print(f"      {size:7.1f} MB {stat.count:9d} blocks  {where}:{frame.lineno}", file=sys.stderr)
-def _wrap(owner, name, label):
-    inner = getattr(owner, name)
-    @functools.wraps(inner)
-    def wrapped(*args, **kwargs):
-        result = inner(*args, **kwargs)
-        _top(label)
-        return result
-    setattr(owner, name, wrapped)
-for owner, name, label in (
-    (runner_module, "_read", "read pass"), (runner_module, "_plan", "plan"),
-    (runner_module, "check_pass", "check pass"), (runner_module, "probe_images", "image probes"),
-    (runner_module, "_write", "write pass"), (runner_module.build, "build_report", "build report"),
-    (HistoryStore, "finish_run", "finish_run"),
-):
-    _wrap(owner, name, label)
+for owner, name, label in _STAGES[:-1]:
+    _wrap(owner, name, label, _top)
 """
 
 
