@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,27 +12,12 @@ from pathlib import Path
 
 import pytest
 
-
-def _binaries() -> Path | None:
-    """The folder holding initdb and pg_ctl: PATH first, then Debian's /usr/lib/postgresql/*/bin."""
-    found = shutil.which("initdb")
-    if found and shutil.which("pg_ctl"):
-        return Path(found).resolve().parent
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
-            return Path(folder)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from pipeline.tools.cluster import find_pg_binaries, free_port
 
 
 def postgres_binaries() -> Path:
     """The folder of initdb and pg_ctl; skips the test when missing, except under CI=true: there it fails."""
-    binaries = _binaries()
+    binaries = find_pg_binaries()
     if binaries is None:
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL (initdb, pg_ctl) is missing; .ci/run installs the postgresql package")
@@ -47,7 +30,7 @@ class PostgresServer:
 
     def __init__(self, binaries: Path, folder: Path, user: str | None) -> None:
         self.binaries, self.folder, self.user = binaries, folder, user
-        self.data, self.port = folder / "data", _free_port()
+        self.data, self.port = folder / "data", free_port()
 
     @property
     def url(self) -> str:

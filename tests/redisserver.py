@@ -19,13 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.tools.cluster import free_port
+
 _READY_TIMEOUT = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _command(port: int, line: bytes) -> bytes:
@@ -47,7 +43,7 @@ class RedisServer:
     def __init__(self, binary: str, folder: Path) -> None:
         self.binary = binary
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._started = False  # once started, a restart keeps the port (clients hold its URL)
 
@@ -68,7 +64,7 @@ class RedisServer:
         except RuntimeError:
             if self._started or "Address already in use" not in self.log():
                 raise
-            self.port = _free_port()  # another process took the free port first: once more on a new one
+            self.port = free_port()  # another process took the free port first: once more on a new one
             return self._start()
 
     def log(self) -> str:

@@ -41,7 +41,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _pg_binaries() -> Path:
+def find_pg_binaries() -> Path | None:
     """The folder holding initdb and pg_ctl: PATH first, then Debian's /usr/lib/postgresql/*/bin."""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
@@ -49,7 +49,14 @@ def _pg_binaries() -> Path:
     for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
             return Path(folder)
-    raise SystemExit("PostgreSQL (initdb, pg_ctl) is not installed: apt-get install postgresql")
+    return None
+
+
+def _pg_binaries() -> Path:
+    binaries = find_pg_binaries()
+    if binaries is None:
+        raise SystemExit("PostgreSQL (initdb, pg_ctl) is not installed: apt-get install postgresql")
+    return binaries
 
 
 class Postgres:
