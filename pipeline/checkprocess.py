@@ -184,8 +184,10 @@ class CheckProcess:
                 return  # cancelled, or the child is gone (the reading thread says why)
             try:
                 _send(self._commands, message)
-            except OSError:
-                self._commands = None
+            except OSError:  # the child is gone (the reading thread says why): nothing more to send
+                commands, self._commands = self._commands, None
+                with contextlib.suppress(OSError):
+                    commands.close()
 
     def _read(self) -> None:
         """The reading thread: observations to ``on_result`` as they come, then the outcome."""

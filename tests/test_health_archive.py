@@ -279,7 +279,16 @@ def test_a_stop_request_cuts_a_429_pause_short(local_site: LocalSite, tmp_path: 
         settings = settings.model_copy(
             update={"retry": settings.retry.model_copy(update={"retry_after_max": 60.0})}
         )
-        threading.Timer(0.5, stop.set).start()
+
+        def stop_once_asked() -> None:
+            # The stop comes in the pause (the archive answered 429), however long the checks took.
+            deadline = time.monotonic() + 30
+            while not wayback.requests and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)
+            stop.set()
+
+        threading.Thread(target=stop_once_asked, daemon=True).start()
         started = time.monotonic()
         outcome = refresh(
             settings, RunOptions(now=lambda: DAY0, show_progress=False, stop=stop), io.StringIO()
