@@ -79,16 +79,25 @@ class CheckProcess:
         results, from_child = os.pipe()
         home = str(Path(__file__).resolve().parents[1])  # the folder holding pipeline/, wherever it is
         path = os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")]))
-        self._child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
-            pass_fds=(to_child, from_child),
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": path},
-        )
+        self._child: subprocess.Popen[bytes] | None = None
+        self._unstarted: OSError | None = None  # why no child could be started (see ``start``)
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        except OSError as exc:  # e.g. a user dropped to who may not run this interpreter
+            self._unstarted = exc
         os.close(to_child)
         os.close(from_child)
         self._commands: BinaryIO | None = os.fdopen(commands, "wb")
         self._results: BinaryIO = os.fdopen(results, "rb")
+        if self._child is None:
+            self._commands.close()
+            self._commands = None
+            self._results.close()
         self._lock = threading.Lock()  # one writer of the command pipe at a time
         self._reader = threading.Thread(target=self._read, name="check-results", daemon=True)
         self._ready = threading.Event()
@@ -119,9 +128,12 @@ class CheckProcess:
         """
         self._on_result, self._host_stats, self._stop = on_result, host_stats, stop
         self._keep_pages = keep_pages
-        self._command(("start", settings, keep_pages))
-        self._reader.start()
-        self._ready.wait()
+        if self._child is not None:
+            self._command(("start", settings, keep_pages))
+            self._reader.start()
+            self._ready.wait()
+        else:
+            self._outcome = CheckProcessLost(f"the check's process could not start: {self._unstarted}")
         if isinstance(self._outcome, BaseException):
             failure, self._outcome = self._outcome, None
             self.cancel()
@@ -168,6 +180,8 @@ class CheckProcess:
         if self._here is not None:
             self._here.cancel()
         self._close_commands()
+        if self._child is None:
+            return
         try:
             self._child.wait(timeout=5)
         except subprocess.TimeoutExpired:  # stuck (it exits at once when it sees the pipe end)
@@ -211,6 +225,7 @@ class CheckProcess:
         while True:
             message = _receive(self._results)
             if message is None:
+                assert self._child is not None  # no reading thread runs without one
                 code = self._child.wait()
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
                 return CheckProcessLost(f"the check's process {how} before the checks ended")
@@ -254,7 +269,8 @@ def spawn() -> CheckProcess:
 def _stop_untaken() -> None:
     while _early:
         untaken = _early.pop()
-        untaken._child.kill()  # it may still be importing: not worth waiting for
+        if untaken._child is not None:
+            untaken._child.kill()  # it may still be importing: not worth waiting for
         untaken.cancel()
 
 

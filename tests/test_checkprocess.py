@@ -120,7 +120,7 @@ def test_a_stop_request_cancels_the_child(local_site: LocalSite, tmp_path: Path)
     with pytest.raises(Interrupted):
         stream.finish()
     assert time.monotonic() - started < 1.5
-    assert stream._child.poll() is not None
+    assert stream._child is not None and stream._child.poll() is not None
 
 
 def test_a_killed_child_ends_the_check_with_a_clear_error(local_site: LocalSite, tmp_path: Path) -> None:
@@ -130,6 +130,7 @@ def test_a_killed_child_ends_the_check_with_a_clear_error(local_site: LocalSite,
     stream.start(make_settings(tmp_path))
     stream.put([local_site.url("/slow")], {}, {})
     _wait_for_hit(local_site, "/slow")
+    assert stream._child is not None
     os.kill(stream._child.pid, signal.SIGKILL)
     started = time.monotonic()
     with pytest.raises(CheckProcessLost, match="killed by signal 9"):
@@ -186,6 +187,22 @@ def test_a_child_that_cannot_start_leaves_the_check_to_this_process(
     assert "exited with status 3" in caplog.text and "checking in this process instead" in caplog.text
 
 
+def test_an_interpreter_this_user_cannot_run_leaves_the_check_to_this_process(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No child can be started at all (the interpreter cannot be run): a warning, the checks run here."""
+    local_site.route("/ok", body=b"fine")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    checkprocess.prestart()  # first thing in `pipeline refresh`: it must not fail either
+    stream = checkprocess.spawn()
+    stream.start(make_settings(tmp_path))
+    stream.put([local_site.url("/ok")], {}, {})
+    found = stream.finish()
+
+    assert found[local_site.url("/ok")].outcome.value == "success"
+    assert "could not start" in caplog.text and "checking in this process instead" in caplog.text
+
+
 def test_a_prestarted_child_is_the_one_spawn_takes_and_an_untaken_one_ends(tmp_path: Path) -> None:
     """``spawn`` takes the child ``prestart`` started; one never taken ends when its parent exits."""
     script = (
@@ -216,7 +233,9 @@ def test_a_run_whose_check_process_is_killed_ends_interrupted_and_writes_nothing
 
     def kill_once_asked() -> None:
         _wait_for_hit(local_site, "/slow")
-        os.kill(spawned[0]._child.pid, signal.SIGKILL)
+        child = spawned[0]._child
+        assert child is not None
+        os.kill(child.pid, signal.SIGKILL)
 
     monkeypatch.setattr(overlap, "spawn", spawn)
     killer = threading.Thread(target=kill_once_asked)
