@@ -197,7 +197,7 @@ def fingerprint(refs: Sequence[LinkRef], evidence: Evidence, settings_key: str) 
 
     Equal digests for an unchanged file mean an equal decision, so the runner may skip re-reading it:
     each ref's verdict, the page metadata, probes and archive copy of its URL, the probe of that page's
-    share image, the outage flag, and the settings (``settings_key``).
+    share image (``url_evidence``), the outage flag, and the settings (``settings_key``).
     """
     parts: list[object] = [settings_key, evidence.outage]
     for ref in sorted(refs, key=lambda r: (r.field_path, r.url)):
@@ -205,25 +205,33 @@ def fingerprint(refs: Sequence[LinkRef], evidence: Evidence, settings_key: str) 
         if url is None:
             parts.append((ref.field_path, ref.url))
             continue
-        result = evidence.results.get(url)
-        meta = evidence.pages.get(url)
-        share = meta.images[0].url if meta is not None and meta.images else None
-        page = None
-        if meta is not None:  # what decide reads of a page, the same whether read tonight or stored
-            sources = (meta.sources.get("description"), meta.sources.get("image"))
-            page = (meta.description, share, sources, meta.canonical, meta.amp)
-        parts.append(
-            (
-                ref.field_path,
-                url,
-                (result.status, result.first_failed_at) if result else None,
-                page,
-                _probe_key(evidence.probes.get(url)),
-                _probe_key(evidence.probes.get(_norm(share) or "")) if share else None,
-                evidence.archive.get(url),
-            )
-        )
+        parts.append((ref.field_path, url, *url_evidence(url, evidence)))
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def url_evidence(url: str, evidence: Evidence) -> tuple[object, ...]:
+    """What ``decide`` reads about one normalized URL, whichever article cites it: its verdict, its page's
+    metadata (the same whether read tonight or stored), its probe, its page's share-image probe, its
+    archive copy."""
+    result = evidence.results.get(url)
+    meta = evidence.pages.get(url)
+    share = meta.images[0].url if meta is not None and meta.images else None
+    page = None
+    if meta is not None:
+        sources = (meta.sources.get("description"), meta.sources.get("image"))
+        page = (meta.description, share, sources, meta.canonical, meta.amp)
+    return (
+        (result.status, result.first_failed_at) if result else None,
+        page,
+        _probe_key(evidence.probes.get(url)),
+        _probe_key(evidence.probes.get(_norm(share) or "")) if share else None,
+        evidence.archive.get(url),
+    )
+
+
+def url_digest(url: str, evidence: Evidence) -> str:
+    """``url_evidence`` as a short digest, kept in the history to tell which URLs' evidence changed."""
+    return hashlib.blake2b(repr(url_evidence(url, evidence)).encode(), digest_size=8).hexdigest()
 
 
 def _probe_key(probe: ImageProbe | None) -> tuple[str, bool, int | None, int | None] | None:

@@ -147,6 +147,13 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
             path,
         )
 
+    def normalized_urls(self, article: Path) -> list[str]:
+        """The article's normalized URLs (invalid ones left out), read without decoding its ``LinkRef``s."""
+        number = self._number(article)
+        start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+        texts = self.texts.values
+        return [texts[n] for n in self._packed[start + 2 : stop : _WIDTH] if n != _NONE]
+
     def count(self, article: Path) -> int:
         """How many references the article has."""
         number = self._number(article)

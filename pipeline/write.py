@@ -7,8 +7,10 @@ one bad file never stops the pass.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -44,11 +46,14 @@ def write_pass(
     options: RunOptions,
     out: TextIO,
     store: HistoryStore | None = None,
+    urls: Iterable[str] = (),
 ) -> tuple[Spool[Change], Spool[Change], list[FileError]]:
     """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
 
     An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
-    evidence digest are those it had when it last needed no change (recorded in ``store``).
+    evidence are those it had when it last needed no change (recorded in ``store``): known without its
+    digest when none of its URLs' evidence changed since (``urls``: every URL the corpus cites, whose
+    evidence digests are compared with the stored ones), else by its digest.
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
     the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
@@ -60,6 +65,11 @@ def write_pass(
     settings_key = "".join(
         section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
     )
+    tracked = store is not None and not options.dry_run
+    key = hashlib.blake2b(f"{settings_key}{evidence.outage}".encode(), digest_size=8).hexdigest()
+    generation, marks = 0, {}
+    if store is not None and tracked:
+        generation, marks = _url_generations(store, urls, evidence, forget=not options.partial)
     decided: dict[bytes, tuple[int, int, str]] = {}
     settled: list[tuple[bytes, int, int, str]] = []
     try:
@@ -78,10 +88,16 @@ def write_pass(
             except OSError as exc:
                 errors.append(FileError(str(path), f"cannot read ({exc.strerror or exc})"))
                 continue
-            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
-            state = (stat.st_size, stat.st_mtime_ns, digest)
             name = os.fsencode(path)  # file names need not be UTF-8
-            if decided.get(name) == state:
+            row = decided.get(name)
+            same_file = row is not None and row[:2] == (stat.st_size, stat.st_mtime_ns)
+            if same_file and _unchanged_since(row, key, corpus.refs.normalized_urls(path), marks):
+                continue  # the common case: none of its URLs' evidence changed since it was decided
+            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
+            state = (stat.st_size, stat.st_mtime_ns, f"{digest} {generation} {key}" if tracked else digest)
+            if same_file and row is not None and row[2].split(" ")[0] == digest:
+                if tracked:  # its evidence changed back, or was decided before generations: stamped now
+                    settled.append((name, *state))
                 continue
             if _write_one(path, evidence, settings, options, out, changes, discovered, errors):
                 settled.append((name, *state))
@@ -89,6 +105,43 @@ def write_pass(
         if store is not None and not options.dry_run:
             store.record_decided(settled)
     return changes, discovered, errors
+
+
+_NEVER = 1 << 62  # the generation of a URL whose evidence was never recorded: later than any decision
+
+
+def _url_generations(
+    store: HistoryStore, urls: Iterable[str], evidence: Evidence, *, forget: bool
+) -> tuple[int, dict[str, int]]:
+    """This pass's evidence generation, and for each URL the generation in which its evidence last changed
+    (this one when its digest differs from the stored one, which is then replaced).
+
+    ``forget``: the URLs are every URL of the corpus, so stored ones not among them go.
+    """
+    generation = store.next_generation()
+    stored = store.url_evidence()
+    marks: dict[str, int] = {}
+    new: list[tuple[str, str, int]] = []
+    for url in urls:
+        digest = decide.url_digest(url, evidence)
+        known = stored.pop(url, None)
+        if known is not None and known[0] == digest:
+            marks[url] = known[1]
+        else:
+            marks[url] = generation
+            new.append((url, digest, generation))
+    store.record_url_evidence(new, forget=stored if forget else ())
+    return generation, marks
+
+
+def _unchanged_since(row: tuple[int, int, str], key: str, urls: Iterable[str], marks: dict[str, int]) -> bool:
+    """Whether an article decided as ``row`` says (digest, generation, settings key) saw the evidence it
+    would see now: the same settings and outage flag, and no URL of it changed in a later generation."""
+    parts = row[2].split(" ")
+    if len(parts) != 3 or parts[2] != key:
+        return False
+    decided_in = int(parts[1])
+    return all(marks.get(url, _NEVER) <= decided_in for url in urls)
 
 
 def _may_edit(path: Path, corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:
