@@ -67,7 +67,7 @@ def write_pass(
     )
     tracked = store is not None and not options.dry_run
     key = hashlib.blake2b(f"{settings_key}{evidence.outage}".encode(), digest_size=8).hexdigest()
-    generation, marks = 0, {}
+    generation, marks = 0, dict[str, int]()
     if store is not None and tracked:
         generation, marks = _url_generations(store, urls, evidence, forget=not options.partial)
     decided: dict[bytes, tuple[int, int, str]] = {}
@@ -90,12 +90,13 @@ def write_pass(
                 continue
             name = os.fsencode(path)  # file names need not be UTF-8
             row = decided.get(name)
-            same_file = row is not None and row[:2] == (stat.st_size, stat.st_mtime_ns)
-            if same_file and _unchanged_since(row, key, corpus.refs.normalized_urls(path), marks):
+            # What it was decided on, when the file is the one it was then.
+            stamp = row[2] if row is not None and row[:2] == (stat.st_size, stat.st_mtime_ns) else None
+            if stamp is not None and _unchanged_since(stamp, key, corpus.refs.normalized_urls(path), marks):
                 continue  # the common case: none of its URLs' evidence changed since it was decided
             digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
             state = (stat.st_size, stat.st_mtime_ns, f"{digest} {generation} {key}" if tracked else digest)
-            if same_file and row is not None and row[2].split(" ")[0] == digest:
+            if stamp is not None and stamp.split(" ")[0] == digest:
                 if tracked:  # its evidence changed back, or was decided before generations: stamped now
                     settled.append((name, *state))
                 continue
@@ -134,10 +135,10 @@ def _url_generations(
     return generation, marks
 
 
-def _unchanged_since(row: tuple[int, int, str], key: str, urls: Iterable[str], marks: dict[str, int]) -> bool:
-    """Whether an article decided as ``row`` says (digest, generation, settings key) saw the evidence it
+def _unchanged_since(stamp: str, key: str, urls: Iterable[str], marks: dict[str, int]) -> bool:
+    """Whether an article decided as ``stamp`` says (digest, generation, settings key) saw the evidence it
     would see now: the same settings and outage flag, and no URL of it changed in a later generation."""
-    parts = row[2].split(" ")
+    parts = stamp.split(" ")
     if len(parts) != 3 or parts[2] != key:
         return False
     decided_in = int(parts[1])

@@ -51,8 +51,8 @@ class ReadCache(Database):
                 "INSERT INTO evidence_generation VALUES (1, 1)"
                 " ON CONFLICT (id) DO UPDATE SET generation = evidence_generation.generation + 1"
             )
-            row = self._db.execute("SELECT generation FROM evidence_generation WHERE id = 1").fetchone()
-        return int(row[0])
+            rows = self._db.execute("SELECT generation FROM evidence_generation WHERE id = 1").fetchall()
+        return int(rows[0][0])
 
     def url_evidence(self) -> dict[str, tuple[str, int]]:
         """Every URL's stored evidence digest and the generation in which it last changed."""
