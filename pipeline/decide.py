@@ -158,18 +158,19 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
             ),
             None,
         )
-        normalized = _norm(_share_image(meta, settings)) if meta else None
-        if normalized is None:
+        if meta is None:
             continue
         needs_fill = settings.metadata.images.fill_missing and unit.images_empty
         dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        refresh = (
+        may_refresh = (
             settings.metadata.images.policy == "refresh"
-            and meta is not None
             and meta.sources.get("image") != BODY_SOURCE
-            and unit.image_urls[:1] != (normalized,)
+            and not unit.images_empty
         )
-        if needs_fill or dead or (refresh and not unit.images_empty):
+        if not (needs_fill or dead or may_refresh):
+            continue  # the common case: nothing to fill, replace or follow; no URL normalized for it
+        normalized = _norm(_share_image(meta, settings))
+        if normalized is not None and (needs_fill or dead or unit.image_urls[:1] != (normalized,)):
             wanted.add(normalized)
     return wanted
 
@@ -224,9 +225,16 @@ def url_evidence(url: str, evidence: Evidence) -> tuple[object, ...]:
         (result.status, result.first_failed_at) if result else None,
         page,
         _probe_key(evidence.probes.get(url)),
-        _probe_key(evidence.probes.get(_norm(share) or "")) if share else None,
+        _probe_key(_probe_of(share, evidence)) if share else None,
         evidence.archive.get(url),
     )
+
+
+def _probe_of(url: str, evidence: Evidence) -> ImageProbe | None:
+    """The probe of an image URL as written, found under its normalized form. A URL that is a key is
+    already normalized (normalizing is idempotent): found without normalizing it, once for every page."""
+    probe = evidence.probes.get(url)
+    return probe if probe is not None else evidence.probes.get(_norm(url) or "")
 
 
 def url_digest(url: str, evidence: Evidence) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -70,16 +70,13 @@ def write_pass(
     generation, marks = 0, dict[str, int]()
     if store is not None and tracked:
         generation, marks = _url_generations(store, urls, evidence, forget=not options.partial)
-    decided: dict[bytes, tuple[int, int, str]] = {}
     settled: list[tuple[bytes, int, int, str]] = []
     try:
-        for number, path in enumerate(corpus.paths):
+        for path, decided in _with_rows(corpus, store):
             if options.stop.is_set():
                 raise Interrupted
-            if store is not None and number % _BATCH == 0:  # asked a batch at a time: never every file's row
-                batch = corpus.paths[number : number + _BATCH]
-                decided = store.load_decided(os.fsencode(p) for p in batch)
-            if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
+            urls = corpus.refs.normalized_urls(path)
+            if path not in corpus.revisit and not any(url in checked for url in urls):
                 continue
             if not _may_edit(path, corpus, evidence, settings):
                 continue
@@ -92,7 +89,7 @@ def write_pass(
             row = decided.get(name)
             # What it was decided on, when the file is the one it was then.
             stamp = row[2] if row is not None and row[:2] == (stat.st_size, stat.st_mtime_ns) else None
-            if stamp is not None and _unchanged_since(stamp, key, corpus.refs.normalized_urls(path), marks):
+            if stamp is not None and _unchanged_since(stamp, key, urls, marks):
                 continue  # the common case: none of its URLs' evidence changed since it was decided
             digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
             state = (stat.st_size, stat.st_mtime_ns, f"{digest} {generation} {key}" if tracked else digest)
@@ -106,6 +103,20 @@ def write_pass(
         if store is not None and not options.dry_run:
             store.record_decided(settled)
     return changes, discovered, errors
+
+
+def _with_rows(corpus: Corpus, store: HistoryStore | None) -> Iterator[tuple[Path, dict[bytes, _Row]]]:
+    """Every article's path with the stored rows of its batch's articles that needed no change (asked a
+    batch at a time: never every file's row at once)."""
+    paths = corpus.paths
+    for begin in range(0, len(paths), _BATCH):
+        batch = paths[begin : begin + _BATCH]
+        rows = store.load_decided(os.fsencode(p) for p in batch) if store is not None else {}
+        for path in batch:
+            yield path, rows
+
+
+_Row = tuple[int, int, str]  # a stored decision: the file's size and mtime, what it was decided on
 
 
 _NEVER = 1 << 62  # the generation of a URL whose evidence was never recorded: later than any decision
