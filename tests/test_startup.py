@@ -25,11 +25,13 @@ def test_the_refresh_path_loads_neither_apscheduler_nor_jinja() -> None:
     assert loaded.stdout.split() == []
 
 
-def test_the_refresh_path_leaves_the_http_stack_to_the_check_process() -> None:
-    """The CLI, the runner and the check's hand-over load no aiohttp or httpx: the check's process does."""
+def test_the_refresh_path_leaves_the_http_stack_and_the_parser_for_later() -> None:
+    """The CLI, the runner and the check's hand-over load no aiohttp or httpx (the check's process does),
+    and no HTML parser or image reader (the digest's thread does, at the first page or image)."""
     probe = (
         "import sys; import pipeline.cli, pipeline.runner, pipeline.checkprocess, pipeline.check.soft404; "
-        "print(' '.join(name for name in ('aiohttp', 'httpx') if name in sys.modules))"
+        "heavy = ('aiohttp', 'httpx', 'selectolax', 'charset_normalizer', 'imagesize'); "
+        "print(' '.join(name for name in heavy if name in sys.modules))"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
     loaded = subprocess.run(
