@@ -297,8 +297,22 @@ def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     assert sorted(url for group in groups for url in group) == sorted(urls)
     assert len(shards(urls, per_host=8, pool=1000)) == 1  # one process: never queued behind itself
     assert len(shards(urls, per_host=8, pool=1000, processes=16)) == 16  # a small run spreads over them
-    assert len(shards(urls, per_host=8, pool=16, processes=4)) == 25  # the pool still sets the least
     assert len(shards(urls[:60], per_host=8, pool=1000, processes=16)) == 3  # never more than hosts
+
+
+def test_shards_come_in_whole_rounds_of_the_worker_processes() -> None:
+    """More pool-fulls than processes: a multiple of the processes (25 pool-fulls on 4 processes are 24
+    shards, 6 rounds, not 25 in 7 with one shard alone in the last), hosts still whole."""
+    urls = [f"http://h{host}.test/{n}" for host in range(50) for n in range(20)]
+
+    groups = shards(urls, per_host=8, pool=16, processes=4)
+
+    assert len(groups) == 24
+    for host in range(50):
+        assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
+    assert len(shards(urls, per_host=8, pool=16, processes=3)) == 24
+    assert len(shards(urls, per_host=8, pool=16, processes=7)) == 21
+    assert len(shards(urls, per_host=8, pool=16)) == 25  # one process: every shard fills its pool
 
 
 def test_one_host_name_is_one_shard_whatever_its_scheme_or_port() -> None:

@@ -51,18 +51,23 @@ def shards(urls: list[str], per_host: int, pool: int, processes: int = 1) -> lis
     counts (largest host first).
 
     A worker process checks one shard at a time with a pool of ``pool`` (``http.max_concurrency``)
-    requests, at most ``per_host`` per host: a shard holds no more hosts than fill that pool (a shard of
+    requests, at most ``per_host`` per host: a shard holds enough hosts to fill that pool (a shard of
     3 hosts at 8 each would leave 104 of 128 places idle), and there are as many shards as the worker
     processes that answered (``processes``), hosts allowing, so that every process gets work: more would
     not make a host faster than its own cap but would queue shards behind each other on one process (16
     shards of 2 or 3 hosts took one worker 6 times as long as one process checking the same 40 hosts);
-    at most ``_MAX_SHARDS``.
+    at most ``_MAX_SHARDS``. When the pools need more shards than there are processes, the count is
+    rounded down to a multiple of ``processes``: the processes then finish their last round together
+    (13 pool-fulls on 4 processes: 12 shards a little over a pool each, 3 rounds, rather than 13 shards in
+    4 rounds, the last of one shard while 3 processes idle).
     """
     by_host: dict[str, list[str]] = {}
     for url in urls:
         by_host.setdefault(shard_host(url) or "", []).append(url)
     slots = sum(min(per_host, len(group)) for group in by_host.values())
     count = max(1, min(len(by_host), _MAX_SHARDS, max(-(-slots // pool), processes)))
+    if count > processes:
+        count -= count % processes
     heap = [(0, index) for index in range(count)]
     groups: list[list[str]] = [[] for _ in range(count)]
     for key in sorted(by_host, key=lambda k: (-len(by_host[k]), k)):
