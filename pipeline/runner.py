@@ -105,6 +105,10 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     store = _open_store(settings, options)
     mode = "dry-run" if options.dry_run else options.mode
     run = Run(settings, options, out, store, rules, started, _new_run_id(started), mode)
+    if settings.executor == "celery":  # the broker, the workers and the dispatch, made ready during the read
+        from pipeline.distributed.coordinator import Prepared
+
+        run.prepared = Prepared(settings, options.stop)
     try:
         with Progress(quiet=not options.show_progress) as progress:
             run.progress = progress
@@ -146,6 +150,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             memory.release()
         return _finish(run)
     finally:
+        if run.prepared is not None:
+            run.prepared.close()  # not taken: nothing was due, or the run stopped before its check
         store.close()
 
 

@@ -24,8 +24,9 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import _Dispatch, check_remote, shard_host, shards
+from pipeline.distributed.coordinator import _Dispatch, check_remote
 from pipeline.distributed.observed import Shared
+from pipeline.distributed.sharding import shard_host, shards
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
 from pipeline.models import ExitCode, RunOptions
