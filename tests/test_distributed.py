@@ -29,7 +29,7 @@ from pipeline.distributed.observed import Shared
 from pipeline.distributed.sharding import shard_host, shards
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
-from pipeline.models import ExitCode, RunOptions
+from pipeline.models import ExitCode, RunOptions, host_key
 from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -445,3 +445,21 @@ def test_database_connections_cut_mid_run_are_made_again_and_the_run_completes(
 
     assert result and _verdicts(result[0]) == expected
     assert "the history database went away" in logs  # a worker's task did go back to the queue
+
+
+def test_shard_host_read_from_the_origin_equals_the_host_keys_name() -> None:
+    """The shard host found from a URL's scheme and authority alone is the host key's name, for every
+    form urlsplit treats apart (case, default ports, user info, IPv6, IDN, a query or fragment right after
+    the host, no scheme, a bad port)."""
+    urls = [
+        "http://H/x", "HTTPS://H1.test:443/x", "http://h:x/", "http://h?x", "http://h#f", "http://u:p@H:80/a",
+        "  http://h/a", "ht tp://h/x", "//h/x", "mailto:x@y", "http://[::1]:8080/a", "http://bücher.de/x",
+        "http://h\t.test/x", "http://h:99999/", "https://h:/a", "http:/h/x", "file:///x", "http://a.b?c/d",
+    ]  # fmt: skip
+
+    for url in urls:
+        try:
+            expected: str | None = str(host_key(url)).rsplit(":", 1)[0]
+        except ValueError:
+            expected = None
+        assert shard_host(url) == expected, url

@@ -6,7 +6,9 @@ worker processes answered. Returns: lists of URLs. Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import heapq
+import re
 
 from pipeline.models import host_key
 
@@ -48,7 +50,18 @@ def shard_host(url: str) -> str | None:
     """The host name a URL is sharded and leased by: its host key without the port, so ``http://h`` and
     ``https://h`` (one server, one politeness budget) land in one shard; None for a URL without one (a port
     that is not a number: the worker reports it as invalid)."""
+    # The key depends only on the scheme and the authority: parsed once per origin, not once per URL (the
+    # coordinator asks for every due URL, 20,000 parses were a tenth of a second before the first shard).
+    origin = _ORIGIN.match(url)
+    return _origin_host(origin.group() if origin else url)
+
+
+_ORIGIN = re.compile(r"[^:/?#]*://[^/?#]*")  # "scheme://authority", where urlsplit ends the authority
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin_host(origin: str) -> str | None:
     try:
-        return str(host_key(url)).rsplit(":", 1)[0]
+        return str(host_key(origin)).rsplit(":", 1)[0]
     except ValueError:
         return None
