@@ -12,14 +12,18 @@ from typing import Any
 
 import psycopg
 import pytest
+from celery.signals import worker_process_init
 from celeryworkers import worker_config, workers
 from localsite import LocalSite, make_settings
 from redisserver import redis_server
 from test_refresh import _article, _serve_world
 
 from pipeline import runner
-from pipeline.config import Settings
+from pipeline.check import http
+from pipeline.config import HttpSettings, Settings
 from pipeline.configfile import parse_settings
+from pipeline.distributed.app import build_app
+from pipeline.engineconfig import CelerySettings
 from pipeline.models import ExitCode, RunOptions
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -112,3 +116,15 @@ def test_a_dispatch_nobody_takes_is_closed(
 
     assert opened == [True] and outcome.exit_code is ExitCode.OK
     assert _jobs(database) == 0
+
+
+def test_a_workers_new_pool_process_makes_its_tls_context_before_its_first_shard() -> None:
+    """A worker's app makes each new pool process build the default settings' TLS context at its start,
+    the one its shards' transports then take (the CA store is not loaded on a shard's path)."""
+    http._contexts.clear()
+    build_app(CelerySettings(broker_url="redis://127.0.0.1:9/0"), "postgresql://127.0.0.1:9/history")
+
+    worker_process_init.send(sender=None)
+
+    made = [context for _, context in http._contexts.values()]
+    assert len(made) == 1 and http._ssl_context(HttpSettings()) is made[0]
