@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from pipeline.config import HealthSettings
 from pipeline.errors import PathUnusable
 from pipeline.health import history
+from pipeline.health.database import Texts
 from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
@@ -396,3 +397,15 @@ def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -
 
     assert sorted(loaded) == sorted(urls) and all(h.status is LinkStatus.OK for h in loaded.values())
     assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())
+
+
+def test_stored_texts_are_made_once_per_value_and_keep_each_offset() -> None:
+    """A row's time and list texts equal their one-by-one encoding; equal instants in two offsets keep
+    their own text (the history stores the offset it was given)."""
+    text = Texts()
+    utc = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    east = utc.astimezone(timezone(timedelta(hours=2)))
+
+    assert text(utc) == utc.isoformat() and text(east) == east.isoformat() != text(utc)
+    assert text(None) is None and text(()) == "[]" and text(("ok", "dead")) == '["ok", "dead"]'
+    assert text(("ok", "dead")) is text(("ok", "dead"))  # made once
