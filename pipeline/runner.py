@@ -262,7 +262,14 @@ def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
     """
     clock = time.perf_counter()
     run.changes, run.discovered, run.write_errors = write_pass(
-        run.corpus, checked, evidence, run.settings, run.options, run.out, run.store
+        run.corpus,
+        checked,
+        evidence,
+        run.settings,
+        run.options,
+        run.out,
+        run.store,
+        urls=[*run.plan.urls, *run.plan.excluded],
     )
     log.info("%d changes in %.1f s", len(run.changes), time.perf_counter() - clock)
 
