@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
-                                           [--profile FOLDER]
+                                           [--profile FOLDER [--profile-workers]] [--logs FOLDER]
 
 Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -284,6 +284,7 @@ def main() -> int:
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
     parser.add_argument("--profile", type=Path, help="sample the coordinator with py-spy into this folder")
     parser.add_argument("--profile-workers", action="store_true", help="with --profile: the workers too")
+    parser.add_argument("--logs", type=Path, help="keep every run's coordinator and worker logs here")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
 
@@ -335,9 +336,11 @@ def main() -> int:
                     workers.stop()
                     for spy in spies:  # py-spy writes its file when the process it samples ends
                         spy.wait(timeout=60)
-                    if args.profile:  # the logs beside the samples: their timestamps give each shard's time
+                    kept = args.profile or args.logs  # the logs (beside the samples): each shard's time
+                    if kept:
+                        kept.mkdir(parents=True, exist_ok=True)
                         for log in [folder / "coordinator.log", *(folder / "logs").glob("worker-*.log")]:
-                            shutil.copy(log, args.profile / f"{name}-{log.name}")
+                            shutil.copy(log, kept / f"{name}-{log.name}")
                         shutil.rmtree(folder / "logs", ignore_errors=True)
 
             # Rounds interleave the configurations, so that the load of the machine's other work, which
