@@ -11,7 +11,6 @@ import pytest
 from pipeline.config import HealthSettings
 from pipeline.errors import PathUnusable
 from pipeline.health import history
-from pipeline.health.database import Texts
 from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
@@ -399,13 +398,30 @@ def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -
     assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())
 
 
-def test_stored_texts_are_made_once_per_value_and_keep_each_offset() -> None:
-    """A row's time and list texts equal their one-by-one encoding; equal instants in two offsets keep
-    their own text (the history stores the offset it was given)."""
-    text = Texts()
-    utc = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-    east = utc.astimezone(timezone(timedelta(hours=2)))
+def test_rows_recorded_together_keep_their_own_times_and_lists(tmp_path: Path) -> None:
+    """Verdicts recorded in one batch keep their own times (equal instants in two offsets stay apart),
+    redirect lists and status lists, however many of those values the rows share."""
+    east = T0.astimezone(timezone(timedelta(hours=2)))
+    results = [
+        LinkResult(
+            f"{URL}/{n}",
+            LinkStatus.OK,
+            http_status=200,
+            redirects=(f"{URL}/{n}/new",) if n % 2 else (),
+            last_success_at=moment,
+            checked_at=moment,
+        )
+        for n, moment in enumerate([T0, east, T0, east])
+    ]
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record(results, "run-1", T0)
+        loaded = store.load(r.url for r in results)
 
-    assert text(utc) == utc.isoformat() and text(east) == east.isoformat() != text(utc)
-    assert text(None) is None and text(()) == "[]" and text(("ok", "dead")) == '["ok", "dead"]'
-    assert text(("ok", "dead")) is text(("ok", "dead"))  # made once
+    for r in results:
+        got = loaded[r.url]
+        assert got.last_success_at is not None and r.last_success_at is not None
+        assert (got.last_success_at, got.last_success_at.utcoffset()) == (
+            r.last_success_at,
+            r.last_success_at.utcoffset(),
+        )
+        assert (got.last_checked_at, got.redirects, got.recent) == (r.checked_at, r.redirects, ("ok",))
