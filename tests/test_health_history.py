@@ -398,7 +398,7 @@ def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -
     assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())
 
 
-def test_loading_parses_each_distinct_time_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_parses_each_distinct_time_once(tmp_path: Path) -> None:
     """Rows recorded in one run share their times: each distinct stored time is parsed once per load."""
     now = datetime(2026, 11, 1, tzinfo=UTC)
     urls = [f"https://a.test/{n}" for n in range(50)]
@@ -409,11 +409,11 @@ def test_loading_parses_each_distinct_time_once(tmp_path: Path, monkeypatch: pyt
         parsed.append(text)
         return real(text)
 
-    with HistoryStore(tmp_path / "h.db") as store:
+    with HistoryStore(tmp_path / "h.db") as store, pytest.MonkeyPatch.context() as patch:
         store.record(
             [LinkResult(u, LinkStatus.OK, 200, checked_at=now, last_success_at=now) for u in urls], "r", now
         )
-        monkeypatch.setattr(history, "_dt", counting)
+        patch.setattr(history, "_dt", counting)
         loaded = store.load(urls)
 
     assert len(loaded) == 50 and {h.last_checked_at for h in loaded.values()} == {now}
