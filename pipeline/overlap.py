@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.check.stream import CheckStream
+from pipeline.checkprocess import CheckProcess, spawn
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
@@ -72,17 +72,17 @@ class Feed:
         self.due: set[str] = set()
         self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
         self.digest = PageReader(self.page_urls, self.image_urls, progress)
-        self.stream = CheckStream(
+        self.stream: CheckProcess = spawn()
+        if run.options.show_progress:
+            progress.start(0, "checking links")
+        self.started = time.perf_counter()
+        self.stream.start(
             run.settings,
             on_result=self.digest,
             keep_pages=False,
             host_stats=run.host_stats,
             stop=run.options.stop,
         )
-        if run.options.show_progress:
-            progress.start(0, "checking links")
-        self.started = time.perf_counter()
-        self.stream.start()
         self._switch_interval: float | None = sys.getswitchinterval()  # set once there is a check to cancel
         sys.setswitchinterval(min(_SWITCH_INTERVAL, self._switch_interval))
 
