@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pipeline import check, decide
 from pipeline.config import Settings
@@ -30,6 +31,9 @@ from pipeline.models import (
 from pipeline.runreport import HostStats
 from pipeline.runstate import Run
 
+if TYPE_CHECKING:  # Celery is imported only by a run that uses it
+    from pipeline.distributed.coordinator import Prepared
+
 log = logging.getLogger("pipeline")
 
 
@@ -44,9 +48,11 @@ def _run_checks(
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
     origin: dict[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> dict[str, Observation]:
     """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
-    them promptly. ``origin`` gets which worker requested each URL (``celery`` only)."""
+    them promptly. ``origin`` gets which worker requested each URL, ``prepared`` is the run's dispatch made
+    ready during the read (``celery`` only)."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
@@ -65,6 +71,7 @@ def _run_checks(
             stop=options.stop,
             progress=progress if options.show_progress else None,
             origin=origin,
+            prepared=prepared,
         )
     observations = check.check_links_sync(
         urls,
@@ -104,6 +111,7 @@ def check_pass(
             run.validators,
             run.progress,
             origin,
+            run.prepared,
         )
         seconds = time.perf_counter() - clock
     else:
