@@ -44,9 +44,11 @@ def _run_checks(
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
     origin: dict[str, str] | None = None,
+    keep: bool = True,
 ) -> dict[str, Observation]:
     """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
-    them promptly. ``origin`` gets which worker requested each URL (``celery`` only)."""
+    them promptly. ``origin`` gets which worker requested each URL (``celery`` only); ``keep=False``: the
+    local check keeps no observation (``digest`` sees them all)."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
@@ -75,6 +77,7 @@ def _run_checks(
         host_stats=host_stats,
         validators=validators,
         stop=options.stop,
+        keep_observations=keep,
     )
     digest.drain()  # parsing runs beside the event loop; its results are complete only now
     return observations
@@ -192,6 +195,7 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
         run.options,
         "probing images",
         progress=run.progress,
+        keep=False,  # what the probes measured is in the digest; their observations are not read
     )
     if not run.options.dry_run:
         run.store.record_share_probes(share_probes(evidence.pages, digest.probes))

@@ -6,14 +6,12 @@ import asyncio
 import time
 from collections import deque
 
-import httpx
-
 from pipeline.check.hosts import RECOVER_AFTER, HostControl
 from pipeline.check.queue import Host, HostQueue
 
 
 def queue(urls: int, cap: int) -> tuple[HostQueue, Host]:
-    pending = deque((f"http://h.test/{i}", httpx.URL(f"http://h.test/{i}")) for i in range(urls))
+    pending = deque(f"http://h.test/{i}" for i in range(urls))
     host = Host("h.test:80", pending, HostControl(cap, 60.0), 0.0)
     return HostQueue({host.key: host}), host
 

@@ -178,10 +178,10 @@ class _Session:
                 self.probed.add(key)
                 probe = probe_of(url)
                 self.wanted[probe] = page_bytes
-                self.scheduler.add(host, probe, httpx.URL(probe), first=True)
+                self.scheduler.add(host, probe, first=True)
                 self.workers.probe_added(probe, key)
             self.queued.add(url)
-            self.scheduler.add(host, url, parsed)
+            self.scheduler.add(host, url)
 
     def _want(self, url: str, want: int | None, validators: Validators | None) -> None:
         if want is None:

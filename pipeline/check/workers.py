@@ -39,11 +39,11 @@ def add_probes(hosts: dict[str, Host], wanted: dict[str, int], page_bytes: int) 
     """Put one soft-404 probe first in the queue of each host that has pages to compare; probe URL -> host."""
     probes: dict[str, str] = {}
     for host in hosts.values():
-        page = next((url for url, _ in host.pending if wanted.get(url, 0) >= page_bytes), None)
+        page = next((url for url in host.pending if wanted.get(url, 0) >= page_bytes), None)
         if page is None:
             continue
         probe = probe_of(page)
-        host.pending.appendleft((probe, httpx.URL(probe)))
+        host.pending.appendleft(probe)
         wanted[probe] = page_bytes
         probes[probe] = host.key
     return probes
@@ -60,7 +60,7 @@ class Workers:
 
     def __init__(
         self,
-        results: dict[str, Observation],
+        results: dict[str, Observation] | None,
         wanted: dict[str, int],
         probes: dict[str, str],
         on_result: Callable[[Observation], None] | None,
@@ -68,7 +68,7 @@ class Workers:
         *,
         fed: bool = False,
     ) -> None:
-        self.results = results
+        self.results = results  # None: the caller's callback is all that sees the observations
         self.wanted = wanted
         self.probes = probes  # probe URL -> host key
         self.on_result = on_result
@@ -82,6 +82,7 @@ class Workers:
         # Fed while the read pass runs (``pipeline.check.stream``), a host's first page, and so its probe, may
         # come after some of its answers: those a probe could judge wait until it is sent (or never is).
         self.unprobed: dict[str, list[Observation]] | None = {} if fed else None
+        self._texts: dict[str, str] = {}  # the results' reasons: a few phrases for many URLs
 
     def probe_added(self, probe: str, key: str) -> None:
         """A probe was queued first on host ``key``: the answers held for want of one now wait for it."""
@@ -92,7 +93,18 @@ class Workers:
         obs = soft404.judge(obs, probe)
         if self.on_result is not None:
             self.on_result(obs)
-        self.results[obs.url] = obs if self.keep_pages or obs.page is None else replace(obs, page=None)
+        if self.results is not None:
+            self.results[obs.url] = self._kept(obs)
+
+    def _kept(self, obs: Observation) -> Observation:
+        """What the results hold of ``obs`` until the verdicts: no body (unless kept), and its reason and
+        final URL one object for equal values (every URL of a large corpus is held at once)."""
+        page = obs.page if self.keep_pages else None
+        final = obs.url if obs.final_url == obs.url else obs.final_url
+        reason = self._texts.setdefault(obs.reason, obs.reason)
+        if page is obs.page and final is obs.final_url and reason is obs.reason:
+            return obs
+        return replace(obs, page=page, final_url=final, reason=reason)
 
     def _arrived(self, obs: Observation, host: Host) -> None:
         key = self.probes.get(obs.url)
