@@ -74,8 +74,9 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         self._fields: Interned[tuple[str, FieldPath]] = Interned()
         self.texts.number("")
 
-    def add(self, article: Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
-        """Store an article's refs and sketch (an article added again replaces both)."""
+    def add(self, article: str | Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
+        """Store an article's refs and sketch (an article added again replaces both); given its path's
+        text, the table keeps that very string."""
         text, start = self.texts.number, len(self._packed) // _WIDTH
         for ref in refs:
             field = self._fields.number((self.texts.shared(ref.field_path), ref.path))
