@@ -137,3 +137,30 @@ def test_a_page_that_cannot_supply_metadata_is_not_handed_to_the_parser() -> Non
         assert len(reader._pending) == 1
         reader.drain()
     assert url in reader.pages and not reader.refused
+
+
+def test_page_table_gives_back_equal_pages() -> None:
+    """Pages packed in a PageTable read back equal, with their final URL, share image and sources."""
+    table = digest.PageTable()
+    sources = {"title": "og", "description": "twitter"}
+    plain = PageMeta(
+        "https://news.example/a",
+        title="Ünïcode title",
+        description="",
+        images=(ImageMeta("https://cdn.example/a.png", 640, None),),
+        sources=sources,
+    )
+    moved = PageMeta("https://news.example/b/", canonical="https://news.example/b/", sources=dict(sources))
+    odd = PageMeta("https://news.example/c", title="a\x00b", images=(ImageMeta("x"), ImageMeta("y")))
+    table["https://news.example/a"] = plain
+    table["https://news.example/b"] = moved
+    table["https://news.example/c"] = odd
+
+    assert dict(table) == {
+        "https://news.example/a": plain,
+        "https://news.example/b": moved,
+        "https://news.example/c": odd,
+    }
+    assert table["https://news.example/b"].sources is table["https://news.example/a"].sources
+    del table["https://news.example/a"]
+    assert "https://news.example/a" not in table and len(table) == 2

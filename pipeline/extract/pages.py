@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
@@ -52,7 +52,7 @@ class PageReader:
         self.page_urls = page_urls
         self.image_urls = image_urls
         self.progress = progress
-        self.pages: dict[str, PageMeta] = {}
+        self.pages = PageTable()
         self.refused: list[tuple[str, str]] = []
         self.probes: dict[str, ImageProbe] = {}
         self.validators: dict[str, tuple[str | None, str | None]] = {}  # only pages that sent one
@@ -209,6 +209,88 @@ class SharedPages:
         return dataclasses.replace(
             meta, url=final, sources=sources, images=images, site_name=None, published=None
         )
+
+
+_NUL, _NONE = "\x00", "\x01"  # the packed fields' separator, and a field that is None
+
+
+class PageTable(MutableMapping[str, PageMeta]):
+    """Page metadata by normalized URL, each page packed into one ``bytes`` and decoded when read.
+
+    A run keeps the metadata of every page it cites from the check to the end of the write pass (about a
+    page per article). As a ``PageMeta`` with its own strings and its share image's record a page costs
+    about 500 bytes; packed (its texts joined in one UTF-8 ``bytes``, its final URL left out when it is
+    the URL asked for, its sources map one of the few distinct ones) about half. A page with more than
+    one image, or a text holding the separator, is kept as it is. Reading a page makes an equal
+    ``PageMeta`` (its sources map the one shared object: pages are values, never mutated).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, bytes | PageMeta] = {}
+        self._sources: list[dict[str, str]] = []
+        self._source_numbers: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def __setitem__(self, url: str, meta: PageMeta) -> None:
+        image = meta.images[0] if meta.images else None
+        texts = (
+            None if meta.url == url else meta.url,
+            meta.title,
+            meta.description,
+            meta.canonical,
+            meta.amp,
+            meta.site_name,
+            meta.published,
+            *((image.url, image.alt, image.type) if image else (None, None, None)),
+        )
+        if len(meta.images) > 1 or any(t is not None and (_NUL in t or t == _NONE) for t in texts):
+            self._rows[url] = meta
+            return
+        key = tuple(meta.sources.items())
+        sources = self._source_numbers.get(key)
+        if sources is None:
+            sources = self._source_numbers[key] = len(self._sources)
+            self._sources.append(meta.sources)
+        numbers = (image.width, image.height) if image else (None, None)
+        fields = [_NONE if t is None else t for t in texts]
+        fields += [_NONE if n is None else str(n) for n in numbers]
+        fields += ["1" if image else "0", str(sources)]
+        self._rows[url] = _NUL.join(fields).encode()
+
+    def __getitem__(self, url: str) -> PageMeta:
+        row = self._rows[url]
+        if isinstance(row, PageMeta):
+            return row
+        fields: list[str | None] = [None if f == _NONE else f for f in row.decode().split(_NUL)]
+        final, title, description, canonical, amp, site, published, image_url, alt, kind = fields[:10]
+        width, height, has_image, sources = fields[10:]
+        images: tuple[ImageMeta, ...] = ()
+        if has_image == "1":
+            assert image_url is not None
+            size = (None if width is None else int(width), None if height is None else int(height))
+            images = (ImageMeta(image_url, *size, alt=alt, type=kind),)
+        return PageMeta(
+            url if final is None else final,
+            title,
+            description,
+            images,
+            canonical,
+            amp,
+            site,
+            published,
+            self._sources[int(sources or 0)],
+        )
+
+    def __delitem__(self, url: str) -> None:
+        del self._rows[url]
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

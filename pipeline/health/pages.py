@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pipeline.extract.pages import PageReader
+from pipeline.extract.pages import PageReader, PageTable
 from pipeline.health.history import HistoryStore
 from pipeline.links import normalize_url
 from pipeline.models import (
@@ -35,7 +35,7 @@ def store_pages(store: HistoryStore, digest: PageReader, due: set[str], now: dat
 
 def known_pages(
     store: HistoryStore, digest: PageReader, page_urls: set[str]
-) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+) -> tuple[PageTable, dict[str, ImageProbe]]:
     """This run's pages and probes, completed from the store for pages not read (or not readable) now.
 
     The pages are ``digest.pages`` itself, completed.
