@@ -146,12 +146,11 @@ class _Session:
         self.rules = HostRules.from_settings(settings.http)
         self.hosts: dict[str, Host] = {}
         self.results: dict[str, Observation] = {}
-        self.wanted: dict[str, int] = {}
+        self.wanted: dict[str, int | None] = {}  # every URL handed over: the body size it is asked with
         self.validators: dict[str, Validators] = {}
         self.scheduler = HostQueue(self.hosts, feeding=True)
         self.workers = Workers(self.results, self.wanted, {}, on_result, keep_pages, fed=True)
         self.queued: set[str] = set()  # handed to the queue, not yet requested
-        self.known: set[str] = set()
         self.unusable: set[str] = set()  # not URLs we can request: observed once, never requested
         self.asked: dict[str, asyncio.Event] = {}  # URL in flight -> set when its request has ended
         self.probed: set[str] = set()  # host keys given a soft-404 probe
@@ -160,12 +159,11 @@ class _Session:
         page_bytes = self.settings.http.max_page_bytes
         for url, target in targets.items():
             want = fetch_body.get(url)
-            if url in self.known and (self.wanted.get(url) == want or url in self.unusable):
+            if url in self.wanted and (self.wanted[url] == want or url in self.unusable):
                 continue
             self._want(url, want, validators.get(url))
             if url in self.queued:
                 continue  # not requested yet: it goes out with what is wanted now
-            self.known.add(url)
             if isinstance(target, Observation):
                 self.unusable.add(url)
                 self.results[url] = target
@@ -184,10 +182,7 @@ class _Session:
             self.scheduler.add(host, url)
 
     def _want(self, url: str, want: int | None, validators: Validators | None) -> None:
-        if want is None:
-            self.wanted.pop(url, None)
-        else:
-            self.wanted[url] = want
+        self.wanted[url] = want
         if validators is not None:
             self.validators[url] = validators
 

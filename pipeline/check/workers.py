@@ -15,7 +15,7 @@ whose every page looks like its probe's answer, a single-page app's shell, is am
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -61,7 +61,7 @@ class Workers:
     def __init__(
         self,
         results: dict[str, Observation] | None,
-        wanted: dict[str, int],
+        wanted: Mapping[str, int | None],
         probes: dict[str, str],
         on_result: Callable[[Observation], None] | None,
         keep_pages: bool,

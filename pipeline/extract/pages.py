@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Container, Iterator, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
@@ -44,8 +44,8 @@ class PageReader:
 
     def __init__(
         self,
-        page_urls: set[str],
-        image_urls: set[str],
+        page_urls: Container[str],
+        image_urls: Container[str],
         progress: Advances,
         then: Callable[[Observation], None] | None = None,
     ) -> None:
