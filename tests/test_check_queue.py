@@ -109,3 +109,17 @@ def test_stalled_request_does_not_hold_a_halved_host_but_the_ceiling_holds() -> 
         assert host.inflight == 2
 
     asyncio.run(scenario())
+
+
+def test_a_queued_url_is_parsed_when_taken() -> None:
+    """Untried URLs wait as their text; take() hands out the parsed URL with it."""
+
+    async def scenario() -> None:
+        q, host = queue(1, cap=1)
+        q.add(host, "http://h.test/late")
+        assert list(host.pending) == ["http://h.test/0", "http://h.test/late"]
+        taken = await q.take()
+        assert taken is not None and taken[1] == "http://h.test/0"
+        assert str(taken[2]) == "http://h.test/0" and taken[2].host == "h.test"
+
+    asyncio.run(scenario())
