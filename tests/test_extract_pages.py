@@ -164,3 +164,22 @@ def test_page_table_gives_back_equal_pages() -> None:
     assert table["https://news.example/b"].sources is table["https://news.example/a"].sources
     del table["https://news.example/a"]
     assert "https://news.example/a" not in table and len(table) == 2
+
+
+def test_probe_table_gives_back_equal_probes() -> None:
+    """Probes packed in a ProbeTable read back equal: alive or not, sized or not, odd ones kept whole."""
+    table = digest.ProbeTable()
+    probes = {
+        "https://cdn.example/a.png": ImageProbe("https://cdn.example/a.png", True, "image/png", 640, 0),
+        "https://cdn.example/b.png": ImageProbe(
+            "https://cdn.example/b.png", False, None, None, None, "HTTP 404"
+        ),
+        "https://cdn.example/c.png": ImageProbe("https://cdn.example/c.png", True, "image/png", 2**50, 3),
+        "https://cdn.example/d.png": ImageProbe("https://cdn.example/D.png", True),
+    }
+    for url, probe in probes.items():
+        table[url] = probe
+
+    assert dict(table) == probes
+    assert table.pop("https://cdn.example/a.png") == probes["https://cdn.example/a.png"]
+    assert len(table) == 3 and "https://cdn.example/a.png" not in table

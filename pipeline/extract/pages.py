@@ -54,7 +54,7 @@ class PageReader:
         self.progress = progress
         self.pages = PageTable()
         self.refused: list[tuple[str, str]] = []
-        self.probes: dict[str, ImageProbe] = {}
+        self.probes = ProbeTable()
         self.validators: dict[str, tuple[str | None, str | None]] = {}  # only pages that sent one
         self.shared = SharedPages()
         # One worker: results are written by one thread only, and read after drain().
@@ -278,6 +278,67 @@ class PageTable(MutableMapping[str, PageMeta]):
             site,
             published,
             self._sources[int(sources or 0)],
+        )
+
+    def __delitem__(self, url: str) -> None:
+        del self._rows[url]
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+_SIDE = 40  # bits per packed pixel dimension (plus one: 0 is None)
+
+
+class ProbeTable(MutableMapping[str, ImageProbe]):
+    """Image probes by normalized URL, each packed into one integer and decoded when read.
+
+    A run keeps a probe of about every image it cites (the share image of each page among them) until the
+    write pass: as an ``ImageProbe`` with its two size numbers one costs about 140 bytes, packed about 40
+    (alive, width and height, and the numbers of its content type and reason among the few distinct
+    ones). A probe whose URL is not its key, or whose size does not fit, is kept as it is.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int | ImageProbe] = {}
+        self._texts: list[str | None] = []
+        self._numbers: dict[str | None, int] = {}
+
+    def _number(self, text: str | None) -> int:
+        number = self._numbers.get(text)
+        if number is None:
+            number = self._numbers[text] = len(self._texts)
+            self._texts.append(text)
+        return number
+
+    def __setitem__(self, url: str, probe: ImageProbe) -> None:
+        sides = [0 if n is None else n + 1 for n in (probe.width, probe.height)]
+        if probe.url != url or any(not 0 <= side < 1 << _SIDE for side in sides):
+            self._rows[url] = probe
+            return
+        texts = self._number(probe.content_type) << 32 | self._number(probe.reason)
+        self._rows[url] = ((texts << _SIDE | sides[1]) << _SIDE | sides[0]) << 1 | probe.alive
+
+    def __getitem__(self, url: str) -> ImageProbe:
+        row = self._rows[url]
+        if isinstance(row, ImageProbe):
+            return row
+        mask = (1 << _SIDE) - 1
+        width, height, texts = (row >> 1) & mask, (row >> (1 + _SIDE)) & mask, row >> (1 + 2 * _SIDE)
+        reason = self._texts[texts & 0xFFFFFFFF]
+        return ImageProbe(
+            url,
+            bool(row & 1),
+            self._texts[texts >> 32],
+            width - 1 if width else None,
+            height - 1 if height else None,
+            reason or "",
         )
 
     def __delitem__(self, url: str) -> None:
