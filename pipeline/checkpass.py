@@ -181,7 +181,7 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     for sketches in run.corpus.sketches.values():
         wanted |= decide.image_candidates(sketches, evidence, settings)
     wanted -= evidence.probes.keys()
-    wanted = {url for url in wanted if run.rules.skip_reason(url) is None}
+    wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
     if not wanted:
         return evidence
     digest.expect_images(wanted)

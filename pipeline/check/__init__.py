@@ -42,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import ChainMap, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import cast
 
 import httpx
 
@@ -131,8 +133,10 @@ async def check_links(
     With ``keep_observations=False`` only ``on_result`` sees the requested URLs' observations (the image
     probes: what they measured is all the caller needs); the result holds only the unrequestable URLs.
     """
-    wanted = dict(fetch_body or {})
-    hosts, results = _group([*urls, *wanted], settings)
+    # The soft-404 probes' sizes go in front of the caller's map, not into a copy of it (the image probes
+    # of a large corpus hand over hundreds of thousands of URLs).
+    wanted = ChainMap[str, int]({}, cast(MutableMapping[str, int], fetch_body or {}))  # only read
+    hosts, results = _group(itertools.chain(urls, fetch_body or ()), settings)
     if on_result is not None:
         for obs in results.values():
             on_result(obs)

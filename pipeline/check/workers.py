@@ -15,7 +15,7 @@ whose every page looks like its probe's answer, a single-page app's shell, is am
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import replace
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -35,7 +35,7 @@ class CheckOne(Protocol):
     ) -> Awaitable[Observation]: ...
 
 
-def add_probes(hosts: dict[str, Host], wanted: dict[str, int], page_bytes: int) -> dict[str, str]:
+def add_probes(hosts: dict[str, Host], wanted: MutableMapping[str, int], page_bytes: int) -> dict[str, str]:
     """Put one soft-404 probe first in the queue of each host that has pages to compare; probe URL -> host."""
     probes: dict[str, str] = {}
     for host in hosts.values():
