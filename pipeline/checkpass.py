@@ -110,6 +110,7 @@ def check_pass(
         seconds = time.perf_counter() - clock
     else:
         observations, seconds = checked
+        checked = None  # the observations are let go below, as the verdicts replace them
     log.info(
         "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
         counted.due,
@@ -127,8 +128,10 @@ def check_pass(
     # Baseline and canary answers only tell whether our network is up; recording them would reset their
     # recheck date and starve their pages of metadata refreshes.
     due_set = set(run.due)
-    evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
     suspect = _suspect(observations, origin, run) if origin and not run.outage else {}
+    for url in [url for url in observations if url not in due_set]:
+        del observations[url]  # in place: a copy of every observation would be held beside them
+    evidence_now = observations
     del observations
     run.results, judged = verdicts(
         run.plan.urls, evidence_now, run.history, run.outage, settings, now, suspect
@@ -184,11 +187,12 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
     if not wanted:
         return evidence
-    digest.expect_images(wanted)
-    probe_bytes = settings.metadata.images.max_probe_bytes
+    fetch_body = dict.fromkeys(sorted(wanted), settings.metadata.images.max_probe_bytes)
+    del wanted  # the map of sizes is the one set of these images (a large corpus probes one per page)
+    digest.expect_images(fetch_body.keys())
     _run_checks(
-        sorted(wanted),
-        dict.fromkeys(wanted, probe_bytes),
+        list(fetch_body),
+        fetch_body,
         digest,
         settings,
         run.options,

@@ -64,7 +64,7 @@ class PageReader:
         self._room = threading.BoundedSemaphore(_QUEUED)
         self._then = then  # sees each observation once it is digested, on the parser's thread (a worker)
 
-    def expect_images(self, urls: set[str]) -> None:
+    def expect_images(self, urls: Container[str]) -> None:
         """The next bodies read are probes of these images (the ones the decisions may write)."""
         self.image_urls = urls
 
