@@ -15,6 +15,12 @@ def run() -> None:
     """Run the command line; leave with its exit code (5 if SIGTERM/SIGINT arrived at any moment)."""
     code: object = 0
     try:
+        if sys.argv[1:2] == ["refresh"] and "--dry-run" not in sys.argv:
+            # Before the command line's imports: the check's process then loads its own (aiohttp, httpx,
+            # the settings) on the other core meanwhile (``pipeline.checkprocess``; unused, it just exits).
+            from pipeline.checkprocess import prestart
+
+            prestart()
         from pipeline.cli import main
 
         main()

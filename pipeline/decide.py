@@ -158,18 +158,19 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
             ),
             None,
         )
-        normalized = _norm(_share_image(meta, settings)) if meta else None
-        if normalized is None:
+        if meta is None:
             continue
         needs_fill = settings.metadata.images.fill_missing and unit.images_empty
         dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        refresh = (
+        may_refresh = (
             settings.metadata.images.policy == "refresh"
-            and meta is not None
             and meta.sources.get("image") != BODY_SOURCE
-            and unit.image_urls[:1] != (normalized,)
+            and not unit.images_empty
         )
-        if needs_fill or dead or (refresh and not unit.images_empty):
+        if not (needs_fill or dead or may_refresh):
+            continue  # the common case: nothing to fill, replace or follow; no URL normalized for it
+        normalized = _norm(_share_image(meta, settings))
+        if normalized is not None and (needs_fill or dead or unit.image_urls[:1] != (normalized,)):
             wanted.add(normalized)
     return wanted
 
@@ -197,7 +198,7 @@ def fingerprint(refs: Sequence[LinkRef], evidence: Evidence, settings_key: str) 
 
     Equal digests for an unchanged file mean an equal decision, so the runner may skip re-reading it:
     each ref's verdict, the page metadata, probes and archive copy of its URL, the probe of that page's
-    share image, the outage flag, and the settings (``settings_key``).
+    share image (``url_evidence``), the outage flag, and the settings (``settings_key``).
     """
     parts: list[object] = [settings_key, evidence.outage]
     for ref in sorted(refs, key=lambda r: (r.field_path, r.url)):
@@ -205,25 +206,40 @@ def fingerprint(refs: Sequence[LinkRef], evidence: Evidence, settings_key: str) 
         if url is None:
             parts.append((ref.field_path, ref.url))
             continue
-        result = evidence.results.get(url)
-        meta = evidence.pages.get(url)
-        share = meta.images[0].url if meta is not None and meta.images else None
-        page = None
-        if meta is not None:  # what decide reads of a page, the same whether read tonight or stored
-            sources = (meta.sources.get("description"), meta.sources.get("image"))
-            page = (meta.description, share, sources, meta.canonical, meta.amp)
-        parts.append(
-            (
-                ref.field_path,
-                url,
-                (result.status, result.first_failed_at) if result else None,
-                page,
-                _probe_key(evidence.probes.get(url)),
-                _probe_key(evidence.probes.get(_norm(share) or "")) if share else None,
-                evidence.archive.get(url),
-            )
-        )
+        parts.append((ref.field_path, url, *url_evidence(url, evidence)))
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def url_evidence(url: str, evidence: Evidence) -> tuple[object, ...]:
+    """What ``decide`` reads about one normalized URL, whichever article cites it: its verdict, its page's
+    metadata (the same whether read tonight or stored), its probe, its page's share-image probe, its
+    archive copy."""
+    result = evidence.results.get(url)
+    meta = evidence.pages.get(url)
+    share = meta.images[0].url if meta is not None and meta.images else None
+    page = None
+    if meta is not None:
+        sources = (meta.sources.get("description"), meta.sources.get("image"))
+        page = (meta.description, share, sources, meta.canonical, meta.amp)
+    return (
+        (result.status, result.first_failed_at) if result else None,
+        page,
+        _probe_key(evidence.probes.get(url)),
+        _probe_key(_probe_of(share, evidence)) if share else None,
+        evidence.archive.get(url),
+    )
+
+
+def _probe_of(url: str, evidence: Evidence) -> ImageProbe | None:
+    """The probe of an image URL as written, found under its normalized form. A URL that is a key is
+    already normalized (normalizing is idempotent): found without normalizing it, once for every page."""
+    probe = evidence.probes.get(url)
+    return probe if probe is not None else evidence.probes.get(_norm(url) or "")
+
+
+def url_digest(url: str, evidence: Evidence) -> str:
+    """``url_evidence`` as a short digest, kept in the history to tell which URLs' evidence changed."""
+    return hashlib.blake2b(repr(url_evidence(url, evidence)).encode(), digest_size=8).hexdigest()
 
 
 def _probe_key(probe: ImageProbe | None) -> tuple[str, bool, int | None, int | None] | None:

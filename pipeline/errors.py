@@ -79,6 +79,11 @@ class Interrupted(Exception):
     """A stop was requested; raised between stages and caught by ``refresh``."""
 
 
+class CheckProcessLost(Interrupted):
+    """The check's own process died before the checks ended (killed, out of memory): the run ends as an
+    interrupted one (exit 5), no article written; the message says how it ended."""
+
+
 class ArchiveUnavailable(Exception):
     """The archive cannot be asked now (down, blocking, or answering nonsense): stop for this run."""
 

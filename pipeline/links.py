@@ -70,6 +70,7 @@ def normalize_url(raw: str) -> tuple[str | None, str]:
     return urlunsplit(SplitResult(scheme, netloc, path, parts.query, "")), ""
 
 
+@functools.lru_cache(maxsize=1 << 12)  # a corpus names far fewer hosts than URLs: one parse a host
 def _normalize_host(host: str, *, bracketed: bool) -> str | None:
     if bracketed:
         try:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Container
 from pathlib import Path
 
-from pipeline.check.stream import CheckStream
+from pipeline.checkprocess import CheckProcess, spawn
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
@@ -84,17 +84,17 @@ class Feed:
         self.flags: dict[str, int] = {}
         self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
         self.digest = PageReader(_Marked(self.flags, _PAGE), _Marked(self.flags, _IMAGE), progress)
-        self.stream = CheckStream(
+        self.stream: CheckProcess = spawn()
+        if run.options.show_progress:
+            progress.start(0, "checking links")
+        self.started = time.perf_counter()
+        self.stream.start(
             run.settings,
             on_result=self.digest,
             keep_pages=False,
             host_stats=run.host_stats,
             stop=run.options.stop,
         )
-        if run.options.show_progress:
-            progress.start(0, "checking links")
-        self.started = time.perf_counter()
-        self.stream.start()
         self._switch_interval: float | None = sys.getswitchinterval()  # set once there is a check to cancel
         sys.setswitchinterval(min(_SWITCH_INTERVAL, self._switch_interval))
 

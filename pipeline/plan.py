@@ -7,7 +7,7 @@ prints the dry-run plan. Pure but for the printing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +18,20 @@ from pipeline.models import FieldPath, LinkRef, field_spec, host_key
 from pipeline.text import printable
 
 Refs = Mapping[Path, Sequence[LinkRef]]  # every article read -> its URL references, in document order
+# A ref as plain values: field path, URL as written, normalized URL, invalid reason, line, field path tuple.
+Cited = tuple[str, str, str | None, str, int | None, FieldPath]
+
+
+def citations(refs: Refs) -> Iterator[tuple[object, Iterable[Cited]]]:
+    """Each article (its path, or its path's text) and its refs as plain tuples: read in place from a
+    table that offers them (the read pass's ``RefTable.citations``: no ``LinkRef`` made per ref), else
+    from the records."""
+    table: Callable[[], Iterator[tuple[object, Iterable[Cited]]]] | None = getattr(refs, "citations", None)
+    if table is not None:
+        yield from table()
+        return
+    for article, cited in refs.items():
+        yield article, ((r.field_path, r.url, r.normalized, r.invalid_reason, r.line, r.path) for r in cited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +62,7 @@ class Counts:
 
 
 def counts(refs: Refs, plan: Plan, due: list[str], extra: Iterable[str]) -> Counts:
-    named = {ref.normalized or ref.url for refs in refs.values() for ref in refs}
+    named = {normalized or url for _, cited in citations(refs) for _, url, normalized, *_ in cited}
     valid = set(plan.urls) | set(plan.excluded)
     due_set = set(due)
     return Counts(
@@ -75,13 +89,21 @@ class Roles:
         self._nested = settings.links.nested
         self._pages = set(settings.links.page_fields)
         self._images = {spec for spec in settings.links.fields if "[]." in spec}
+        self._known: dict[FieldPath, str | None] = {}
 
     def of(self, ref: LinkRef) -> str | None:
         """``page``, ``image`` or None (checked only); a URL that is a page anywhere is a page."""
-        kind = _unit_field(ref.path, self._nested)
-        if kind in self._pages:
-            return "page"
-        return "image" if kind in self._images else None
+        return self.of_path(ref.path)
+
+    def of_path(self, path: FieldPath) -> str | None:
+        """The role of a ref at this field path (``of``), worked out once a field path: a corpus repeats a
+        few of them in every article."""
+        if path in self._known:
+            return self._known[path]
+        kind = _unit_field(path, self._nested)
+        role = "page" if kind in self._pages else "image" if kind in self._images else None
+        self._known[path] = role
+        return role
 
 
 def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
@@ -89,9 +111,8 @@ def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
     roles = Roles(settings)
     plan = Plan([], set(), set(), {})
     seen: set[str] = set()
-    for article_refs in refs.values():
-        for ref in article_refs:
-            url = ref.normalized
+    for _, cited in citations(refs):
+        for _, _, url, _, _, path in cited:
             if url is None or url in plan.excluded:
                 continue
             skip = rules.skip_reason(url) if url not in seen else None
@@ -101,7 +122,7 @@ def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
             if url not in seen:
                 seen.add(url)
                 plan.urls.append(url)
-            role = roles.of(ref)
+            role = roles.of_path(path)
             if role == "page":
                 plan.page_urls.add(url)
             elif role == "image":

@@ -148,6 +148,38 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
             path,
         )
 
+    def normalized_urls(self, article: Path) -> list[str]:
+        """The article's normalized URLs (invalid ones left out), read without decoding its ``LinkRef``s."""
+        number = self._number(article)
+        start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+        texts = self.texts.values
+        return [texts[n] for n in self._packed[start + 2 : stop : _WIDTH] if n != _NONE]
+
+    def citations(
+        self,
+    ) -> Iterator[tuple[str, list[tuple[str, str, str | None, str, int | None, FieldPath]]]]:
+        """Each article's path text and its refs as (field path, URL as written, normalized URL, invalid
+        reason, line, field path as a tuple), in the order added: what the plan and the report's index
+        read, without a ``LinkRef`` each."""
+        texts, fields, packed = self.texts.values, self._fields.values, self._packed
+        for number, name in enumerate(self._names):
+            start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+            refs = []
+            for at in range(start, stop, _WIDTH):
+                field, url, normalized, line, reason = packed[at : at + _WIDTH]
+                field_path, path = fields[field]
+                refs.append(
+                    (
+                        field_path,
+                        texts[url],
+                        None if normalized == _NONE else texts[normalized],
+                        texts[reason],
+                        None if line == _NONE else line,
+                        path,
+                    )
+                )
+            yield name, refs
+
     def count(self, article: Path) -> int:
         """How many references the article has."""
         number = self._number(article)

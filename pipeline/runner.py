@@ -25,7 +25,7 @@ from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
 from pipeline.console import Progress
-from pipeline.errors import EngineUnavailable, Interrupted
+from pipeline.errors import CheckProcessLost, EngineUnavailable, Interrupted
 from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import verdict
@@ -125,9 +125,12 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 if options.stop.is_set():
                     raise Interrupted
                 _check_and_write(run, digest, feed)
-            except Interrupted:
+            except Interrupted as exc:
                 run.exit_code, run.kind = ExitCode.INTERRUPTED, "interrupted"
-                log.warning("stopped on request; the files written so far are complete")
+                if isinstance(exc, CheckProcessLost):  # no verdict was made: no article was written
+                    log.error("%s: the run is saved as an interrupted one; no article was written", exc)
+                else:
+                    log.warning("stopped on request; the files written so far are complete")
             except EngineUnavailable as exc:  # no file is written either way
                 if run.checked_at is None or options.dry_run:  # nothing recorded: the run leaves no trace
                     if not options.dry_run:
@@ -243,7 +246,14 @@ def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
     """
     clock = time.perf_counter()
     run.changes, run.discovered, run.write_errors = write_pass(
-        run.corpus, checked, evidence, run.settings, run.options, run.out, run.store
+        run.corpus,
+        checked,
+        evidence,
+        run.settings,
+        run.options,
+        run.out,
+        run.store,
+        urls=[*run.plan.urls, *run.plan.excluded],
     )
     log.info("%d changes in %.1f s", len(run.changes), time.perf_counter() - clock)
 

@@ -7,8 +7,10 @@ one bad file never stops the pass.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -44,11 +46,14 @@ def write_pass(
     options: RunOptions,
     out: TextIO,
     store: HistoryStore | None = None,
+    urls: Iterable[str] = (),
 ) -> tuple[Spool[Change], Spool[Change], list[FileError]]:
     """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
 
     An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
-    evidence digest are those it had when it last needed no change (recorded in ``store``).
+    evidence are those it had when it last needed no change (recorded in ``store``): known without its
+    digest when none of its URLs' evidence changed since (``urls``: every URL the corpus cites, whose
+    evidence digests are compared with the stored ones), else by its digest.
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
     the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
@@ -60,16 +65,18 @@ def write_pass(
     settings_key = "".join(
         section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
     )
-    decided: dict[bytes, tuple[int, int, str]] = {}
+    tracked = store is not None and not options.dry_run
+    key = hashlib.blake2b(f"{settings_key}{evidence.outage}".encode(), digest_size=8).hexdigest()
+    generation, marks = 0, dict[str, int]()
+    if store is not None and tracked:
+        generation, marks = _url_generations(store, urls, evidence, forget=not options.partial)
     settled: list[tuple[bytes, int, int, str]] = []
     try:
-        for number, path in enumerate(corpus.paths):
+        for path, decided in _with_rows(corpus, store):
             if options.stop.is_set():
                 raise Interrupted
-            if store is not None and number % _BATCH == 0:  # asked a batch at a time: never every file's row
-                batch = corpus.paths[number : number + _BATCH]
-                decided = store.load_decided(os.fsencode(p) for p in batch)
-            if path not in corpus.revisit and not any(ref.normalized in checked for ref in corpus.refs[path]):
+            urls = corpus.refs.normalized_urls(path)
+            if path not in corpus.revisit and not any(url in checked for url in urls):
                 continue
             if not _may_edit(path, corpus, evidence, settings):
                 continue
@@ -78,10 +85,17 @@ def write_pass(
             except OSError as exc:
                 errors.append(FileError(str(path), f"cannot read ({exc.strerror or exc})"))
                 continue
-            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
-            state = (stat.st_size, stat.st_mtime_ns, digest)
             name = os.fsencode(path)  # file names need not be UTF-8
-            if decided.get(name) == state:
+            row = decided.get(name)
+            # What it was decided on, when the file is the one it was then.
+            stamp = row[2] if row is not None and row[:2] == (stat.st_size, stat.st_mtime_ns) else None
+            if stamp is not None and _unchanged_since(stamp, key, urls, marks):
+                continue  # the common case: none of its URLs' evidence changed since it was decided
+            digest = decide.fingerprint(corpus.refs[path], evidence, settings_key)
+            state = (stat.st_size, stat.st_mtime_ns, f"{digest} {generation} {key}" if tracked else digest)
+            if stamp is not None and stamp.split(" ")[0] == digest:
+                if tracked:  # its evidence changed back, or was decided before generations: stamped now
+                    settled.append((name, *state))
                 continue
             if _write_one(path, evidence, settings, options, out, changes, discovered, errors):
                 settled.append((name, *state))
@@ -89,6 +103,57 @@ def write_pass(
         if store is not None and not options.dry_run:
             store.record_decided(settled)
     return changes, discovered, errors
+
+
+def _with_rows(corpus: Corpus, store: HistoryStore | None) -> Iterator[tuple[Path, dict[bytes, _Row]]]:
+    """Every article's path with the stored rows of its batch's articles that needed no change (asked a
+    batch at a time: never every file's row at once)."""
+    paths = corpus.paths
+    for begin in range(0, len(paths), _BATCH):
+        batch = paths[begin : begin + _BATCH]
+        rows = store.load_decided(os.fsencode(p) for p in batch) if store is not None else {}
+        for path in batch:
+            yield path, rows
+
+
+_Row = tuple[int, int, str]  # a stored decision: the file's size and mtime, what it was decided on
+
+
+_NEVER = 1 << 62  # the generation of a URL whose evidence was never recorded: later than any decision
+
+
+def _url_generations(
+    store: HistoryStore, urls: Iterable[str], evidence: Evidence, *, forget: bool
+) -> tuple[int, dict[str, int]]:
+    """This pass's evidence generation, and for each URL the generation in which its evidence last changed
+    (this one when its digest differs from the stored one, which is then replaced).
+
+    ``forget``: the URLs are every URL of the corpus, so stored ones not among them go.
+    """
+    generation = store.next_generation()
+    stored = store.url_evidence()
+    marks: dict[str, int] = {}
+    new: list[tuple[str, str, int]] = []
+    for url in urls:
+        digest = decide.url_digest(url, evidence)
+        known = stored.pop(url, None)
+        if known is not None and known[0] == digest:
+            marks[url] = known[1]
+        else:
+            marks[url] = generation
+            new.append((url, digest, generation))
+    store.record_url_evidence(new, forget=stored if forget else ())
+    return generation, marks
+
+
+def _unchanged_since(stamp: str, key: str, urls: Iterable[str], marks: dict[str, int]) -> bool:
+    """Whether an article decided as ``stamp`` says (digest, generation, settings key) saw the evidence it
+    would see now: the same settings and outage flag, and no URL of it changed in a later generation."""
+    parts = stamp.split(" ")
+    if len(parts) != 3 or parts[2] != key:
+        return False
+    decided_in = int(parts[1])
+    return all(marks.get(url, _NEVER) <= decided_in for url in urls)
 
 
 def _may_edit(path: Path, corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:

@@ -155,6 +155,17 @@ def _link_rows(state_url: str) -> dict[str, tuple[int, list[str]]]:
     return {url: (int(failures or 0), json.loads(recent)) for url, failures, recent in rows}
 
 
+def _observed(state_url: str, urls: list[str]) -> int:
+    """How many of ``urls`` a worker has recorded an observation of, in any dispatch."""
+    with psycopg.connect(state_url) as db:
+        if db.execute("SELECT to_regclass('dist_observations')").fetchone() == (None,):
+            return 0
+        row = db.execute(
+            "SELECT count(DISTINCT url) FROM dist_observations WHERE url = ANY(%s)", (urls,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _error_lines(stderr: str) -> list[str]:
     assert "Traceback" not in stderr, stderr[-3000:]
     return [line for line in stderr.splitlines() if "ERROR" in line]
@@ -208,7 +219,10 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
             "the held hosts' other answers",
             run,
         )
-        time.sleep(0.5)  # the worker records what it observed in batches at most 0.5 s old
+        # The worker records what it observed in batches at most 0.5 s old: kill it only once the
+        # answered URLs are in the history (a fixed sleep lost the race on a loaded machine).
+        recorded = [local_site.url(path, host_index=h) for h in held_hosts for path in answered]
+        _wait_for(lambda: _observed(state_url, recorded) == len(recorded), "the answers recorded", run)
         os.killpg(killed.pid, signal.SIGKILL)  # the worker and its pool child, mid-task
         killed.wait()
         killed_at = time.monotonic()

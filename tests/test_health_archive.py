@@ -279,11 +279,23 @@ def test_a_stop_request_cuts_a_429_pause_short(local_site: LocalSite, tmp_path: 
         settings = settings.model_copy(
             update={"retry": settings.retry.model_copy(update={"retry_after_max": 60.0})}
         )
-        threading.Timer(0.5, stop.set).start()
-        started = time.monotonic()
+        stopped_at: list[float] = []
+
+        def stop_once_paused() -> None:
+            # Stop only once the 429 has been answered, so a loaded machine cannot stop the run before
+            # the pause starts (a fixed timer did, now and then).
+            deadline = time.monotonic() + 60
+            while not wayback.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            stopped_at.append(time.monotonic())
+            stop.set()
+
+        threading.Thread(target=stop_once_paused, daemon=True).start()
         outcome = refresh(
             settings, RunOptions(now=lambda: DAY0, show_progress=False, stop=stop), io.StringIO()
         )
-    assert time.monotonic() - started < 10
+    assert stopped_at, "the run ended before the archive's 429 was answered"
+    assert time.monotonic() - stopped_at[0] < 10
     assert outcome.exit_code is ExitCode.INTERRUPTED
     assert len(wayback.requests) == 1

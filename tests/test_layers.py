@@ -37,7 +37,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.corpus"],
     ["pipeline.links"],
     ["pipeline.plan"],
-    ["pipeline.check", "pipeline.check.*"],
+    ["pipeline.check", "pipeline.check.*", "pipeline.checkprocess"],
     ["pipeline.extract", "pipeline.extract.*"],
     ["pipeline.health", "pipeline.health.*"],
     # The distributed engine: the check, page reading and the shared history, sent to worker processes.

@@ -143,3 +143,22 @@ def test_names_ending_in_letters_stay_names() -> None:
     """example.1a and 1.example keep being host names."""
     assert normalize_url("http://example.1a/") == ("http://example.1a/", "")
     assert normalize_url("http://1.example/") == ("http://1.example/", "")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "HTTPS://Example.COM:443/a?b=1#frag",
+        "http://bücher.example/x",
+        "http://127.1:8080",
+        "http://0x7f000001/p",
+        "https://[::FFFF:1.2.3.4]/i.png",
+        "http://user:pw@Example.com./path",
+        "https://example.com/img.png?w=640&h=360",
+    ],
+)
+def test_a_normalized_url_normalizes_to_itself(raw: str) -> None:
+    """Normalizing is idempotent: a URL already normalized is its own key (probes are found without it)."""
+    once = normalize_url(raw)[0]
+
+    assert once is not None and normalize_url(once) == (once, "")

@@ -166,13 +166,13 @@ def test_the_interpreter_lock_changes_hands_sooner_while_the_check_runs(
     _serve(local_site)
     corpus = _corpus(tmp_path, local_site)
     seen: list[float] = []
-    real_put = overlap.CheckStream.put
+    real_put = overlap.CheckProcess.put
 
-    def put(self: overlap.CheckStream, *args: object, **kwargs: object) -> None:
+    def put(self: overlap.CheckProcess, *args: object, **kwargs: object) -> None:
         seen.append(sys.getswitchinterval())
         real_put(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(overlap.CheckStream, "put", put)
+    monkeypatch.setattr(overlap.CheckProcess, "put", put)
     before = sys.getswitchinterval()
 
     _run(_settings(tmp_path, corpus, metadata={"enabled": False}), "check-only")

@@ -118,3 +118,23 @@ def test_articles_come_back_as_equal_paths() -> None:
     assert all(isinstance(path, Path) for path in table.paths)
     assert Path("/c/a.md") in table and "/c/a.md" not in table
     assert table[Path("rel/b.md")][0].article == Path("rel/b.md")
+
+
+def test_citations_and_normalized_urls_read_what_the_records_hold() -> None:
+    """Read in place, each article's refs are the fields of its LinkRefs, and its valid URLs their URLs."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    table.add(first, _refs(first))
+    table.add(second, _refs(second)[:1])
+    table.add(first, _refs(first)[::-1])  # added again: the new refs stand
+    table.seal()
+
+    assert list(table.citations()) == [
+        (
+            str(path),
+            [(r.field_path, r.url, r.normalized, r.invalid_reason, r.line, r.path) for r in table[path]],
+        )
+        for path in (first, second)
+    ]
+    assert table.normalized_urls(first) == ["https://a.test/i.png", "https://a.test/x"]
+    assert table.normalized_urls(second) == ["https://a.test/x"]

@@ -25,6 +25,19 @@ def test_the_refresh_path_loads_neither_apscheduler_nor_jinja() -> None:
     assert loaded.stdout.split() == []
 
 
+def test_the_refresh_path_leaves_the_http_stack_to_the_check_process() -> None:
+    """The CLI, the runner and the check's hand-over load no aiohttp or httpx: the check's process does."""
+    probe = (
+        "import sys; import pipeline.cli, pipeline.runner, pipeline.checkprocess, pipeline.check.soft404; "
+        "print(' '.join(name for name in ('aiohttp', 'httpx') if name in sys.modules))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    assert loaded.stdout.split() == []
+
+
 def test_the_built_in_schedule_is_the_one_known_to_build() -> None:
     """Loading skips building the built-in schedule's trigger: it is the default and it builds."""
     built_in = ScheduleSettings()

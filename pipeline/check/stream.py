@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 import httpx
 
 from pipeline.accept import HostRules
-from pipeline.check import _few_collections, _new_host, _target
 from pipeline.check.attempt import _Checker
+from pipeline.check.batch import _few_collections, _new_host, _target
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, probe_of

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from pipeline.check import soft404
+from pipeline.check.kept import Kept
 from pipeline.check.queue import Host, HostQueue
 from pipeline.models import ANSWERED, Observation
 
@@ -82,7 +82,7 @@ class Workers:
         # Fed while the read pass runs (``pipeline.check.stream``), a host's first page, and so its probe, may
         # come after some of its answers: those a probe could judge wait until it is sent (or never is).
         self.unprobed: dict[str, list[Observation]] | None = {} if fed else None
-        self._texts: dict[str, str] = {}  # the results' reasons: a few phrases for many URLs
+        self._kept = Kept(keep_pages)
 
     def probe_added(self, probe: str, key: str) -> None:
         """A probe was queued first on host ``key``: the answers held for want of one now wait for it."""
@@ -95,16 +95,6 @@ class Workers:
             self.on_result(obs)
         if self.results is not None:
             self.results[obs.url] = self._kept(obs)
-
-    def _kept(self, obs: Observation) -> Observation:
-        """What the results hold of ``obs`` until the verdicts: no body (unless kept), and its reason and
-        final URL one object for equal values (every URL of a large corpus is held at once)."""
-        page = obs.page if self.keep_pages else None
-        final = obs.url if obs.final_url == obs.url else obs.final_url
-        reason = self._texts.setdefault(obs.reason, obs.reason)
-        if page is obs.page and final is obs.final_url and reason is obs.reason:
-            return obs
-        return replace(obs, page=page, final_url=final, reason=reason)
 
     def _arrived(self, obs: Observation, host: Host) -> None:
         key = self.probes.get(obs.url)

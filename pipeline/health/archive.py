@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from pipeline.check.retry import parse_retry_after
 from pipeline.config import ArchiveSettings, Settings
 from pipeline.errors import ArchiveUnavailable
@@ -120,6 +118,8 @@ class ArchiveClient:
     ) -> None:
         self._archive = settings.health.archive
         self._retry_after_max = settings.retry.retry_after_max
+        import httpx  # here, not at the top: a run that asks the archive nothing never loads the HTTP stack
+
         verify: Any = str(settings.http.ca_bundle) if settings.http.ca_bundle else settings.http.verify_tls
         self._client = httpx.Client(
             headers={"User-Agent": settings.http.agent, "Accept": "application/json"},
@@ -145,6 +145,8 @@ class ArchiveClient:
 
     def ask(self, url: str, timestamp: str | None, now: datetime) -> Snapshot:
         """The closest copy of ``url`` (before ``timestamp`` when given); raises ArchiveUnavailable."""
+        import httpx  # loaded by __init__ already
+
         params = {"url": url, "statuscodes": "200"}
         if timestamp:
             params.update(timestamp=timestamp, closest="before")

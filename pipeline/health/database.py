@@ -82,6 +82,15 @@ CREATE TABLE IF NOT EXISTS decided (
     mtime_ns INTEGER NOT NULL,
     evidence TEXT NOT NULL  -- a digest of what that decision read (decide.fingerprint)
 );
+CREATE TABLE IF NOT EXISTS url_evidence (  -- what the decisions read of each URL (pipeline.write)
+    url TEXT PRIMARY KEY,  -- normalized
+    digest TEXT NOT NULL,  -- decide.url_digest when last computed
+    changed INTEGER NOT NULL  -- the evidence generation in which that digest last changed
+);
+CREATE TABLE IF NOT EXISTS evidence_generation (  -- one row: the write pass of each run counts one up
+    id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS files (  -- each article file's read-pass result, reused while it is unchanged
     path BLOB PRIMARY KEY,  -- os.fsencode of the path as discovered
     size INTEGER NOT NULL,

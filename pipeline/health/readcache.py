@@ -1,8 +1,11 @@
 """The read pass's memory across runs: settled articles and unchanged article files.
 
 Reads and writes the tables ``decided`` (an article that needed no change, with its file's size, mtime and
-the digest of the evidence it was decided on) and ``files`` (an article file's size, mtime and inode when it
-was read, and its references and sketch), so a warm night neither parses nor decides what did not change.
+the digest of the evidence it was decided on), ``url_evidence`` and ``evidence_generation`` (each URL's
+evidence digest and the generation in which it last changed, so an article none of whose URLs changed
+since it was decided is known unchanged without its digest) and ``files`` (an article file's size, mtime
+and inode when it was read, and its references and sketch), so a warm night neither parses nor decides
+what did not change.
 Part of the history database (``HistoryStore`` inherits it); no other module sees these tables.
 """
 
@@ -40,6 +43,34 @@ class ReadCache(Database):
                 "INSERT INTO decided VALUES (?, ?, ?, ?)" + upsert("path", ("size", "mtime_ns", "evidence")),
                 batch,
             )
+
+    def next_generation(self) -> int:
+        """A new evidence generation, greater than every one handed out before (one per write pass)."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO evidence_generation VALUES (1, 1)"
+                " ON CONFLICT (id) DO UPDATE SET generation = evidence_generation.generation + 1"
+            )
+            rows = self._db.execute("SELECT generation FROM evidence_generation WHERE id = 1").fetchall()
+        return int(rows[0][0])
+
+    def url_evidence(self) -> dict[str, tuple[str, int]]:
+        """Every URL's stored evidence digest and the generation in which it last changed."""
+        rows = self._db.execute("SELECT url, digest, changed FROM url_evidence")
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def record_url_evidence(self, rows: Iterable[tuple[str, str, int]], forget: Iterable[str] = ()) -> None:
+        """Store URLs' new evidence digests (url, digest, generation in which it changed); drop ``forget``."""
+        batch, gone = list(rows), [(url,) for url in forget]
+        if not batch and not gone:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO url_evidence (url, digest, changed) VALUES (?, ?, ?)"
+                + upsert("url", ("digest", "changed")),
+                batch,
+            )
+            self._db.executemany("DELETE FROM url_evidence WHERE url = ?", gone)
 
     # ---- files (the read pass's results of unchanged article files) ------------------------------------
     def load_files(self, settings: str) -> dict[bytes, tuple[int, int, int]]:

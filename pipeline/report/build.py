@@ -30,6 +30,7 @@ from pipeline.models import (
     Snapshot,
     host_key,
 )
+from pipeline.plan import citations
 from pipeline.runreport import (
     ArchiveCopy,
     ChangeRow,
@@ -109,18 +110,33 @@ def _index(
     spots: dict[tuple[str, int | None], int] = {}
     index: dict[str, array[int]] = {}
     invalid: dict[str, str] = {}
-    for number, (article, cited) in enumerate(refs.items()):
+    for number, (article, cited) in enumerate(citations(refs)):
         names.append(printable(article))
-        for ref in cited:
-            key = ref.normalized or ref.url
+        for field_path, url, normalized, reason, line, _ in cited:
+            key = normalized or url
             places = index.get(key)
             if places is None:
                 places = index[key] = array("q")
-            spot = spots.setdefault((ref.field_path, ref.line), len(spots))
+            spot = spots.get((field_path, line))
+            if spot is None:
+                spot = spots[field_path, line] = len(spots)
             places.append(number << _SPOT_BITS | spot)
-            if ref.normalized is None:
-                invalid[key] = ref.invalid_reason
+            if normalized is None:
+                invalid[key] = reason
     return names, list(spots), index, invalid
+
+
+def _host(url: str, hosts: dict[str, str]) -> str:
+    """``host_key(url)``, remembered in ``hosts`` by the URL's start up to its path: the key reads only
+    the scheme, host and port there. URLs holding characters ``urlsplit`` drops are parsed whole."""
+    if not url.isprintable() or " " in url:
+        return host_key(url)
+    end = url.find("/", url.find("//") + 2)
+    origin = url if end < 0 else url[:end]
+    key = hosts.get(origin)
+    if key is None:
+        key = hosts[origin] = host_key(origin)
+    return key
 
 
 _SPOT_BITS = 32  # distinct (field path, line) pairs of a corpus: far fewer than 2**32
@@ -177,6 +193,7 @@ def build_report(
     links: Spool[LinkRow] = Spool()
     by_status = dict.fromkeys(STATUSES, 0)
     dead_now = back = 0
+    hosts: dict[str, str] = {}  # each URL's origin -> its host key: parsed once a host, not once a URL
     for url in sorted(index):
         result = results.get(url)
         if result is None:
@@ -191,7 +208,7 @@ def build_report(
             final_url=result.final_url,
             redirects=tuple(result.redirects),
             reason=result.reason,
-            host=host_key(url) if result.status is not LinkStatus.INVALID else "",
+            host=_host(url, hosts) if result.status is not LinkStatus.INVALID else "",
             previous_status=str(before) if before else None,
             first_failed_at=iso(result.first_failed_at),
             last_success_at=iso(result.last_success_at),

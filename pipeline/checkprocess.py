@@ -1,0 +1,357 @@
+"""The fed check (:class:`~pipeline.check.stream.CheckStream`) in a process of its own: :class:`CheckProcess`.
+
+Reads the settings ``CheckStream`` reads. Returns the same observations and per-host figures.
+
+Beside the read pass, the check's event loop and the reading thread took turns at one interpreter lock: each
+answer waited for the read pass to let go of it, and the read pass for each answer. In a child interpreter the
+check has a core of its own. The child is a fresh interpreter (``python -c``, not a fork: the parent may run
+threads already), started before it is needed (``prestart``, first thing in ``python -m pipeline refresh``),
+so that its imports (aiohttp, httpx, the settings) run on the other core while the parent still starts up.
+This module imports none of them: the parent does not need the HTTP stack to hand the check over.
+
+Two pipes, each message a length and a pickle. To the child: the settings, batches of URLs (``put``), then
+``finish``; the end of that pipe (the parent cancelled, or died) cancels the check and the child exits at
+once. From the child: each observation as it comes (the caller's ``on_result`` sees it on this module's
+reading thread), then every observation and the per-host figures, or the error the check ended with. The
+child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): a stop request is the parent's
+to act on, and it cancels the child. A child that dies (killed, out of memory) ends the check with
+``CheckProcessLost``; one that cannot start leaves the check to a thread of the parent, as before.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pipeline.check.kept import Kept
+from pipeline.errors import CheckProcessLost, Interrupted
+
+if TYPE_CHECKING:
+    from pipeline.check.stream import CheckStream
+    from pipeline.config import Settings
+    from pipeline.models import Observation, Validators
+    from pipeline.runreport import HostStats
+
+log = logging.getLogger("pipeline")
+
+_POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
+_HEADER = struct.Struct("<Q")
+
+
+def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def _receive(source: BinaryIO) -> tuple[Any, ...] | None:
+    """The next message, or None at the pipe's end (a message cut short counts as the end)."""
+    header = source.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = source.read(size)
+    if len(data) < size:
+        return None
+    message: tuple[Any, ...] = pickle.loads(data)
+    return message
+
+
+class CheckProcess:
+    """``CheckStream``'s interface (``start``, ``put``, ``finish``, ``cancel``) over a child process.
+
+    Made by ``spawn`` (the child starts at once and waits); ``start`` hands it the settings and returns once
+    it takes batches.
+    """
+
+    def __init__(self) -> None:
+        to_child, commands = os.pipe()
+        results, from_child = os.pipe()
+        home = str(Path(__file__).resolve().parents[1])  # the folder holding pipeline/, wherever it is
+        path = os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")]))
+        self._child: subprocess.Popen[bytes] | None = None
+        self._unstarted: OSError | None = None  # why no child could be started (see ``start``)
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        except OSError as exc:  # e.g. a user dropped to who may not run this interpreter
+            self._unstarted = exc
+        os.close(to_child)
+        os.close(from_child)
+        self._commands: BinaryIO | None = os.fdopen(commands, "wb")
+        self._results: BinaryIO = os.fdopen(results, "rb")
+        if self._child is None:
+            self._commands.close()
+            self._commands = None
+            self._results.close()
+        self._lock = threading.Lock()  # one writer of the command pipe at a time
+        self._reader = threading.Thread(target=self._read, name="check-results", daemon=True)
+        self._ready = threading.Event()
+        self._on_result: Callable[[Observation], None] | None = None
+        self._host_stats: dict[str, HostStats] | None = None
+        self._stop: threading.Event | None = None
+        self._outcome: dict[str, Observation] | BaseException | None = None
+        # Every observation the check returns is one it handed to on_result (the last one per URL, its page
+        # dropped unless kept): gathered here as they come, the end's message names them instead of holding
+        # them again (pickling 5,000 observations twice cost about 85 ms after the last answer).
+        self._observed: dict[str, Observation] = {}
+        self._kept = Kept(keep_pages=True)  # the kept form of each (its equal strings shared)
+        self._here: CheckStream | None = None  # the check on a thread of this process, when no child started
+
+    def start(
+        self,
+        settings: Settings,
+        *,
+        on_result: Callable[[Observation], None] | None = None,
+        keep_pages: bool = True,
+        host_stats: dict[str, HostStats] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Hand the child its settings (the arguments are ``CheckStream``'s); returns once it takes batches.
+
+        A child that cannot start (it died before it was ready) is not the end of the run: the check then
+        runs here, on a thread, as it did before it had a process of its own.
+        """
+        self._on_result, self._host_stats, self._stop = on_result, host_stats, stop
+        self._kept = Kept(keep_pages)
+        if self._child is not None:
+            self._command(("start", settings, keep_pages))
+            self._reader.start()
+            self._ready.wait()
+        else:
+            self._outcome = CheckProcessLost(f"the check's process could not start: {self._unstarted}")
+        if isinstance(self._outcome, BaseException):
+            failure, self._outcome = self._outcome, None
+            self.cancel()
+            log.warning("%s; checking in this process instead", failure)
+            from pipeline.check.stream import CheckStream
+
+            self._here = CheckStream(
+                settings, on_result=on_result, keep_pages=keep_pages, host_stats=host_stats, stop=stop
+            )
+            self._here.start()
+
+    def put(
+        self, urls: Sequence[str], fetch_body: Mapping[str, int], validators: Mapping[str, Validators]
+    ) -> None:
+        """Check these URLs too (as ``CheckStream.put``)."""
+        if self._here is not None:
+            self._here.put(urls, fetch_body, validators)
+        elif urls:
+            self._command(("put", list(urls), dict(fetch_body), dict(validators)))
+
+    def finish(self) -> dict[str, Observation]:
+        """No more URLs: wait for the checks to end and return every observation.
+
+        Raises ``Interrupted`` within a fifth of a second of a stop request (the child is cancelled), and
+        ``CheckProcessLost`` when the child died.
+        """
+        if self._here is not None:
+            return self._here.finish()
+        self._command(("finish",))
+        while self._reader.is_alive():
+            self._reader.join(_POLL)
+            if self._stop is not None and self._stop.is_set():
+                self.cancel()
+                raise Interrupted
+        self.cancel()  # the child has exited or is about to: its pipes and its process are let go
+        outcome, self._outcome = self._outcome, None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+    def cancel(self) -> None:
+        """Stop checking now: the child sees its command pipe end and exits; idempotent."""
+        if self._here is not None:
+            self._here.cancel()
+        self._close_commands()
+        if self._child is None:
+            return
+        try:
+            self._child.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # stuck (it exits at once when it sees the pipe end)
+            self._child.kill()
+            self._child.wait()
+        if self._reader.ident is not None:
+            self._reader.join()
+        else:
+            self._results.close()
+
+    def _close_commands(self) -> None:
+        with self._lock:
+            commands, self._commands = self._commands, None
+        if commands is not None:
+            with contextlib.suppress(OSError):  # the child is gone already: nothing it still needed
+                commands.close()
+
+    def _command(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            if self._commands is None:
+                return  # cancelled, or the child is gone (the reading thread says why)
+            try:
+                _send(self._commands, message)
+            except OSError:  # the child is gone (the reading thread says why): nothing more to send
+                commands, self._commands = self._commands, None
+                with contextlib.suppress(OSError):
+                    commands.close()
+
+    def _read(self) -> None:
+        """The reading thread: observations to ``on_result`` as they come, then the outcome."""
+        try:
+            self._outcome = self._relay()
+        except BaseException as exc:  # on_result failed, or a message could not be read: to finish()
+            self._outcome = exc
+            self._close_commands()
+        finally:
+            self._ready.set()
+            self._results.close()
+
+    def _relay(self) -> dict[str, Observation] | BaseException:
+        while True:
+            message = _receive(self._results)
+            if message is None:
+                assert self._child is not None  # no reading thread runs without one
+                code = self._child.wait()
+                how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+                return CheckProcessLost(f"the check's process {how} before the checks ended")
+            kind = message[0]
+            if kind == "ready":
+                self._ready.set()
+            elif kind == "observations":
+                for obs in message[1]:
+                    if self._on_result is not None:
+                        self._on_result(obs)
+                    self._observed[obs.url] = self._kept(obs)
+            elif kind == "done":
+                if self._host_stats is not None:
+                    self._host_stats.update(message[2])
+                observed, self._observed = self._observed, {}
+                if observed.keys() != message[1]:
+                    raise RuntimeError("the check's process returned observations it never sent")
+                return observed
+            else:  # "error": what the check ended with
+                error: BaseException = message[1]
+                return error
+
+
+_early: list[CheckProcess] = []  # started by ``prestart``, taken by the next ``spawn``
+
+
+def prestart() -> None:
+    """Start a check process now for this process's next ``spawn`` to take (its imports then run while
+    the command line starts up). One left untaken is stopped when this process exits."""
+    if not _early:
+        _early.append(CheckProcess())
+        atexit.register(_stop_untaken)
+
+
+def spawn() -> CheckProcess:
+    """A check process: the one ``prestart`` started, else one started now; ``start`` it with the settings."""
+    return _early.pop() if _early else CheckProcess()
+
+
+def _stop_untaken() -> None:
+    while _early:
+        untaken = _early.pop()
+        if untaken._child is not None:
+            untaken._child.kill()  # it may still be importing: not worth waiting for
+        untaken.cancel()
+
+
+def _child(commands: BinaryIO, results: BinaryIO) -> None:
+    """The child's body: a ``CheckStream`` fed from the command pipe, its observations sent back."""
+    import queue
+
+    from pipeline.check.stream import CheckStream
+
+    first = _receive(commands)
+    if first is None:
+        return
+    _, settings, keep_pages = first
+    waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
+    lock = threading.Lock()
+
+    def sender() -> None:
+        # Off the event loop: the observations go back in batches of whatever came meanwhile.
+        while True:
+            batch = [waiting.get()]
+            while not waiting.empty():
+                batch.append(waiting.get())
+            kept = [obs for obs in batch if obs is not None]
+            if kept:
+                with lock:
+                    _send(results, ("observations", kept))
+            if batch[-1] is None:
+                return
+
+    host_stats: dict[str, HostStats] = {}
+    stream = CheckStream(settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats)
+    sending = threading.Thread(target=sender, name="send-results", daemon=True)
+    sending.start()
+    stream.start()
+    with lock:
+        _send(results, ("ready",))
+
+    def finish() -> None:
+        message: tuple[Any, ...]
+        try:
+            message = ("done", set(stream.finish()), host_stats)  # their URLs (see CheckProcess._observed)
+        except BaseException as exc:
+            message = ("error", _picklable(exc))
+        waiting.put(None)
+        sending.join()  # every observation before the outcome
+        with lock:
+            _send(results, message)
+        os._exit(0)
+
+    while True:
+        command = _receive(commands)
+        if command is None:  # the parent cancelled, or is gone: no request more
+            stream.cancel()
+            return
+        if command[0] == "put":
+            stream.put(command[1], command[2], command[3])
+        else:  # "finish": the checks end on a thread of their own, this one still watches the pipe
+            threading.Thread(target=finish, name="finish", daemon=True).start()
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def main(commands_fd: int, results_fd: int) -> None:
+    """The child process (see ``_CHILD``)."""
+    commands, results = open(commands_fd, "rb"), open(results_fd, "wb")  # noqa: SIM115 (see os._exit)
+    with contextlib.suppress(BrokenPipeError):  # the parent is gone
+        _child(commands, results)
+    os._exit(0)  # no interpreter teardown (every message was flushed as it was sent): not worth its time
+
+
+# SIGINT and SIGTERM are ignored before anything is imported: a Ctrl-C while the child starts up must not
+# print a traceback (an ignored SIGINT also keeps Python from installing its KeyboardInterrupt handler).
+_CHILD = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "from pipeline.checkprocess import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+)
+
+__all__ = ["CheckProcess", "prestart", "spawn"]

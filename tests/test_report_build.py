@@ -1,0 +1,92 @@
+"""Building the run report: read in place from the read pass's table, it is the report of the records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from localsite import make_settings
+
+from pipeline.models import LinkRef, LinkResult, LinkStatus, host_key
+from pipeline.reftable import RefTable
+from pipeline.report import build, files
+
+NOW = datetime(2026, 11, 1, 3, tzinfo=UTC)
+
+
+def _refs(article: Path, n: int) -> list[LinkRef]:
+    own = f"https://h{n % 3}.test/a/{n}"
+    shared = f"http://shared.test:8080/p/{n % 2}"
+    return [
+        LinkRef(article, "webUrl", own, own, line=4, path=("webUrl",)),
+        LinkRef(article, "related[0].webUrl", shared, shared, line=9, path=("related", 0, "webUrl")),
+        LinkRef(article, "related[1].webUrl", shared, shared, line=12, path=("related", 1, "webUrl")),
+        LinkRef(article, "originalUrl", "htp:/broken", None, "no host", 3, ("originalUrl",)),
+        LinkRef(
+            article, "ampWebUrl", "https://skip.test/x", "https://skip.test/x", line=5, path=("ampWebUrl",)
+        ),
+    ]
+
+
+def _json(refs: object, tmp_path: Path) -> str:
+    settings = make_settings(tmp_path)
+    urls = {f"https://h{n % 3}.test/a/{n}" for n in range(6)} | {
+        f"http://shared.test:8080/p/{n}" for n in (0, 1)
+    }
+    results = {url: LinkResult(url, LinkStatus.OK, 200, checked_at=NOW) for url in urls}
+    results["http://shared.test:8080/p/1"] = LinkResult("http://shared.test:8080/p/1", LinkStatus.DEAD, 404)
+    report = build.build_report(
+        run_id="20261101T030000Z-ab12",
+        started=NOW,
+        finished=NOW,
+        exit_code=0,
+        mode="refresh",
+        outage=None,
+        settings=settings,
+        articles=6,
+        refs=refs,  # type: ignore[arg-type]
+        results=results,
+        previous={"http://shared.test:8080/p/1": LinkStatus.FAILING},
+        excluded={"https://skip.test/x": "excluded by a rule"},
+        changes=(),
+        discovered=(),
+        refused_pages=(),
+        errors=(),
+    )
+    return "".join(files.json_chunks(report))
+
+
+def test_a_report_built_from_the_read_pass_table_is_the_one_built_from_records(tmp_path: Path) -> None:
+    """Citations read in place (no LinkRef per ref) give report.json byte for byte as the records give it."""
+    articles = {Path(f"/c/{name}.md"): _refs(Path(f"/c/{name}.md"), n) for n, name in enumerate("fbdace")}
+    table = RefTable()
+    for article, refs in articles.items():
+        table.add(article, refs)
+    table.seal()
+
+    from_table, from_records = _json(table, tmp_path), _json(articles, tmp_path)
+
+    assert from_table == from_records
+    assert '"host": "shared.test:8080"' in from_table and '"status": "invalid"' in from_table
+
+
+def test_host_keys_remembered_by_origin_are_host_key_of_each_url() -> None:
+    """One parse per origin gives every URL the key ``host_key`` gives it, whatever follows the host."""
+    urls = [
+        "https://Example.test/a",
+        "https://example.test:443/b?x=1",
+        "https://example.test?q=/x",
+        "https://example.test#frag/x",
+        "http://example.test",
+        "http://user@example.test:8080/p",
+        "http://[::1]:9/x",
+        "https://bücher.test/x",
+        "http:/\t/tab.test/x",
+        "mailto:someone@example.test",
+        "ftp://files.test/a/b",
+    ]
+    hosts: dict[str, str] = {}
+
+    keys = [build._host(url, hosts) for url in urls + urls]
+
+    assert keys == [host_key(url) for url in urls + urls]
