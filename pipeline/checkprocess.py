@@ -285,6 +285,7 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     _, settings, keep_pages = first
     waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
     lock = threading.Lock()
+    sent: set[str] = set()  # the URLs observed: the parent keeps the observations, this process only these
 
     def sender() -> None:
         # Off the event loop: the observations go back in batches of whatever came meanwhile.
@@ -293,6 +294,7 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
             while not waiting.empty():
                 batch.append(waiting.get())
             kept = [obs for obs in batch if obs is not None]
+            sent.update(obs.url for obs in kept)
             if kept:
                 with lock:
                     _send(results, ("observations", kept))
@@ -300,7 +302,9 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
                 return
 
     host_stats: dict[str, HostStats] = {}
-    stream = CheckStream(settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats)
+    stream = CheckStream(
+        settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats, keep_observations=False
+    )
     sending = threading.Thread(target=sender, name="send-results", daemon=True)
     sending.start()
     stream.start()
@@ -310,9 +314,11 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     def finish() -> None:
         message: tuple[Any, ...]
         try:
-            message = ("done", set(stream.finish()), host_stats)  # their URLs (see CheckProcess._observed)
+            stream.finish()
         except BaseException as exc:
             message = ("error", _picklable(exc))
+        else:
+            message = ("done", sent, host_stats)  # their URLs (see CheckProcess._observed), once all are sent
         waiting.put(None)
         sending.join()  # every observation before the outcome
         with lock:

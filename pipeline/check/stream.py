@@ -41,7 +41,9 @@ class CheckStream:
 
     ``start`` begins (an event loop in a thread), ``put`` hands over a batch, ``finish`` says no more will
     come and returns every observation; ``cancel`` stops at once (idempotent). ``on_result`` is called on
-    the check's thread, as ``check_links`` calls it on its event loop.
+    the check's thread, as ``check_links`` calls it on its event loop. With ``keep_observations=False``
+    only ``on_result`` sees the observations of the URLs requested (the check's own process: its parent
+    keeps them); ``finish`` then returns those of the URLs that could not be requested.
     """
 
     def __init__(
@@ -52,10 +54,12 @@ class CheckStream:
         keep_pages: bool = True,
         host_stats: dict[str, HostStats] | None = None,
         stop: threading.Event | None = None,
+        keep_observations: bool = True,
     ) -> None:
         self._settings = settings
         self._on_result = on_result
         self._keep_pages = keep_pages
+        self._keep_observations = keep_observations
         self._host_stats = host_stats
         self._stop = stop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,7 +126,9 @@ class CheckStream:
     def _main(self) -> None:
         async def main() -> dict[str, Observation]:
             self._loop = asyncio.get_running_loop()
-            self._session = _Session(self._settings, self._on_result, self._keep_pages)
+            self._session = _Session(
+                self._settings, self._on_result, self._keep_pages, self._keep_observations
+            )
             self._task = asyncio.ensure_future(self._session.run(self._host_stats))
             self._ready.set()
             return await self._task
@@ -139,7 +145,11 @@ class _Session:
     """The event loop's side: hosts, queue and workers that grow with each batch."""
 
     def __init__(
-        self, settings: Settings, on_result: Callable[[Observation], None] | None, keep_pages: bool
+        self,
+        settings: Settings,
+        on_result: Callable[[Observation], None] | None,
+        keep_pages: bool,
+        keep_observations: bool = True,
     ) -> None:
         self.settings = settings
         self.on_result = on_result
@@ -149,7 +159,8 @@ class _Session:
         self.wanted: dict[str, int | None] = {}  # every URL handed over: the body size it is asked with
         self.validators: dict[str, Validators] = {}
         self.scheduler = HostQueue(self.hosts, feeding=True)
-        self.workers = Workers(self.results, self.wanted, {}, on_result, keep_pages, fed=True)
+        kept = self.results if keep_observations else None
+        self.workers = Workers(kept, self.wanted, {}, on_result, keep_pages, fed=True)
         self.queued: set[str] = set()  # handed to the queue, not yet requested
         self.unusable: set[str] = set()  # not URLs we can request: observed once, never requested
         self.asked: dict[str, asyncio.Event] = {}  # URL in flight -> set when its request has ended
