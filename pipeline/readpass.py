@@ -33,7 +33,6 @@ from pipeline.health.history import HistoryStore
 from pipeline.links import extract_refs
 from pipeline.models import (
     FileError,
-    LinkRef,
 )
 from pipeline.reftable import RefTable
 
@@ -206,10 +205,11 @@ def _add(corpus: Corpus, name: str, path: Path, entry: str) -> None:
     refs and sketches are all the read pass keeps).
     """
     data = json.loads(entry)
-    refs = []
-    for field_path, url, normalized, reason, line, parts in data["r"]:
-        refs.append(LinkRef(path, field_path, url, normalized, reason, line, tuple(parts)))
-    corpus.refs.add(name, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
+    refs = (
+        (field_path, url, normalized, reason, line, tuple(parts))
+        for field_path, url, normalized, reason, line, parts in data["r"]
+    )
+    corpus.refs.add_values(name, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
     if data["v"]:
         corpus.revisit.add(path)
     if data["h"]:

@@ -75,18 +75,29 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         self.texts.number("")
 
     def add(self, article: str | Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
-        """Store an article's refs and sketch (an article added again replaces both); given its path's
-        text, the table keeps that very string."""
+        """Store an article's refs and sketch (an article added again replaces both)."""
+        values = ((r.field_path, r.url, r.normalized, r.invalid_reason, r.line, r.path) for r in refs)
+        self.add_values(article, values, sketch)
+
+    def add_values(
+        self,
+        article: str | Path,
+        refs: Iterable[tuple[str, str, str | None, str, int | None, FieldPath]],
+        sketch: Iterable[UnitSketch] = (),
+    ) -> None:
+        """``add`` of refs given as their values (field path, URL as written, normalized URL, invalid reason,
+        line, field path tuple), as the read pass's entries hold them: no ``LinkRef`` made to be packed.
+        Given its path's text, the table keeps that very string."""
         text, start = self.texts.number, len(self._packed) // _WIDTH
-        for ref in refs:
-            field = self._fields.number((self.texts.shared(ref.field_path), ref.path))
+        for field_path, url, normalized, reason, line, path in refs:
+            field = self._fields.number((self.texts.shared(field_path), path))
             self._packed.extend(
                 (
                     field,
-                    text(ref.url),
-                    _NONE if ref.normalized is None else text(ref.normalized),
-                    _NONE if ref.line is None else ref.line,
-                    text(ref.invalid_reason),
+                    text(url),
+                    _NONE if normalized is None else text(normalized),
+                    _NONE if line is None else line,
+                    text(reason),
                 )
             )
         sketch_start = len(self._sketches)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,9 +204,10 @@ class ChangeRow:
         )
 
 
-# Rows are pickled (by the report's spool) as their constructor's arguments: quicker than dataclass state.
+# Rows are pickled (by the report's spool) as their constructor's arguments: quicker than dataclass state
+# (every row has two fields or more, so ``attrgetter`` gives them as a tuple).
 for _row in (ArchiveCopy, LinkPlace, LinkRow, ChangeRow):
-    _row.__reduce__ = lambda row: (type(row), tuple(map(row.__getattribute__, row.__slots__)))  # type: ignore
+    _row.__reduce__ = lambda row, fields=attrgetter(*_row.__slots__): (type(row), fields(row))  # type: ignore
 
 
 @dataclass(frozen=True, slots=True)

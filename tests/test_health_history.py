@@ -396,3 +396,25 @@ def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -
 
     assert sorted(loaded) == sorted(urls) and all(h.status is LinkStatus.OK for h in loaded.values())
     assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())
+
+
+def test_loading_parses_each_distinct_time_once(tmp_path: Path) -> None:
+    """Rows recorded in one run share their times: each distinct stored time is parsed once per load."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    urls = [f"https://a.test/{n}" for n in range(50)]
+    parsed: list[str | None] = []
+    real = history._dt
+
+    def counting(text: str | None) -> datetime | None:
+        parsed.append(text)
+        return real(text)
+
+    with HistoryStore(tmp_path / "h.db") as store, pytest.MonkeyPatch.context() as patch:
+        store.record(
+            [LinkResult(u, LinkStatus.OK, 200, checked_at=now, last_success_at=now) for u in urls], "r", now
+        )
+        patch.setattr(history, "_dt", counting)
+        loaded = store.load(urls)
+
+    assert len(loaded) == 50 and {h.last_checked_at for h in loaded.values()} == {now}
+    assert len(parsed) == len(set(parsed)) <= 2

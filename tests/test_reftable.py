@@ -138,3 +138,17 @@ def test_citations_and_normalized_urls_read_what_the_records_hold() -> None:
     ]
     assert table.normalized_urls(first) == ["https://a.test/i.png", "https://a.test/x"]
     assert table.normalized_urls(second) == ["https://a.test/x"]
+
+
+def test_refs_added_as_values_are_the_refs_added_as_records() -> None:
+    """An entry's refs packed from their values decode to the LinkRefs ``add`` would have stored."""
+    article = Path("/c/a.md")
+    records, values = RefTable(), RefTable()
+    records.add(article, _refs(article))
+
+    values.add_values(
+        article,
+        [(r.field_path, r.url, r.normalized, r.invalid_reason, r.line, r.path) for r in _refs(article)],
+    )
+
+    assert values[article] == records[article] == _refs(article)

@@ -154,3 +154,19 @@ def test_one_pass_for_the_stored_copy_and_the_summary_writes_the_same_files(
         json.loads((one / "report.json").read_text(encoding="utf-8"))["links"][599]["url"]
         == report.links[599].url
     )
+
+
+def test_the_first_rows_of_a_section_are_those_of_the_whole_list_sorted() -> None:
+    """A section keeps the rows ``sorted()[:cap]`` keeps (ties in arrival order), and once full it holds
+    no row that sorts after its last one: links arriving in order are not kept at all."""
+    keys = [5, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4, 3, 3, 8, 3, 2, 7]
+    rows = [(key, number) for number, key in enumerate(keys)]
+    first = view._First[tuple[int, int]](4, lambda row: row[0])
+    for row in rows:
+        first.add(row)
+    in_order = view._First[int](3, lambda row: row)
+    for row in range(100):
+        in_order.add(row)
+
+    assert first.shown() == sorted(rows, key=lambda row: row[0])[:4] and first.shown().total == len(rows)
+    assert len(in_order.rows) == 3 and in_order.shown() == [0, 1, 2] and in_order.shown().total == 100

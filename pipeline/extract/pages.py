@@ -205,7 +205,9 @@ class SharedPages:
         """What the run keeps of ``meta``, the page read for ``url``."""
         sources = self._sources.setdefault(tuple(meta.sources.items()), meta.sources)
         final = url if meta.url == url else meta.url
-        images = tuple(ImageMeta(i.url, i.width, i.height) for i in meta.images[:1])
+        images = meta.images[:1]
+        if images and (images[0].alt is not None or images[0].type is not None):
+            images = (ImageMeta(images[0].url, images[0].width, images[0].height),)
         return dataclasses.replace(
             meta, url=final, sources=sources, images=images, site_name=None, published=None
         )

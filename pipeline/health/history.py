@@ -62,11 +62,13 @@ class HistoryStore(ReadCache):
         shared: dict[Any, Any] = {url: url for url in asked}
         one = shared.setdefault
 
-        def stamp(text: str | None) -> datetime | None:
-            return one(("time", text), _dt(text)) if text else None
+        def stamp(text: str | None) -> datetime | None:  # each distinct value parsed once, not once a row
+            key = ("time", text)
+            return (shared[key] if key in shared else one(key, _dt(text))) if text else None
 
         def strings(text: str) -> tuple[str, ...]:
-            return one(("list", text), tuple(one(item, item) for item in json.loads(text)))  # type: ignore[no-any-return]
+            key = ("list", text)
+            return shared[key] if key in shared else one(key, tuple(one(i, i) for i in json.loads(text)))  # type: ignore[no-any-return]
 
         rows = self._rows_in(
             "SELECT url, status, first_failed_at, last_success_at, last_checked_at, consecutive_failures,"

@@ -70,13 +70,19 @@ class _First(Generic[T]):
 
     def __init__(self, cap: int, key: Callable[[T], Any]) -> None:
         self.cap, self.key, self.rows, self.total = cap, key, list[T](), 0
+        self._last: Any = None  # once ``cap`` rows are kept: the key of the last of them
 
     def add(self, row: T) -> None:
         self.total += 1
+        # A row sorting at or after the last one kept can never be shown (the sort is stable, and it came
+        # later): not kept at all. Most links of a night arrive in order and stop here.
+        if self._last is not None and not self.key(row) < self._last:
+            return
         self.rows.append(row)
         if len(self.rows) >= 2 * self.cap:  # the sort is stable: this keeps what sorted()[:cap] keeps
             self.rows.sort(key=self.key)
             del self.rows[self.cap :]
+            self._last = self.key(self.rows[-1])
 
     def shown(self) -> Shown[T]:
         self.rows.sort(key=self.key)
