@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
-                                           [--profile FOLDER]
+                                           [--profile FOLDER [--profile-workers]] [--logs FOLDER]
 
 Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -10,15 +10,17 @@ host and keeps each host's peak; a real PostgreSQL and redis-server (``pipeline.
 articles holding the URLs (20 ``related[].ampWebUrl`` each), then runs ``pipeline refresh --check-only``
 (the whole command: start-up, read pass, check, write pass, history, report) with the local executor and
 with ``--executor celery`` on 1, 2 and 4 ``pipeline worker`` processes (``--concurrency``, default 1, tasks
-at once each), every run on a fresh history database so every URL is due. Printed per configuration, the
-median over ``--repeat`` runs: wall time and URLs/s of the whole command, the check phase's own time (from
-the coordinator's "checked N of M URLs … in X s" log line), the per-host peak in flight the server counted
-(must be <= per_host), the coordinator's peak RSS (its own ``wait4`` rusage, workers not included); then
-the ratio of 4 workers to 1 (target >= 2.5), and the CPU seconds each part used during the command
-(coordinator, workers with their pool processes, the test server, PostgreSQL, Redis). ``--profile FOLDER``
-samples the coordinator (``--profile-workers``: every worker and its pool processes too) with ``py-spy
-record`` (``pip install py-spy``) into collapsed-stack files there, beside the logs
-(``bench/profile_summary.py`` sums them); its timings are then not the benchmark's figures.
+at once each), every run on a fresh history database so every URL is due; the ``--repeat`` rounds run every
+configuration once each, interleaved (the machine's other load falls on each alike). Printed: the load
+average at the start and the end, and per configuration the median over the rounds: wall time and URLs/s
+of the whole command, the check phase's own time (from the coordinator's "checked N of M URLs … in X s"
+log line), the per-host peak in flight the server counted (must be <= per_host), the coordinator's peak
+RSS (its own ``wait4`` rusage, workers not included); then the ratio of 4 workers to 1 (target >= 2.5),
+and the CPU seconds each part used during the command (coordinator, workers with their pool processes,
+the test server, PostgreSQL, Redis). ``--profile FOLDER`` samples the coordinator (``--profile-workers``:
+every worker and its pool processes too) with ``py-spy record`` (``pip install py-spy``) into
+collapsed-stack files there, beside the logs (``bench/profile_summary.py`` sums them); its timings are then
+not the benchmark's figures.
 """
 
 from __future__ import annotations
@@ -241,15 +243,18 @@ def _refresh(config: Path, executor: str, cwd: Path, profile: Path | None = None
     }
 
 
-def _measure(label: str, runs: int, run_once: Any, web: Web, urls: int, per_host: int) -> dict[str, float]:
-    figures = []
-    for _ in range(runs):
-        web.reset()
-        one = run_once()
-        requests, one["peak"] = web.stats()
-        if one["checked"] != urls or requests < urls:
-            raise SystemExit(f"{label}: checked {one['checked']:.0f} URLs, server saw {requests} requests")
-        figures.append(one)
+def _once(label: str, run_once: Any, web: Web, urls: int) -> dict[str, float]:
+    """One run of a configuration, checked: every URL checked and requested."""
+    web.reset()
+    one: dict[str, float] = run_once()
+    requests, one["peak"] = web.stats()
+    if one["checked"] != urls or requests < urls:
+        raise SystemExit(f"{label}: checked {one['checked']:.0f} URLs, server saw {requests} requests")
+    return one
+
+
+def _summary(label: str, figures: list[dict[str, float]], urls: int, per_host: int) -> dict[str, float]:
+    """Print a configuration's medians (and each run's URLs/s); return the medians."""
     median = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
     median["peak"] = max(f["peak"] for f in figures)
     spread = ", ".join(f"{urls / f['seconds']:,.0f}" for f in figures)
@@ -279,6 +284,7 @@ def main() -> int:
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
     parser.add_argument("--profile", type=Path, help="sample the coordinator with py-spy into this folder")
     parser.add_argument("--profile-workers", action="store_true", help="with --profile: the workers too")
+    parser.add_argument("--logs", type=Path, help="keep every run's coordinator and worker logs here")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
 
@@ -293,7 +299,7 @@ def main() -> int:
             print(
                 f"{args.urls} URLs on {args.hosts} hosts, {args.latency_ms:g} ms latency, "
                 f"{args.per_host} per host; {args.urls // 20} articles; median of {args.repeat};"
-                f" {os.cpu_count()} CPUs",
+                f" {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             rounds = iter(range(1_000_000))
@@ -330,21 +336,26 @@ def main() -> int:
                     workers.stop()
                     for spy in spies:  # py-spy writes its file when the process it samples ends
                         spy.wait(timeout=60)
-                    if args.profile:  # the logs beside the samples: their timestamps give each shard's time
+                    kept = args.profile or args.logs  # the logs (beside the samples): each shard's time
+                    if kept:
+                        kept.mkdir(parents=True, exist_ok=True)
                         for log in [folder / "coordinator.log", *(folder / "logs").glob("worker-*.log")]:
-                            shutil.copy(log, args.profile / f"{name}-{log.name}")
+                            shutil.copy(log, kept / f"{name}-{log.name}")
                         shutil.rmtree(folder / "logs", ignore_errors=True)
 
-            results: dict[str, dict[str, float]] = {}
-            if not args.no_local:
-                results["local"] = _measure(
-                    "local (one process)", args.repeat, lambda: once("local"), web, args.urls, args.per_host
-                )
-            for count in counts:
-                results[f"{count}"] = _measure(
-                    f"celery, {count} worker{'s' if count > 1 else ''}",
-                    args.repeat, lambda: once("celery", count), web, args.urls, args.per_host,  # noqa: B023
-                )  # fmt: skip
+            # Rounds interleave the configurations, so that the load of the machine's other work, which
+            # changes by the minute, falls on each alike.
+            plan = [("local", "local (one process)", 0)] if not args.no_local else []
+            plan += [(f"{n}", f"celery, {n} worker{'s' if n > 1 else ''}", n) for n in counts]
+            runs: dict[str, list[dict[str, float]]] = {key: [] for key, _, _ in plan}
+            for round_ in range(args.repeat):
+                for key, label, count in plan:
+                    executor = "celery" if count else "local"
+                    one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
+                    runs[key].append(one)
+                    print(f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s", flush=True)
+            print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
+            results = {key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _ in plan}
             if "1" in results and "4" in results:
                 ratio = results["1"]["seconds"] / results["4"]["seconds"]
                 check = results["1"]["check_seconds"] / results["4"]["check_seconds"]

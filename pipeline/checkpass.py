@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pipeline import check, decide
 from pipeline.config import Settings
@@ -29,6 +30,9 @@ from pipeline.models import (
 from pipeline.runreport import HostStats
 from pipeline.runstate import Run
 
+if TYPE_CHECKING:  # Celery is imported only by a run that uses it
+    from pipeline.distributed.coordinator import Prepared
+
 log = logging.getLogger("pipeline")
 
 
@@ -43,11 +47,13 @@ def _run_checks(
     validators: Mapping[str, Validators] | None = None,
     progress: Progress | None = None,
     origin: dict[str, str] | None = None,
+    prepared: Prepared | None = None,
     keep: bool = True,
 ) -> dict[str, Observation]:
     """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
-    them promptly. ``origin`` gets which worker requested each URL (``celery`` only); ``keep=False``: the
-    local check keeps no observation (``digest`` sees them all)."""
+    them promptly. ``origin`` gets which worker requested each URL, ``prepared`` is the run's dispatch made
+    ready during the read (``celery`` only); ``keep=False``: the local check keeps no observation
+    (``digest`` sees them all)."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
@@ -66,6 +72,7 @@ def _run_checks(
             stop=options.stop,
             progress=progress if options.show_progress else None,
             origin=origin,
+            prepared=prepared,
         )
     observations = check.check_links_sync(
         urls,
@@ -106,6 +113,7 @@ def check_pass(
             run.validators,
             run.progress,
             origin,
+            run.prepared,
         )
         seconds = time.perf_counter() - clock
     else:

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline import memory, overlap
 from pipeline.accept import warn_unused_hosts
@@ -48,6 +48,9 @@ from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
 from pipeline.write import write_pass
+
+if TYPE_CHECKING:
+    from pipeline.distributed.coordinator import Prepared
 
 log = logging.getLogger("pipeline")
 
@@ -102,9 +105,15 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
     started = options.now()
     # A bad ignore file stops the run before any work.
     rules = filter_for(settings, options.exclude, options.include)
-    store = _open_store(settings, options)
+    prepared = _prepare_remote(settings, options)
+    try:
+        store = _open_store(settings, options)
+    except BaseException:
+        if prepared is not None:
+            prepared.close()
+        raise
     mode = "dry-run" if options.dry_run else options.mode
-    run = Run(settings, options, out, store, rules, started, _new_run_id(started), mode)
+    run = Run(settings, options, out, store, rules, started, _new_run_id(started), mode, prepared=prepared)
     try:
         with Progress(quiet=not options.show_progress) as progress:
             run.progress = progress
@@ -149,7 +158,18 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             memory.release()
         return _finish(run)
     finally:
+        if run.prepared is not None:
+            run.prepared.close()  # not taken: nothing was due, or the run stopped before its check
         store.close()
+
+
+def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:
+    """``executor: celery``: the broker, the workers' count and the dispatch, made ready meanwhile."""
+    if settings.executor != "celery":
+        return None
+    from pipeline.distributed.coordinator import Prepared  # Celery only for a run that uses it
+
+    return Prepared(settings, options.stop)
 
 
 def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.config import Settings
 from pipeline.console import Progress
@@ -30,6 +30,9 @@ from pipeline.models import (
 from pipeline.plan import Counts, Plan
 from pipeline.readpass import Corpus
 from pipeline.runreport import HostStats
+
+if TYPE_CHECKING:  # Celery is imported only by a run that uses it
+    from pipeline.distributed.coordinator import Prepared
 
 
 @dataclass
@@ -69,3 +72,4 @@ class Run:
     refused_pages: list[tuple[str, str]] = field(default_factory=list)
     progress: Progress | None = None
     checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
+    prepared: Prepared | None = None  # executor: celery: the check's dispatch, made ready during the read

@@ -24,11 +24,12 @@ from test_runs import _cli, _config, _one_line_error
 
 from pipeline.config import Settings
 from pipeline.configfile import parse_settings
-from pipeline.distributed.coordinator import _Dispatch, check_remote, shard_host, shards
+from pipeline.distributed.coordinator import _Dispatch, check_remote
 from pipeline.distributed.observed import Shared
+from pipeline.distributed.sharding import shard_host, shards
 from pipeline.errors import ConfigError
 from pipeline.extract.pages import PageReader
-from pipeline.models import ExitCode, RunOptions
+from pipeline.models import ExitCode, RunOptions, host_key
 from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
@@ -297,8 +298,22 @@ def test_shards_keep_hosts_whole_and_fill_a_workers_pool() -> None:
     assert sorted(url for group in groups for url in group) == sorted(urls)
     assert len(shards(urls, per_host=8, pool=1000)) == 1  # one process: never queued behind itself
     assert len(shards(urls, per_host=8, pool=1000, processes=16)) == 16  # a small run spreads over them
-    assert len(shards(urls, per_host=8, pool=16, processes=4)) == 25  # the pool still sets the least
     assert len(shards(urls[:60], per_host=8, pool=1000, processes=16)) == 3  # never more than hosts
+
+
+def test_shards_come_in_whole_rounds_of_the_worker_processes() -> None:
+    """More pool-fulls than processes: a multiple of the processes (25 pool-fulls on 4 processes are 24
+    shards, 6 rounds, not 25 in 7 with one shard alone in the last), hosts still whole."""
+    urls = [f"http://h{host}.test/{n}" for host in range(50) for n in range(20)]
+
+    groups = shards(urls, per_host=8, pool=16, processes=4)
+
+    assert len(groups) == 24
+    for host in range(50):
+        assert sum(any(f"//h{host}.test/" in url for url in group) for group in groups) == 1
+    assert len(shards(urls, per_host=8, pool=16, processes=3)) == 24
+    assert len(shards(urls, per_host=8, pool=16, processes=7)) == 21
+    assert len(shards(urls, per_host=8, pool=16)) == 25  # one process: every shard fills its pool
 
 
 def test_one_host_name_is_one_shard_whatever_its_scheme_or_port() -> None:
@@ -430,3 +445,21 @@ def test_database_connections_cut_mid_run_are_made_again_and_the_run_completes(
 
     assert result and _verdicts(result[0]) == expected
     assert "the history database went away" in logs  # a worker's task did go back to the queue
+
+
+def test_shard_host_read_from_the_origin_equals_the_host_keys_name() -> None:
+    """The shard host found from a URL's scheme and authority alone is the host key's name, for every
+    form urlsplit treats apart (case, default ports, user info, IPv6, IDN, a query or fragment right after
+    the host, no scheme, a bad port)."""
+    urls = [
+        "http://H/x", "HTTPS://H1.test:443/x", "http://h:x/", "http://h?x", "http://h#f", "http://u:p@H:80/a",
+        "  http://h/a", "ht tp://h/x", "//h/x", "mailto:x@y", "http://[::1]:8080/a", "http://bücher.de/x",
+        "http://h\t.test/x", "http://h:99999/", "https://h:/a", "http:/h/x", "file:///x", "http://a.b?c/d",
+    ]  # fmt: skip
+
+    for url in urls:
+        try:
+            expected: str | None = str(host_key(url)).rsplit(":", 1)[0]
+        except ValueError:
+            expected = None
+        assert shard_host(url) == expected, url

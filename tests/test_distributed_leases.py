@@ -12,7 +12,8 @@ from localsite import LocalSite
 from redisserver import redis_server
 
 from pipeline.config import Settings
-from pipeline.distributed.coordinator import check_remote, shard_host
+from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.sharding import shard_host
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -396,6 +396,35 @@ def test_many_verdicts_and_pages_are_written_a_chunk_at_a_time(tmp_path: Path) -
 
     assert sorted(loaded) == sorted(urls) and all(h.status is LinkStatus.OK for h in loaded.values())
     assert sorted(pages) == sorted(urls[1:]) and all(p.title == p.url for p in pages.values())
+
+
+def test_rows_recorded_together_keep_their_own_times_and_lists(tmp_path: Path) -> None:
+    """Verdicts recorded in one batch keep their own times (equal instants in two offsets stay apart),
+    redirect lists and status lists, however many of those values the rows share."""
+    east = T0.astimezone(timezone(timedelta(hours=2)))
+    results = [
+        LinkResult(
+            f"{URL}/{n}",
+            LinkStatus.OK,
+            http_status=200,
+            redirects=(f"{URL}/{n}/new",) if n % 2 else (),
+            last_success_at=moment,
+            checked_at=moment,
+        )
+        for n, moment in enumerate([T0, east, T0, east])
+    ]
+    with HistoryStore(tmp_path / "h.db") as store:
+        store.record(results, "run-1", T0)
+        loaded = store.load(r.url for r in results)
+
+    for r in results:
+        got = loaded[r.url]
+        assert got.last_success_at is not None and r.last_success_at is not None
+        assert (got.last_success_at, got.last_success_at.utcoffset()) == (
+            r.last_success_at,
+            r.last_success_at.utcoffset(),
+        )
+        assert (got.last_checked_at, got.redirects, got.recent) == (r.checked_at, r.redirects, ("ok",))
 
 
 def test_loading_parses_each_distinct_time_once(tmp_path: Path) -> None:

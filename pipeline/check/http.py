@@ -146,6 +146,12 @@ def _ssl_context(http: HttpSettings) -> ssl.SSLContext:
     return context
 
 
+def prepare_tls(http: HttpSettings) -> None:
+    """Make this process's TLS context for ``http`` now, before a check needs it (a Celery pool process
+    when it starts, so that its first shard does not wait for the CA store)."""
+    _ssl_context(http)
+
+
 def default_headers(http: HttpSettings) -> dict[str, str]:
     """Headers every request carries."""
     return {"User-Agent": http.agent, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}

@@ -15,7 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
+from pipeline.check.http import prepare_tls
+from pipeline.config import HttpSettings
 from pipeline.distributed import tasks
 from pipeline.engineconfig import CelerySettings
 
@@ -28,8 +31,17 @@ def broker_socket_timeout(celery: CelerySettings) -> float:
     return max(5.0, min(30.0, celery.wait_timeout / 2))
 
 
+def warm_pool_process(**_: object) -> None:
+    """A new pool process makes the TLS context of the default ``http.*`` before it takes a shard: loading
+    the CA store cost each pool process 60 ms of CPU or more at the start of its first shard, all of them
+    at once when a run starts (the context of other settings is made by the first shard that needs it)."""
+    prepare_tls(HttpSettings())
+
+
 def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
     """The app on ``celery.broker_url``; its task writes to the history at ``state_url``."""
+    if state_url is not None:  # a worker's app
+        worker_process_init.connect(warm_pool_process, weak=False, dispatch_uid="pipeline.warm_tls")
     app = Celery("pipeline", broker=celery.broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,

@@ -1,6 +1,5 @@
-"""The coordinator's side of ``executor: celery``: shard the URLs by host, send one task per shard, show
-progress while workers record, and read their observations back as they arrive (decoded while the workers
-still check, so little is left for after the last shard).
+"""The coordinator's side of ``executor: celery``: send one task per shard (``sharding``), show progress
+while workers record, and read their observations back as they arrive (decoded while the workers check).
 
 Reads: ``celery.*``, ``state.url``, and the ``http.*`` and ``retry.*`` the tasks carry (so coordinator
 and workers always check alike). Returns what ``check.check_links_sync`` returns, ``dict[url,
@@ -16,7 +15,6 @@ task of a killed worker takes to come back; while workers still answer, it is wa
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import threading
 import time
@@ -30,53 +28,28 @@ from celery import Celery
 from pipeline.config import Settings
 from pipeline.distributed import codec, observed
 from pipeline.distributed.app import TASK, build_app
+from pipeline.distributed.sharding import shard_host, shards
 from pipeline.errors import EngineUnavailable, Interrupted, PathUnusable
 from pipeline.extract.pages import Advances, PageReader
 from pipeline.health.postgres import redacted
-from pipeline.models import Observation, Validators, host_key
+from pipeline.models import Observation, Validators
 from pipeline.runreport import HostStats
 
 log = logging.getLogger("pipeline")
 T = TypeVar("T")
-_MAX_SHARDS = 64  # few shards keep tasks cheap and each worker's pool full
 _COUNT_S = 0.5  # how long the coordinator collects the workers' answers to count their pool processes
-_POLL_S = 0.25
+_POLL_S = 0.1  # the last shard's end is seen within this: a quarter second was 1 % of a run on 4 workers
 _BROKER_CHECK_S = 5.0  # how often the coordinator makes sure the broker is still there
 _RESENDS = 3  # times the unfinished shards are sent again after a stall, before giving up
 _READ_ROWS = 5000  # observations read back per statement
-
-
-def shards(urls: list[str], per_host: int, pool: int, processes: int = 1) -> list[list[str]]:
-    """Whole hosts (by name, any scheme or port: :func:`shard_host`) packed into shards of about equal URL
-    counts (largest host first).
-
-    A worker process checks one shard at a time with a pool of ``pool`` (``http.max_concurrency``)
-    requests, at most ``per_host`` per host: a shard holds no more hosts than fill that pool (a shard of
-    3 hosts at 8 each would leave 104 of 128 places idle), and there are as many shards as the worker
-    processes that answered (``processes``), hosts allowing, so that every process gets work: more would
-    not make a host faster than its own cap but would queue shards behind each other on one process (16
-    shards of 2 or 3 hosts took one worker 6 times as long as one process checking the same 40 hosts);
-    at most ``_MAX_SHARDS``.
-    """
-    by_host: dict[str, list[str]] = {}
-    for url in urls:
-        by_host.setdefault(shard_host(url) or "", []).append(url)
-    slots = sum(min(per_host, len(group)) for group in by_host.values())
-    count = max(1, min(len(by_host), _MAX_SHARDS, max(-(-slots // pool), processes)))
-    heap = [(0, index) for index in range(count)]
-    groups: list[list[str]] = [[] for _ in range(count)]
-    for key in sorted(by_host, key=lambda k: (-len(by_host[k]), k)):
-        size, index = heapq.heappop(heap)
-        groups[index].extend(by_host[key])
-        heapq.heappush(heap, (size + len(by_host[key]), index))
-    return [group for group in groups if group]
+_CLOSE_WAIT_S = 5.0  # how long a run that ends waits for a dispatch still being made
 
 
 class _Deadline:
     """Retries with backoff (0.2 s doubling to 2 s) until ``seconds`` have passed without success."""
 
     def __init__(self, seconds: float, stop: threading.Event | None) -> None:
-        self.seconds, self._stop = seconds, stop
+        self.seconds, self.stop = seconds, stop
 
     def retry(
         self,
@@ -92,7 +65,7 @@ class _Deadline:
                 if time.monotonic() - start + pause > self.seconds:
                     raise fail(exc) from exc
                 log.debug("retrying after %s", exc)
-            if self._stop is not None and self._stop.wait(pause):
+            if self.stop is not None and self.stop.wait(pause):
                 raise Interrupted
             pause = min(pause * 2, 2.0)
 
@@ -110,6 +83,10 @@ class _Dispatch:
         self.shared = self.database(lambda: observed.Shared(self.url, self.celery.wait_timeout))
         self.found: dict[str, codec.Observed] = {}  # the observations read back so far, by URL
         self._read_up_to = 0  # the arrival number of the last row read
+
+    def watch(self, stop: threading.Event | None) -> None:
+        """Honour this stop request from now on (a dispatch made ready on another thread)."""
+        self.stop = self.deadline.stop = stop
 
     def database(self, step: Callable[[], T]) -> T:
         """``step`` on the history database, retried; gone for ``wait_timeout``: ``PathUnusable``."""
@@ -283,6 +260,76 @@ class _Dispatch:
         self.app.close()  # its broker connection pool: a daemon makes a dispatch every night
 
 
+def _ready(settings: Settings, stop: threading.Event | None) -> tuple[_Dispatch, int]:
+    """A dispatch opened in the database, once the broker and a worker answer; the workers' processes."""
+    dispatch = _Dispatch(settings, stop)
+    try:
+        dispatch.database(lambda: dispatch.shared.open_job(dispatch.job))
+        return dispatch, dispatch.await_workers()
+    except BaseException:
+        dispatch.close()
+        raise
+
+
+class Prepared:
+    """A run's first dispatch made ready on a thread of its own while the corpus is read.
+
+    Why: importing Celery, connecting to the broker and the database, opening the dispatch and counting
+    the workers' processes (a 0.5 s window for their answers) took about 1.1 s before the first shard could
+    leave. :meth:`take` waits for it and raises what it raised (an unreachable broker is still exit 9, when
+    the check would have found it); :meth:`close` stops it (it waits on an event of its own until taken)
+    and closes a dispatch nobody took (nothing was due, the read failed)."""
+
+    def __init__(self, settings: Settings, stop: threading.Event | None) -> None:
+        self._stop = stop
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._result: tuple[_Dispatch, int] | None = None
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._prepare, args=(settings,), name="dispatch-setup", daemon=True
+        )
+        self._thread.start()
+
+    def _prepare(self, settings: Settings) -> None:
+        try:
+            result = _ready(settings, self._cancel)
+        except BaseException as exc:  # raised again by take(), on the run's own thread
+            self._error = exc
+            return
+        with self._lock:
+            if self._closed:  # the run is over and did not wait for it
+                result[0].close()
+            else:
+                self._result = result
+
+    def take(self) -> tuple[_Dispatch, int]:
+        """The ready dispatch, now watching the run's stop request, and the workers' processes (once: the
+        caller closes the dispatch)."""
+        while self._thread.is_alive():
+            self._thread.join(_POLL_S)
+            if self._stop is not None and self._stop.is_set():
+                self._cancel.set()
+        with self._lock:
+            result, self._result = self._result, None
+        if result is None:
+            raise self._error or EngineUnavailable("the dispatch was already used")
+        result[0].watch(self._stop)
+        return result
+
+    def close(self) -> None:
+        """Stop making the dispatch and close it if nobody took it; a step that cannot be cut short (a
+        broker connection timing out) is waited for so long, then the thread closes what it makes."""
+        self._cancel.set()
+        self._thread.join(_CLOSE_WAIT_S)
+        with self._lock:
+            self._closed = True
+            result, self._result = self._result, None
+        if result is not None:
+            result[0].close()
+
+
 def check_remote(
     urls: list[str],
     settings: Settings,
@@ -294,14 +341,14 @@ def check_remote(
     stop: threading.Event | None = None,
     progress: Advances | None = None,
     origin: dict[str, str] | None = None,
+    prepared: Prepared | None = None,
 ) -> dict[str, Observation]:
     """``check.check_links_sync`` on the workers: the observations, and ``digest`` and ``host_stats`` filled
-    as a local check fills them; ``origin`` gets the worker that requested each URL."""
+    as a local check fills them; ``origin`` gets the worker that requested each URL. ``prepared``: a
+    dispatch made ready meanwhile (else one is made now)."""
     wanted = list(dict.fromkeys([*urls, *fetch_body]))
-    dispatch = _Dispatch(settings, stop)
+    dispatch, processes = prepared.take() if prepared is not None else _ready(settings, stop)
     try:
-        dispatch.database(lambda: dispatch.shared.open_job(dispatch.job))
-        processes = dispatch.await_workers()
         http = settings.http
         groups = shards(wanted, http.per_host_concurrency, http.max_concurrency, processes)
         check_settings = settings.model_dump(mode="json", include={"http", "retry"})
@@ -351,13 +398,3 @@ def check_remote(
         for text in stats:
             host_stats.update(codec.decode_stats(text))
     return observations
-
-
-def shard_host(url: str) -> str | None:
-    """The host name a URL is sharded and leased by: its host key without the port, so ``http://h`` and
-    ``https://h`` (one server, one politeness budget) land in one shard; None for a URL without one (a port
-    that is not a number: the worker reports it as invalid)."""
-    try:
-        return str(host_key(url)).rsplit(":", 1)[0]
-    except ValueError:
-        return None

@@ -24,7 +24,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from pipeline.health.database import _dt, upsert
+from pipeline.health.database import Texts, _dt, upsert
 from pipeline.health.readcache import ReadCache
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
@@ -114,24 +114,24 @@ class HistoryStore(ReadCache):
     def _upsert(
         self, fresh: list[LinkResult], previous: dict[str, UrlHistory], run_id: str, now: datetime
     ) -> None:
-        rows = []
+        rows, text = [], Texts()
         for r in fresh:
             before = previous.get(r.url)
-            recent = [*(before.recent if before else ()), r.status.value][-RECENT:]
+            recent = (*(before.recent if before else ()), r.status.value)[-RECENT:]
             rows.append(
                 (
                     r.url,
                     r.status.value,
                     r.http_status,
                     r.final_url,
-                    json.dumps(list(r.redirects)),
+                    text(r.redirects),
                     r.reason,
-                    iso(r.first_failed_at),
-                    iso(r.last_success_at),
-                    iso(r.checked_at or now),
+                    text(r.first_failed_at),
+                    text(r.last_success_at),
+                    text(r.checked_at or now),
                     r.consecutive_failures,
                     r.failure_kind if r.consecutive_failures else None,
-                    json.dumps(recent),
+                    text(recent),
                     run_id,
                 )
             )
