@@ -109,6 +109,9 @@ class CheckProcess:
         # dropped unless kept): gathered here as they come, the end's message names them instead of holding
         # them again (pickling 5,000 observations twice cost about 85 ms after the last answer).
         self._observed: dict[str, Observation] = {}
+        self._keep_pages = True
+        self._settings: Settings | None = None
+        self._unanswered: list[tuple[Any, ...]] = []  # batches sent before the child said it was ready
         self._kept = Kept(keep_pages=True)  # the kept form of each (its equal strings shared)
         self._here: CheckStream | None = None  # the check on a thread of this process, when no child started
 
@@ -121,34 +124,27 @@ class CheckProcess:
         host_stats: dict[str, HostStats] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        """Hand the child its settings (the arguments are ``CheckStream``'s); returns once it takes batches.
+        """Hand the child its settings (the arguments are ``CheckStream``'s); returns at once.
 
-        A child that cannot start (it died before it was ready) is not the end of the run: the check then
-        runs here, on a thread, as it did before it had a process of its own.
+        The caller goes on (finds the first URLs) while the child may still be importing: batches wait in
+        the pipe. A child that cannot start (it dies before it is ready) is not the end of the run: the
+        check then runs here, on a thread, as it did before it had a process of its own, on every batch.
         """
-        self._on_result, self._host_stats, self._stop = on_result, host_stats, stop
+        self._settings, self._on_result, self._host_stats, self._stop = settings, on_result, host_stats, stop
+        self._keep_pages = keep_pages
         self._kept = Kept(keep_pages)
-        if self._child is not None:
-            self._command(("start", settings, keep_pages))
-            self._reader.start()
-            self._ready.wait()
-        else:
-            self._outcome = CheckProcessLost(f"the check's process could not start: {self._unstarted}")
-        if isinstance(self._outcome, BaseException):
-            failure, self._outcome = self._outcome, None
-            self.cancel()
-            log.warning("%s; checking in this process instead", failure)
-            from pipeline.check.stream import CheckStream
-
-            self._here = CheckStream(
-                settings, on_result=on_result, keep_pages=keep_pages, host_stats=host_stats, stop=stop
-            )
-            self._here.start()
+        if self._child is None:
+            self._check_here(CheckProcessLost(f"the check's process could not start: {self._unstarted}"))
+            return
+        self._command(("start", settings, keep_pages))
+        self._reader.start()
 
     def put(
         self, urls: Sequence[str], fetch_body: Mapping[str, int], validators: Mapping[str, Validators]
     ) -> None:
         """Check these URLs too (as ``CheckStream.put``)."""
+        if self._here is None and self._unready_failure() is not None:
+            self._check_here(self._unready_failure())
         if self._here is not None:
             self._here.put(urls, fetch_body, validators)
         elif urls:
@@ -160,20 +156,49 @@ class CheckProcess:
         Raises ``Interrupted`` within a fifth of a second of a stop request (the child is cancelled), and
         ``CheckProcessLost`` when the child died.
         """
+        if self._here is None:
+            self._command(("finish",))
+            while self._reader.is_alive():
+                self._reader.join(_POLL)
+                if self._stop is not None and self._stop.is_set():
+                    self.cancel()
+                    raise Interrupted
+            if self._unready_failure() is not None:
+                self._check_here(self._unready_failure())
         if self._here is not None:
             return self._here.finish()
-        self._command(("finish",))
-        while self._reader.is_alive():
-            self._reader.join(_POLL)
-            if self._stop is not None and self._stop.is_set():
-                self.cancel()
-                raise Interrupted
         self.cancel()  # the child has exited or is about to: its pipes and its process are let go
         outcome, self._outcome = self._outcome, None
         if isinstance(outcome, BaseException):
             raise outcome
         assert outcome is not None
         return outcome
+
+    def _unready_failure(self) -> BaseException | None:
+        """Why the child ended before it was ever ready, once the reading thread knows; else None."""
+        if self._ready.is_set() or self._reader.is_alive() or not isinstance(self._outcome, BaseException):
+            return None
+        return self._outcome
+
+    def _check_here(self, failure: BaseException | None) -> None:
+        """No child to check: the check on a thread of this process, given every batch sent so far."""
+        self._outcome = None
+        self.cancel()
+        log.warning("%s; checking in this process instead", failure)
+        from pipeline.check.stream import CheckStream
+
+        assert self._settings is not None
+        self._here = CheckStream(
+            self._settings,
+            on_result=self._on_result,
+            keep_pages=self._keep_pages,
+            host_stats=self._host_stats,
+            stop=self._stop,
+        )
+        self._here.start()
+        for _, urls, fetch_body, validators in self._unanswered:
+            self._here.put(urls, fetch_body, validators)
+        self._unanswered.clear()
 
     def cancel(self) -> None:
         """Stop checking now: the child sees its command pipe end and exits; idempotent."""
@@ -201,6 +226,8 @@ class CheckProcess:
 
     def _command(self, message: tuple[Any, ...]) -> None:
         with self._lock:
+            if message[0] == "put" and not self._ready.is_set():
+                self._unanswered.append(message)  # checked here if the child never gets ready
             if self._commands is None:
                 return  # cancelled, or the child is gone (the reading thread says why)
             try:
@@ -218,7 +245,6 @@ class CheckProcess:
             self._outcome = exc
             self._close_commands()
         finally:
-            self._ready.set()
             self._results.close()
 
     def _relay(self) -> dict[str, Observation] | BaseException:
@@ -231,7 +257,9 @@ class CheckProcess:
                 return CheckProcessLost(f"the check's process {how} before the checks ended")
             kind = message[0]
             if kind == "ready":
-                self._ready.set()
+                with self._lock:
+                    self._ready.set()
+                    self._unanswered.clear()
             elif kind == "observations":
                 for obs in message[1]:
                     if self._on_result is not None:
@@ -354,9 +382,12 @@ def main(commands_fd: int, results_fd: int) -> None:
 
 # SIGINT and SIGTERM are ignored before anything is imported: a Ctrl-C while the child starts up must not
 # print a traceback (an ignored SIGINT also keeps Python from installing its KeyboardInterrupt handler).
+# httpx imports its own command line (click, rich, pygments: 30 ms of the child's start-up) when they are
+# installed, as they are here for ours; a None in sys.modules makes that import fail as if they were not, and
+# httpx then defines a stub instead. This process never runs httpx's command line.
 _CHILD = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-    "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN); sys.modules['httpx._main'] = None; "
     "from pipeline.checkprocess import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 

@@ -18,23 +18,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as _RichProgress
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline.text import json_text, printable
+
+if TYPE_CHECKING:  # rich is loaded only for a bar that is shown (about 20 ms of every command's start-up)
+    from rich.console import Console
+    from rich.progress import Progress as _RichProgress
+    from rich.progress import TaskID
 
 # Libraries that log every request or job at INFO; our own summary lines say what matters.
 _NOISY_LOGGERS = ("httpx", "httpcore", "aiohttp", "apscheduler", "filelock", "asyncio")
@@ -152,12 +143,47 @@ def setup_logging(fmt: str, level: str, quiet: bool) -> None:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
-class _RateColumn(ProgressColumn):
-    """URLs per second over rich's recent-speed window (the final average once finished)."""
+def _rich_bar(console: Console) -> _RichProgress:
+    """rich's live bar with our columns (rich imported here: only a run that shows a bar needs it)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as RichProgress
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("– URLs/s" if speed is None else f"{speed:,.1f} URLs/s", style="progress.data.speed")
+    class RateColumn(ProgressColumn):
+        """URLs per second over rich's recent-speed window (the final average once finished)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("– URLs/s" if speed is None else f"{speed:,.1f} URLs/s", style="progress.data.speed")
+
+    return RichProgress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _may_be_terminal() -> bool:
+    """False when rich would surely call stderr no terminal (it is none, and neither TTY_COMPATIBLE=1 nor
+    a FORCE_COLOR says otherwise): the bar is then off without loading rich to ask it."""
+    return (
+        sys.stderr.isatty() or os.environ.get("TTY_COMPATIBLE") == "1" or bool(os.environ.get("FORCE_COLOR"))
+    )
 
 
 class Progress:
@@ -169,8 +195,12 @@ class Progress:
     """
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None) -> None:
-        self._console = console if console is not None else Console(stderr=True)
-        self.enabled = not quiet and self._console.is_terminal
+        if console is None and not quiet and _may_be_terminal():
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        self._console = console
+        self.enabled = not quiet and console is not None and console.is_terminal
         self._bar: _RichProgress | None = None
         self._task: TaskID | None = None
         self.completed = 0
@@ -191,18 +221,8 @@ class Progress:
         if not self.enabled:
             return
         if self._bar is None:
-            self._bar = _RichProgress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                _RateColumn(),
-                TextColumn("elapsed"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self._console,
-                transient=False,
-            )
+            assert self._console is not None  # enabled
+            self._bar = _rich_bar(self._console)
             self._bar.start()
         elif self._task is not None:
             self._bar.stop_task(self._task)

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.extract.html import BODY
-from pipeline.extract.pagebody import MIN_IMAGE_PX
+from pipeline.extract import BODY, MIN_IMAGE_PX
 from pipeline.flags import _decide_flags
 from pipeline.links import normalize_url
 from pipeline.models import (

@@ -172,18 +172,29 @@ def test_a_killed_parent_leaves_no_check_running(local_site: LocalSite, tmp_path
             parent.stdout.close()
 
 
+@pytest.mark.parametrize("dies_after", [0.0, 0.5])
 def test_a_child_that_cannot_start_leaves_the_check_to_this_process(
-    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    local_site: LocalSite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    dies_after: float,
 ) -> None:
-    """A child that dies before it is ready: a warning, and the same checks run on a thread here."""
+    """A child that dies before it is ready: a warning; every batch, sent before or after, is checked here."""
     local_site.route("/ok", body=b"fine")
-    monkeypatch.setattr(checkprocess, "_CHILD", "import sys; sys.exit(3)")
+    local_site.route("/also", body=b"fine")
+    monkeypatch.setattr(checkprocess, "_CHILD", f"import sys, time; time.sleep({dies_after}); sys.exit(3)")
     stream = checkprocess.spawn()
     stream.start(make_settings(tmp_path))
-    stream.put([local_site.url("/ok")], {}, {})
+    stream.put([local_site.url("/ok")], {}, {})  # with 0.5 s: sent while the child is still "starting"
+    time.sleep(1.0)
+    stream.put([local_site.url("/also")], {}, {})
     found = stream.finish()
 
-    assert found[local_site.url("/ok")].outcome.value == "success"
+    assert {url: obs.outcome.value for url, obs in found.items()} == {
+        local_site.url("/ok"): "success",
+        local_site.url("/also"): "success",
+    }
     assert "exited with status 3" in caplog.text and "checking in this process instead" in caplog.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -145,3 +146,23 @@ def test_progress_is_silent_when_quiet_on_a_terminal() -> None:
         progress.advance(1)
 
     assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"), [({}, False), ({"FORCE_COLOR": "1"}, True), ({"TTY_COMPATIBLE": "1"}, True)]
+)
+def test_progress_on_stderr_follows_what_rich_calls_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], shown: bool
+) -> None:
+    """With stderr no terminal the bar is off (rich not asked), unless FORCE_COLOR or TTY_COMPATIBLE=1 say
+    otherwise, as rich reads them."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+
+    with Progress() as progress:
+        progress.start(2, "checking links")
+
+    assert progress.enabled is shown

@@ -140,10 +140,14 @@ def test_the_checks_start_before_the_read_pass_ends(
     real_collect, real_read_entry = readpass.collect, readpass.read_entry
 
     def slow_last_file(path: Path, settings: Settings) -> str | FileError:
-        # The last file (a later batch than the first) reads slowly, so the read pass is still going well
-        # after the first batch's URLs went to the check, however busy the machine.
+        # The last file (a later batch than the first) is read only once a request has arrived (or after
+        # 10 s), so the read pass is still going when the first batch's URLs reach the check, however long
+        # the check's process takes to start on a busy machine; a check that waited for the read would
+        # see its first request only after the read ended.
         if path.name == "z.md":
-            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            while not local_site.hits and time.monotonic() < deadline:
+                time.sleep(0.01)
         return real_read_entry(path, settings)
 
     def timed_collect(*args: object, **kwargs: object) -> readpass.Corpus:

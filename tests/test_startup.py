@@ -25,11 +25,15 @@ def test_the_refresh_path_loads_neither_apscheduler_nor_jinja() -> None:
     assert loaded.stdout.split() == []
 
 
-def test_the_refresh_path_leaves_the_http_stack_to_the_check_process() -> None:
-    """The CLI, the runner and the check's hand-over load no aiohttp or httpx: the check's process does."""
+def test_the_refresh_path_leaves_the_http_stack_and_the_parser_for_later() -> None:
+    """The CLI, the runner and the check's hand-over load no aiohttp or httpx (the check's process does),
+    no HTML parser or image reader (the digest's thread does, at the first page or image), and no rich
+    for a progress bar that is not shown (stderr is no terminal)."""
     probe = (
         "import sys; import pipeline.cli, pipeline.runner, pipeline.checkprocess, pipeline.check.soft404; "
-        "print(' '.join(name for name in ('aiohttp', 'httpx') if name in sys.modules))"
+        "from pipeline.console import Progress; bar = Progress(); bar.start(1, 'checking'); bar.close(); "
+        "heavy = ('aiohttp', 'httpx', 'selectolax', 'charset_normalizer', 'imagesize', 'rich'); "
+        "print(' '.join(name for name in heavy if name in sys.modules))"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
     loaded = subprocess.run(

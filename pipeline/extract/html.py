@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from pipeline.extract import htmlguard, pagebody
+from pipeline.extract import BODY, htmlguard, pagebody
 from pipeline.extract.charset import detect_encoding
 from pipeline.extract.fields import (
     _host_labels,
@@ -67,7 +67,6 @@ from pipeline.text import fold
 
 __all__ = ["BODY", "scrape"]
 
-BODY = "body"  # the source of a field read from the page's body (a last resort), not from declared tags
 
 _HEAD_CAP = 1024 * 1024  # bytes parsed when a page never closes its head
 _SMALL_PX = 200  # declared narrower or shorter than this: a thumbnail, icon or button

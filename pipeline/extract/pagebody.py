@@ -21,11 +21,11 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from pipeline.extract import MIN_IMAGE_PX
 from pipeline.extract.jsonld import pixels
 
 __all__ = ["MIN_IMAGE_PX", "first_image", "first_paragraph"]
 
-MIN_IMAGE_PX = 200  # narrower: a thumbnail, an icon or a button, not the story's picture
 _MIN_PARAGRAPH = 80  # characters; shorter "paragraphs" are datelines, captions, buttons
 _MIN_WORDS = 10
 _CONTENT = "article, main, [itemprop=articleBody], [role=main]"

@@ -18,18 +18,37 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable, Container, Iterator, MutableMapping
+from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from pipeline.extract.guard import looks_like_error_page
-from pipeline.extract.html import scrape
-from pipeline.extract.images import measure
 from pipeline.models import ANSWERED, ImageMeta, ImageProbe, Observation, PageMeta
 
 log = logging.getLogger("pipeline")
+
+
+# The parser and the image reader (selectolax, charset detection, imagesize: about 22 ms) are loaded on the
+# digest's thread when the first page or image comes, not before a run's first request (or ever, in a run
+# whose answers hold no page to read).
+def scrape(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> PageMeta:
+    """``extract.html.scrape``."""
+    from pipeline.extract.html import scrape as scrape_page
+
+    return scrape_page(body, url, headers)
+
+
+def measure(
+    url: str, body: bytes, content_type: str | None, http_ok: bool, *, http_status: int | None = None
+) -> ImageProbe:
+    """``extract.images.measure``."""
+    from pipeline.extract.images import measure as measure_image
+
+    return measure_image(url, body, content_type, http_ok, http_status=http_status)
+
+
 _QUEUED = 64  # observations (with their bodies) waiting for the parser
 
 
