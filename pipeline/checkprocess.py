@@ -29,6 +29,7 @@ import struct
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -78,15 +79,14 @@ class CheckProcess:
         to_child, commands = os.pipe()
         results, from_child = os.pipe()
         home = str(Path(__file__).resolve().parents[1])  # the folder holding pipeline/, wherever it is
-        path = os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")]))
         self._child: subprocess.Popen[bytes] | None = None
         self._unstarted: OSError | None = None  # why no child could be started (see ``start``)
         try:
             self._child = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(to_child), str(from_child)],
+                # -P: no current folder on sys.path (a queue.py where the user runs us must not run in here)
+                [sys.executable, "-P", "-c", _CHILD, str(to_child), str(from_child), home],
                 pass_fds=(to_child, from_child),
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": path},
             )
         except OSError as exc:  # e.g. a user dropped to who may not run this interpreter
             self._unstarted = exc
@@ -272,8 +272,9 @@ class CheckProcess:
                 if observed.keys() != message[1]:
                     raise RuntimeError("the check's process returned observations it never sent")
                 return observed
-            else:  # "error": what the check ended with
+            else:  # "error": what the check ended with, and where (a pickled error keeps no frames)
                 error: BaseException = message[1]
+                error.add_note(f"in the check's process:\n{message[2]}")
                 return error
 
 
@@ -344,7 +345,7 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
         try:
             stream.finish()
         except BaseException as exc:
-            message = ("error", _picklable(exc))
+            message = ("error", _picklable(exc), traceback.format_exc())
         else:
             message = ("done", sent, host_stats)  # their URLs (see CheckProcess._observed), once all are sent
         waiting.put(None)
@@ -382,12 +383,15 @@ def main(commands_fd: int, results_fd: int) -> None:
 
 # SIGINT and SIGTERM are ignored before anything is imported: a Ctrl-C while the child starts up must not
 # print a traceback (an ignored SIGINT also keeps Python from installing its KeyboardInterrupt handler).
-# httpx imports its own command line (click, rich, pygments: 30 ms of the child's start-up) when they are
-# installed, as they are here for ours; a None in sys.modules makes that import fail as if they were not, and
-# httpx then defines a stub instead. This process never runs httpx's command line.
+# The folder holding this pipeline/ goes first on sys.path unless it is there already (an installed
+# package's site-packages must stay behind the standard library). httpx imports its own command line (click,
+# rich, pygments: 30 ms of the child's start-up) when they are installed, as they are here for ours; a None
+# in sys.modules makes that import fail as if they were not, and httpx then defines a stub instead. This
+# process never runs httpx's command line.
 _CHILD = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "signal.signal(signal.SIGTERM, signal.SIG_IGN); sys.modules['httpx._main'] = None; "
+    "sys.path.insert(0, sys.argv[3]) if sys.argv[3] not in sys.path else None; "
     "from pipeline.checkprocess import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 

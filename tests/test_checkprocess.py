@@ -109,7 +109,7 @@ def test_pages_reach_on_result_with_their_bodies(local_site: LocalSite, tmp_path
 
 def test_a_stop_request_cancels_the_child(local_site: LocalSite, tmp_path: Path) -> None:
     """With stop set, finish raises Interrupted at once and the child process has ended."""
-    local_site.route("/slow", body=b"late", delay=3.0)
+    local_site.route("/slow", body=b"late", delay=30.0)
     stop = threading.Event()
     stream = checkprocess.spawn()
     stream.start(make_settings(tmp_path), stop=stop)
@@ -119,13 +119,13 @@ def test_a_stop_request_cancels_the_child(local_site: LocalSite, tmp_path: Path)
     started = time.monotonic()
     with pytest.raises(Interrupted):
         stream.finish()
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # not the 30 s answer (a loaded machine may take a few seconds)
     assert stream._child is not None and stream._child.poll() is not None
 
 
 def test_a_killed_child_ends_the_check_with_a_clear_error(local_site: LocalSite, tmp_path: Path) -> None:
     """A child killed mid-check (kill -9) makes finish raise CheckProcessLost naming the signal, at once."""
-    local_site.route("/slow", body=b"late", delay=5.0)
+    local_site.route("/slow", body=b"late", delay=30.0)
     stream = checkprocess.spawn()
     stream.start(make_settings(tmp_path))
     stream.put([local_site.url("/slow")], {}, {})
@@ -135,7 +135,7 @@ def test_a_killed_child_ends_the_check_with_a_clear_error(local_site: LocalSite,
     started = time.monotonic()
     with pytest.raises(CheckProcessLost, match="killed by signal 9"):
         stream.finish()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # not the 30 s answer
 
 
 @pytest.mark.parametrize("when", ["checking", "finishing"])
@@ -259,3 +259,42 @@ def test_a_run_whose_check_process_is_killed_ends_interrupted_and_writes_nothing
     assert "the check's process was killed by signal 9" in caplog.text
     assert article.read_bytes() == before
     assert outcome.report_dir is not None and (outcome.report_dir / "report.json").exists()
+
+
+def test_the_child_runs_no_python_file_of_the_current_folder(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue.py where the user runs the pipeline (a pull request's checkout in CI) is not imported by the
+    check's process: it starts with -P, so the current folder is not on its sys.path."""
+    here = tmp_path / "checkout"
+    here.mkdir()
+    marker = tmp_path / "ran"
+    (here / "queue.py").write_text(f"open({str(marker)!r}, 'w').close()\n", encoding="utf-8")
+    monkeypatch.chdir(here)
+    local_site.route("/one", body=b"ok")
+    stream = CheckProcess()
+    stream.start(make_settings(tmp_path))
+    stream.put([local_site.url("/one")], {}, {})
+    found = stream.finish()
+    assert found[local_site.url("/one")].outcome.value == "success"
+    assert not marker.exists()
+
+
+def test_an_error_in_the_child_says_where_it_was_raised(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that ends the check in its process reaches the parent with the child's traceback as a note
+    (a pickled error keeps no frames)."""
+    broken = (
+        "import sys; import pipeline.check.stream as stream\n"
+        "def broken_add(self, *args, **kwargs):\n    raise KeyError('inside the check')\n"
+        "stream._Session.add = broken_add\n"
+    )
+    monkeypatch.setattr(checkprocess, "_CHILD", broken + checkprocess._CHILD)
+    stream = CheckProcess()
+    stream.start(make_settings(tmp_path))
+    stream.put([local_site.url("/one")], {}, {})
+    with pytest.raises(KeyError) as raised:
+        stream.finish()
+    notes = "".join(getattr(raised.value, "__notes__", []))
+    assert "in the check's process" in notes and "broken_add" in notes

@@ -35,7 +35,9 @@ def test_the_refresh_path_leaves_the_http_stack_and_the_parser_for_later() -> No
         "heavy = ('aiohttp', 'httpx', 'selectolax', 'charset_normalizer', 'imagesize', 'rich'); "
         "print(' '.join(name for name in heavy if name in sys.modules))"
     )
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
+    # No test sitecustomize; no FORCE_COLOR or TTY_COMPATIBLE from a CI runner (rich would then show a bar).
+    unset = {"PYTHONPATH", "FORCE_COLOR", "TTY_COMPATIBLE"}
+    env = {key: value for key, value in os.environ.items() if key not in unset}
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     )
