@@ -31,7 +31,7 @@ from pipeline.runreport import HostStats
 from pipeline.runstate import Run
 
 if TYPE_CHECKING:  # Celery is imported only by a run that uses it
-    from pipeline.distributed.coordinator import Prepared
+    from pipeline.distributed.prepared import Prepared
 
 log = logging.getLogger("pipeline")
 

@@ -50,7 +50,7 @@ from pipeline.runstate import Run
 from pipeline.write import write_pass
 
 if TYPE_CHECKING:
-    from pipeline.distributed.coordinator import Prepared
+    from pipeline.distributed.prepared import Prepared
 
 log = logging.getLogger("pipeline")
 
@@ -167,7 +167,7 @@ def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:
     """``executor: celery``: the broker, the workers' count and the dispatch, made ready meanwhile."""
     if settings.executor != "celery":
         return None
-    from pipeline.distributed.coordinator import Prepared  # Celery only for a run that uses it
+    from pipeline.distributed.prepared import Prepared  # Celery only for a run that uses it
 
     return Prepared(settings, options.stop)
 

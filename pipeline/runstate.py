@@ -32,7 +32,7 @@ from pipeline.readpass import Corpus
 from pipeline.runreport import HostStats
 
 if TYPE_CHECKING:  # Celery is imported only by a run that uses it
-    from pipeline.distributed.coordinator import Prepared
+    from pipeline.distributed.prepared import Prepared
 
 
 @dataclass

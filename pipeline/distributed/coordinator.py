@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery import Celery
 
@@ -35,6 +35,9 @@ from pipeline.health.postgres import redacted
 from pipeline.models import Observation, Validators
 from pipeline.runreport import HostStats
 
+if TYPE_CHECKING:
+    from pipeline.distributed.prepared import Prepared
+
 log = logging.getLogger("pipeline")
 T = TypeVar("T")
 _COUNT_S = 0.5  # how long the coordinator collects the workers' answers to count their pool processes
@@ -42,7 +45,6 @@ _POLL_S = 0.1  # the last shard's end is seen within this: a quarter second was 
 _BROKER_CHECK_S = 5.0  # how often the coordinator makes sure the broker is still there
 _RESENDS = 3  # times the unfinished shards are sent again after a stall, before giving up
 _READ_ROWS = 5000  # observations read back per statement
-_CLOSE_WAIT_S = 5.0  # how long a run that ends waits for a dispatch still being made
 
 
 class _Deadline:
@@ -269,65 +271,6 @@ def _ready(settings: Settings, stop: threading.Event | None) -> tuple[_Dispatch,
     except BaseException:
         dispatch.close()
         raise
-
-
-class Prepared:
-    """A run's first dispatch made ready on a thread of its own while the corpus is read.
-
-    Why: importing Celery, connecting to the broker and the database, opening the dispatch and counting
-    the workers' processes (a 0.5 s window for their answers) took about 1.1 s before the first shard could
-    leave. :meth:`take` waits for it and raises what it raised (an unreachable broker is still exit 9, when
-    the check would have found it); :meth:`close` stops it (it waits on an event of its own until taken)
-    and closes a dispatch nobody took (nothing was due, the read failed)."""
-
-    def __init__(self, settings: Settings, stop: threading.Event | None) -> None:
-        self._stop = stop
-        self._cancel = threading.Event()
-        self._lock = threading.Lock()
-        self._result: tuple[_Dispatch, int] | None = None
-        self._error: BaseException | None = None
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._prepare, args=(settings,), name="dispatch-setup", daemon=True
-        )
-        self._thread.start()
-
-    def _prepare(self, settings: Settings) -> None:
-        try:
-            result = _ready(settings, self._cancel)
-        except BaseException as exc:  # raised again by take(), on the run's own thread
-            self._error = exc
-            return
-        with self._lock:
-            if self._closed:  # the run is over and did not wait for it
-                result[0].close()
-            else:
-                self._result = result
-
-    def take(self) -> tuple[_Dispatch, int]:
-        """The ready dispatch, now watching the run's stop request, and the workers' processes (once: the
-        caller closes the dispatch)."""
-        while self._thread.is_alive():
-            self._thread.join(_POLL_S)
-            if self._stop is not None and self._stop.is_set():
-                self._cancel.set()
-        with self._lock:
-            result, self._result = self._result, None
-        if result is None:
-            raise self._error or EngineUnavailable("the dispatch was already used")
-        result[0].watch(self._stop)
-        return result
-
-    def close(self) -> None:
-        """Stop making the dispatch and close it if nobody took it; a step that cannot be cut short (a
-        broker connection timing out) is waited for so long, then the thread closes what it makes."""
-        self._cancel.set()
-        self._thread.join(_CLOSE_WAIT_S)
-        with self._lock:
-            self._closed = True
-            result, self._result = self._result, None
-        if result is not None:
-            result[0].close()
 
 
 def check_remote(
