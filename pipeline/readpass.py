@@ -99,7 +99,7 @@ def collect(
             info = hit.stat() if isinstance(hit, Path) else None
         except OSError:  # read_article reports it
             info = None
-        stats.extend((info.st_size, info.st_mtime_ns, info.st_ino) if info else (-1, -1, -1))
+        stats.extend((info.st_size, info.st_mtime_ns, _signed(info.st_ino)) if info else (-1, -1, -1))
     unchanged: set[str] = set()
     to_parse: list[str] = []
     size = 0
@@ -157,6 +157,12 @@ def collect(
         seen = {os.fsencode(p) for p in found if isinstance(p, str)}
         store.record_files((), forget=[name for name in known if name not in seen])
     return corpus
+
+
+def _signed(inode: int) -> int:
+    """An inode number as a signed 64-bit one (the array's and SQLite's integers): overlayfs with xino, NFS
+    and SMB give numbers of 2**63 and more, which would not fit."""
+    return inode - (1 << 64) if inode >= 1 << 63 else inode
 
 
 def _stat(stats: array[int], n: int) -> tuple[int, int, int]:

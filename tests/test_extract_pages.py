@@ -167,7 +167,8 @@ def test_page_table_gives_back_equal_pages() -> None:
 
 
 def test_probe_table_gives_back_equal_probes() -> None:
-    """Probes packed in a ProbeTable read back equal: alive or not, sized or not, odd ones kept whole."""
+    """Probes packed in a ProbeTable read back equal: alive or not, sized or not, odd ones (a URL not its
+    key, a size too large or negative) kept whole."""
     table = digest.ProbeTable()
     probes = {
         "https://cdn.example/a.png": ImageProbe("https://cdn.example/a.png", True, "image/png", 640, 0),
@@ -176,10 +177,11 @@ def test_probe_table_gives_back_equal_probes() -> None:
         ),
         "https://cdn.example/c.png": ImageProbe("https://cdn.example/c.png", True, "image/png", 2**50, 3),
         "https://cdn.example/d.png": ImageProbe("https://cdn.example/D.png", True),
+        "https://cdn.example/e.png": ImageProbe("https://cdn.example/e.png", True, "image/png", -1, 5),
     }
     for url, probe in probes.items():
         table[url] = probe
 
     assert dict(table) == probes
     assert table.pop("https://cdn.example/a.png") == probes["https://cdn.example/a.png"]
-    assert len(table) == 3 and "https://cdn.example/a.png" not in table
+    assert len(table) == 4 and "https://cdn.example/a.png" not in table

@@ -235,3 +235,32 @@ def test_kept_refs_and_sketches_equal_the_documents(tmp_path: Path) -> None:
         doc = read_article(path, settings.corpus.max_file_bytes).doc
         assert corpus.refs[path] == extract_refs(path, doc.data, settings.links, doc.line_of)
         assert corpus.sketches[path] == decide.sketch(doc.data, settings)
+
+
+def test_inode_numbers_of_2_to_the_63_and_more_are_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files whose inode numbers do not fit a signed 64-bit integer (overlayfs with xino, NFS, SMB) are read,
+    stored and recognised unchanged the next night like any other."""
+    root, settings = _corpus(tmp_path, 6)
+    real_stat = Path.stat
+
+    class HugeInode:
+        def __init__(self, info: os.stat_result) -> None:
+            self._info = info
+            self.st_ino = (1 << 64) - 1 - info.st_ino  # at the top of the unsigned range
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._info, name)
+
+    def huge_inode(self: Path, *, follow_symlinks: bool = True) -> object:
+        return HugeInode(real_stat(self, follow_symlinks=follow_symlinks))
+
+    monkeypatch.setattr(Path, "stat", huge_inode)
+    fresh = collect(settings)
+    with HistoryStore(tmp_path / "h.sqlite") as store:
+        collect(settings, None, store, record=True)
+        reads = _counting(monkeypatch)
+        again = collect(settings, None, store, record=True)
+    assert sorted(reads) == [root / "broken.md", root / "none.md"]
+    _same(again, fresh)

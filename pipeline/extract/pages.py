@@ -339,10 +339,11 @@ class ProbeTable(MutableMapping[str, ImageProbe]):
         return number
 
     def __setitem__(self, url: str, probe: ImageProbe) -> None:
-        sides = [0 if n is None else n + 1 for n in (probe.width, probe.height)]
-        if probe.url != url or any(not 0 <= side < 1 << _SIDE for side in sides):
+        numbers = (probe.width, probe.height)
+        if probe.url != url or any(n is not None and not 0 <= n < (1 << _SIDE) - 1 for n in numbers):
             self._rows[url] = probe
             return
+        sides = [0 if n is None else n + 1 for n in numbers]  # 0: no number
         texts = self._number(probe.content_type) << 32 | self._number(probe.reason)
         self._rows[url] = ((texts << _SIDE | sides[1]) << _SIDE | sides[0]) << 1 | probe.alive
 
