@@ -25,7 +25,7 @@ from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
 from pipeline.health import verdict
-from pipeline.models import Observation, RunOptions
+from pipeline.models import Observation, RunOptions, UrlHistory
 from pipeline.plan import Roles
 from pipeline.readpass import Corpus
 from pipeline.runstate import Run
@@ -71,6 +71,8 @@ class Feed:
         self.excluded: set[str] = set()
         self.due: set[str] = set()
         self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
+        # The stored history of the URLs seen, loaded a batch at a time: the plan reads it, not the store.
+        self.history: dict[str, UrlHistory] = {}
         self.digest = PageReader(self.page_urls, self.image_urls, progress)
         self.stream: CheckProcess = spawn()
         if run.options.show_progress:
@@ -111,6 +113,7 @@ class Feed:
                     self.image_urls.add(url)
                     changed.append(url)
         history = run.store.load(new)
+        self.history.update(history)
         self.due.update(
             url
             for url in new
@@ -118,6 +121,16 @@ class Feed:
         )
         batch = [url for url in dict.fromkeys([*new, *changed]) if url in self.due]
         self._send([url for url in batch if self.sent.get(url, -1) != self._size(url)])
+
+    def history_of(self, urls: list[str]) -> dict[str, UrlHistory]:
+        """The stored history of ``urls`` (the plan's), in their order: the batches' loads, the URLs no
+        batch saw loaded now. Handed over once: the feed keeps none of it.
+
+        Nothing records a verdict between the read pass and the plan, so the batches' loads are current.
+        """
+        loaded, self.history = self.history, {}
+        loaded.update(self.run.store.load([url for url in urls if url not in self.seen]))
+        return {url: past for url in urls if (past := loaded.get(url)) is not None}
 
     def _size(self, url: str) -> int | None:
         if self.sizes is None:
@@ -159,6 +172,7 @@ class Feed:
         self.digest.page_urls, self.digest.image_urls = run.plan.page_urls, run.plan.image_urls
         for done in (self.page_urls, self.image_urls, self.seen, self.excluded, self.due):
             done.clear()
+        self.history.clear()  # a plan that did not take it (the run stopped)
         self.sent.clear()
         wanted = set(to_check)
         return {
