@@ -9,7 +9,8 @@ images, one dead link in ten articles); then runs ``refresh`` four times in chil
 (everything due: excerpts filled, sizes corrected), the next two nights (only failing links due; the
 second night settles every article the first one wrote, the third is the steady state), and a night a week
 later with ``--force``-like freshness (everything due again, nothing new). Prints
-wall time, files changed and peak RSS of each. Nothing is asserted.
+wall time, files changed and peak RSS of each (the refresh process alone, and with its child processes at
+once: the check's process, the read pool). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -115,6 +116,33 @@ def _write_corpus(root: Path, articles: int, ports: list[int], dead_every: int =
         (root / f"{n:06d}.md").write_text(text, encoding="utf-8")
 
 
+# Always: the resident memory of the refresh process and of its child processes (the check's process, the
+# read pool's workers) together, sampled every 50 ms; its peak is what the machine must have.
+_TREE = """
+import os, resource, threading, time
+def _tree_mb():
+    total, pids = 0, [os.getpid()]
+    while pids:
+        pid = pids.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1])
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    pids += [int(child) for child in fh.read().split()]
+        except OSError:  # the process ended meanwhile
+            pass
+    return total * resource.getpagesize() / 2**20
+_tree = [0.0]
+def _sample():
+    while True:
+        _tree[0] = max(_tree[0], _tree_mb())
+        time.sleep(0.05)
+threading.Thread(target=_sample, daemon=True).start()
+def _tree_peak():
+    return max(_tree[0], _tree_mb())
+"""
+
 # With --profile: each stage of the run is wrapped to print, on standard error, the resident memory after
 # it (now and the peak so far), so the stage that holds the memory is named by measurement.
 _PROFILE = """
@@ -139,7 +167,8 @@ def _rss(label):
     with open("/proc/self/statm") as fh:
         now = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"    after {label:14} RSS {now:7.0f} MB  peak {peak:7.0f} MB", file=sys.stderr)
+    print(f"    after {label:14} RSS {now:7.0f} MB  peak {peak:7.0f} MB  with children {_tree_mb():7.0f} MB",
+          file=sys.stderr)
 for owner, name, label in _STAGES:
     _wrap(owner, name, label, _rss)
 """
@@ -174,7 +203,8 @@ def _night(
 ) -> dict[str, object]:
     """One refresh in a child process (for a clean peak RSS); returns its figures."""
     code = (
-        (_PROFILE if profile or trace else "")
+        _TREE
+        + (_PROFILE if profile or trace else "")
         + (_TRACE if trace else "")
         + f"""
 import io, json, resource, time
@@ -199,6 +229,7 @@ print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu,
                   "changes": totals["changes"], "urls": totals["urls"],
                   "dead": totals["dead"], "failing": totals["failing"], "checked": totals["checked"],
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "tree_rss_mb": _tree_peak(),
                   "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}}))
 """
     )
@@ -283,7 +314,8 @@ def main() -> int:
                     f"  {label:24} {figures['seconds']:6.1f} s ({figures['process_seconds']:.1f} s with"
                     f" start-up, CPU {figures['cpu_seconds']:.1f} s)  {figures['requests']} requests  "
                     f"{figures['urls']} URLs  {figures['changes']} changes  {figures['dead']} dead  "
-                    f"peak RSS {figures['rss_mb']:.0f} MB (read workers {figures['children_rss_mb']:.0f} MB)"
+                    f"peak RSS {figures['rss_mb']:.0f} MB, {figures['tree_rss_mb']:.0f} MB with its child processes"
+                    f" at once (largest child {figures['children_rss_mb']:.0f} MB)"
                 )
             if args.warm:
                 cold, warm = rows[0], rows[-1]

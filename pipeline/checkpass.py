@@ -8,7 +8,6 @@ Returns: the run's verdicts and an ``Evidence``; a stop request cancels the chec
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -49,10 +48,12 @@ def _run_checks(
     progress: Progress | None = None,
     origin: dict[str, str] | None = None,
     prepared: Prepared | None = None,
+    keep: bool = True,
 ) -> dict[str, Observation]:
     """Run the checks here (``executor: local``) or on the workers (``celery``); a stop request cancels
     them promptly. ``origin`` gets which worker requested each URL, ``prepared`` is the run's dispatch made
-    ready during the read (``celery`` only)."""
+    ready during the read (``celery`` only); ``keep=False``: the local check keeps no observation
+    (``digest`` sees them all)."""
     if not urls:
         return {}
     if options.show_progress and progress is not None:
@@ -82,6 +83,7 @@ def _run_checks(
         host_stats=host_stats,
         validators=validators,
         stop=options.stop,
+        keep_observations=keep,
     )
     digest.drain()  # parsing runs beside the event loop; its results are complete only now
     return observations
@@ -116,6 +118,7 @@ def check_pass(
         seconds = time.perf_counter() - clock
     else:
         observations, seconds = checked
+        checked = None  # the observations are let go below, as the verdicts replace them
     log.info(
         "checked %d of %d URLs (%d not due, %d excluded, %d invalid) in %.1f s%s",
         counted.due,
@@ -133,8 +136,10 @@ def check_pass(
     # Baseline and canary answers only tell whether our network is up; recording them would reset their
     # recheck date and starve their pages of metadata refreshes.
     due_set = set(run.due)
-    evidence_now = {url: obs for url, obs in observations.items() if url in due_set}
     suspect = _suspect(observations, origin, run) if origin and not run.outage else {}
+    for url in [url for url in observations if url not in due_set]:
+        del observations[url]  # in place: a copy of every observation would be held beside them
+    evidence_now = observations
     del observations
     run.results, judged = verdicts(
         run.plan.urls, evidence_now, run.history, run.outage, settings, now, suspect
@@ -187,20 +192,22 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     for sketches in run.corpus.sketches.values():
         wanted |= decide.image_candidates(sketches, evidence, settings)
     wanted -= evidence.probes.keys()
-    wanted = {url for url in wanted if run.rules.skip_reason(url) is None}
+    wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
     if not wanted:
         return evidence
-    digest.expect_images(wanted)
-    probe_bytes = settings.metadata.images.max_probe_bytes
+    fetch_body = dict.fromkeys(sorted(wanted), settings.metadata.images.max_probe_bytes)
+    del wanted  # the map of sizes is the one set of these images (a large corpus probes one per page)
+    digest.expect_images(fetch_body.keys())
     _run_checks(
-        sorted(wanted),
-        dict.fromkeys(wanted, probe_bytes),
+        list(fetch_body),
+        fetch_body,
         digest,
         settings,
         run.options,
         "probing images",
         progress=run.progress,
+        keep=False,  # what the probes measured is in the digest; their observations are not read
     )
     if not run.options.dry_run:
         run.store.record_share_probes(share_probes(evidence.pages, digest.probes))
-    return dataclasses.replace(evidence, probes={**evidence.probes, **digest.probes})
+    return evidence  # its probes are a view of the digest's: tonight's new ones are in it

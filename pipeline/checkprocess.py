@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import logging
 import os
 import pickle
@@ -34,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from pipeline.check.kept import Kept
 from pipeline.errors import CheckProcessLost, Interrupted
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class CheckProcess:
         self._keep_pages = True
         self._settings: Settings | None = None
         self._unanswered: list[tuple[Any, ...]] = []  # batches sent before the child said it was ready
+        self._kept = Kept(keep_pages=True)  # the kept form of each (its equal strings shared)
         self._here: CheckStream | None = None  # the check on a thread of this process, when no child started
 
     def start(
@@ -131,6 +132,7 @@ class CheckProcess:
         """
         self._settings, self._on_result, self._host_stats, self._stop = settings, on_result, host_stats, stop
         self._keep_pages = keep_pages
+        self._kept = Kept(keep_pages)
         if self._child is None:
             self._check_here(CheckProcessLost(f"the check's process could not start: {self._unstarted}"))
             return
@@ -262,8 +264,7 @@ class CheckProcess:
                 for obs in message[1]:
                     if self._on_result is not None:
                         self._on_result(obs)
-                    kept = self._keep_pages or obs.page is None
-                    self._observed[obs.url] = obs if kept else dataclasses.replace(obs, page=None)
+                    self._observed[obs.url] = self._kept(obs)
             elif kind == "done":
                 if self._host_stats is not None:
                     self._host_stats.update(message[2])
@@ -312,6 +313,7 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     _, settings, keep_pages = first
     waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
     lock = threading.Lock()
+    sent: set[str] = set()  # the URLs observed: the parent keeps the observations, this process only these
 
     def sender() -> None:
         # Off the event loop: the observations go back in batches of whatever came meanwhile.
@@ -320,6 +322,7 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
             while not waiting.empty():
                 batch.append(waiting.get())
             kept = [obs for obs in batch if obs is not None]
+            sent.update(obs.url for obs in kept)
             if kept:
                 with lock:
                     _send(results, ("observations", kept))
@@ -327,7 +330,9 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
                 return
 
     host_stats: dict[str, HostStats] = {}
-    stream = CheckStream(settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats)
+    stream = CheckStream(
+        settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats, keep_observations=False
+    )
     sending = threading.Thread(target=sender, name="send-results", daemon=True)
     sending.start()
     stream.start()
@@ -337,9 +342,11 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     def finish() -> None:
         message: tuple[Any, ...]
         try:
-            message = ("done", set(stream.finish()), host_stats)  # their URLs (see CheckProcess._observed)
+            stream.finish()
         except BaseException as exc:
             message = ("error", _picklable(exc))
+        else:
+            message = ("done", sent, host_stats)  # their URLs (see CheckProcess._observed), once all are sent
         waiting.put(None)
         sending.join()  # every observation before the outcome
         with lock:

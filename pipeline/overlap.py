@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Container
 from pathlib import Path
 
 from pipeline.checkprocess import CheckProcess, spawn
@@ -55,6 +56,21 @@ def body_sizes(run: Run) -> tuple[int, int] | None:
 # about a tenth on `pipeline bench --check-only`. Restored when the check is over.
 _SWITCH_INTERVAL = 0.0005
 
+# What the feed knows of each URL it met, in one map (a set per fact cost about 40 bytes a URL each).
+_SEEN, _PAGE, _IMAGE, _DUE, _EXCLUDED = 1, 2, 4, 8, 16
+
+
+class _Marked(Container[str]):
+    """The URLs of a feed's map with ``bit`` set (the digest asks whether a URL is a page or an image)."""
+
+    __slots__ = ("_bit", "_flags")
+
+    def __init__(self, flags: dict[str, int], bit: int) -> None:
+        self._flags, self._bit = flags, bit
+
+    def __contains__(self, url: object) -> bool:
+        return bool(self._flags.get(url, 0) & self._bit)  # type: ignore[call-overload]
+
 
 class Feed:
     """Hands the due URLs of each batch of articles read to the check, which runs meanwhile."""
@@ -64,16 +80,12 @@ class Feed:
         self.progress = progress
         self.roles = Roles(run.settings)
         self.sizes = body_sizes(run)
-        # Grown as URLs are handed over, read by the digest as observations arrive.
-        self.page_urls: set[str] = set()
-        self.image_urls: set[str] = set()
-        self.seen: set[str] = set()
-        self.excluded: set[str] = set()
-        self.due: set[str] = set()
+        # Grown as URLs are handed over, read by the digest as observations arrive: URL -> _SEEN | _PAGE …
+        self.flags: dict[str, int] = {}
         self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
         # The stored history of the URLs seen, loaded a batch at a time: the plan reads it, not the store.
         self.history: dict[str, UrlHistory] = {}
-        self.digest = PageReader(self.page_urls, self.image_urls, progress)
+        self.digest = PageReader(_Marked(self.flags, _PAGE), _Marked(self.flags, _IMAGE), progress)
         self.stream: CheckProcess = spawn()
         if run.options.show_progress:
             progress.start(0, "checking links")
@@ -93,33 +105,35 @@ class Feed:
         run = self.run
         new: list[str] = []
         changed: list[str] = []
+        flags = self.flags
         for path in paths:
             for ref in corpus.refs[path]:
                 url = ref.normalized
-                if url is None or url in self.excluded:
+                if url is None:
                     continue
-                if url not in self.seen:
+                known = flags.get(url, 0)
+                if known & _EXCLUDED:
+                    continue
+                if not known & _SEEN:
                     if run.rules.skip_reason(url) is not None:
-                        self.excluded.add(url)
+                        flags[url] = _EXCLUDED
                         continue
-                    self.seen.add(url)
+                    known |= _SEEN
                     new.append(url)
                 role = self.roles.of(ref)
-                if role == "page" and url not in self.page_urls:
-                    self.page_urls.add(url)
-                    self.image_urls.discard(url)
+                if role == "page" and not known & _PAGE:
+                    known = (known | _PAGE) & ~_IMAGE
                     changed.append(url)
-                elif role == "image" and url not in self.page_urls and url not in self.image_urls:
-                    self.image_urls.add(url)
+                elif role == "image" and not known & (_PAGE | _IMAGE):
+                    known |= _IMAGE
                     changed.append(url)
+                flags[url] = known
         history = run.store.load(new)
         self.history.update(history)
-        self.due.update(
-            url
-            for url in new
-            if verdict.is_due(history.get(url), run.settings.health, run.started, run.options.force)
-        )
-        batch = [url for url in dict.fromkeys([*new, *changed]) if url in self.due]
+        for url in new:
+            if verdict.is_due(history.get(url), run.settings.health, run.started, run.options.force):
+                flags[url] |= _DUE
+        batch = [url for url in dict.fromkeys([*new, *changed]) if flags[url] & _DUE]
         self._send([url for url in batch if self.sent.get(url, -1) != self._size(url)])
 
     def history_of(self, urls: list[str]) -> dict[str, UrlHistory]:
@@ -129,22 +143,23 @@ class Feed:
         Nothing records a verdict between the read pass and the plan, so the batches' loads are current.
         """
         loaded, self.history = self.history, {}
-        loaded.update(self.run.store.load([url for url in urls if url not in self.seen]))
+        loaded.update(self.run.store.load([url for url in urls if not self.flags.get(url, 0) & _SEEN]))
         return {url: past for url in urls if (past := loaded.get(url)) is not None}
 
     def _size(self, url: str) -> int | None:
         if self.sizes is None:
             return None
-        if url in self.page_urls:
+        known = self.flags.get(url, 0)
+        if known & _PAGE:
             return self.sizes[0]
-        return self.sizes[1] if url in self.image_urls else None
+        return self.sizes[1] if known & _IMAGE else None
 
     def _send(self, urls: list[str]) -> None:
         if not urls:
             return
         sizes = {url: self._size(url) for url in urls}
         fetch_body = {url: size for url, size in sizes.items() if size is not None}
-        validators = self.run.store.validators([url for url in fetch_body if url in self.page_urls])
+        validators = self.run.store.validators([url for url in fetch_body if self.flags[url] & _PAGE])
         self.sent.update(sizes)
         self.stream.put(urls, fetch_body, validators)
         if self.run.options.show_progress:
@@ -153,8 +168,12 @@ class Feed:
     def finish(self) -> tuple[dict[str, Observation], float]:
         """After the plan: the rest of the check's list, then every observation and the seconds taken."""
         run = self.run
-        self.page_urls.update(run.plan.page_urls)
-        self.image_urls.update(run.plan.image_urls - self.page_urls)
+        flags = self.flags
+        for url in run.plan.page_urls:
+            flags[url] = flags.get(url, 0) | _PAGE
+        for url in run.plan.image_urls:
+            if not flags.get(url, 0) & _PAGE:
+                flags[url] = flags.get(url, 0) | _IMAGE
         to_check = list(dict.fromkeys([*run.due, *run.extra]))
         rest = [url for url in to_check if url not in self.sent or self.sent[url] != run.fetch_body.get(url)]
         self.sent.update({url: run.fetch_body.get(url) for url in rest})
@@ -166,18 +185,18 @@ class Feed:
         observations = self.stream.finish()
         self._restore_switch_interval()
         self.digest.drain()
-        for url in self.page_urls:
-            self.digest.probes.pop(url, None)  # measured as an image before it was seen as a page
+        for url, known in flags.items():
+            if known & _PAGE:
+                self.digest.probes.pop(url, None)  # measured as an image before it was seen as a page
         # The plan's sets say the same from now on; this pass's own bookkeeping is not kept for the report.
         self.digest.page_urls, self.digest.image_urls = run.plan.page_urls, run.plan.image_urls
-        for done in (self.page_urls, self.image_urls, self.seen, self.excluded, self.due):
-            done.clear()
+        flags.clear()
         self.history.clear()  # a plan that did not take it (the run stopped)
         self.sent.clear()
         wanted = set(to_check)
-        return {
-            url: obs for url, obs in observations.items() if url in wanted
-        }, time.perf_counter() - self.started
+        for url in [url for url in observations if url not in wanted]:
+            del observations[url]  # in place, not a copy of every observation beside them
+        return observations, time.perf_counter() - self.started
 
     def cancel(self) -> None:
         """Stop the check now (a stop request, or the read pass failed); idempotent."""

@@ -13,13 +13,13 @@ back in discovery order, so the result is the single-process one.
 from __future__ import annotations
 
 import collections
-import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import threading
 import time
+from array import array
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -87,52 +87,63 @@ def collect(
     known = store.load_files(key) if store is not None and not force else {}
     # A file modified within a second of the read could change again unseen within the same mtime tick.
     settled_before = time.time_ns() - 1_000_000_000
-    found: list[Path | FileError] = []
-    stats: dict[Path, tuple[int, int, int]] = {}
-    for item in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
+    # Held through the whole pass, so kept small: each file's path as its text (a ``Path`` costs about
+    # 350 bytes more) and its size, mtime and inode as three numbers in one array (-1: could not stat).
+    found: list[str | FileError] = []
+    stats = array("q")  # by index into ``found``
+    for hit in discover(settings.corpus.roots, settings.corpus.patterns, corpus.leftovers):
         if stop is not None and stop.is_set():
             break
-        found.append(item)
-        if isinstance(item, Path):
-            with contextlib.suppress(OSError):  # read_article reports it
-                info = item.stat()
-                stats[item] = (info.st_size, info.st_mtime_ns, info.st_ino)
-    paths = [item for item in found if isinstance(item, Path)]
-    unchanged = {p for p in paths if p in stats and known.get(os.fsencode(p)) == stats[p]}
+        found.append(hit if isinstance(hit, FileError) else os.fspath(hit))
+        try:
+            info = hit.stat() if isinstance(hit, Path) else None
+        except OSError:  # read_article reports it
+            info = None
+        stats.extend((info.st_size, info.st_mtime_ns, info.st_ino) if info else (-1, -1, -1))
+    unchanged: set[str] = set()
+    to_parse: list[str] = []
+    size = 0
+    for n, item in enumerate(found):
+        if isinstance(item, FileError):
+            continue
+        if stats[3 * n] >= 0 and known.get(os.fsencode(item)) == _stat(stats, n):
+            unchanged.add(item)
+        else:
+            to_parse.append(item)
+            size += max(stats[3 * n], 0)
     # Entries are decoded, and new ones stored, a batch at a time: no run holds every entry's text at once.
-    to_parse = [p for p in paths if p not in unchanged]
-    size = sum(stats[p][0] for p in to_parse if p in stats)
     parsing = _parse_all(to_parse, size, settings, stop)
     stopped = False
     try:
         for begin, end in _batches(len(found)):
             batch = found[begin:end]
             stored = (
-                store.file_entries(os.fsencode(p) for p in batch if isinstance(p, Path) and p in unchanged)
+                store.file_entries(os.fsencode(p) for p in batch if isinstance(p, str) and p in unchanged)
                 if store is not None and unchanged
                 else {}
             )
             rows = []
             added: list[Path] = []
-            for item in batch:
+            for n, item in enumerate(batch, begin):
                 if isinstance(item, FileError):
                     corpus.errors.append(item)
                     continue
                 name = os.fsencode(item)
+                path = Path(item)
                 entry: str | FileError | None = stored.get(name)
                 if entry is None:
                     # An unchanged file whose row went away meanwhile is read here, outside the pool's order.
-                    entry = read_entry(item, settings) if item in unchanged else next(parsing, None)
+                    entry = read_entry(path, settings) if item in unchanged else next(parsing, None)
                     if entry is None:  # the pool stopped on request
                         stopped = True
                         break
-                    if isinstance(entry, str) and item in stats and stats[item][1] < settled_before:
-                        rows.append((name, *stats[item], key, entry))
+                    if isinstance(entry, str) and stats[3 * n] >= 0 and stats[3 * n + 1] < settled_before:
+                        rows.append((name, *_stat(stats, n), key, entry))
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, entry)
-                    added.append(item)
+                    _add(corpus, item, path, entry)
+                    added.append(path)
             if store is not None and record:
                 store.record_files(rows)
             if on_batch is not None and added:
@@ -143,9 +154,14 @@ def collect(
         parsing.close()
         corpus.refs.seal()
     if store is not None and record and prune and not stopped and not (stop is not None and stop.is_set()):
-        seen = {os.fsencode(p) for p in paths}
+        seen = {os.fsencode(p) for p in found if isinstance(p, str)}
         store.record_files((), forget=[name for name in known if name not in seen])
     return corpus
+
+
+def _stat(stats: array[int], n: int) -> tuple[int, int, int]:
+    """The ``n``-th file's size, mtime and inode, as the history stores them."""
+    return stats[3 * n], stats[3 * n + 1], stats[3 * n + 2]
 
 
 def _batches(count: int) -> Generator[tuple[int, int], None, None]:
@@ -181,8 +197,8 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, path: Path, entry: str) -> None:
-    """One article's entry into the corpus: its refs and sketch packed in the ``RefTable``.
+def _add(corpus: Corpus, name: str, path: Path, entry: str) -> None:
+    """One article's entry into the corpus (``name``: its path's text, kept by the ``RefTable``).
 
     Equal values (URLs, field paths) are one object across the articles: a URL cited by many articles,
     and the field paths every article repeats, are kept once (memory is the limit on large corpora: the
@@ -193,7 +209,7 @@ def _add(corpus: Corpus, path: Path, entry: str) -> None:
         (field_path, url, normalized, reason, line, tuple(parts))
         for field_path, url, normalized, reason, line, parts in data["r"]
     )
-    corpus.refs.add_values(path, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
+    corpus.refs.add_values(name, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
     if data["v"]:
         corpus.revisit.add(path)
     if data["h"]:
@@ -201,7 +217,7 @@ def _add(corpus: Corpus, path: Path, entry: str) -> None:
 
 
 def _parse_all(
-    paths: list[Path], size: int, settings: Settings, stop: threading.Event | None
+    paths: list[str], size: int, settings: Settings, stop: threading.Event | None
 ) -> Generator[str | FileError, None, None]:
     """Each path's entry, in order: in a process pool when there are many ``size`` bytes to parse (both
     cores), else here."""
@@ -211,7 +227,7 @@ def _parse_all(
         for path in paths:
             if stop is not None and stop.is_set():
                 return
-            yield read_entry(path, settings)
+            yield read_entry(Path(path), settings)
         return
     chunk = max(1, min(200, len(paths) // (processes * 8)))
     chunks = [paths[begin : begin + chunk] for begin in range(0, len(paths), chunk)]
@@ -246,9 +262,9 @@ def _init_worker(settings: Settings) -> None:
     _worker_settings = settings
 
 
-def _read_in_worker(paths: list[Path]) -> list[str | FileError]:
+def _read_in_worker(paths: list[str]) -> list[str | FileError]:
     assert _worker_settings is not None
-    return [read_entry(path, _worker_settings) for path in paths]
+    return [read_entry(Path(path), _worker_settings) for path in paths]
 
 
 def file_error(path: Path, exc: Exception) -> FileError:

@@ -74,19 +74,20 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         self._fields: Interned[tuple[str, FieldPath]] = Interned()
         self.texts.number("")
 
-    def add(self, article: Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
+    def add(self, article: str | Path, refs: Iterable[LinkRef], sketch: Iterable[UnitSketch] = ()) -> None:
         """Store an article's refs and sketch (an article added again replaces both)."""
         values = ((r.field_path, r.url, r.normalized, r.invalid_reason, r.line, r.path) for r in refs)
         self.add_values(article, values, sketch)
 
     def add_values(
         self,
-        article: Path,
+        article: str | Path,
         refs: Iterable[tuple[str, str, str | None, str, int | None, FieldPath]],
         sketch: Iterable[UnitSketch] = (),
     ) -> None:
         """``add`` of refs given as their values (field path, URL as written, normalized URL, invalid reason,
-        line, field path tuple), as the read pass's entries hold them: no ``LinkRef`` made to be packed."""
+        line, field path tuple), as the read pass's entries hold them: no ``LinkRef`` made to be packed.
+        Given its path's text, the table keeps that very string."""
         text, start = self.texts.number, len(self._packed) // _WIDTH
         for field_path, url, normalized, reason, line, path in refs:
             field = self._fields.number((self.texts.shared(field_path), path))

@@ -175,6 +175,7 @@ def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:
 def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) -> None:
     """The check pass, the evidence and the image probes, then the write pass."""
     check_pass(run, digest, feed.finish() if feed else None)
+    memory.release()  # the observations, judged: the image probes' peak comes next
     evidence = probe_images(run, digest, evidence_of(run, digest))
     memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:

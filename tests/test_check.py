@@ -575,3 +575,25 @@ def test_reason_phrase_with_invalid_utf8_keeps_status_and_shows_the_byte(test_se
         server.close()
     assert (result.outcome, result.http_status) == (Outcome.HARD, 404)
     assert result.reason == "HTTP 404 Not\\xff Found"
+
+
+def test_observations_kept_share_their_reason_and_final_url(
+    local_site: LocalSite, test_settings: Settings
+) -> None:
+    """Kept observations of equal answers hold one reason string, and the URL itself as final URL."""
+    local_site.route("/a", 200)
+    local_site.route("/b", 200)
+    urls = [local_site.url("/a"), local_site.url("/b")]
+    results = check_links_sync(urls, test_settings)
+    first, second = (results[url] for url in urls)
+    assert first.reason == second.reason and first.reason is second.reason
+    assert first.final_url is urls[0] and second.final_url is urls[1]
+
+
+def test_unkept_observations_reach_only_the_callback(local_site: LocalSite, test_settings: Settings) -> None:
+    """With keep_observations=False the callback sees every observation and none is returned."""
+    local_site.route("/a", 200)
+    seen: list[Observation] = []
+    url = local_site.url("/a")
+    results = check_links_sync([url], test_settings, on_result=seen.append, keep_observations=False)
+    assert results == {} and [obs.url for obs in seen] == [url]

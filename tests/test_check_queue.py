@@ -6,14 +6,12 @@ import asyncio
 import time
 from collections import deque
 
-import httpx
-
 from pipeline.check.hosts import RECOVER_AFTER, HostControl
 from pipeline.check.queue import Host, HostQueue
 
 
 def queue(urls: int, cap: int) -> tuple[HostQueue, Host]:
-    pending = deque((f"http://h.test/{i}", httpx.URL(f"http://h.test/{i}")) for i in range(urls))
+    pending = deque(f"http://h.test/{i}" for i in range(urls))
     host = Host("h.test:80", pending, HostControl(cap, 60.0), 0.0)
     return HostQueue({host.key: host}), host
 
@@ -109,5 +107,19 @@ def test_stalled_request_does_not_hold_a_halved_host_but_the_ceiling_holds() -> 
         third = asyncio.ensure_future(q.take())
         assert await _blocked(third)  # two in flight: the configured ceiling
         assert host.inflight == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_queued_url_is_parsed_when_taken() -> None:
+    """Untried URLs wait as their text; take() hands out the parsed URL with it."""
+
+    async def scenario() -> None:
+        q, host = queue(1, cap=1)
+        q.add(host, "http://h.test/late")
+        assert list(host.pending) == ["http://h.test/0", "http://h.test/late"]
+        taken = await q.take()
+        assert taken is not None and taken[1] == "http://h.test/0"
+        assert str(taken[2]) == "http://h.test/0" and taken[2].host == "h.test"
 
     asyncio.run(scenario())

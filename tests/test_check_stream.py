@@ -75,3 +75,17 @@ def test_a_stop_request_cancels_the_stream(local_site: LocalSite, tmp_path: Path
     with pytest.raises(Interrupted):
         stream.finish()
     assert time.monotonic() - started < 1.5
+
+
+def test_unkept_observations_reach_only_the_callback(local_site: LocalSite, tmp_path: Path) -> None:
+    """With keep_observations=False the callback sees every URL; finish returns only unrequestable ones."""
+    local_site.route("/ok", body=b"fine")
+    settings = make_settings(tmp_path)
+    seen: list[str] = []
+    stream = CheckStream(settings, on_result=lambda obs: seen.append(obs.url), keep_observations=False)
+    stream.start()
+    stream.put([local_site.url("/ok"), "http://"], {}, {})
+    found = stream.finish()
+
+    assert sorted(seen) == sorted([local_site.url("/ok"), "http://"])
+    assert list(found) == ["http://"]

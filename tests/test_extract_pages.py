@@ -137,3 +137,49 @@ def test_a_page_that_cannot_supply_metadata_is_not_handed_to_the_parser() -> Non
         assert len(reader._pending) == 1
         reader.drain()
     assert url in reader.pages and not reader.refused
+
+
+def test_page_table_gives_back_equal_pages() -> None:
+    """Pages packed in a PageTable read back equal, with their final URL, share image and sources."""
+    table = digest.PageTable()
+    sources = {"title": "og", "description": "twitter"}
+    plain = PageMeta(
+        "https://news.example/a",
+        title="Ünïcode title",
+        description="",
+        images=(ImageMeta("https://cdn.example/a.png", 640, None),),
+        sources=sources,
+    )
+    moved = PageMeta("https://news.example/b/", canonical="https://news.example/b/", sources=dict(sources))
+    odd = PageMeta("https://news.example/c", title="a\x00b", images=(ImageMeta("x"), ImageMeta("y")))
+    table["https://news.example/a"] = plain
+    table["https://news.example/b"] = moved
+    table["https://news.example/c"] = odd
+
+    assert dict(table) == {
+        "https://news.example/a": plain,
+        "https://news.example/b": moved,
+        "https://news.example/c": odd,
+    }
+    assert table["https://news.example/b"].sources is table["https://news.example/a"].sources
+    del table["https://news.example/a"]
+    assert "https://news.example/a" not in table and len(table) == 2
+
+
+def test_probe_table_gives_back_equal_probes() -> None:
+    """Probes packed in a ProbeTable read back equal: alive or not, sized or not, odd ones kept whole."""
+    table = digest.ProbeTable()
+    probes = {
+        "https://cdn.example/a.png": ImageProbe("https://cdn.example/a.png", True, "image/png", 640, 0),
+        "https://cdn.example/b.png": ImageProbe(
+            "https://cdn.example/b.png", False, None, None, None, "HTTP 404"
+        ),
+        "https://cdn.example/c.png": ImageProbe("https://cdn.example/c.png", True, "image/png", 2**50, 3),
+        "https://cdn.example/d.png": ImageProbe("https://cdn.example/D.png", True),
+    }
+    for url, probe in probes.items():
+        table[url] = probe
+
+    assert dict(table) == probes
+    assert table.pop("https://cdn.example/a.png") == probes["https://cdn.example/a.png"]
+    assert len(table) == 3 and "https://cdn.example/a.png" not in table

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import ChainMap, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
+from typing import cast
 
 import httpx
 
@@ -57,7 +59,7 @@ def _group(urls: Iterable[str], settings: Settings) -> tuple[dict[str, Host], di
         host = hosts.get(key)
         if host is None:
             host = hosts[key] = _new_host(key, parsed, rules, settings)
-        host.pending.append((url, parsed))
+        host.pending.append(url)
     return hosts, invalid
 
 
@@ -88,6 +90,7 @@ async def check_links(
     keep_pages: bool = True,
     validators: Mapping[str, Validators] | None = None,
     host_stats: dict[str, HostStats] | None = None,
+    keep_observations: bool = True,
 ) -> dict[str, Observation]:
     """Request every unique URL once (and each URL of ``fetch_body``) and return its observation.
 
@@ -95,9 +98,13 @@ async def check_links(
     returned observations drop their page bodies (the callback has digested them), keeping memory flat.
     ``validators`` (URL -> stored ETag, Last-Modified) make those requests conditional; ``host_stats``,
     when given, receives each host's politeness figures (429s, 503s, pauses, lowest concurrency, 304s).
+    With ``keep_observations=False`` only ``on_result`` sees the requested URLs' observations (the image
+    probes: what they measured is all the caller needs); the result holds only the unrequestable URLs.
     """
-    wanted = dict(fetch_body or {})
-    hosts, results = _group([*urls, *wanted], settings)
+    # The soft-404 probes' sizes go in front of the caller's map, not into a copy of it (the image probes
+    # of a large corpus hand over hundreds of thousands of URLs).
+    wanted = ChainMap[str, int]({}, cast(MutableMapping[str, int], fetch_body or {}))  # only read
+    hosts, results = _group(itertools.chain(urls, fetch_body or ()), settings)
     if on_result is not None:
         for obs in results.values():
             on_result(obs)
@@ -106,7 +113,7 @@ async def check_links(
     if scheduler.remaining == 0:
         return results
     with _few_collections():
-        run = Workers(results, wanted, probes, on_result, keep_pages)
+        run = Workers(results if keep_observations else None, wanted, probes, on_result, keep_pages)
         async with build_transport(settings) as transport:
             checker = _Checker(transport, settings, scheduler, validators or {})
             await run.run(checker.check, hosts, scheduler, settings.http.max_concurrency)
@@ -129,6 +136,7 @@ def check_links_sync(
     validators: Mapping[str, Validators] | None = None,
     host_stats: dict[str, HostStats] | None = None,
     stop: threading.Event | None = None,
+    keep_observations: bool = True,
 ) -> dict[str, Observation]:
     """``check_links`` for callers without an event loop (the runner, a worker process).
 
@@ -145,6 +153,7 @@ def check_links_sync(
                 keep_pages=keep_pages,
                 validators=validators,
                 host_stats=host_stats,
+                keep_observations=keep_observations,
             )
         )
         while not task.done():

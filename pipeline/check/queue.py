@@ -1,7 +1,9 @@
 """Per-host scheduling for ``pipeline.check``: which URL a worker requests next, and when.
 
 Reads no settings itself: ``check`` builds each ``Host`` from ``http.per_host_concurrency`` and
-``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O.
+``http.min_host_interval``. Returns work items (host, url, parsed URL) to workers; no I/O. A host's
+untried URLs wait as their text and are parsed when taken: a parsed ``httpx.URL`` costs about 400 bytes,
+and the share images' probes of a large corpus queue hundreds of thousands of URLs at once.
 
 A host is a slot count and a not-before time, both owned by its adaptive controller
 (``pipeline.check.hosts.HostControl``: paused and halved on 429/503, recovering on successes), plus the
@@ -30,7 +32,7 @@ class Host:
     """One ``host:port``: its untried URLs, its limits and its bookkeeping."""
 
     key: str
-    pending: deque[tuple[str, httpx.URL]]
+    pending: deque[str]  # untried URLs, parsed when taken
     control: HostControl
     interval: float
     inflight: int = 0
@@ -132,7 +134,7 @@ class HostQueue:
             if host.pending and self._has_slot(host) and not host.waiters and self._due(host):
                 break
             self._refresh(host)
-        url, parsed = host.pending.popleft()
+        url = host.pending.popleft()
         self._started(host)
         self.remaining -= 1
         self._refresh(host)
@@ -140,16 +142,16 @@ class HostQueue:
             self._wake(everyone=True)  # idle workers can leave
         elif self.ready:
             self._wake()
-        return host, url, parsed
+        return host, url, httpx.URL(url)
 
-    def add(self, host: Host, url: str, parsed: httpx.URL, *, first: bool = False) -> None:
+    def add(self, host: Host, url: str, *, first: bool = False) -> None:
         """Queue one more URL on ``host`` (a host not seen before joins); ``first`` puts it ahead of the
         host's other untried URLs (a soft-404 probe)."""
         self.hosts.setdefault(host.key, host)
         if first:
-            host.pending.appendleft((url, parsed))
+            host.pending.appendleft(url)
         else:
-            host.pending.append((url, parsed))
+            host.pending.append(url)
         self.remaining += 1
         self._refresh(host)
         if host.queued:

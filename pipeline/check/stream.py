@@ -41,7 +41,9 @@ class CheckStream:
 
     ``start`` begins (an event loop in a thread), ``put`` hands over a batch, ``finish`` says no more will
     come and returns every observation; ``cancel`` stops at once (idempotent). ``on_result`` is called on
-    the check's thread, as ``check_links`` calls it on its event loop.
+    the check's thread, as ``check_links`` calls it on its event loop. With ``keep_observations=False``
+    only ``on_result`` sees the observations of the URLs requested (the check's own process: its parent
+    keeps them); ``finish`` then returns those of the URLs that could not be requested.
     """
 
     def __init__(
@@ -52,10 +54,12 @@ class CheckStream:
         keep_pages: bool = True,
         host_stats: dict[str, HostStats] | None = None,
         stop: threading.Event | None = None,
+        keep_observations: bool = True,
     ) -> None:
         self._settings = settings
         self._on_result = on_result
         self._keep_pages = keep_pages
+        self._keep_observations = keep_observations
         self._host_stats = host_stats
         self._stop = stop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,7 +126,9 @@ class CheckStream:
     def _main(self) -> None:
         async def main() -> dict[str, Observation]:
             self._loop = asyncio.get_running_loop()
-            self._session = _Session(self._settings, self._on_result, self._keep_pages)
+            self._session = _Session(
+                self._settings, self._on_result, self._keep_pages, self._keep_observations
+            )
             self._task = asyncio.ensure_future(self._session.run(self._host_stats))
             self._ready.set()
             return await self._task
@@ -139,19 +145,23 @@ class _Session:
     """The event loop's side: hosts, queue and workers that grow with each batch."""
 
     def __init__(
-        self, settings: Settings, on_result: Callable[[Observation], None] | None, keep_pages: bool
+        self,
+        settings: Settings,
+        on_result: Callable[[Observation], None] | None,
+        keep_pages: bool,
+        keep_observations: bool = True,
     ) -> None:
         self.settings = settings
         self.on_result = on_result
         self.rules = HostRules.from_settings(settings.http)
         self.hosts: dict[str, Host] = {}
         self.results: dict[str, Observation] = {}
-        self.wanted: dict[str, int] = {}
+        self.wanted: dict[str, int | None] = {}  # every URL handed over: the body size it is asked with
         self.validators: dict[str, Validators] = {}
         self.scheduler = HostQueue(self.hosts, feeding=True)
-        self.workers = Workers(self.results, self.wanted, {}, on_result, keep_pages, fed=True)
+        kept = self.results if keep_observations else None
+        self.workers = Workers(kept, self.wanted, {}, on_result, keep_pages, fed=True)
         self.queued: set[str] = set()  # handed to the queue, not yet requested
-        self.known: set[str] = set()
         self.unusable: set[str] = set()  # not URLs we can request: observed once, never requested
         self.asked: dict[str, asyncio.Event] = {}  # URL in flight -> set when its request has ended
         self.probed: set[str] = set()  # host keys given a soft-404 probe
@@ -160,12 +170,11 @@ class _Session:
         page_bytes = self.settings.http.max_page_bytes
         for url, target in targets.items():
             want = fetch_body.get(url)
-            if url in self.known and (self.wanted.get(url) == want or url in self.unusable):
+            if url in self.wanted and (self.wanted[url] == want or url in self.unusable):
                 continue
             self._want(url, want, validators.get(url))
             if url in self.queued:
                 continue  # not requested yet: it goes out with what is wanted now
-            self.known.add(url)
             if isinstance(target, Observation):
                 self.unusable.add(url)
                 self.results[url] = target
@@ -178,16 +187,13 @@ class _Session:
                 self.probed.add(key)
                 probe = probe_of(url)
                 self.wanted[probe] = page_bytes
-                self.scheduler.add(host, probe, httpx.URL(probe), first=True)
+                self.scheduler.add(host, probe, first=True)
                 self.workers.probe_added(probe, key)
             self.queued.add(url)
-            self.scheduler.add(host, url, parsed)
+            self.scheduler.add(host, url)
 
     def _want(self, url: str, want: int | None, validators: Validators | None) -> None:
-        if want is None:
-            self.wanted.pop(url, None)
-        else:
-            self.wanted[url] = want
+        self.wanted[url] = want
         if validators is not None:
             self.validators[url] = validators
 

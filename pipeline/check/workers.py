@@ -15,14 +15,14 @@ whose every page looks like its probe's answer, a single-page app's shell, is am
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from pipeline.check import soft404
+from pipeline.check.kept import Kept
 from pipeline.check.queue import Host, HostQueue
 from pipeline.models import ANSWERED, Observation
 
@@ -35,15 +35,15 @@ class CheckOne(Protocol):
     ) -> Awaitable[Observation]: ...
 
 
-def add_probes(hosts: dict[str, Host], wanted: dict[str, int], page_bytes: int) -> dict[str, str]:
+def add_probes(hosts: dict[str, Host], wanted: MutableMapping[str, int], page_bytes: int) -> dict[str, str]:
     """Put one soft-404 probe first in the queue of each host that has pages to compare; probe URL -> host."""
     probes: dict[str, str] = {}
     for host in hosts.values():
-        page = next((url for url, _ in host.pending if wanted.get(url, 0) >= page_bytes), None)
+        page = next((url for url in host.pending if wanted.get(url, 0) >= page_bytes), None)
         if page is None:
             continue
         probe = probe_of(page)
-        host.pending.appendleft((probe, httpx.URL(probe)))
+        host.pending.appendleft(probe)
         wanted[probe] = page_bytes
         probes[probe] = host.key
     return probes
@@ -60,15 +60,15 @@ class Workers:
 
     def __init__(
         self,
-        results: dict[str, Observation],
-        wanted: dict[str, int],
+        results: dict[str, Observation] | None,
+        wanted: Mapping[str, int | None],
         probes: dict[str, str],
         on_result: Callable[[Observation], None] | None,
         keep_pages: bool,
         *,
         fed: bool = False,
     ) -> None:
-        self.results = results
+        self.results = results  # None: the caller's callback is all that sees the observations
         self.wanted = wanted
         self.probes = probes  # probe URL -> host key
         self.on_result = on_result
@@ -82,6 +82,7 @@ class Workers:
         # Fed while the read pass runs (``pipeline.check.stream``), a host's first page, and so its probe, may
         # come after some of its answers: those a probe could judge wait until it is sent (or never is).
         self.unprobed: dict[str, list[Observation]] | None = {} if fed else None
+        self._kept = Kept(keep_pages)
 
     def probe_added(self, probe: str, key: str) -> None:
         """A probe was queued first on host ``key``: the answers held for want of one now wait for it."""
@@ -92,7 +93,8 @@ class Workers:
         obs = soft404.judge(obs, probe)
         if self.on_result is not None:
             self.on_result(obs)
-        self.results[obs.url] = obs if self.keep_pages or obs.page is None else replace(obs, page=None)
+        if self.results is not None:
+            self.results[obs.url] = self._kept(obs)
 
     def _arrived(self, obs: Observation, host: Host) -> None:
         key = self.probes.get(obs.url)

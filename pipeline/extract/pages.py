@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Protocol
@@ -63,17 +63,17 @@ class PageReader:
 
     def __init__(
         self,
-        page_urls: set[str],
-        image_urls: set[str],
+        page_urls: Container[str],
+        image_urls: Container[str],
         progress: Advances,
         then: Callable[[Observation], None] | None = None,
     ) -> None:
         self.page_urls = page_urls
         self.image_urls = image_urls
         self.progress = progress
-        self.pages: dict[str, PageMeta] = {}
+        self.pages = PageTable()
         self.refused: list[tuple[str, str]] = []
-        self.probes: dict[str, ImageProbe] = {}
+        self.probes = ProbeTable()
         self.validators: dict[str, tuple[str | None, str | None]] = {}  # only pages that sent one
         self.shared = SharedPages()
         # One worker: results are written by one thread only, and read after drain().
@@ -83,7 +83,7 @@ class PageReader:
         self._room = threading.BoundedSemaphore(_QUEUED)
         self._then = then  # sees each observation once it is digested, on the parser's thread (a worker)
 
-    def expect_images(self, urls: set[str]) -> None:
+    def expect_images(self, urls: Container[str]) -> None:
         """The next bodies read are probes of these images (the ones the decisions may write)."""
         self.image_urls = urls
 
@@ -230,6 +230,149 @@ class SharedPages:
         return dataclasses.replace(
             meta, url=final, sources=sources, images=images, site_name=None, published=None
         )
+
+
+_NUL, _NONE = "\x00", "\x01"  # the packed fields' separator, and a field that is None
+
+
+class PageTable(MutableMapping[str, PageMeta]):
+    """Page metadata by normalized URL, each page packed into one ``bytes`` and decoded when read.
+
+    A run keeps the metadata of every page it cites from the check to the end of the write pass (about a
+    page per article). As a ``PageMeta`` with its own strings and its share image's record a page costs
+    about 500 bytes; packed (its texts joined in one UTF-8 ``bytes``, its final URL left out when it is
+    the URL asked for, its sources map one of the few distinct ones) about half. A page with more than
+    one image, or a text holding the separator, is kept as it is. Reading a page makes an equal
+    ``PageMeta`` (its sources map the one shared object: pages are values, never mutated).
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, bytes | PageMeta] = {}
+        self._sources: list[dict[str, str]] = []
+        self._source_numbers: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def __setitem__(self, url: str, meta: PageMeta) -> None:
+        image = meta.images[0] if meta.images else None
+        texts = (
+            None if meta.url == url else meta.url,
+            meta.title,
+            meta.description,
+            meta.canonical,
+            meta.amp,
+            meta.site_name,
+            meta.published,
+            *((image.url, image.alt, image.type) if image else (None, None, None)),
+        )
+        if len(meta.images) > 1 or any(t is not None and (_NUL in t or t == _NONE) for t in texts):
+            self._rows[url] = meta
+            return
+        key = tuple(meta.sources.items())
+        sources = self._source_numbers.get(key)
+        if sources is None:
+            sources = self._source_numbers[key] = len(self._sources)
+            self._sources.append(meta.sources)
+        numbers = (image.width, image.height) if image else (None, None)
+        fields = [_NONE if t is None else t for t in texts]
+        fields += [_NONE if n is None else str(n) for n in numbers]
+        fields += ["1" if image else "0", str(sources)]
+        self._rows[url] = _NUL.join(fields).encode()
+
+    def __getitem__(self, url: str) -> PageMeta:
+        row = self._rows[url]
+        if isinstance(row, PageMeta):
+            return row
+        fields: list[str | None] = [None if f == _NONE else f for f in row.decode().split(_NUL)]
+        final, title, description, canonical, amp, site, published, image_url, alt, kind = fields[:10]
+        width, height, has_image, sources = fields[10:]
+        images: tuple[ImageMeta, ...] = ()
+        if has_image == "1":
+            assert image_url is not None
+            size = (None if width is None else int(width), None if height is None else int(height))
+            images = (ImageMeta(image_url, *size, alt=alt, type=kind),)
+        return PageMeta(
+            url if final is None else final,
+            title,
+            description,
+            images,
+            canonical,
+            amp,
+            site,
+            published,
+            self._sources[int(sources or 0)],
+        )
+
+    def __delitem__(self, url: str) -> None:
+        del self._rows[url]
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+_SIDE = 40  # bits per packed pixel dimension (plus one: 0 is None)
+
+
+class ProbeTable(MutableMapping[str, ImageProbe]):
+    """Image probes by normalized URL, each packed into one integer and decoded when read.
+
+    A run keeps a probe of about every image it cites (the share image of each page among them) until the
+    write pass: as an ``ImageProbe`` with its two size numbers one costs about 140 bytes, packed about 40
+    (alive, width and height, and the numbers of its content type and reason among the few distinct
+    ones). A probe whose URL is not its key, or whose size does not fit, is kept as it is.
+    """
+
+    def __init__(self) -> None:
+        self._rows: dict[str, int | ImageProbe] = {}
+        self._texts: list[str | None] = []
+        self._numbers: dict[str | None, int] = {}
+
+    def _number(self, text: str | None) -> int:
+        number = self._numbers.get(text)
+        if number is None:
+            number = self._numbers[text] = len(self._texts)
+            self._texts.append(text)
+        return number
+
+    def __setitem__(self, url: str, probe: ImageProbe) -> None:
+        sides = [0 if n is None else n + 1 for n in (probe.width, probe.height)]
+        if probe.url != url or any(not 0 <= side < 1 << _SIDE for side in sides):
+            self._rows[url] = probe
+            return
+        texts = self._number(probe.content_type) << 32 | self._number(probe.reason)
+        self._rows[url] = ((texts << _SIDE | sides[1]) << _SIDE | sides[0]) << 1 | probe.alive
+
+    def __getitem__(self, url: str) -> ImageProbe:
+        row = self._rows[url]
+        if isinstance(row, ImageProbe):
+            return row
+        mask = (1 << _SIDE) - 1
+        width, height, texts = (row >> 1) & mask, (row >> (1 + _SIDE)) & mask, row >> (1 + 2 * _SIDE)
+        reason = self._texts[texts & 0xFFFFFFFF]
+        return ImageProbe(
+            url,
+            bool(row & 1),
+            self._texts[texts >> 32],
+            width - 1 if width else None,
+            height - 1 if height else None,
+            reason or "",
+        )
+
+    def __delitem__(self, url: str) -> None:
+        del self._rows[url]
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.

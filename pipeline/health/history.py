@@ -234,7 +234,7 @@ class HistoryStore(ReadCache):
         with self._transaction():
             self._db.executemany(
                 "UPDATE pages SET image_alive = ?, image_width = ?, image_height = ? WHERE image_url = ?",
-                [(int(alive), w, h, url) for url, (alive, w, h) in probes.items()],
+                ((int(alive), w, h, url) for url, (alive, w, h) in probes.items()),  # not a list beside them
             )
 
     def load_pages(self, urls: Iterable[str]) -> dict[str, StoredPage]:

@@ -6,10 +6,11 @@ page's metadata and every probe known now. Settings: none.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from collections.abc import Mapping
 from datetime import datetime
 
-from pipeline.extract.pages import PageReader
+from pipeline.extract.pages import PageReader, PageTable, ProbeTable
 from pipeline.health.history import HistoryStore
 from pipeline.links import normalize_url
 from pipeline.models import (
@@ -35,15 +36,16 @@ def store_pages(store: HistoryStore, digest: PageReader, due: set[str], now: dat
 
 def known_pages(
     store: HistoryStore, digest: PageReader, page_urls: set[str]
-) -> tuple[dict[str, PageMeta], dict[str, ImageProbe]]:
+) -> tuple[PageTable, Mapping[str, ImageProbe]]:
     """This run's pages and probes, completed from the store for pages not read (or not readable) now.
 
-    The pages are ``digest.pages`` itself, completed.
+    The pages are ``digest.pages`` itself, completed; the probes are a view of ``digest.probes`` (the
+    ones probed later included) before the stored ones.
     """
     refused = {url for url, _ in digest.refused}
     wanted = {u: u for u in page_urls if u not in digest.pages and u not in refused}
     pages = digest.pages  # completed in place: one map of every page, not a copy beside tonight's
-    probes: dict[str, ImageProbe] = {}
+    probes = ProbeTable()
     for page in store.stored_pages(wanted):
         url = wanted.get(page.url, page.url)  # the run's own string, not the row's copy
         pages[url] = digest.shared.kept(url, page.to_meta())
@@ -51,8 +53,7 @@ def known_pages(
         key = normalize_url(page.image_url)[0] if page.image_url else None
         if probe is not None and key:
             probes[key] = probe
-    probes.update(digest.probes)
-    return pages, probes
+    return pages, ChainMap(digest.probes, probes)
 
 
 def share_probes(
