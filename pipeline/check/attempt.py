@@ -219,7 +219,7 @@ class _Checker:
         http = self._settings.http
         current = url
         hops: list[str] = []
-        seen = {str(current)}
+        seen: set[str] = set()  # the URLs of this attempt's hops, the first included once it has one
         moved = False
         try:
             async with asyncio.timeout(http.total_timeout):
@@ -251,6 +251,8 @@ class _Checker:
                         if location and 300 <= response.status_code < 400 and response.status_code != 304:
                             if not hops:
                                 moved = response.status_code in _PERMANENT
+                            if not hops:
+                                seen.add(str(current))  # made only for an answer that redirects
                             current = response.url.join(location)
                             hops.append(str(current))
                             if str(current) in seen:
@@ -306,12 +308,14 @@ class _Checker:
         status = response.status_code
         if status == 416 and use_range:
             return Attempt(Outcome.SOFT, status=status, range_refused=True)
+        # Made once: the request's URL and the response's are one (redirects are followed by hand).
+        final_url = str(response.url)
         if status == 304 and conditional:
             # Unchanged since the stored validators: alive, and no body to read (the stored metadata stands).
             return Attempt(
                 Outcome.MOVED if moved else Outcome.SUCCESS,
                 status=status,
-                final_url=str(response.url),
+                final_url=final_url,
                 redirects=tuple(hops),
                 reason="HTTP 304 Not Modified: unchanged since the stored ETag/Last-Modified",
                 headers=response.headers,
@@ -328,7 +332,6 @@ class _Checker:
         retry_after = parse_retry_after(response.headers.get("retry-after")) if transient else None
         if method == "HEAD" and outcome is not Outcome.SUCCESS and status != 429:
             return Attempt(outcome, status=status, fall_back_to_get=True, reason=phrase)
-        final_url = str(response.url)
         page = None
         if outcome is Outcome.SUCCESS:
             if moved:
@@ -337,7 +340,7 @@ class _Checker:
             else:
                 reason = phrase if not hops else f"{phrase} after {len(hops)} redirect(s)"
             if want is not None and 200 <= status < 300:  # an accepted 403's body is no page to read
-                page = await self._read_page(response, want)
+                page = await self._read_page(response, want, final_url)
         elif challenged:
             reason = f"{phrase}: challenge page (cf-mitigated)"
         elif outcome is Outcome.HARD and hops:
@@ -358,7 +361,7 @@ class _Checker:
             headers=response.headers,
         )
 
-    async def _read_page(self, response: httpx.Response, want: int) -> FetchedPage:
+    async def _read_page(self, response: httpx.Response, want: int, url: str) -> FetchedPage:
         content_type = response.headers.get("content-type", "")
         is_html = content_type.split(";")[0].strip().lower() in _HTML_TYPES
         limit = min(want, self._settings.http.max_decompressed_bytes)
@@ -369,8 +372,8 @@ class _Checker:
         stop = (declares_share_metadata if wants_body else True) if is_html else False
         body = await read_capped(response, limit, stop_at_head_end=stop)
         return FetchedPage(
-            url=str(response.request.url),
-            final_url=str(response.url),
+            url=url,  # the request's, which is the response's (see _final)
+            final_url=url,
             content_type=content_type,
             headers={k.lower(): v for k, v in response.headers.items()},
             body=body,
