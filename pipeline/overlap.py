@@ -26,7 +26,7 @@ from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
 from pipeline.health import verdict
-from pipeline.models import Observation, RunOptions
+from pipeline.models import Observation, RunOptions, UrlHistory
 from pipeline.plan import Roles
 from pipeline.readpass import Corpus
 from pipeline.runstate import Run
@@ -83,6 +83,8 @@ class Feed:
         # Grown as URLs are handed over, read by the digest as observations arrive: URL -> _SEEN | _PAGE …
         self.flags: dict[str, int] = {}
         self.sent: dict[str, int | None] = {}  # URL -> the body size it was handed over with
+        # The stored history of the URLs seen, loaded a batch at a time: the plan reads it, not the store.
+        self.history: dict[str, UrlHistory] = {}
         self.digest = PageReader(_Marked(self.flags, _PAGE), _Marked(self.flags, _IMAGE), progress)
         self.stream: CheckProcess = spawn()
         if run.options.show_progress:
@@ -127,11 +129,22 @@ class Feed:
                     changed.append(url)
                 flags[url] = known
         history = run.store.load(new)
+        self.history.update(history)
         for url in new:
             if verdict.is_due(history.get(url), run.settings.health, run.started, run.options.force):
                 flags[url] |= _DUE
         batch = [url for url in dict.fromkeys([*new, *changed]) if flags[url] & _DUE]
         self._send([url for url in batch if self.sent.get(url, -1) != self._size(url)])
+
+    def history_of(self, urls: list[str]) -> dict[str, UrlHistory]:
+        """The stored history of ``urls`` (the plan's), in their order: the batches' loads, the URLs no
+        batch saw loaded now. Handed over once: the feed keeps none of it.
+
+        Nothing records a verdict between the read pass and the plan, so the batches' loads are current.
+        """
+        loaded, self.history = self.history, {}
+        loaded.update(self.run.store.load([url for url in urls if not self.flags.get(url, 0) & _SEEN]))
+        return {url: past for url in urls if (past := loaded.get(url)) is not None}
 
     def _size(self, url: str) -> int | None:
         if self.sizes is None:
@@ -178,6 +191,7 @@ class Feed:
         # The plan's sets say the same from now on; this pass's own bookkeeping is not kept for the report.
         self.digest.page_urls, self.digest.image_urls = run.plan.page_urls, run.plan.image_urls
         flags.clear()
+        self.history.clear()  # a plan that did not take it (the run stopped)
         self.sent.clear()
         wanted = set(to_check)
         for url in [url for url in observations if url not in wanted]:

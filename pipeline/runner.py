@@ -121,7 +121,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             feed = overlap.Feed(run, progress) if overlap.eligible(settings, options) else None
             try:
                 _read(run, feed)
-                _plan(run)
+                _plan(run, feed)
                 memory.release()  # what the parse left
             except BaseException:
                 if feed is not None:
@@ -230,10 +230,13 @@ def _read(run: Run, feed: overlap.Feed | None = None) -> None:
     run.canaries = [url for url in map(_normalized, settings.health.outage.canary_urls) if url]
 
 
-def _plan(run: Run) -> None:
-    """Which URLs are due, which are asked for their body or conditionally, and the baseline hosts."""
+def _plan(run: Run, feed: overlap.Feed | None = None) -> None:
+    """Which URLs are due, which are asked for their body or conditionally, and the baseline hosts.
+
+    The URLs' history is the one ``feed`` loaded during the read pass, when the checks overlapped it.
+    """
     settings, options, plan, store = run.settings, run.options, run.plan, run.store
-    run.history = store.load(plan.urls)
+    run.history = feed.history_of(plan.urls) if feed is not None else store.load(plan.urls)
     run.previous = {url: past.status for url, past in run.history.items()}
     run.due = [
         u

@@ -7,8 +7,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from localsite import LocalSite, make_settings
@@ -16,7 +18,8 @@ from PIL import Image
 
 from pipeline import overlap, readpass, runner
 from pipeline.config import Settings
-from pipeline.models import ExitCode, FileError, RunOptions
+from pipeline.health.history import HistoryStore
+from pipeline.models import ExitCode, FileError, RunOptions, UrlHistory
 from pipeline.runner import refresh
 
 DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
@@ -207,3 +210,36 @@ def test_a_run_failing_before_its_checks_leaves_no_check_running(
     while time.monotonic() < deadline and any(t.name in {"check", "digest_0"} for t in threading.enumerate()):
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name in {"check", "digest_0"}]
+
+
+def test_the_plan_reads_the_history_the_overlap_loaded(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the checks overlapping the read, each URL's history is loaded once a run, and the plan has it."""
+    _serve(local_site)
+    corpus = _corpus(tmp_path, local_site)
+    settings = _settings(tmp_path, corpus, metadata={"enabled": False})
+    _run(settings, "check-only")
+    asked: list[str] = []
+    recording: list[bool] = []  # recording the verdicts loads the rows it updates: not the plan's reads
+    real_load, real_record = HistoryStore.load, HistoryStore.record
+
+    def load(self: HistoryStore, urls: Iterable[str]) -> dict[str, UrlHistory]:
+        wanted = list(urls)
+        if not recording:
+            asked.extend(wanted)
+        return real_load(self, wanted)
+
+    def record(self: HistoryStore, *args: Any) -> None:
+        recording.append(True)
+        real_record(self, *args)
+
+    monkeypatch.setattr(HistoryStore, "load", load)
+    monkeypatch.setattr(HistoryStore, "record", record)
+    report = _run(settings, "check-only")
+
+    assert asked and len(asked) == len(set(asked)), sorted(u for u in asked if asked.count(u) > 1)
+    links = report["links"]
+    assert isinstance(links, list) and links
+    lost = [row["url"] for row in links if row["previous_status"] is None and row["status"] != "invalid"]
+    assert len(links) > 20 and lost == [], "the plan lost these URLs' history"

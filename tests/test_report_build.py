@@ -7,6 +7,7 @@ from pathlib import Path
 
 from localsite import make_settings
 
+from pipeline import models
 from pipeline.models import LinkRef, LinkResult, LinkStatus, host_key
 from pipeline.reftable import RefTable
 from pipeline.report import build, files
@@ -70,8 +71,8 @@ def test_a_report_built_from_the_read_pass_table_is_the_one_built_from_records(t
     assert '"host": "shared.test:8080"' in from_table and '"status": "invalid"' in from_table
 
 
-def test_host_keys_remembered_by_origin_are_host_key_of_each_url() -> None:
-    """One parse per origin gives every URL the key ``host_key`` gives it, whatever follows the host."""
+def test_host_keys_worked_out_once_per_origin_are_those_of_each_whole_url() -> None:
+    """One parse per origin gives each URL the key a parse of the whole URL gives, whatever follows it."""
     urls = [
         "https://Example.test/a",
         "https://example.test:443/b?x=1",
@@ -85,8 +86,10 @@ def test_host_keys_remembered_by_origin_are_host_key_of_each_url() -> None:
         "mailto:someone@example.test",
         "ftp://files.test/a/b",
     ]
-    hosts: dict[str, str] = {}
+    models._origin_host_key.cache_clear()
 
-    keys = [build._host(url, hosts) for url in urls + urls]
+    keys = [host_key(url) for url in urls + urls]
 
-    assert keys == [host_key(url) for url in urls + urls]
+    assert keys == [models._parsed_host_key(url) for url in urls + urls]
+    # The second time round every URL's origin is known (the one with a tab is parsed whole).
+    assert models._origin_host_key.cache_info().hits >= len(urls) - 1

@@ -126,19 +126,6 @@ def _index(
     return names, list(spots), index, invalid
 
 
-def _host(url: str, hosts: dict[str, str]) -> str:
-    """``host_key(url)``, remembered in ``hosts`` by the URL's start up to its path: the key reads only
-    the scheme, host and port there. URLs holding characters ``urlsplit`` drops are parsed whole."""
-    if not url.isprintable() or " " in url:
-        return host_key(url)
-    end = url.find("/", url.find("//") + 2)
-    origin = url if end < 0 else url[:end]
-    key = hosts.get(origin)
-    if key is None:
-        key = hosts[origin] = host_key(origin)
-    return key
-
-
 _SPOT_BITS = 32  # distinct (field path, line) pairs of a corpus: far fewer than 2**32
 
 
@@ -193,7 +180,6 @@ def build_report(
     links: Spool[LinkRow] = Spool()
     by_status = dict.fromkeys(STATUSES, 0)
     dead_now = back = 0
-    hosts: dict[str, str] = {}  # each URL's origin -> its host key: parsed once a host, not once a URL
     for url in sorted(index):
         result = results.get(url)
         if result is None:
@@ -208,7 +194,7 @@ def build_report(
             final_url=result.final_url,
             redirects=tuple(result.redirects),
             reason=result.reason,
-            host=_host(url, hosts) if result.status is not LinkStatus.INVALID else "",
+            host=host_key(url) if result.status is not LinkStatus.INVALID else "",
             previous_status=str(before) if before else None,
             first_failed_at=iso(result.first_failed_at),
             last_success_at=iso(result.last_success_at),
