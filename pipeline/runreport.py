@@ -124,12 +124,7 @@ class LinkRow:
             "last_success_at": self.last_success_at,
             "consecutive_failures": self.consecutive_failures,
             "checked_at": self.checked_at,
-            "articles": [
-                {"article": p.article, "field_paths": list(p.field_paths), "lines": list(p.lines)}
-                if not p.absent
-                else p.to_json()
-                for p in self.articles
-            ],
+            "articles": [place.to_json() for place in self.articles],
             "archive": None
             if self.archive is None
             else {"url": self.archive.url, "timestamp": self.archive.timestamp},

@@ -17,6 +17,7 @@ LAYERS: list[list[str]] = [
         "pipeline._signals",
         "pipeline.errors",
         "pipeline.text",
+        "pipeline.hostkey",
         "pipeline.models",
         "pipeline.runreport",
         "pipeline.spool",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from localsite import make_settings
 
-from pipeline import models
+from pipeline import hostkey
 from pipeline.models import LinkRef, LinkResult, LinkStatus, host_key
 from pipeline.reftable import RefTable
 from pipeline.report import build, files
@@ -86,10 +86,10 @@ def test_host_keys_worked_out_once_per_origin_are_those_of_each_whole_url() -> N
         "mailto:someone@example.test",
         "ftp://files.test/a/b",
     ]
-    models._origin_host_key.cache_clear()
+    hostkey._origin_host_key.cache_clear()
 
     keys = [host_key(url) for url in urls + urls]
 
-    assert keys == [models._parsed_host_key(url) for url in urls + urls]
+    assert keys == [hostkey._parsed_host_key(url) for url in urls + urls]
     # The second time round every URL's origin is known (the one with a tab is parsed whole).
-    assert models._origin_host_key.cache_info().hits >= len(urls) - 1
+    assert hostkey._origin_host_key.cache_info().hits >= len(urls) - 1

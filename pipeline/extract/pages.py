@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pipeline.extract.guard import looks_like_error_page
@@ -235,7 +235,29 @@ class SharedPages:
 _NUL, _NONE = "\x00", "\x01"  # the packed fields' separator, and a field that is None
 
 
-class PageTable(MutableMapping[str, PageMeta]):
+_Value = TypeVar("_Value")
+_Row = TypeVar("_Row")
+
+
+class _Packed(MutableMapping[str, _Value], Generic[_Value, _Row]):
+    """A map by URL whose values a subclass keeps packed in ``_rows`` (set, get); the rest is the dict's."""
+
+    _rows: dict[str, _Row]
+
+    def __delitem__(self, url: str) -> None:
+        del self._rows[url]
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+class PageTable(_Packed[PageMeta, bytes | PageMeta]):
     """Page metadata by normalized URL, each page packed into one ``bytes`` and decoded when read.
 
     A run keeps the metadata of every page it cites from the check to the end of the write pass (about a
@@ -301,23 +323,11 @@ class PageTable(MutableMapping[str, PageMeta]):
             self._sources[int(sources or 0)],
         )
 
-    def __delitem__(self, url: str) -> None:
-        del self._rows[url]
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._rows
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
 
 _SIDE = 40  # bits per packed pixel dimension (plus one: 0 is None)
 
 
-class ProbeTable(MutableMapping[str, ImageProbe]):
+class ProbeTable(_Packed[ImageProbe, int | ImageProbe]):
     """Image probes by normalized URL, each packed into one integer and decoded when read.
 
     A run keeps a probe of about every image it cites (the share image of each page among them) until the
@@ -362,18 +372,6 @@ class ProbeTable(MutableMapping[str, ImageProbe]):
             height - 1 if height else None,
             reason or "",
         )
-
-    def __delitem__(self, url: str) -> None:
-        del self._rows[url]
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._rows
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
 
 
 # Whole path segments only: /login is a wall, /2024/authentic-sourdough and /author/ann are not.
