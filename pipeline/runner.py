@@ -178,6 +178,9 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     check_pass(run, digest, feed.finish() if feed else None)
     memory.release()  # the observations, judged: the image probes' peak comes next
     evidence = probe_images(run, digest, evidence_of(run, digest))
+    # The write pass reads the plan's URLs and exclusions, not its sets of pages and images (memory).
+    run.plan = Plan(run.plan.urls, set(), set(), run.plan.excluded)
+    digest.page_urls = digest.image_urls = frozenset()
     memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them

@@ -86,6 +86,9 @@ def write_pass(
         for path, decided in _with_rows(corpus, store):
             if options.stop.is_set():
                 raise Interrupted
+            if store is not None and tracked and len(settled) >= _BATCH:  # never every article's row at once
+                store.record_decided(settled)
+                settled = []
             urls = corpus.refs.normalized_urls(path)
             if path not in corpus.revisit and not any(url in checked for url in urls):
                 continue
