@@ -197,6 +197,22 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
             if packed[at + 2] != _NONE
         ]
 
+    def each_cited_urls(self) -> Iterator[list[tuple[str, FieldPath]]]:
+        """``cited_urls`` of every article, in the order added (what the plan reads)."""
+        return map(self.cited_urls, self._names)
+
+    def named(self) -> set[str]:
+        """Every distinct URL the articles name: normalized, or as written when it cannot be (the URL
+        counts' ``urls``), read from the numbers without decoding a ref."""
+        packed, numbers = self._packed, set[int]()
+        for number in range(len(self._names)):
+            start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+            written, normalized = packed[start + 1 : stop : _WIDTH], packed[start + 2 : stop : _WIDTH]
+            # Number 0 is "": ``normalized or url``, as for records.
+            numbers.update(n if n != _NONE and n else w for w, n in zip(written, normalized, strict=True))
+        texts = self.texts.values
+        return {texts[n] for n in numbers}
+
     def citations(
         self,
     ) -> Iterator[tuple[str, list[tuple[str, str, str | None, str, int | None, FieldPath]]]]:
