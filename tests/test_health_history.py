@@ -11,19 +11,9 @@ import pytest
 from pipeline.config import HealthSettings
 from pipeline.errors import PathUnusable
 from pipeline.health import history
-from pipeline.health import pages as health_pages
 from pipeline.health.history import RECENT, HistoryStore
 from pipeline.health.verdict import judge
-from pipeline.models import (
-    ImageMeta,
-    ImageProbe,
-    LinkResult,
-    LinkStatus,
-    Observation,
-    Outcome,
-    PageMeta,
-    StoredPage,
-)
+from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 URL = "https://example.org/page"
@@ -457,25 +447,3 @@ def test_loading_parses_each_distinct_time_once(tmp_path: Path) -> None:
 
     assert len(loaded) == 50 and {h.last_checked_at for h in loaded.values()} == {now}
     assert len(parsed) == len(set(parsed)) <= 2
-
-
-def test_share_probes_come_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run's share images' probes come in chunks of at most the bound, every page's image in one of them."""
-    monkeypatch.setattr(health_pages, "_SHARE_PROBES", 2)
-    pages = {
-        f"https://news.example/{n}": PageMeta(
-            f"https://news.example/{n}", images=(ImageMeta(f"https://CDN.example/{n}.png"),)
-        )
-        for n in range(5)
-    }
-    probes = {
-        f"https://cdn.example/{n}.png": ImageProbe(f"https://cdn.example/{n}.png", True, "image/png", n, 9)
-        for n in range(5)
-    }
-
-    chunks = list(health_pages.share_probes(pages, probes))
-
-    assert [len(chunk) for chunk in chunks] == [2, 2, 1]
-    assert {url: found for chunk in chunks for url, found in chunk.items()} == {
-        f"https://CDN.example/{n}.png": (True, n, 9) for n in range(5)
-    }
