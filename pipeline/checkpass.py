@@ -189,7 +189,7 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
     settings = run.settings
     wanted: set[str] = set()
-    for sketches in run.corpus.sketches.values():
+    for sketches in run.corpus.refs.sketches.each():
         wanted |= decide.image_candidates(sketches, evidence, settings)
     wanted -= evidence.probes.keys()
     wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
