@@ -47,6 +47,7 @@ log = logging.getLogger("pipeline")
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
 _HEADER = struct.Struct("<Q")
+_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most (see _child)
 
 
 def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
@@ -311,6 +312,9 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     first = _receive(commands)
     if first is None:
         return
+    # The event loop shares the interpreter lock with this thread (parsing each batch handed over) and the
+    # sender (pickling observations): with Python's 5 ms default, an answer could wait that long for it.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     _, settings, keep_pages = first
     waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
     lock = threading.Lock()
