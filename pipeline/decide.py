@@ -148,7 +148,12 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
     wanted: set[str] = set()
     if settings.metadata.images.policy == "never" or evidence.outage:
         return wanted
+    refresh = settings.metadata.images.policy == "refresh"
     for unit in sketches:
+        needs_fill = settings.metadata.images.fill_missing and unit.images_empty
+        dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
+        if not (needs_fill or dead or (refresh and not unit.images_empty)):
+            continue  # the common case: nothing to fill, replace or follow; no page decoded for it
         meta = next(
             (
                 evidence.pages[url]
@@ -159,15 +164,9 @@ def image_candidates(sketches: Sequence[UnitSketch], evidence: Evidence, setting
         )
         if meta is None:
             continue
-        needs_fill = settings.metadata.images.fill_missing and unit.images_empty
-        dead = any(_dead(evidence.results.get(url)) for url in unit.image_urls)
-        may_refresh = (
-            settings.metadata.images.policy == "refresh"
-            and meta.sources.get("image") != BODY_SOURCE
-            and not unit.images_empty
-        )
+        may_refresh = refresh and meta.sources.get("image") != BODY_SOURCE and not unit.images_empty
         if not (needs_fill or dead or may_refresh):
-            continue  # the common case: nothing to fill, replace or follow; no URL normalized for it
+            continue  # nothing to follow: no URL normalized for it
         normalized = _norm(_share_image(meta, settings))
         if normalized is not None and (needs_fill or dead or unit.image_urls[:1] != (normalized,)):
             wanted.add(normalized)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Container
-from pathlib import Path
 
 from pipeline.checkprocess import CheckProcess, spawn
 from pipeline.config import Settings
@@ -100,17 +99,14 @@ class Feed:
         self._switch_interval: float | None = sys.getswitchinterval()  # set once there is a check to cancel
         sys.setswitchinterval(min(_SWITCH_INTERVAL, self._switch_interval))
 
-    def __call__(self, corpus: Corpus, paths: list[Path]) -> None:
-        """The read pass's ``on_batch``: check the due URLs these articles name."""
+    def __call__(self, corpus: Corpus, paths: list[str]) -> None:
+        """The read pass's ``on_batch``: check the due URLs these articles (their paths' text) name."""
         run = self.run
         new: list[str] = []
         changed: list[str] = []
-        flags = self.flags
+        flags, role_of, table = self.flags, self.roles.of_path, corpus.refs
         for path in paths:
-            for ref in corpus.refs[path]:
-                url = ref.normalized
-                if url is None:
-                    continue
+            for url, field in table.cited_urls(path):  # read in place: no ``LinkRef`` a ref
                 known = flags.get(url, 0)
                 if known & _EXCLUDED:
                     continue
@@ -120,7 +116,7 @@ class Feed:
                         continue
                     known |= _SEEN
                     new.append(url)
-                role = self.roles.of(ref)
+                role = role_of(field)
                 if role == "page" and not known & _PAGE:
                     known = (known | _PAGE) & ~_IMAGE
                     changed.append(url)

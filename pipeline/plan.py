@@ -61,8 +61,30 @@ class Counts:
     extra: int
 
 
+def _named(refs: Refs) -> set[str]:
+    """Every distinct URL the corpus names (normalized, else as written): read from the read pass's
+    ``RefTable`` in place when it is one."""
+    table: Callable[[], set[str]] | None = getattr(refs, "named", None)
+    if table is not None:
+        return table()
+    return {normalized or url for _, cited in citations(refs) for _, url, normalized, *_ in cited}
+
+
+def _cited_urls(refs: Refs) -> Iterator[Iterable[tuple[str, FieldPath]]]:
+    """Each article's normalized URLs (invalid ones left out) with their field paths, in order: read in
+    place from a ``RefTable`` (``each_cited_urls``), else from the records."""
+    table: Callable[[], Iterator[Iterable[tuple[str, FieldPath]]]] | None = getattr(
+        refs, "each_cited_urls", None
+    )
+    if table is not None:
+        yield from table()
+        return
+    for cited in refs.values():
+        yield [(r.normalized, r.path) for r in cited if r.normalized is not None]
+
+
 def counts(refs: Refs, plan: Plan, due: list[str], extra: Iterable[str]) -> Counts:
-    named = {normalized or url for _, cited in citations(refs) for _, url, normalized, *_ in cited}
+    named = _named(refs)
     valid = set(plan.urls) | set(plan.excluded)
     due_set = set(due)
     return Counts(
@@ -111,9 +133,9 @@ def plan_requests(refs: Refs, settings: Settings, rules: LinkFilter) -> Plan:
     roles = Roles(settings)
     plan = Plan([], set(), set(), {})
     seen: set[str] = set()
-    for _, cited in citations(refs):
-        for _, _, url, _, _, path in cited:
-            if url is None or url in plan.excluded:
+    for cited in _cited_urls(refs):
+        for url, path in cited:
+            if url in plan.excluded:
                 continue
             skip = rules.skip_reason(url) if url not in seen else None
             if skip is not None:

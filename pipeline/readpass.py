@@ -71,15 +71,15 @@ def collect(
     force: bool = False,
     record: bool = False,
     prune: bool = False,
-    on_batch: Callable[[Corpus, list[Path]], None] | None = None,
+    on_batch: Callable[[Corpus, list[str]], None] | None = None,
 ) -> Corpus:
     """Discover, read and extract refs from every article; bad files become FileErrors.
 
     With ``store``, a file whose size, mtime and inode are those it had when last read (with the same
     settings) is not parsed: its entry comes from the history; ``force`` parses every file. ``record``
     stores the entries of the files parsed now; ``prune`` forgets files no longer found (a whole corpus).
-    ``on_batch`` sees the corpus and the articles it just gained after each batch of files (the runner
-    starts checking their URLs while the pass goes on).
+    ``on_batch`` sees the corpus and the articles it just gained (their paths' text) after each batch of
+    files (the runner starts checking their URLs while the pass goes on).
     Stops early (with what it has) when ``stop`` is set; the caller sees the stop and ends the run.
     """
     corpus = Corpus()
@@ -123,17 +123,16 @@ def collect(
                 else {}
             )
             rows = []
-            added: list[Path] = []
+            added: list[str] = []  # no ``Path`` made for an article whose entry is stored
             for n, item in enumerate(batch, begin):
                 if isinstance(item, FileError):
                     corpus.errors.append(item)
                     continue
                 name = os.fsencode(item)
-                path = Path(item)
                 entry: str | FileError | None = stored.get(name)
                 if entry is None:
                     # An unchanged file whose row went away meanwhile is read here, outside the pool's order.
-                    entry = read_entry(path, settings) if item in unchanged else next(parsing, None)
+                    entry = read_entry(Path(item), settings) if item in unchanged else next(parsing, None)
                     if entry is None:  # the pool stopped on request
                         stopped = True
                         break
@@ -142,8 +141,8 @@ def collect(
                 if isinstance(entry, FileError):
                     corpus.errors.append(entry)
                 else:
-                    _add(corpus, item, path, entry)
-                    added.append(path)
+                    _add(corpus, item, entry)
+                    added.append(item)
             if store is not None and record:
                 store.record_files(rows)
             if on_batch is not None and added:
@@ -203,7 +202,7 @@ def read_entry(path: Path, settings: Settings) -> str | FileError:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def _add(corpus: Corpus, name: str, path: Path, entry: str) -> None:
+def _add(corpus: Corpus, name: str, entry: str) -> None:
     """One article's entry into the corpus (``name``: its path's text, kept by the ``RefTable``).
 
     Equal values (URLs, field paths) are one object across the articles: a URL cited by many articles,
@@ -217,9 +216,9 @@ def _add(corpus: Corpus, name: str, path: Path, entry: str) -> None:
     )
     corpus.refs.add_values(name, refs, (decide.UnitSketch(tuple(p), tuple(i), e) for p, i, e in data["s"]))
     if data["v"]:
-        corpus.revisit.add(path)
+        corpus.revisit.add(Path(name))
     if data["h"]:
-        corpus.flagged.add(path)
+        corpus.flagged.add(Path(name))
 
 
 def _parse_all(

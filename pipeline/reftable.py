@@ -49,6 +49,12 @@ class Interned(Generic[V]):
             self.values.append(value)
         return found
 
+    def numbers(self) -> dict[V, int]:
+        """The lookup from value to number, to read in a loop (a value not in it: ``number``)."""
+        if self._numbers is None:
+            self._numbers = {value: number for number, value in enumerate(self.values)}
+        return self._numbers
+
     def seal(self) -> None:
         """No new values for now: the lookup from value to number goes (it comes back if one is added)."""
         self._numbers = None
@@ -89,21 +95,32 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         line, field path tuple), as the read pass's entries hold them: no ``LinkRef`` made to be packed.
         Given its path's text, the table keeps that very string."""
         text, start = self.texts.number, len(self._packed) // _WIDTH
+        # Looked up in place, a new value only through ``number``: every article of a large corpus comes
+        # through here (on a warm night from its stored entry), and most of its values are known.
+        known, fields = self.texts.numbers(), self._fields.numbers()
         for field_path, url, normalized, reason, line, path in refs:
-            field = self._fields.number((self.texts.shared(field_path), path))
+            field = fields.get((field_path, path))
+            if field is None:
+                field = self._fields.number((self.texts.shared(field_path), path))
+            same = _NONE
+            if normalized is not None:
+                same = n if (n := known.get(normalized)) is not None else text(normalized)
             self._packed.extend(
                 (
                     field,
-                    text(url),
-                    _NONE if normalized is None else text(normalized),
+                    n if (n := known.get(url)) is not None else text(url),
+                    same,
                     _NONE if line is None else line,
-                    text(reason),
+                    r if (r := known.get(reason)) is not None else text(reason),
                 )
             )
         sketch_start = len(self._sketches)
         for unit in sketch:
             self._sketches.extend((unit.images_empty, len(unit.page_urls), len(unit.image_urls)))
-            self._sketches.extend(map(text, (*unit.page_urls, *unit.image_urls)))
+            self._sketches.extend(
+                n if (n := known.get(url)) is not None else text(url)
+                for url in (*unit.page_urls, *unit.image_urls)
+            )
         bounds = (start, len(self._packed) // _WIDTH)
         sketch_bounds = (sketch_start, len(self._sketches))
         name = os.fspath(article)
@@ -124,7 +141,9 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
 
     def sketch(self, article: Path) -> tuple[UnitSketch, ...]:
         """The article's sketch, decoded."""
-        number = self._number(article)
+        return self._sketch(self._number(article))
+
+    def _sketch(self, number: int) -> tuple[UnitSketch, ...]:
         at, stop = self._sketch_bounds[2 * number], self._sketch_bounds[2 * number + 1]
         texts, units = self.texts.values, []
         while at < stop:
@@ -165,6 +184,34 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
         start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
         texts = self.texts.values
         return [texts[n] for n in self._packed[start + 2 : stop : _WIDTH] if n != _NONE]
+
+    def cited_urls(self, article: str | Path) -> list[tuple[str, FieldPath]]:
+        """The article's normalized URLs (invalid ones left out), each with its field path as a tuple, read
+        in place: what the overlapped check reads of every article, without a ``LinkRef`` each."""
+        number = self._articles[os.fspath(article)]
+        start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+        texts, fields, packed = self.texts.values, self._fields.values, self._packed
+        return [
+            (texts[packed[at + 2]], fields[packed[at]][1])
+            for at in range(start, stop, _WIDTH)
+            if packed[at + 2] != _NONE
+        ]
+
+    def each_cited_urls(self) -> Iterator[list[tuple[str, FieldPath]]]:
+        """``cited_urls`` of every article, in the order added (what the plan reads)."""
+        return map(self.cited_urls, self._names)
+
+    def named(self) -> set[str]:
+        """Every distinct URL the articles name: normalized, or as written when it cannot be (the URL
+        counts' ``urls``), read from the numbers without decoding a ref."""
+        packed, numbers = self._packed, set[int]()
+        for number in range(len(self._names)):
+            start, stop = self._bounds[2 * number] * _WIDTH, self._bounds[2 * number + 1] * _WIDTH
+            written, normalized = packed[start + 1 : stop : _WIDTH], packed[start + 2 : stop : _WIDTH]
+            # Number 0 is "": ``normalized or url``, as for records.
+            numbers.update(n if n != _NONE and n else w for w, n in zip(written, normalized, strict=True))
+        texts = self.texts.values
+        return {texts[n] for n in numbers}
 
     def citations(
         self,
@@ -275,6 +322,12 @@ class Sketches(Mapping[Path, tuple[UnitSketch, ...]]):
 
     def __iter__(self) -> Iterator[Path]:
         return iter(self._table)
+
+    def each(self) -> Iterator[tuple[UnitSketch, ...]]:
+        """Every article's sketch in the order added (``values()`` without a ``Path`` made and looked up
+        for each: image planning reads every article's)."""
+        table = self._table
+        return map(table._sketch, range(len(table)))
 
     def __len__(self) -> int:
         return len(self._table)

@@ -152,3 +152,47 @@ def test_refs_added_as_values_are_the_refs_added_as_records() -> None:
     )
 
     assert values[article] == records[article] == _refs(article)
+
+
+def test_cited_urls_named_and_each_sketch_read_what_the_records_hold() -> None:
+    """Read in place, an article's cited URLs, the corpus's named URLs and every sketch equal what its
+    LinkRefs and sketches say (an article added again: its new refs only)."""
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    sketch = (UnitSketch(("https://a.test/x",), ("https://a.test/i.png",), False),)
+    table.add(first, _refs(first)[:1], ())
+    table.add(second, [*_refs(second)[:1], _refs(second)[2]], sketch)
+    table.add(first, _refs(first), sketch)  # added again: the new refs stand
+    table.seal()
+
+    for path in (first, second):
+        assert table.cited_urls(path) == [(r.normalized, r.path) for r in table[path] if r.normalized]
+        assert table.cited_urls(str(path)) == table.cited_urls(path)
+    assert list(table.each_cited_urls()) == [table.cited_urls(first), table.cited_urls(second)]
+    assert table.named() == {"https://a.test/x", "https://a.test/i.png", "not a url"}
+    assert list(table.sketches.each()) == list(table.sketches.values()) == [sketch, sketch]
+
+
+def test_plan_and_counts_read_in_place_are_those_of_the_records() -> None:
+    """The plan and the URL counts read from a RefTable in place (``each_cited_urls``, ``named``) equal
+    those read from its LinkRefs."""
+    from pipeline.config import Settings
+    from pipeline.ignore import filter_for
+    from pipeline.plan import counts, plan_requests
+
+    table = RefTable()
+    first, second = Path("/c/a.md"), Path("/c/b.md")
+    table.add(first, _refs(first))
+    table.add(
+        second, [*_refs(second)[:1], LinkRef(second, "webUrl", "https://skip.test/", "https://skip.test/")]
+    )
+    records = {path: list(table[path]) for path in table}
+    settings = Settings.model_validate({"links": {"exclude": ["https://skip.test/*"]}})
+    rules = filter_for(settings, (), ())
+
+    assert table.named() == {"https://a.test/x", "https://a.test/i.png", "not a url", "https://skip.test/"}
+    plan = plan_requests(table, settings, rules)
+    assert plan == plan_requests(records, settings, rules)
+    assert plan.urls == ["https://a.test/x", "https://a.test/i.png"] and plan.excluded
+    assert counts(table, plan, ["https://a.test/x"], []) == counts(records, plan, ["https://a.test/x"], [])
+    assert counts(table, plan, [], []).invalid == 1

@@ -50,7 +50,7 @@ def known_pages(
         url = wanted.get(page.url, page.url)  # the run's own string, not the row's copy
         pages[url] = digest.shared.kept(url, page.to_meta())
         probe = page.share_probe()
-        key = normalize_url(page.image_url)[0] if page.image_url else None
+        key = normalize_url(page.image_url)[0] if probe is not None and page.image_url else None
         if probe is not None and key:
             probes[key] = probe
     return pages, ChainMap(digest.probes, probes)
