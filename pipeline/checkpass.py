@@ -150,7 +150,8 @@ def check_pass(
         run.store.record(judged, run.run_id, now)
         store_pages(run.store, digest, due_set, now)
     # What the rest of the run reads of the plan and the history; the whole records go (memory).
-    run.observed = set(evidence_now)
+    # The plan's strings, not the observations' (copies unpickled from the check's process).
+    run.observed = {url for url in run.results if url in evidence_now}
     run.history, run.fetch_body, run.validators, run.due = {}, {}, {}, []
 
 

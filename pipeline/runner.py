@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ from pipeline.report.render import prepare as prepare_reports
 from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
-from pipeline.write import write_pass
+from pipeline.write import AnyOf, write_pass
 
 if TYPE_CHECKING:
     from pipeline.distributed.prepared import Prepared
@@ -177,10 +178,13 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     check_pass(run, digest, feed.finish() if feed else None)
     memory.release()  # the observations, judged: the image probes' peak comes next
     evidence = probe_images(run, digest, evidence_of(run, digest))
+    # The write pass reads the plan's URLs and exclusions, not its sets of pages and images (memory).
+    run.plan = Plan(run.plan.urls, set(), set(), run.plan.excluded)
+    digest.page_urls = digest.image_urls = frozenset()
     memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
-    _write(run, evidence, run.observed | evidence.pages.keys())
+    _write(run, evidence, AnyOf(run.observed, evidence.pages))  # their union, without a set of it
     # What the report reads of the plan is its exclusions; the rest goes before the report is made.
     run.plan = Plan([], set(), set(), run.plan.excluded)
     run.observed = set()
@@ -261,7 +265,7 @@ def _plan(run: Run, feed: overlap.Feed | None = None) -> None:
         store.start_run(run.run_id, run.started, run.mode, run.kind)
 
 
-def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
+def _write(run: Run, evidence: Evidence, checked: Container[str]) -> None:
     """The write pass over every article citing a checked URL or a page with known metadata.
 
     Every article citing a page with known metadata is visited, even when nothing of it was due: stored

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -38,9 +38,20 @@ log = logging.getLogger("pipeline")
 _BATCH = 500  # articles whose "needed no change" rows are read at once
 
 
+class AnyOf(Container[str]):
+    """The URLs in any of some containers: their union, asked without making a set of it (a large corpus's
+    URLs, in the write pass's peak)."""
+
+    def __init__(self, *parts: Container[str]) -> None:
+        self.parts = parts
+
+    def __contains__(self, url: object) -> bool:
+        return any(url in part for part in self.parts)
+
+
 def write_pass(
     corpus: Corpus,
-    checked: set[str],
+    checked: Container[str],
     evidence: Evidence,
     settings: Settings,
     options: RunOptions,
@@ -82,6 +93,9 @@ def write_pass(
         for path, decided in _with_rows(corpus, store):
             if options.stop.is_set():
                 raise Interrupted
+            if store is not None and tracked and len(settled) >= _BATCH:  # never every article's row at once
+                store.record_decided(settled)
+                settled = []
             urls = corpus.refs.normalized_urls(path)
             if path not in corpus.revisit and not any(url in checked for url in urls):
                 continue
@@ -126,20 +140,22 @@ def _with_rows(corpus: Corpus, store: HistoryStore | None) -> Iterator[tuple[Pat
 _Row = tuple[int, int, str]  # a stored decision: the file's size and mtime, what it was decided on
 
 
-_NEVER = 1 << 62  # the generation of a URL whose evidence was never recorded: later than any decision
+_EVIDENCE_ROWS = 5000  # URLs' new evidence digests stored at once
+_NEVER = 1 << 62  # the generation of a URL whose evidence changed now or was never recorded
 
 
 def _url_generations(
     store: HistoryStore, urls: Iterable[str], evidence: Evidence, *, forget: bool
 ) -> tuple[int, dict[str, int]]:
-    """This pass's evidence generation, and for each URL the generation in which its evidence last changed
-    (this one when its digest differs from the stored one, which is then replaced).
+    """This pass's evidence generation, and for each URL whose evidence is unchanged the earlier generation
+    in which it last changed. A URL left out changed in this generation (later than any decision, as a URL
+    never recorded): its digest differs from the stored one, which is then replaced.
 
     ``forget``: the URLs are every URL of the corpus, so stored ones not among them go.
     """
     generation = store.next_generation()
     stored = store.url_evidence()
-    marks: dict[str, int] = {}
+    marks: dict[str, int] = {}  # a cold night's URLs all changed: none kept here (memory)
     new: list[tuple[str, str, int]] = []
     for url in urls:
         digest = decide.url_digest(url, evidence)
@@ -147,8 +163,10 @@ def _url_generations(
         if known is not None and known[0] == digest:
             marks[url] = known[1]
         else:
-            marks[url] = generation
             new.append((url, digest, generation))
+            if len(new) >= _EVIDENCE_ROWS:  # stored a chunk at a time, never every URL's row at once
+                store.record_url_evidence(new)
+                new = []
     store.record_url_evidence(new, forget=stored if forget else ())
     return generation, marks
 
