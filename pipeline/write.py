@@ -21,6 +21,7 @@ from pipeline.corpus import Article, read_article
 from pipeline.errors import FrontMatterError, Interrupted, ThroughMerge
 from pipeline.frontmatter.document import apply, write_atomic
 from pipeline.health.history import HistoryStore
+from pipeline.health.results import ResultTable
 from pipeline.links import extract_refs
 from pipeline.models import (
     Change,
@@ -188,9 +189,12 @@ def _any_may_edit(corpus: Corpus, evidence: Evidence, settings: Settings) -> boo
         return True
     if not settings.health.flag or evidence.outage:
         return False
-    return bool(corpus.flagged) or any(
-        result.status is LinkStatus.DEAD for result in evidence.results.values()
-    )
+    if corpus.flagged:
+        return True
+    results = evidence.results
+    if isinstance(results, ResultTable):  # the run's own: its statuses known without decoding a verdict
+        return LinkStatus.DEAD in results.statuses()
+    return any(result.status is LinkStatus.DEAD for result in results.values())
 
 
 def _may_edit(path: Path, corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:
