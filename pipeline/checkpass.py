@@ -190,7 +190,9 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
     settings = run.settings
     wanted: set[str] = set()
-    for sketches in run.corpus.refs.sketches.each():
+    # An image is a candidate only beside a page's metadata: with none known (no page read tonight or
+    # before: a corpus of feeds and files), no article's sketch needs looking at.
+    for sketches in run.corpus.refs.sketches.each() if evidence.pages else ():
         wanted |= decide.image_candidates(sketches, evidence, settings)
     wanted -= evidence.probes.keys()
     wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
