@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline import memory, overlap
+from pipeline import memory, overlap, reuse
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
@@ -180,7 +181,7 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
-    _write(run, evidence, run.observed | evidence.pages.keys())
+    _write(run, evidence, reuse.Checked(run.observed, evidence.pages))
     # What the report reads of the plan is its exclusions; the rest goes before the report is made.
     run.plan = Plan([], set(), set(), run.plan.excluded)
     run.observed = set()
@@ -261,7 +262,7 @@ def _plan(run: Run, feed: overlap.Feed | None = None) -> None:
         store.start_run(run.run_id, run.started, run.mode, run.kind)
 
 
-def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
+def _write(run: Run, evidence: Evidence, checked: Container[str]) -> None:
     """The write pass over every article citing a checked URL or a page with known metadata.
 
     Every article citing a page with known metadata is visited, even when nothing of it was due: stored
@@ -277,6 +278,8 @@ def _write(run: Run, evidence: Evidence, checked: set[str]) -> None:
         run.out,
         run.store,
         urls=[*run.plan.urls, *run.plan.excluded],
+        basis=run.basis,
+        reuse=run.reuse,
     )
     log.info("%d changes in %.1f s", len(run.changes), time.perf_counter() - clock)
 
