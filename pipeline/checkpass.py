@@ -153,7 +153,8 @@ def check_pass(
     run.quiet = not due_set and not evidence_now and not digest.pages and not digest.refused
     run.quiet = run.quiet and not digest.probes
     # What the rest of the run reads of the plan and the history; the whole records go (memory).
-    run.observed = set(evidence_now)
+    # The plan's strings, not the observations' (copies unpickled from the check's process).
+    run.observed = {url for url in run.results if url in evidence_now}
     run.history, run.fetch_body, run.validators, run.due = {}, {}, {}, []
 
 

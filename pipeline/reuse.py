@@ -18,7 +18,7 @@ pages are read only when an article must be decided again (a changed file, one n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 from pipeline.extract.pages import PageReader
@@ -98,16 +98,3 @@ class StoredEvidence:
         if self._known is None:
             self._known = known_pages(self._store, self._digest, self._page_urls)
         return self._known
-
-
-class Checked(Container[str]):
-    """The URLs the write pass has evidence for: observed tonight, or a page with known metadata (asked
-    one by one: the pages may be deferred, and the union is never made as a set)."""
-
-    __slots__ = ("_observed", "_pages")
-
-    def __init__(self, observed: Container[str], pages: Mapping[str, PageMeta]) -> None:
-        self._observed, self._pages = observed, pages
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._observed or url in self._pages

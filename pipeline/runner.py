@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline import memory, overlap, reuse
+from pipeline import memory, overlap
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
 from pipeline.config import Settings
@@ -48,7 +48,7 @@ from pipeline.report.render import prepare as prepare_reports
 from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
-from pipeline.write import write_pass
+from pipeline.write import AnyOf, write_pass
 
 if TYPE_CHECKING:
     from pipeline.distributed.prepared import Prepared
@@ -178,10 +178,13 @@ def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) ->
     check_pass(run, digest, feed.finish() if feed else None)
     memory.release()  # the observations, judged: the image probes' peak comes next
     evidence = probe_images(run, digest, evidence_of(run, digest))
+    # The write pass reads the plan's URLs and exclusions, not its sets of pages and images (memory).
+    run.plan = Plan(run.plan.urls, set(), set(), run.plan.excluded)
+    digest.page_urls = digest.image_urls = frozenset()
     memory.release()  # the check's buffers, freed by its own thread
     if run.options.dry_run and run.progress is not None:
         run.progress.close()  # the diffs go to the terminal below the finished bars, not under them
-    _write(run, evidence, reuse.Checked(run.observed, evidence.pages))
+    _write(run, evidence, AnyOf(run.observed, evidence.pages))  # their union, without a set of it
     # What the report reads of the plan is its exclusions; the rest goes before the report is made.
     run.plan = Plan([], set(), set(), run.plan.excluded)
     run.observed = set()

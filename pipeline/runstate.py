@@ -6,7 +6,7 @@ verdicts, the evidence counts, the changes and the files that failed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
@@ -61,7 +61,7 @@ class Run:
     temp_removed: int = 0
     exit_code: ExitCode = ExitCode.OK
     outage: str | None = None
-    results: dict[str, LinkResult] = field(default_factory=dict)
+    results: MutableMapping[str, LinkResult] = field(default_factory=dict)  # a ResultTable once judged
     observed: set[str] = field(default_factory=set)  # due URLs this run has an observation of
     previous: dict[str, LinkStatus] = field(default_factory=dict)  # the stored verdicts (the report's)
     host_stats: dict[str, HostStats] = field(default_factory=dict)

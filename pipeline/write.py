@@ -38,6 +38,17 @@ log = logging.getLogger("pipeline")
 _BATCH = 500  # articles whose "needed no change" rows are read at once
 
 
+class AnyOf(Container[str]):
+    """The URLs in any of some containers: their union, asked without making a set of it (a large corpus's
+    URLs, in the write pass's peak)."""
+
+    def __init__(self, *parts: Container[str]) -> None:
+        self.parts = parts
+
+    def __contains__(self, url: object) -> bool:
+        return any(url in part for part in self.parts)
+
+
 def write_pass(
     corpus: Corpus,
     checked: Container[str],
@@ -83,6 +94,9 @@ def write_pass(
         for path, decided in _with_rows(corpus, store):
             if options.stop.is_set():
                 raise Interrupted
+            if store is not None and tracked and len(settled) >= _BATCH:  # never every article's row at once
+                store.record_decided(settled)
+                settled = []
             urls = corpus.refs.normalized_urls(path)
             if reuse and _settled(path, decided, key, urls, marks):
                 continue  # what the checks below would find, known without reading its evidence
@@ -129,7 +143,8 @@ def _with_rows(corpus: Corpus, store: HistoryStore | None) -> Iterator[tuple[Pat
 _Row = tuple[int, int, str]  # a stored decision: the file's size and mtime, what it was decided on
 
 
-_NEVER = 1 << 62  # the generation of a URL whose evidence was never recorded: later than any decision
+_EVIDENCE_ROWS = 5000  # URLs' new evidence digests stored at once
+_NEVER = 1 << 62  # the generation of a URL whose evidence changed now or was never recorded
 
 
 def _url_generations(
@@ -141,8 +156,9 @@ def _url_generations(
     basis: str | None = None,
     reuse: bool = False,
 ) -> tuple[int, dict[str, int]]:
-    """This pass's evidence generation, and for each URL the generation in which its evidence last changed
-    (this one when its digest differs from the stored one, which is then replaced).
+    """This pass's evidence generation, and for each URL whose evidence is unchanged the earlier generation
+    in which it last changed. A URL left out changed in this generation (later than any decision, as a URL
+    never recorded): its digest differs from the stored one, which is then replaced.
 
     ``forget``: the URLs are every URL of the corpus, so stored ones not among them go. ``reuse``: the
     stored digests are this evidence's (see ``write_pass``), so they stand when they are every URL's.
@@ -152,7 +168,7 @@ def _url_generations(
     urls = list(urls)
     if reuse and stored.keys() == set(urls):
         return generation, {url: changed for url, (_, changed) in stored.items()}  # basis as stored
-    marks: dict[str, int] = {}
+    marks: dict[str, int] = {}  # a cold night's URLs all changed: none kept here (memory)
     new: list[tuple[str, str, int]] = []
     for url in urls:
         digest = decide.url_digest(url, evidence)
@@ -160,8 +176,10 @@ def _url_generations(
         if known is not None and known[0] == digest:
             marks[url] = known[1]
         else:
-            marks[url] = generation
             new.append((url, digest, generation))
+            if len(new) >= _EVIDENCE_ROWS:  # stored a chunk at a time, never every URL's row at once
+                store.record_url_evidence(new)
+                new = []
     store.record_url_evidence(new, forget=stored if forget else ())
     store.set_evidence_basis(basis if forget else None)
     return generation, marks

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pipeline.config import HealthSettings, Threshold
+from pipeline.health.results import ResultTable
 from pipeline.health.verdict import carried, detect_outage, is_due, judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, UrlHistory
 
@@ -227,3 +228,52 @@ def test_blocked_canary_proves_nothing() -> None:
     found = _many(10, 0)
     found["https://h0.example/"] = Observation("https://h0.example/", Outcome.BLOCKED, 403, host="h0:443")
     assert detect_outage(found, HEALTH, canaries=["https://h0.example/"]) is None
+
+
+def test_result_table_gives_back_equal_verdicts() -> None:
+    """Verdicts packed in a ResultTable read back equal (final URL none, the URL itself or another; a
+    verdict whose URL is not its key kept whole), alike ones sharing one shape, and go when deleted."""
+    table = ResultTable()
+    results = {
+        "https://a.example/1": LinkResult(
+            "https://a.example/1",
+            LinkStatus.OK,
+            200,
+            "https://a.example/1",
+            reason="",
+            last_success_at=T0,
+            checked_at=T0,
+        ),
+        "https://a.example/2": LinkResult(
+            "https://a.example/2",
+            LinkStatus.OK,
+            200,
+            "https://a.example/2",
+            reason="",
+            last_success_at=T0,
+            checked_at=T0,
+        ),
+        "https://a.example/3": LinkResult(
+            "https://a.example/3",
+            LinkStatus.REDIRECTED,
+            301,
+            "https://b.example/",
+            ("https://b.example/",),
+            "moved",
+            last_success_at=T0,
+            checked_at=T0,
+        ),
+        "https://a.example/4": LinkResult(
+            "https://a.example/4", LinkStatus.DEAD, 404, None, (), "gone", T0, None, 3, T0, "hard"
+        ),
+        "https://a.example/5": LinkResult("https://a.example/other", LinkStatus.SKIPPED),
+    }
+    for url, result in results.items():
+        table[url] = result
+
+    assert dict(table) == results
+    assert table.shapes == 3  # the two alike verdicts are one shape; the odd one has none
+    table["https://a.example/3"] = LinkResult("https://a.example/3", LinkStatus.OK)  # its final URL goes
+    assert table["https://a.example/3"] == LinkResult("https://a.example/3", LinkStatus.OK)
+    del table["https://a.example/4"]
+    assert "https://a.example/4" not in table and len(table) == 4

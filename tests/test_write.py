@@ -225,3 +225,10 @@ def test_an_article_settled_before_generations_is_recognised_by_its_digest(
 
     assert first == ([], ["a.md", "b.md"])
     assert (counted.read, counted.fingerprinted) == ([], [])
+
+
+def test_any_of_is_the_union_of_its_parts() -> None:
+    """``AnyOf`` holds a URL when any of its parts does (the write pass's checked URLs, without a set)."""
+    either = write.AnyOf({"https://a.example/"}, {"https://b.example/": 1})
+    assert "https://a.example/" in either and "https://b.example/" in either
+    assert "https://c.example/" not in either

@@ -17,12 +17,13 @@ Any success (``ok`` or ``redirected``) ends the streak.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
 
 from pipeline.config import HealthSettings, Settings
 from pipeline.health import verdict
+from pipeline.health.results import ResultTable
 from pipeline.models import (
     ALIVE,
     ANSWERED,
@@ -203,11 +204,12 @@ def verdicts(
     settings: Settings,
     now: datetime,
     suspect: Mapping[str, str] | None = None,
-) -> tuple[dict[str, LinkResult], list[LinkResult]]:
-    """Every URL's verdict, and the ones judged on this run's evidence (the ones to record).
+) -> tuple[ResultTable, list[LinkResult]]:
+    """Every URL's verdict (packed: a large corpus keeps them all to the end of the run), and the ones
+    judged on this run's evidence (the ones to record).
 
     ``suspect``: URL -> why its failure is no evidence either (a worker's own network looked down)."""
-    results: dict[str, LinkResult] = {}
+    results = ResultTable()
     judged: list[LinkResult] = []
     for url in urls:
         past = history.get(url)
@@ -225,17 +227,17 @@ def verdicts(
                 else LinkResult(url, LinkStatus.SKIPPED, reason=f"not judged: {why}")
             )
             continue
-        results[url] = verdict.judge(obs, past, settings.health, now)
-        judged.append(results[url])
+        judged.append(verdict.judge(obs, past, settings.health, now))
+        results[url] = judged[-1]
     return results, judged
 
 
 def uncounted(
-    results: dict[str, LinkResult],
+    results: MutableMapping[str, LinkResult],
     judged: list[LinkResult],
     history: Mapping[str, UrlHistory],
     observations: Mapping[str, Observation],
-) -> tuple[dict[str, LinkResult], list[LinkResult]]:
+) -> tuple[MutableMapping[str, LinkResult], list[LinkResult]]:
     """A partial run is not a night: a failure it sees is shown but neither recorded nor counted.
 
     Successes and blocked answers are still recorded (a sign of life is evidence on any run); a failing
