@@ -3,6 +3,7 @@
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
                                            [--profile FOLDER [--profile-workers]] [--logs FOLDER]
+                                           [--ab FOLDER]
 
 Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -20,7 +21,10 @@ and the CPU seconds each part used during the command (coordinator, workers with
 the test server, PostgreSQL, Redis). ``--profile FOLDER`` samples the coordinator (``--profile-workers``:
 every worker and its pool processes too) with ``py-spy record`` (``pip install py-spy``) into
 collapsed-stack files there, beside the logs (``bench/profile_summary.py`` sums them); its timings are then
-not the benchmark's figures.
+not the benchmark's figures (``--profile-format speedscope`` keeps the samples in order: a timeline).
+``--ab FOLDER`` (a folder holding another commit's ``pipeline/``, e.g. unpacked by ``git archive``) runs
+every configuration once more with that package, coordinator and workers, right after this tree's: an
+A/B that sees the same moment's load.
 """
 
 from __future__ import annotations
@@ -207,10 +211,13 @@ def _ready(workers: Workers) -> None:
             time.sleep(0.1)
 
 
+_SPY_FORMAT = ["raw"]  # --profile-format: "speedscope" keeps the samples' order (a timeline per thread)
+
+
 def _spy(output: Path, idle: bool = True) -> list[str]:
     """The ``py-spy record`` command line that samples into ``output`` (collapsed stacks; ``idle``: waiting
     threads too, for where the wall time goes; without: where the CPU goes)."""
-    return ["py-spy", "record", "--format", "raw", *(["--idle"] if idle else []), "--rate", "200",
+    return ["py-spy", "record", "--format", _SPY_FORMAT[0], *(["--idle"] if idle else []), "--rate", "200",
             "--nonblocking", "-o", str(output)]  # fmt: skip
 
 
@@ -284,9 +291,17 @@ def main() -> int:
     parser.add_argument("--no-local", action="store_true", help="skip the local executor's figure")
     parser.add_argument("--profile", type=Path, help="sample the coordinator with py-spy into this folder")
     parser.add_argument("--profile-workers", action="store_true", help="with --profile: the workers too")
+    parser.add_argument(
+        "--profile-format", default="raw", choices=["raw", "speedscope"], help="speedscope: samples in order"
+    )
+    parser.add_argument(
+        "--ab", type=Path, action="append", default=[],
+        help="a folder holding another tree's pipeline/ package: every configuration runs with it too",
+    )  # fmt: skip
     parser.add_argument("--logs", type=Path, help="keep every run's coordinator and worker logs here")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
+    _SPY_FORMAT[0] = args.profile_format
 
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as tmp:
         folder = Path(tmp)
@@ -347,21 +362,35 @@ def main() -> int:
             # changes by the minute, falls on each alike.
             plan = [("local", "local (one process)", 0)] if not args.no_local else []
             plan += [(f"{n}", f"celery, {n} worker{'s' if n > 1 else ''}", n) for n in counts]
-            runs: dict[str, list[dict[str, float]]] = {key: [] for key, _, _ in plan}
+            # --ab: each configuration also run with the package of another tree (coordinator and workers),
+            # right after this tree's, so that both see the same moment's load.
+            trees = [("", os.environ.get("PYTHONPATH"))]
+            trees += [(f" [{path.name}]", str(path.resolve())) for path in args.ab]
+            plan = [(k + tag, label + tag, n, tree) for k, label, n in plan for tag, tree in trees]
+            runs: dict[str, list[dict[str, float]]] = {key: [] for key, _, _, _ in plan}
             for round_ in range(args.repeat):
-                for key, label, count in plan:
+                for key, label, count, tree in plan:
                     executor = "celery" if count else "local"
+                    if tree is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = tree  # the children's (workers, coordinator) package
                     one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
                     runs[key].append(one)
                     print(f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s", flush=True)
             print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
-            results = {key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _ in plan}
-            if "1" in results and "4" in results:
-                ratio = results["1"]["seconds"] / results["4"]["seconds"]
-                check = results["1"]["check_seconds"] / results["4"]["check_seconds"]
-                print(
-                    f"4 workers / 1 worker: {ratio:.2f}x whole command, {check:.2f}x check phase (target 2.5)"
-                )
+            results = {
+                key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _, _ in plan
+            }
+            for tag, _ in trees:
+                if f"1{tag}" in results and f"4{tag}" in results:
+                    one, four = results[f"1{tag}"], results[f"4{tag}"]
+                    ratio = one["seconds"] / four["seconds"]
+                    check = one["check_seconds"] / four["check_seconds"]
+                    print(
+                        f"4 workers / 1 worker{tag}: {ratio:.2f}x whole command, {check:.2f}x check phase"
+                        " (target 2.5)"
+                    )
         finally:
             redis.stop()
             postgres.stop()

@@ -3,6 +3,7 @@
 The signal handlers are installed before anything else is imported (see ``pipeline._signals``).
 """
 
+import itertools
 import sys
 import traceback
 
@@ -15,7 +16,9 @@ def run() -> None:
     """Run the command line; leave with its exit code (5 if SIGTERM/SIGINT arrived at any moment)."""
     code: object = 0
     try:
-        if sys.argv[1:2] == ["refresh"] and "--dry-run" not in sys.argv:
+        args = sys.argv[2:]  # `--executor celery`: its workers check, a check process would idle
+        celery = "--executor=celery" in args or ("--executor", "celery") in itertools.pairwise(args)
+        if sys.argv[1:2] == ["refresh"] and "--dry-run" not in sys.argv and not celery:
             # Before the command line's imports: the check's process then loads its own (aiohttp, httpx,
             # the settings) on the other core meanwhile (``pipeline.checkprocess``; unused, it just exits).
             from pipeline.checkprocess import prestart

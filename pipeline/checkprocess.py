@@ -294,6 +294,12 @@ def spawn() -> CheckProcess:
     return _early.pop() if _early else CheckProcess()
 
 
+def discard_prestarted() -> None:
+    """Stop the check process ``prestart`` started, if no ``spawn`` took it: a run whose checks go to
+    Celery workers needs none, and its imports would only take CPU from the run and the workers."""
+    _stop_untaken()
+
+
 def _stop_untaken() -> None:
     while _early:
         untaken = _early.pop()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from pipeline import memory, overlap
 from pipeline.accept import warn_unused_hosts
 from pipeline.checkpass import check_pass, evidence_of, probe_images
+from pipeline.checkprocess import discard_prestarted
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.errors import CheckProcessLost, EngineUnavailable, Interrupted
@@ -170,7 +171,9 @@ def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:
         return None
     from pipeline.distributed.prepared import Prepared  # Celery only for a run that uses it
 
-    return Prepared(settings, options.stop)
+    discard_prestarted()  # the workers check: a local check's process would only take CPU from them
+    # The report templates are compiled while the workers check (after the first shards left).
+    return Prepared(settings, options.stop, meanwhile=None if options.dry_run else prepare_reports)
 
 
 def _check_and_write(run: Run, digest: PageReader, feed: overlap.Feed | None) -> None:

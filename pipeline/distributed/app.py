@@ -17,9 +17,6 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from pipeline.check.http import prepare_tls
-from pipeline.config import HttpSettings
-from pipeline.distributed import tasks
 from pipeline.engineconfig import CelerySettings
 
 TASK = "pipeline.check_shard"
@@ -35,6 +32,9 @@ def warm_pool_process(**_: object) -> None:
     """A new pool process makes the TLS context of the default ``http.*`` before it takes a shard: loading
     the CA store cost each pool process 60 ms of CPU or more at the start of its first shard, all of them
     at once when a run starts (the context of other settings is made by the first shard that needs it)."""
+    from pipeline.check.http import prepare_tls
+    from pipeline.config import HttpSettings
+
     prepare_tls(HttpSettings())
 
 
@@ -42,6 +42,7 @@ def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
     """The app on ``celery.broker_url``; its task writes to the history at ``state_url``."""
     if state_url is not None:  # a worker's app
         worker_process_init.connect(warm_pool_process, weak=False, dispatch_uid="pipeline.warm_tls")
+        import pipeline.distributed.tasks  # noqa: F401  (before the pool processes fork: not once in each)
     app = Celery("pipeline", broker=celery.broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -74,6 +75,10 @@ def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
     def check_shard(task: Any, payload: dict[str, Any]) -> None:
         if state_url is None:
             raise RuntimeError("pipeline worker needs state.url: postgresql://...")
+        # Imported by a worker's app only (above): the coordinator, which only sends, never loads the HTTP
+        # stack and the Redis client the task needs (0.2-0.3 s of its start-up).
+        from pipeline.distributed import tasks
+
         tasks.check_shard(payload, state_url, celery, str(task.request.hostname or ""))
 
     return app

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
-from pipeline.distributed.coordinator import _POLL_S, _Dispatch, _ready
 from pipeline.errors import EngineUnavailable, Interrupted
+
+if TYPE_CHECKING:
+    from pipeline.distributed.coordinator import _Dispatch
 
 log = logging.getLogger("pipeline")
 
 _CLOSE_WAIT_S = 5.0  # how long a run that ends waits for a dispatch still being made
+_POLL_S = 0.1  # how often a take() waiting for the dispatch looks at the run's stop request
+
+
+def _ready(settings: Settings, stop: threading.Event | None) -> tuple[_Dispatch, int]:
+    """``coordinator._ready``, imported here, on the thread that calls it: Celery, Kombu and the broker's
+    client are then loaded beside the corpus's read, not before it on the run's own thread (0.4-0.8 s of
+    the coordinator's start-up in the worker benchmark's profile)."""
+    from pipeline.distributed import coordinator
+
+    return coordinator._ready(settings, stop)
 
 
 class Prepared:
@@ -23,9 +37,12 @@ class Prepared:
     the check would have found it); :meth:`close` stops it (it waits on an event of its own until taken)
     and closes a dispatch nobody took (nothing was due, the read failed)."""
 
-    def __init__(self, settings: Settings, stop: threading.Event | None) -> None:
+    def __init__(
+        self, settings: Settings, stop: threading.Event | None, meanwhile: Callable[[], None] | None = None
+    ) -> None:
         self._settings = settings
         self._stop = stop
+        self._meanwhile = meanwhile
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._result: tuple[_Dispatch, int] | None = None
@@ -72,6 +89,14 @@ class Prepared:
             log.info("%s (while the corpus was read); trying again", self._error)
             return _ready(self._settings, self._stop)
         raise self._error
+
+    def sent(self) -> None:
+        """The first shards are on their way: the run's ``meanwhile`` work (the report templates) starts on
+        a thread now, while the workers check and the run only waits (once). Before the send it would hold
+        the interpreter lock the shards are made and sent with."""
+        meanwhile, self._meanwhile = self._meanwhile, None
+        if meanwhile is not None:
+            threading.Thread(target=meanwhile, name="meanwhile", daemon=True).start()
 
     def close(self) -> None:
         """Stop making the dispatch and close it if nobody took it; a step that cannot be cut short (a
