@@ -206,7 +206,9 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
         return evidence
     settings = run.settings
     wanted: set[str] = set()
-    for sketches in run.corpus.refs.sketches.each():
+    # An image is a candidate only beside a page's metadata: with none known (no page read tonight or
+    # before: a corpus of feeds and files), no article's sketch needs looking at.
+    for sketches in run.corpus.refs.sketches.each() if evidence.pages else ():
         wanted |= decide.image_candidates(sketches, evidence, settings)
     wanted -= evidence.probes.keys()
     wanted -= {url for url in wanted if run.rules.skip_reason(url) is not None}  # not a second set of all
@@ -227,5 +229,6 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
         keep=False,  # what the probes measured is in the digest; their observations are not read
     )
     if not run.options.dry_run:
-        run.store.record_share_probes(share_probes(evidence.pages, digest.probes))
+        for chunk in share_probes(evidence.pages, digest.probes):
+            run.store.record_share_probes(chunk)
     return evidence  # its probes are a view of the digest's: tonight's new ones are in it

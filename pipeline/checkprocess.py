@@ -34,10 +34,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pipeline.check.kept import Kept
 from pipeline.errors import CheckProcessLost, Interrupted
 
 if TYPE_CHECKING:
+    from pipeline.check.kept import Kept
     from pipeline.check.stream import CheckStream
     from pipeline.config import Settings
     from pipeline.models import Observation, Validators
@@ -47,6 +47,7 @@ log = logging.getLogger("pipeline")
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
 _HEADER = struct.Struct("<Q")
+_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most (see _child)
 
 
 def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
@@ -92,6 +93,9 @@ class CheckProcess:
             self._unstarted = exc
         os.close(to_child)
         os.close(from_child)
+        # Only now, the child started: ``prestart`` runs first thing, and the child waits for no import here.
+        from pipeline.check.kept import Kept
+
         self._commands: BinaryIO | None = os.fdopen(commands, "wb")
         self._results: BinaryIO = os.fdopen(results, "rb")
         if self._child is None:
@@ -112,7 +116,7 @@ class CheckProcess:
         self._keep_pages = True
         self._settings: Settings | None = None
         self._unanswered: list[tuple[Any, ...]] = []  # batches sent before the child said it was ready
-        self._kept = Kept(keep_pages=True)  # the kept form of each (its equal strings shared)
+        self._kept: Kept = Kept(keep_pages=True)  # the kept form of each (its equal strings shared)
         self._here: CheckStream | None = None  # the check on a thread of this process, when no child started
 
     def start(
@@ -132,6 +136,8 @@ class CheckProcess:
         """
         self._settings, self._on_result, self._host_stats, self._stop = settings, on_result, host_stats, stop
         self._keep_pages = keep_pages
+        from pipeline.check.kept import Kept  # loaded by __init__, after the child started
+
         self._kept = Kept(keep_pages)
         if self._child is None:
             self._check_here(CheckProcessLost(f"the check's process could not start: {self._unstarted}"))
@@ -317,6 +323,9 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     first = _receive(commands)
     if first is None:
         return
+    # The event loop shares the interpreter lock with this thread (parsing each batch handed over) and the
+    # sender (pickling observations): with Python's 5 ms default, an answer could wait that long for it.
+    sys.setswitchinterval(_SWITCH_INTERVAL)
     _, settings, keep_pages = first
     waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
     lock = threading.Lock()

@@ -21,6 +21,7 @@ from pipeline.corpus import Article, read_article
 from pipeline.errors import FrontMatterError, Interrupted, ThroughMerge
 from pipeline.frontmatter.document import apply, write_atomic
 from pipeline.health.history import HistoryStore
+from pipeline.health.results import ResultTable
 from pipeline.links import extract_refs
 from pipeline.models import (
     Change,
@@ -78,6 +79,13 @@ def write_pass(
     changes: Spool[Change] = Spool()
     discovered: Spool[Change] = Spool()
     errors: list[FileError] = []
+    if not _any_may_edit(corpus, evidence, settings):
+        # Nothing to read, decide or stamp: the URLs' evidence generations are only compared for articles
+        # this pass decides, so not recording them tonight loses nothing (the next pass compares its
+        # evidence with the last one recorded).
+        if options.stop.is_set():
+            raise Interrupted
+        return changes, discovered, errors
     # An unchanged file whose evidence is what it was when it last needed no change needs none now.
     settings_key = "".join(
         section.model_dump_json() for section in (settings.metadata, settings.health, settings.links)
@@ -210,6 +218,21 @@ def _unchanged_since(stamp: str, key: str, urls: Iterable[str], marks: dict[str,
         return False
     decided_in = int(parts[1])
     return all(marks.get(url, _NEVER) <= decided_in for url in urls)
+
+
+def _any_may_edit(corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:
+    """Whether ``_may_edit`` can hold for any article, known without visiting each: on a check-only night
+    with no dead URL and no link-health block (the common one) it holds for none."""
+    if settings.metadata.enabled:
+        return True
+    if not settings.health.flag or evidence.outage:
+        return False
+    if corpus.flagged:
+        return True
+    results = evidence.results
+    if isinstance(results, ResultTable):  # the run's own: its statuses known without decoding a verdict
+        return LinkStatus.DEAD in results.statuses()
+    return any(result.status is LinkStatus.DEAD for result in results.values())
 
 
 def _may_edit(path: Path, corpus: Corpus, evidence: Evidence, settings: Settings) -> bool:

@@ -158,6 +158,23 @@ def test_the_tls_context_is_made_once_until_the_ca_bundle_changes(tmp_path: Path
     assert again is not first and again.get_ca_certs() != first.get_ca_certs()
 
 
+def test_without_a_ca_bundle_the_system_store_is_read_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no CA bundle and verification on, the TLS context is aiohttp's verified one (the system's CA
+    store it read when imported), checking hostnames; a new one is made once that is older than the TTL."""
+    from pipeline.check import http
+
+    monkeypatch.setattr(http, "_contexts", {})
+    made = _ssl_context(make_settings(tmp_path).http)
+    assert made is aiohttp.connector._SSL_CONTEXT_VERIFIED
+    assert made.verify_mode == ssl.CERT_REQUIRED and made.check_hostname
+    monkeypatch.setattr(http, "_contexts", {})
+    monkeypatch.setattr(http, "_IMPORTED", http._IMPORTED - http._CONTEXT_TTL_S)
+    fresh = _ssl_context(make_settings(tmp_path).http)
+    assert fresh is not made and fresh.verify_mode == ssl.CERT_REQUIRED
+
+
 def test_a_ca_bundle_replaced_with_its_old_mtime_still_gets_a_new_tls_context(tmp_path: Path) -> None:
     """A bundle swapped in keeping its mtime (cp -p, rsync -t) is still read again; verify off is its own."""
     _, ca = tls_material(tmp_path, ["127.0.0.1"])

@@ -89,3 +89,24 @@ def test_unkept_observations_reach_only_the_callback(local_site: LocalSite, tmp_
 
     assert sorted(seen) == sorted([local_site.url("/ok"), "http://"])
     assert list(found) == ["http://"]
+
+
+def test_a_batch_that_ended_the_check_is_the_error_finish_raises(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a batch ends the check before ``finish`` (its loop closed), later batches are let go and
+    ``finish`` raises that batch's error, not that the loop is closed."""
+    from pipeline.check import stream as stream_module
+
+    def broken_add(*args: object, **kwargs: object) -> None:
+        raise KeyError("inside the check")
+
+    monkeypatch.setattr(stream_module._Session, "add", broken_add)
+    stream = CheckStream(make_settings(tmp_path))
+    stream.start()
+    stream.put([local_site.url("/one")], {}, {})
+    stream._thread.join(timeout=10)  # the loop has ended, as it may before the caller's next call
+    assert not stream._thread.is_alive()
+    stream.put([local_site.url("/two")], {}, {})
+    with pytest.raises(KeyError, match="inside the check"):
+        stream.finish()

@@ -57,3 +57,45 @@ def test_check_only_rereads_only_articles_whose_flags_may_change(
     assert "linkHealth:" in (corpus / "dead.md").read_text(encoding="utf-8")
     assert "linkHealth" not in (corpus / "recovered.md").read_text(encoding="utf-8")
     assert (corpus / "healthy.md").read_bytes() == healthy_before
+
+
+def test_a_check_only_night_with_nothing_to_flag_skips_the_write_pass(
+    tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no dead URL and no link-health block, a check-only write pass visits no article and stores
+    nothing; with a dead URL it records the URLs' evidence as before (a refresh night compares with it)."""
+    from pipeline.health.history import HistoryStore
+
+    local_site.route("/up", body=b"ok")
+    local_site.route("/gone", status=404)
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    up = local_site.url("/up")
+    (corpus / "healthy.md").write_text(f'---\ntitle: a\nwebUrl: "{up}"\n---\n', encoding="utf-8")
+    settings = make_settings(
+        tmp_path,
+        corpus={"roots": [str(corpus)]},
+        health={"hard": {"runs": 1, "days": 0}},
+        metadata={"enabled": False},
+    )
+    visited: list[object] = []
+    real_may_edit = write._may_edit
+
+    def counting_may_edit(path: Path, *args: object) -> bool:
+        visited.append(path)
+        return real_may_edit(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write, "_may_edit", counting_may_edit)
+    options = RunOptions(now=lambda: DAY0, show_progress=False, mode="check-only", force=True)
+
+    assert refresh(settings, options, io.StringIO()).exit_code is ExitCode.OK
+    assert visited == []
+    with HistoryStore(settings.state.database) as store:
+        assert store.url_evidence() == {}
+
+    (corpus / "dead.md").write_text(f'---\ntitle: b\nwebUrl: "{local_site.url("/gone")}"\n---\n')
+    assert refresh(settings, options, io.StringIO()).exit_code is ExitCode.OK
+    assert sorted(Path(str(path)).name for path in visited) == ["dead.md", "healthy.md"]
+    with HistoryStore(settings.state.database) as store:
+        assert set(store.url_evidence()) == {up, local_site.url("/gone")}
+    assert "linkHealth:" in (corpus / "dead.md").read_text(encoding="utf-8")

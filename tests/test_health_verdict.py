@@ -277,3 +277,14 @@ def test_result_table_gives_back_equal_verdicts() -> None:
     assert table["https://a.example/3"] == LinkResult("https://a.example/3", LinkStatus.OK)
     del table["https://a.example/4"]
     assert "https://a.example/4" not in table and len(table) == 4
+
+
+def test_result_table_names_its_statuses_without_decoding() -> None:
+    """``statuses`` names every status a verdict holds, a packed one's and a whole one's (what the
+    check-only write pass asks: is any URL dead?)."""
+    table = ResultTable()
+    table["https://a.example/1"] = LinkResult("https://a.example/1", LinkStatus.OK, 200, checked_at=T0)
+    table["https://a.example/2"] = LinkResult("https://a.example/other", LinkStatus.FAILING)
+    assert table.statuses() == {LinkStatus.OK, LinkStatus.FAILING}
+    table["https://a.example/3"] = LinkResult("https://a.example/3", LinkStatus.DEAD, 404, checked_at=T0)
+    assert LinkStatus.DEAD in table.statuses()

@@ -1,10 +1,13 @@
-"""Spool: records kept in a temporary file, read back in order, by index, and equal to the held list."""
+"""Spool: records in a temporary file (a few held as they are), read back in order and by index."""
 
 from __future__ import annotations
 
 import os
 import pickle
 
+import pytest
+
+from pipeline import spool as spool_module
 from pipeline.runreport import LinkPlace, LinkRow
 from pipeline.spool import Spool
 
@@ -28,14 +31,33 @@ def test_spool_gives_back_what_was_appended_in_order() -> None:
     assert spool != rows[:-1] and spool != [*rows[:-1], rows[0]]
 
 
-def test_spool_keeps_records_in_a_file_not_in_memory() -> None:
-    """The records' bytes are in the spool's temporary file; appending after a read goes to its end."""
+def test_spool_keeps_records_in_a_file_not_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the records it holds, the records' bytes are in the spool's temporary file (those held first);
+    appending after a read goes to its end."""
+    monkeypatch.setattr(spool_module, "_IN_MEMORY", 40)
     spool = Spool(_rows(100))
+    assert spool._file is not None and spool._held is None
     size = os.fstat(spool._file.fileno()).st_size
     assert size > 100 * 50
     assert spool[5] == _rows(6)[5]
     spool.append(_rows(1)[0])
     assert len(spool) == 101 and spool[-1] == _rows(1)[0] and spool[99] == _rows(100)[99]
+    assert list(spool) == [*_rows(100), _rows(1)[0]]
+
+
+def test_a_small_spool_holds_its_records_and_has_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ``_IN_MEMORY`` records nothing is pickled; an iteration begun before the spool fills its
+    file still sees the records there when it began."""
+    monkeypatch.setattr(spool_module, "_IN_MEMORY", 40)
+    rows = _rows(39)
+    spool = Spool(rows)
+    assert spool._file is None and list(spool) == rows and spool[-1] is rows[-1]
+    reading = iter(spool)
+    assert next(reading) == rows[0]
+    spool.extend(_rows(2))  # the 40th record: every record goes to the file
+    assert spool._file is not None and os.fstat(spool._file.fileno()).st_size > 41 * 50
+    assert [rows[0], *reading] == rows
+    assert list(spool) == [*rows, *_rows(2)]
 
 
 def test_two_iterations_at_once_each_see_every_record() -> None:

@@ -44,6 +44,17 @@ def test_the_refresh_path_leaves_the_http_stack_and_the_parser_for_later() -> No
     assert loaded.stdout.split() == []
 
 
+def test_the_check_process_starts_before_the_records_are_loaded() -> None:
+    """``python -m pipeline refresh`` starts the check's process first thing: the module that starts it
+    loads none of the pipeline's records (``pipeline.models``) before the child is on its way."""
+    probe = "import sys; import pipeline.checkprocess; print('pipeline.models' in sys.modules)"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    assert loaded.stdout.split() == ["False"]
+
+
 def test_the_built_in_schedule_is_the_one_known_to_build() -> None:
     """Loading skips building the built-in schedule's trigger: it is the default and it builds."""
     built_in = ScheduleSettings()

@@ -16,6 +16,7 @@ the last observation is the one a single ``check_links`` call would have made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
@@ -83,7 +84,7 @@ class CheckStream:
             # Parsed here, on the caller's thread: on the loop, a batch's parsing held up every answer
             # waiting to be read (and so the next request on each of those connections) for milliseconds.
             targets = {url: _target(url) for url in urls}
-            self._loop.call_soon_threadsafe(self._add, targets, dict(fetch_body), dict(validators))
+            self._call(self._add, targets, dict(fetch_body), dict(validators))
 
     def _add(self, targets: _Targets, fetch_body: dict[str, int], validators: dict[str, Validators]) -> None:
         # On the loop: an error here would only be logged by asyncio, so it ends the check instead.
@@ -100,7 +101,7 @@ class CheckStream:
         Raises ``Interrupted`` within a fifth of a second of a stop request (the checks are cancelled).
         """
         if self._loop is not None and self._session is not None:
-            self._loop.call_soon_threadsafe(self._session.close)
+            self._call(self._session.close)
         while self._thread.is_alive():
             self._thread.join(_POLL)
             if self._stop is not None and self._stop.is_set():
@@ -118,10 +119,18 @@ class CheckStream:
 
     def cancel(self) -> None:
         """Stop checking now and wait for the check's thread to end."""
-        if self._loop is not None and self._task is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        if self._task is not None and self._thread.is_alive():
+            self._call(self._task.cancel)
         if self._thread.ident is not None:
             self._thread.join()
+
+    def _call(self, callback: Callable[..., object], *args: object) -> None:
+        """``callback(*args)`` on the check's loop; nothing once that loop has ended: the check failed (a
+        batch could not be queued) and ``finish`` raises why, not that the loop is closed."""
+        if self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            self._loop.call_soon_threadsafe(callback, *args)
 
     def _main(self) -> None:
         async def main() -> dict[str, Observation]:

@@ -98,6 +98,13 @@ class ResultTable(MutableMapping[str, LinkResult]):
             failure_kind,
         )
 
+    def statuses(self) -> set[LinkStatus]:
+        """The statuses of the verdicts, known without decoding any (a shape no verdict holds any longer,
+        one replaced or deleted, may still name its status)."""
+        found = {shape[0] for shape in self._shapes}
+        found.update(row.status for row in self._rows.values() if isinstance(row, LinkResult))
+        return found
+
     @property
     def shapes(self) -> int:
         """How many distinct shapes the verdicts stored so far have."""
