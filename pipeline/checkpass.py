@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pipeline import check, decide
+from pipeline import check, decide, reuse
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.extract.pages import PageReader
@@ -149,6 +149,9 @@ def check_pass(
     if not run.options.dry_run:
         run.store.record(judged, run.run_id, now)
         store_pages(run.store, digest, due_set, now)
+    # Quiet: nothing but the history to go on (a basis for reusing the last write pass, ``reuse``).
+    run.quiet = not due_set and not evidence_now and not digest.pages and not digest.refused
+    run.quiet = run.quiet and not digest.probes
     # What the rest of the run reads of the plan and the history; the whole records go (memory).
     # The plan's strings, not the observations' (copies unpickled from the check's process).
     run.observed = {url for url in run.results if url in evidence_now}
@@ -169,8 +172,8 @@ def _suspect(observations: dict[str, Observation], origin: dict[str, str], run: 
 
 def evidence_of(run: Run, digest: PageReader) -> Evidence:
     """Everything the decisions read: verdicts, page metadata (tonight's or stored), probes, archive
-    copies."""
-    pages, probes = known_pages(run.store, digest, run.plan.page_urls)
+    copies. On a quiet night like the last write pass's (``reuse``) the stored pages are read only when
+    something reads them."""
     corpus, options = run.corpus, run.options
     run.copies = find_copies(
         corpus.paths,
@@ -183,11 +186,24 @@ def evidence_of(run: Run, digest: PageReader) -> Evidence:
         options.dry_run,
         options.stop,
     )
-    return Evidence(run.results, pages, probes, run.outage is not None, archive.copy_urls(run.copies))
+    copies = archive.copy_urls(run.copies)
+    run.basis = reuse.basis(run, copies)
+    run.reuse = run.basis is not None and run.basis == run.store.evidence_basis()
+    if run.reuse:
+        stored = reuse.StoredEvidence(run.store, digest, run.plan.page_urls)
+        pages, probes = stored.pages, stored.probes
+    else:
+        pages, probes = known_pages(run.store, digest, run.plan.page_urls)
+    return Evidence(run.results, pages, probes, run.outage is not None, copies)
 
 
 def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
-    """Probe the images the decisions may write that no page probe measured yet; the evidence with them."""
+    """Probe the images the decisions may write that no page probe measured yet; the evidence with them.
+
+    Reusing a quiet night's evidence (``run.reuse``), there are none: that night's were none, and this
+    one's are made from the same corpus, settings and evidence."""
+    if run.reuse:
+        return evidence
     settings = run.settings
     wanted: set[str] = set()
     # An image is a candidate only beside a page's metadata: with none known (no page read tonight or
@@ -199,6 +215,7 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
     if not wanted:
         return evidence
     fetch_body = dict.fromkeys(sorted(wanted), settings.metadata.images.max_probe_bytes)
+    run.quiet, run.basis = False, None  # evidence of its own tonight: no basis to reuse
     del wanted  # the map of sizes is the one set of these images (a large corpus probes one per page)
     digest.expect_images(fetch_body.keys())
     _run_checks(

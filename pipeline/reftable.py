@@ -17,6 +17,7 @@ equal refs are equal. ``table.sketches`` is the same for the sketches, ``table.p
 
 from __future__ import annotations
 
+import hashlib
 import os
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -237,6 +238,16 @@ class RefTable(Mapping[Path, Sequence[LinkRef]]):
                     )
                 )
             yield name, refs
+
+    def digest(self) -> str:
+        """A digest of every article's path, refs and sketch: equal for the same corpus read again (the
+        same articles in the same order: the numbers and the tables of values they stand for are equal)."""
+        packed = hashlib.blake2b(digest_size=16)
+        for values in (self._names, self.texts.values, self._fields.values):
+            packed.update(repr(values).encode("utf-8", "surrogatepass"))
+        for numbers in (self._bounds, self._packed, self._sketch_bounds, self._sketches):
+            packed.update(len(numbers).to_bytes(8, "little") + numbers.tobytes())
+        return packed.hexdigest()
 
     def count(self, article: Path) -> int:
         """How many references the article has."""

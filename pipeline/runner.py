@@ -284,6 +284,8 @@ def _write(run: Run, evidence: Evidence, checked: Container[str]) -> None:
         run.out,
         run.store,
         urls=[*run.plan.urls, *run.plan.excluded],
+        basis=run.basis,
+        reuse=run.reuse,
     )
     log.info("%d changes in %.1f s", len(run.changes), time.perf_counter() - clock)
 

@@ -73,3 +73,8 @@ class Run:
     progress: Progress | None = None
     checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
     prepared: Prepared | None = None  # executor: celery: the check's dispatch, made ready during the read
+    # A quiet night (no due URL checked, no page read, no image probed) and what its evidence is made
+    # from (``pipeline.reuse``); ``reuse``: the last write pass's URL digests stand for it.
+    quiet: bool = False
+    basis: str | None = None
+    reuse: bool = False

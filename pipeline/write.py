@@ -59,13 +59,19 @@ def write_pass(
     out: TextIO,
     store: HistoryStore | None = None,
     urls: Iterable[str] = (),
+    *,
+    basis: str | None = None,
+    reuse: bool = False,
 ) -> tuple[Spool[Change], Spool[Change], list[FileError]]:
     """Re-read each article that names a URL in ``checked``, decide, and write it (or print its diff).
 
     An article naming no such URL has no evidence and is skipped; so is one whose file (size, mtime) and
     evidence are those it had when it last needed no change (recorded in ``store``): known without its
     digest when none of its URLs' evidence changed since (``urls``: every URL the corpus cites, whose
-    evidence digests are compared with the stored ones), else by its digest.
+    evidence digests are compared with the stored ones), else by its digest. ``basis``: what this
+    night's evidence is made from, when it is a quiet night (``pipeline.reuse``), recorded with the
+    digests; ``reuse``: the stored digests are this night's (the last write pass had this basis), so
+    none is computed and a settled article is skipped before anything of its evidence is read.
     Re-reading keeps memory flat on large corpora, and ``write_atomic`` compares the bytes on disk with
     the bytes this pass read, so an edit made meanwhile is never overwritten. Stops between files on request.
     """
@@ -88,7 +94,9 @@ def write_pass(
     key = hashlib.blake2b(f"{settings_key}{evidence.outage}".encode(), digest_size=8).hexdigest()
     generation, marks = 0, dict[str, int]()
     if store is not None and tracked:
-        generation, marks = _url_generations(store, urls, evidence, forget=not options.partial)
+        generation, marks = _url_generations(
+            store, urls, evidence, forget=not options.partial, basis=basis, reuse=reuse
+        )
     settled: list[tuple[bytes, int, int, str]] = []
     try:
         for path, decided in _with_rows(corpus, store):
@@ -98,6 +106,8 @@ def write_pass(
                 store.record_decided(settled)
                 settled = []
             urls = corpus.refs.normalized_urls(path)
+            if reuse and _settled(path, decided, key, urls, marks):
+                continue  # what the checks below would find, known without reading its evidence
             if path not in corpus.revisit and not any(url in checked for url in urls):
                 continue
             if not _may_edit(path, corpus, evidence, settings):
@@ -146,16 +156,26 @@ _NEVER = 1 << 62  # the generation of a URL whose evidence changed now or was ne
 
 
 def _url_generations(
-    store: HistoryStore, urls: Iterable[str], evidence: Evidence, *, forget: bool
+    store: HistoryStore,
+    urls: Iterable[str],
+    evidence: Evidence,
+    *,
+    forget: bool,
+    basis: str | None = None,
+    reuse: bool = False,
 ) -> tuple[int, dict[str, int]]:
     """This pass's evidence generation, and for each URL whose evidence is unchanged the earlier generation
     in which it last changed. A URL left out changed in this generation (later than any decision, as a URL
     never recorded): its digest differs from the stored one, which is then replaced.
 
-    ``forget``: the URLs are every URL of the corpus, so stored ones not among them go.
+    ``forget``: the URLs are every URL of the corpus, so stored ones not among them go. ``reuse``: the
+    stored digests are this evidence's (see ``write_pass``), so they stand when they are every URL's.
     """
     generation = store.next_generation()
     stored = store.url_evidence()
+    urls = list(urls)
+    if reuse and stored.keys() == set(urls):
+        return generation, {url: changed for url, (_, changed) in stored.items()}  # basis as stored
     marks: dict[str, int] = {}  # a cold night's URLs all changed: none kept here (memory)
     new: list[tuple[str, str, int]] = []
     for url in urls:
@@ -169,7 +189,25 @@ def _url_generations(
                 store.record_url_evidence(new)
                 new = []
     store.record_url_evidence(new, forget=stored if forget else ())
+    store.set_evidence_basis(basis if forget else None)
     return generation, marks
+
+
+def _settled(
+    path: Path, decided: dict[bytes, _Row], key: str, urls: list[str], marks: dict[str, int]
+) -> bool:
+    """Whether the article's file is the one it was decided on and none of its URLs' evidence changed
+    since (the common case on a quiet night): stat and its stored row, no evidence read."""
+    try:
+        stat = path.stat()
+    except OSError:  # the pass reports it, if it visits the article
+        return False
+    row = decided.get(os.fsencode(path))
+    return (
+        row is not None
+        and row[:2] == (stat.st_size, stat.st_mtime_ns)
+        and _unchanged_since(row[2], key, urls, marks)
+    )
 
 
 def _unchanged_since(stamp: str, key: str, urls: Iterable[str], marks: dict[str, int]) -> bool:

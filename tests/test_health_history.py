@@ -309,7 +309,7 @@ def test_share_probes_find_their_pages_by_index_also_in_an_older_history(tmp_pat
         plan = db.execute(
             "EXPLAIN QUERY PLAN UPDATE pages SET image_alive = 1 WHERE image_url = ?", ("x",)
         ).fetchall()
-    assert any("USING INDEX pages_image_url" in row[-1] for row in plan), plan
+    assert any(" INDEX pages_image_url " in row[-1] for row in plan), plan  # (COVERING) INDEX
 
 
 def test_decided_articles_round_trip_with_any_file_name(tmp_path: Path) -> None:
@@ -358,17 +358,17 @@ def test_an_unversioned_history_is_migrated_in_place(tmp_path: Path) -> None:
     assert _version(path) == 0
 
     with HistoryStore(path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         assert store.load([URL])[URL].status == LinkStatus.DEAD
         [run] = store.list_runs(5)
         store.record_pages([_page(URL, URL, description="kept")])
 
-    assert run["kind"] == "complete" and _version(path) == 2
+    assert run["kind"] == "complete" and _version(path) == 3
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"links", "runs", "archive", "pages", "page_urls", "decided", "files"} <= tables
     with HistoryStore(path) as store:  # a second open finds it current and changes nothing
-        assert store.schema_version == 2 and store.list_runs(5)[0]["id"] == "old"
+        assert store.schema_version == 3 and store.list_runs(5)[0]["id"] == "old"
 
 
 def test_a_history_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ def test_a_history_from_a_newer_pipeline_is_refused(tmp_path: Path) -> None:
         db.execute("CREATE TABLE runs (id TEXT PRIMARY KEY, started_at TEXT NOT NULL, mode TEXT NOT NULL)")
         db.execute("PRAGMA user_version = 99")
 
-    with pytest.raises(PathUnusable, match="schema version 99, newer than this pipeline's 2"):
+    with pytest.raises(PathUnusable, match="schema version 99, newer than this pipeline's 3"):
         HistoryStore(path)
     assert _version(path) == 99
     with sqlite3.connect(path) as db:

@@ -109,7 +109,7 @@ def test_an_old_postgres_history_is_migrated(new_database: Callable[[], str], tm
         db.execute("INSERT INTO schema_version VALUES (1)")
 
     with HistoryStore(tmp_path / "unused", url=url) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == 3
         [run] = store.list_runs(5)
     assert run["id"] == "old" and run["kind"] == "complete"
 

@@ -48,6 +48,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.reftable"],
     ["pipeline.readpass"],
     ["pipeline.runstate"],
+    ["pipeline.reuse"],
     ["pipeline.checkpass", "pipeline.write", "pipeline.overlap"],
     ["pipeline.runner"],
     ["pipeline.job", "pipeline.validate", "pipeline.scheduler"],

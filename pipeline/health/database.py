@@ -23,7 +23,7 @@ from pipeline.text import iso
 # The schema's version, kept in SQLite's user_version. 0: a file from before versions were kept; 1: the
 # versioned schema of the first releases (missing tables were created on open); each later version is one
 # entry of _MIGRATIONS, applied in order, once, in the transaction that records the new version.
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 
 
 _REMEDY = "make it writable by the user running the pipeline, or point state.dir (--state-dir) elsewhere"
@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS evidence_generation (  -- one row: the write pass of 
     id INTEGER PRIMARY KEY,
     generation INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evidence_writes (  -- one row: rows written to links, pages, page_urls, archive
+    id INTEGER PRIMARY KEY,
+    count INTEGER NOT NULL  -- counted by triggers (SQLite; _COUNTED), so a writer outside a run counts too
+);
 CREATE TABLE IF NOT EXISTS files (  -- each article file's read-pass result, reused while it is unchanged
     path BLOB PRIMARY KEY,  -- os.fsencode of the path as discovered
     size INTEGER NOT NULL,
@@ -114,7 +118,25 @@ CREATE INDEX IF NOT EXISTS pages_image_url ON pages (image_url);
 # Columns added after the first release: (version that added it, table, column, declaration). A file of
 # version 1 may already hold one (version 1 added columns without recording it), so each is added only
 # when missing.
-_MIGRATIONS = ((2, "runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),)
+_MIGRATIONS = (
+    (2, "runs", "kind", "TEXT NOT NULL DEFAULT 'complete'"),
+    # What the URL digests of the last write pass were made from, when a quiet night made them (write.py)
+    (3, "evidence_generation", "basis", "TEXT"),
+)
+
+# Every write to a table the evidence is read from counts one up in ``evidence_writes``: a night whose
+# count is the one the last write pass saw (and whose corpus and settings are the same) may reuse that
+# pass's URL digests without reading every stored page (pipeline.reuse). SQLite only: a PostgreSQL history
+# counts nothing, and its nights always read the pages.
+_COUNTED = (
+    "".join(
+        f"CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_counted AFTER {op} ON {table}"
+        " BEGIN UPDATE evidence_writes SET count = count + 1 WHERE id = 1; END;\n"
+        for table in ("links", "pages", "page_urls", "archive")
+        for op in ("INSERT", "UPDATE", "DELETE")
+    )
+    + "INSERT OR IGNORE INTO evidence_writes (id, count) VALUES (1, 0);\n"
+)
 
 
 def _unusable(path: Path, exc: Exception, doing: str) -> PathUnusable:
@@ -289,7 +311,7 @@ class Database:
                 "upgrade the pipeline, or point state.dir (--state-dir) at another history",
             )
         # Missing tables; idempotent, so safe outside the transaction.
-        self._db.executescript(postgres.ddl(_SCHEMA) if self._postgres else _SCHEMA)
+        self._db.executescript(postgres.ddl(_SCHEMA) if self._postgres else _SCHEMA + _COUNTED)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if self._postgres:  # two coordinators upgrading at once: the second waits, then finds it done

@@ -48,11 +48,31 @@ class ReadCache(Database):
         """A new evidence generation, greater than every one handed out before (one per write pass)."""
         with self._transaction():
             self._db.execute(
-                "INSERT INTO evidence_generation VALUES (1, 1)"
+                "INSERT INTO evidence_generation (id, generation) VALUES (1, 1)"
                 " ON CONFLICT (id) DO UPDATE SET generation = evidence_generation.generation + 1"
             )
             rows = self._db.execute("SELECT generation FROM evidence_generation WHERE id = 1").fetchall()
         return int(rows[0][0])
+
+    def evidence_writes(self) -> int | None:
+        """How many rows the tables the evidence is read from have had written (None: not counted)."""
+        if self._postgres:
+            return None
+        rows = self._db.execute("SELECT count FROM evidence_writes WHERE id = 1").fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def evidence_basis(self) -> str | None:
+        """What the last write pass's URL digests were made from, when it was a quiet night (else None)."""
+        try:
+            rows = self._db.execute("SELECT basis FROM evidence_generation WHERE id = 1").fetchall()
+        except sqlite3.OperationalError:  # a read-only (dry-run) open of a history from before it
+            return None
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def set_evidence_basis(self, basis: str | None) -> None:
+        """Record what this write pass's URL digests were made from (None: not reusable)."""
+        with self._transaction():
+            self._db.execute("UPDATE evidence_generation SET basis = ? WHERE id = 1", (basis,))
 
     def url_evidence(self) -> dict[str, tuple[str, int]]:
         """Every URL's stored evidence digest and the generation in which it last changed."""
