@@ -212,5 +212,6 @@ def probe_images(run: Run, digest: PageReader, evidence: Evidence) -> Evidence:
         keep=False,  # what the probes measured is in the digest; their observations are not read
     )
     if not run.options.dry_run:
-        run.store.record_share_probes(share_probes(evidence.pages, digest.probes))
+        for chunk in share_probes(evidence.pages, digest.probes):
+            run.store.record_share_probes(chunk)
     return evidence  # its probes are a view of the digest's: tonight's new ones are in it

@@ -7,7 +7,7 @@ page's metadata and every probe known now. Settings: none.
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from pipeline.extract.pages import PageReader, PageTable, ProbeTable
@@ -56,10 +56,15 @@ def known_pages(
     return pages, ChainMap(digest.probes, probes)
 
 
+_SHARE_PROBES = 5000  # share images' probes stored at once
+
+
 def share_probes(
     pages: Mapping[str, PageMeta], probes: Mapping[str, ImageProbe]
-) -> dict[str, tuple[bool, int | None, int | None]]:
-    """What this run's probes showed about each page's share image, by the image URL the page declares."""
+) -> Iterator[dict[str, tuple[bool, int | None, int | None]]]:
+    """What this run's probes showed about each page's share image, by the image URL the page declares: a
+    chunk of images at a time (a large corpus has a share image per page; an image two chunks name is
+    stored twice, the same)."""
     found: dict[str, tuple[bool, int | None, int | None]] = {}
     for meta in pages.values():
         if not meta.images:
@@ -68,4 +73,8 @@ def share_probes(
         probe = probes.get(normalize_url(declared)[0] or "")
         if probe is not None:
             found[declared] = (probe.alive, probe.width, probe.height)
-    return found
+            if len(found) >= _SHARE_PROBES:
+                yield found
+                found = {}
+    if found:
+        yield found
