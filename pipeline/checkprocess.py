@@ -29,7 +29,6 @@ import struct
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -47,7 +46,7 @@ log = logging.getLogger("pipeline")
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
 _HEADER = struct.Struct("<Q")
-_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most (see _child)
+_SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most (see checkchild)
 
 
 def _send(out: BinaryIO, message: tuple[Any, ...]) -> None:
@@ -314,88 +313,6 @@ def _stop_untaken() -> None:
         untaken.cancel()
 
 
-def _child(commands: BinaryIO, results: BinaryIO) -> None:
-    """The child's body: a ``CheckStream`` fed from the command pipe, its observations sent back."""
-    import queue
-
-    from pipeline.check.stream import CheckStream
-
-    first = _receive(commands)
-    if first is None:
-        return
-    # The event loop shares the interpreter lock with this thread (parsing each batch handed over) and the
-    # sender (pickling observations): with Python's 5 ms default, an answer could wait that long for it.
-    sys.setswitchinterval(_SWITCH_INTERVAL)
-    _, settings, keep_pages = first
-    waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
-    lock = threading.Lock()
-    sent: set[str] = set()  # the URLs observed: the parent keeps the observations, this process only these
-
-    def sender() -> None:
-        # Off the event loop: the observations go back in batches of whatever came meanwhile.
-        while True:
-            batch = [waiting.get()]
-            while not waiting.empty():
-                batch.append(waiting.get())
-            kept = [obs for obs in batch if obs is not None]
-            sent.update(obs.url for obs in kept)
-            if kept:
-                with lock:
-                    _send(results, ("observations", kept))
-            if batch[-1] is None:
-                return
-
-    host_stats: dict[str, HostStats] = {}
-    stream = CheckStream(
-        settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats, keep_observations=False
-    )
-    sending = threading.Thread(target=sender, name="send-results", daemon=True)
-    sending.start()
-    stream.start()
-    with lock:
-        _send(results, ("ready",))
-
-    def finish() -> None:
-        message: tuple[Any, ...]
-        try:
-            stream.finish()
-        except BaseException as exc:
-            message = ("error", _picklable(exc), traceback.format_exc())
-        else:
-            message = ("done", sent, host_stats)  # their URLs (see CheckProcess._observed), once all are sent
-        waiting.put(None)
-        sending.join()  # every observation before the outcome
-        with lock:
-            _send(results, message)
-        os._exit(0)
-
-    while True:
-        command = _receive(commands)
-        if command is None:  # the parent cancelled, or is gone: no request more
-            stream.cancel()
-            return
-        if command[0] == "put":
-            stream.put(command[1], command[2], command[3])
-        else:  # "finish": the checks end on a thread of their own, this one still watches the pipe
-            threading.Thread(target=finish, name="finish", daemon=True).start()
-
-
-def _picklable(exc: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
-    return exc
-
-
-def main(commands_fd: int, results_fd: int) -> None:
-    """The child process (see ``_CHILD``)."""
-    commands, results = open(commands_fd, "rb"), open(results_fd, "wb")  # noqa: SIM115 (see os._exit)
-    with contextlib.suppress(BrokenPipeError):  # the parent is gone
-        _child(commands, results)
-    os._exit(0)  # no interpreter teardown (every message was flushed as it was sent): not worth its time
-
-
 # SIGINT and SIGTERM are ignored before anything is imported: a Ctrl-C while the child starts up must not
 # print a traceback (an ignored SIGINT also keeps Python from installing its KeyboardInterrupt handler).
 # The folder holding this pipeline/ goes first on sys.path unless it is there already (an installed
@@ -407,7 +324,7 @@ _CHILD = (
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "signal.signal(signal.SIGTERM, signal.SIG_IGN); sys.modules['httpx._main'] = None; "
     "sys.path.insert(0, sys.argv[3]) if sys.argv[3] not in sys.path else None; "
-    "from pipeline.checkprocess import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+    "from pipeline.checkchild import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 
 __all__ = ["CheckProcess", "prestart", "spawn"]

@@ -3,9 +3,9 @@
 A night over a large corpus makes one report row per unique URL and one change row per changed field;
 held as objects they cost kilobytes per article. A spool pickles each record to a temporary file as it is
 added and keeps only its offset (8 bytes a record), so the report is built, stored and rendered a row at a
-time (``report/build.py`` makes the spools; every format iterates them). A small spool (fewer than
-``_IN_MEMORY`` records) holds its records as they are and has no file: what it would save is less than
-pickling each record and reading it back costs.
+time (``report/build.py`` makes the spools; every format iterates them). A small spool (records weighing
+less than ``_IN_MEMORY`` together) holds its records as they are and has no file: what it would save is
+less than pickling each record and reading it back costs.
 
 Reads and writes: one unnamed temporary file (``tempfile.TemporaryFile``: removed from the folder at once,
 so a killed run leaves nothing behind). Settings: none. A spool equals any list, tuple or spool holding
@@ -29,14 +29,23 @@ _CHUNK = 1 << 20  # bytes read at a time when iterating
 # a small corpus) is then built, stored and rendered without pickling each row and reading it back twice
 # (about 0.1 s of the tail after the last answer on `pipeline bench --check-only`'s 5,000 links). A report
 # row is about 600 bytes, but the peak RSS of a run at 10,000 articles measured 8-11 MB higher (README).
+# The bound is a weight, not a count: the report weighs a link row by its places, so rows of a URL cited
+# by every article (a tag page, an author) go to the file at once instead of being held 8,191 at a time.
 _IN_MEMORY = 8192
+
+
+def _one(_item: object) -> int:
+    return 1
 
 
 class Spool(Sequence[T], Generic[T]):
     """Records appended one at a time to a temporary file; read back in order, or one by index."""
 
-    def __init__(self, items: Iterable[T] = ()) -> None:
-        self._held: list[T] | None = []  # the first records, until there are _IN_MEMORY: then the file's
+    def __init__(self, items: Iterable[T] = (), weigh: Callable[[T], int] = _one) -> None:
+        """``weigh``: a record's share of the ``_IN_MEMORY`` held before the file is used (1 each)."""
+        self._held: list[T] | None = []  # the first records, until they weigh _IN_MEMORY: then the file's
+        self._weigh = weigh
+        self._weight = 0
         self._file: IO[bytes] | None = None
         self._closer: Callable[[], object] | None = None
         self._offsets = array("q")
@@ -46,7 +55,8 @@ class Spool(Sequence[T], Generic[T]):
     def append(self, item: T) -> None:
         if self._held is not None:
             self._held.append(item)
-            if len(self._held) >= _IN_MEMORY:
+            self._weight += self._weigh(item)
+            if self._weight >= _IN_MEMORY:
                 self._spill()
             return
         self._write(item)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipeline.config import HealthSettings, Threshold
+from pipeline.config import ArchiveSettings, HealthSettings, Threshold
+from pipeline.health.archive import candidates
 from pipeline.health.results import ResultTable
 from pipeline.health.verdict import carried, detect_outage, is_due, judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, UrlHistory
@@ -288,3 +289,19 @@ def test_result_table_names_its_statuses_without_decoding() -> None:
     assert table.statuses() == {LinkStatus.OK, LinkStatus.FAILING}
     table["https://a.example/3"] = LinkResult("https://a.example/3", LinkStatus.DEAD, 404, checked_at=T0)
     assert LinkStatus.DEAD in table.statuses()
+
+
+def test_archive_candidates_from_a_result_table_are_those_of_its_decoded_verdicts() -> None:
+    """The archive's candidates picked from packed verdicts (without decoding) equal those picked from the
+    same verdicts held whole: dead, and failing only when configured; a verdict kept whole counts too."""
+    table = ResultTable()
+    for n, status in enumerate([LinkStatus.OK, LinkStatus.DEAD, LinkStatus.FAILING, LinkStatus.DEAD]):
+        url = f"https://a.example/{n}"
+        table[url] = LinkResult(url, status, 404 if status is LinkStatus.DEAD else 200, checked_at=T0)
+    table["https://a.example/9"] = LinkResult("https://a.example/moved", LinkStatus.DEAD, 410)
+    table["https://a.example/1"] = LinkResult("https://a.example/1", LinkStatus.OK, 200, checked_at=T0)
+    for failing in (False, True):
+        settings = ArchiveSettings(failing=failing)
+        assert candidates(table, settings) == candidates(dict(table.items()), settings)
+    assert candidates(table, ArchiveSettings()) == ["https://a.example/3", "https://a.example/9"]
+    assert list(table.with_status({LinkStatus.FAILING})) == ["https://a.example/2"]

@@ -21,6 +21,7 @@ LAYERS: list[list[str]] = [
         "pipeline.models",
         "pipeline.runreport",
         "pipeline.spool",
+        "pipeline.packed",
         "pipeline.memory",
     ],
     # Settings, and the rules read with them (status acceptance, ignore files, the cron line).
@@ -38,7 +39,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.corpus"],
     ["pipeline.links"],
     ["pipeline.plan"],
-    ["pipeline.check", "pipeline.check.*", "pipeline.checkprocess"],
+    ["pipeline.check", "pipeline.check.*", "pipeline.checkprocess", "pipeline.checkchild"],
     ["pipeline.extract", "pipeline.extract.*"],
     ["pipeline.health", "pipeline.health.*"],
     # The distributed engine: the check, page reading and the shared history, sent to worker processes.

@@ -196,3 +196,25 @@ def test_plan_and_counts_read_in_place_are_those_of_the_records() -> None:
     assert plan.urls == ["https://a.test/x", "https://a.test/i.png"] and plan.excluded
     assert counts(table, plan, ["https://a.test/x"], []) == counts(records, plan, ["https://a.test/x"], [])
     assert counts(table, plan, [], []).invalid == 1
+
+
+def test_the_digest_hashed_a_slice_at_a_time_tells_corpora_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal for the same corpus read again; different for a renamed article or a changed URL, also where
+    the values fall in other slices of a column."""
+    import pipeline.reftable as reftable
+
+    monkeypatch.setattr(reftable, "_DIGEST_SLICE", 2)
+
+    def digest(names: list[str], url: str = "https://a.test/x") -> str:
+        table = RefTable()
+        for name in names:
+            article = Path(name)
+            table.add(article, [LinkRef(article, "webUrl", url, url, line=7, path=("webUrl",))])
+        table.seal()
+        return table.digest()
+
+    names = [f"/c/{n}.md" for n in range(5)]
+    assert digest(names) == digest(list(names))
+    assert digest(names) != digest([*names[:4], "/c/x.md"])
+    assert digest(names) != digest(names, "https://a.test/y")
+    assert digest(["/c/ab.md", "/c/c.md"]) != digest(["/c/a.md", "/c/bc.md"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from localsite import make_settings
 
-from pipeline import hostkey
+from pipeline import hostkey, spool
 from pipeline.models import LinkRef, LinkResult, LinkStatus, host_key
 from pipeline.reftable import RefTable
 from pipeline.report import build, files
@@ -93,3 +94,44 @@ def test_host_keys_worked_out_once_per_origin_are_those_of_each_whole_url() -> N
     assert keys == [hostkey._parsed_host_key(url) for url in urls + urls]
     # The second time round every URL's origin is known (the one with a tab is parsed whole).
     assert hostkey._origin_host_key.cache_info().hits >= len(urls) - 1
+
+
+def test_link_rows_of_urls_cited_by_many_articles_are_not_held_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's spool weighs a link row by its places: two URLs cited by 50 articles each go to the
+    file, though two rows are far fewer than the records a spool holds as they are."""
+    monkeypatch.setattr(spool, "_IN_MEMORY", 40)
+    shared = ["https://tag.test/a", "https://tag.test/b"]
+    table = RefTable()
+    for n in range(50):
+        article = Path(f"/c/{n:02}.md")
+        table.add(
+            article,
+            [
+                LinkRef(article, f"related[{i}].webUrl", u, u, line=9, path=("related", i, "webUrl"))
+                for i, u in enumerate(shared)
+            ],
+        )
+    table.seal()
+    report = build.build_report(
+        run_id="20261101T030000Z-ab12",
+        started=NOW,
+        finished=NOW,
+        exit_code=0,
+        mode="refresh",
+        outage=None,
+        settings=make_settings(tmp_path),
+        articles=50,
+        refs=table,
+        results={u: LinkResult(u, LinkStatus.OK, 200, checked_at=NOW) for u in shared},
+        previous={},
+        excluded={},
+        changes=(),
+        discovered=(),
+        refused_pages=(),
+        errors=(),
+    )
+    links = report.links
+    assert isinstance(links, spool.Spool) and links._file is not None and links._held is None
+    assert [row.url for row in links] == shared and all(len(row.articles) == 50 for row in links)

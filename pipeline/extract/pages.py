@@ -18,14 +18,15 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Callable, Container, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Container, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from pipeline.extract.guard import looks_like_error_page
 from pipeline.models import ANSWERED, ImageMeta, ImageProbe, Observation, PageMeta
+from pipeline.packed import PackedMap
 
 log = logging.getLogger("pipeline")
 
@@ -235,29 +236,7 @@ class SharedPages:
 _NUL, _NONE = "\x00", "\x01"  # the packed fields' separator, and a field that is None
 
 
-_Value = TypeVar("_Value")
-_Row = TypeVar("_Row")
-
-
-class _Packed(MutableMapping[str, _Value], Generic[_Value, _Row]):
-    """A map by URL whose values a subclass keeps packed in ``_rows`` (set, get); the rest is the dict's."""
-
-    _rows: dict[str, _Row]
-
-    def __delitem__(self, url: str) -> None:
-        del self._rows[url]
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._rows
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-
-class PageTable(_Packed[PageMeta, bytes | PageMeta]):
+class PageTable(PackedMap[PageMeta, bytes | PageMeta]):
     """Page metadata by normalized URL, each page packed into one ``bytes`` and decoded when read.
 
     A run keeps the metadata of every page it cites from the check to the end of the write pass (about a
@@ -327,7 +306,7 @@ class PageTable(_Packed[PageMeta, bytes | PageMeta]):
 _SIDE = 40  # bits per packed pixel dimension (plus one: 0 is None)
 
 
-class ProbeTable(_Packed[ImageProbe, int | ImageProbe]):
+class ProbeTable(PackedMap[ImageProbe, int | ImageProbe]):
     """Image probes by normalized URL, each packed into one integer and decoded when read.
 
     A run keeps a probe of about every image it cites (the share image of each page among them) until the

@@ -31,6 +31,7 @@ from typing import Any
 from pipeline.check.retry import parse_retry_after
 from pipeline.config import ArchiveSettings, Settings
 from pipeline.errors import ArchiveUnavailable
+from pipeline.health.results import ResultTable
 from pipeline.models import LinkResult, LinkStatus, Snapshot
 
 log = logging.getLogger("pipeline")
@@ -41,6 +42,8 @@ _END_OF_DAY = datetime.max.time().replace(microsecond=0)  # 23:59:59
 def candidates(results: Mapping[str, LinkResult], settings: ArchiveSettings) -> list[str]:
     """Links whose verdict asks for an archive copy: dead (and failing, when configured); sorted."""
     wanted = {LinkStatus.DEAD} | ({LinkStatus.FAILING} if settings.failing else set())
+    if isinstance(results, ResultTable):  # the run's own verdicts: none decoded
+        return sorted(results.with_status(wanted))
     return sorted(url for url, result in results.items() if result.status in wanted)
 
 

@@ -16,10 +16,11 @@ stored (its URL the key's string); a verdict whose URL is not its key is kept as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Collection, Iterator
 from datetime import datetime
 
 from pipeline.models import LinkResult, LinkStatus
+from pipeline.packed import PackedMap
 
 # What a verdict holds besides its URL and final URL, in ``LinkResult``'s order.
 _Shape = tuple[
@@ -36,7 +37,7 @@ _Shape = tuple[
 _NO_FINAL, _FINAL_IS_URL, _FINAL_OTHER = 0, 1, 2
 
 
-class ResultTable(MutableMapping[str, LinkResult]):
+class ResultTable(PackedMap[LinkResult, int | LinkResult]):
     """Verdicts by normalized URL, each packed into the number of its shape; decoded when read."""
 
     def __init__(self) -> None:
@@ -105,6 +106,14 @@ class ResultTable(MutableMapping[str, LinkResult]):
         found.update(row.status for row in self._rows.values() if isinstance(row, LinkResult))
         return found
 
+    def with_status(self, wanted: Collection[LinkStatus]) -> Iterator[str]:
+        """The URLs whose verdict has one of the ``wanted`` statuses, found without decoding a verdict
+        (a scan of every verdict, as the archive's candidates are picked each night)."""
+        numbers = {number for number, shape in enumerate(self._shapes) if shape[0] in wanted}
+        for url, row in self._rows.items():
+            if row.status in wanted if isinstance(row, LinkResult) else row >> 2 in numbers:
+                yield url
+
     @property
     def shapes(self) -> int:
         """How many distinct shapes the verdicts stored so far have."""
@@ -113,12 +122,3 @@ class ResultTable(MutableMapping[str, LinkResult]):
     def __delitem__(self, url: str) -> None:
         del self._rows[url]
         self._finals.pop(url, None)
-
-    def __contains__(self, url: object) -> bool:
-        return url in self._rows
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)

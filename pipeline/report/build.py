@@ -145,6 +145,11 @@ def _places(
     return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
 
 
+def _weight_of_places(row: LinkRow) -> int:
+    """A link row's weight in its spool: its places hold most of its memory."""
+    return max(1, len(row.articles))
+
+
 def build_report(
     *,
     run_id: str,
@@ -177,7 +182,7 @@ def build_report(
     of a million links is never held whole."""
     copies = archive or {}
     names, spots, index, invalid = _index(refs)
-    links: Spool[LinkRow] = Spool()
+    links: Spool[LinkRow] = Spool(weigh=_weight_of_places)
     by_status = dict.fromkeys(STATUSES, 0)
     dead_now = back = 0
     for url in sorted(index):
