@@ -12,6 +12,7 @@ from pipeline import hostkey, spool
 from pipeline.models import LinkRef, LinkResult, LinkStatus, host_key
 from pipeline.reftable import RefTable
 from pipeline.report import build, files
+from pipeline.runreport import RunReport
 
 NOW = datetime(2026, 11, 1, 3, tzinfo=UTC)
 
@@ -30,30 +31,39 @@ def _refs(article: Path, n: int) -> list[LinkRef]:
     ]
 
 
-def _json(refs: object, tmp_path: Path) -> str:
-    settings = make_settings(tmp_path)
-    urls = {f"https://h{n % 3}.test/a/{n}" for n in range(6)} | {
-        f"http://shared.test:8080/p/{n}" for n in (0, 1)
-    }
-    results = {url: LinkResult(url, LinkStatus.OK, 200, checked_at=NOW) for url in urls}
-    results["http://shared.test:8080/p/1"] = LinkResult("http://shared.test:8080/p/1", LinkStatus.DEAD, 404)
-    report = build.build_report(
+def _report(refs: object, results: dict[str, LinkResult], tmp_path: Path, **extra: object) -> RunReport:
+    return build.build_report(
         run_id="20261101T030000Z-ab12",
         started=NOW,
         finished=NOW,
         exit_code=0,
         mode="refresh",
         outage=None,
-        settings=settings,
-        articles=6,
+        settings=make_settings(tmp_path),
+        articles=len(refs),  # type: ignore[arg-type]
         refs=refs,  # type: ignore[arg-type]
         results=results,
-        previous={"http://shared.test:8080/p/1": LinkStatus.FAILING},
-        excluded={"https://skip.test/x": "excluded by a rule"},
+        previous=extra.get("previous", {}),  # type: ignore[arg-type]
+        excluded=extra.get("excluded", {}),  # type: ignore[arg-type]
         changes=(),
         discovered=(),
         refused_pages=(),
         errors=(),
+    )
+
+
+def _json(refs: object, tmp_path: Path) -> str:
+    urls = {f"https://h{n % 3}.test/a/{n}" for n in range(6)} | {
+        f"http://shared.test:8080/p/{n}" for n in (0, 1)
+    }
+    results = {url: LinkResult(url, LinkStatus.OK, 200, checked_at=NOW) for url in urls}
+    results["http://shared.test:8080/p/1"] = LinkResult("http://shared.test:8080/p/1", LinkStatus.DEAD, 404)
+    report = _report(
+        refs,
+        results,
+        tmp_path,
+        previous={"http://shared.test:8080/p/1": LinkStatus.FAILING},
+        excluded={"https://skip.test/x": "excluded by a rule"},
     )
     return "".join(files.json_chunks(report))
 
@@ -114,24 +124,7 @@ def test_link_rows_of_urls_cited_by_many_articles_are_not_held_in_memory(
             ],
         )
     table.seal()
-    report = build.build_report(
-        run_id="20261101T030000Z-ab12",
-        started=NOW,
-        finished=NOW,
-        exit_code=0,
-        mode="refresh",
-        outage=None,
-        settings=make_settings(tmp_path),
-        articles=50,
-        refs=table,
-        results={u: LinkResult(u, LinkStatus.OK, 200, checked_at=NOW) for u in shared},
-        previous={},
-        excluded={},
-        changes=(),
-        discovered=(),
-        refused_pages=(),
-        errors=(),
-    )
+    report = _report(table, {u: LinkResult(u, LinkStatus.OK, 200, checked_at=NOW) for u in shared}, tmp_path)
     links = report.links
     assert isinstance(links, spool.Spool) and links._file is not None and links._held is None
     assert [row.url for row in links] == shared and all(len(row.articles) == 50 for row in links)
