@@ -273,7 +273,7 @@ def test_result_table_gives_back_equal_verdicts() -> None:
         table[url] = result
 
     assert dict(table) == results
-    assert table.shapes == 3  # the two alike verdicts are one shape; the odd one has none
+    assert table.shapes == 2  # the two alike verdicts are one shape; the redirected and the odd one have none
     table["https://a.example/3"] = LinkResult("https://a.example/3", LinkStatus.OK)  # its final URL goes
     assert table["https://a.example/3"] == LinkResult("https://a.example/3", LinkStatus.OK)
     del table["https://a.example/4"]
@@ -305,3 +305,22 @@ def test_archive_candidates_from_a_result_table_are_those_of_its_decoded_verdict
         assert candidates(table, settings) == candidates(dict(table.items()), settings)
     assert candidates(table, ArchiveSettings()) == ["https://a.example/3", "https://a.example/9"]
     assert list(table.with_status({LinkStatus.FAILING})) == ["https://a.example/2"]
+
+
+def test_result_table_keeps_a_redirected_verdict_whole_without_a_shape_of_its_own() -> None:
+    """A verdict with redirects (its reason names its target) adds no shape, and reads back equal."""
+    table = ResultTable()
+    for n in range(3):
+        url, target = f"https://a.example/{n}", f"https://b.example/{n}"
+        table[url] = LinkResult(
+            url,
+            LinkStatus.OK,
+            200,
+            target,
+            (target,),
+            f"after a permanent redirect to {target}",
+            checked_at=T0,
+        )
+    assert table.shapes == 0
+    assert table["https://a.example/2"].final_url == "https://b.example/2"
+    assert table["https://a.example/1"].redirects == ("https://b.example/1",)

@@ -11,7 +11,8 @@ one (kept beside it). A few dozen shapes make a number Python keeps as a shared 
 then costs its map entry alone.
 
 Reads and writes: nothing but memory. Settings: none. Reading gives a ``LinkResult`` equal to the one
-stored (its URL the key's string); a verdict whose URL is not its key is kept as it is.
+stored (its URL the key's string); a verdict whose URL is not its key, or that was redirected, is kept
+as it is.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class ResultTable(PackedMap[LinkResult, int | LinkResult]):
 
     def __setitem__(self, url: str, result: LinkResult) -> None:
         self._finals.pop(url, None)
-        if result.url != url:
+        # A redirected verdict's redirects and reason name its own targets: a shape of its own would cost
+        # more than the verdict held whole.
+        if result.url != url or result.redirects:
             self._rows[url] = result
             return
         shape: _Shape = (
