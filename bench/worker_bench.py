@@ -3,7 +3,7 @@
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
                                            [--profile FOLDER [--profile-workers]] [--logs FOLDER]
-                                           [--ab FOLDER] [--settle SECONDS]
+                                           [--ab FOLDER] [--settle SECONDS] [--max-other CORES]
 
 Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -29,7 +29,9 @@ FOLDER`` samples the coordinator (``--profile-workers``: every worker and its po
 every configuration once more with that package, coordinator and workers, right after this tree's: an
 A/B that sees the same moment's load. ``--settle SECONDS`` starts each run only once the machine's other
 work has fallen below a quarter of a core (or after that long): the interleaving still spreads what is
-left over every configuration, and each run's line says what ran beside it.
+left over every configuration, and each run's line says what ran beside it. ``--max-other CORES`` runs a
+configuration again (up to 3 times) when other work took more than that many cores on average beside it;
+every run is printed, the medians count the last run of each.
 """
 
 from __future__ import annotations
@@ -232,6 +234,7 @@ def _ready(workers: Workers) -> None:
 
 
 _QUIET_CORES = 0.25  # --settle: the other work a run may start beside
+_AGAIN = 3  # --max-other: a run beside more other work than that is run again at most this many times
 
 
 def _settle(limit_s: float) -> tuple[float, float]:
@@ -343,6 +346,11 @@ def main() -> int:
         help=f"before each run, wait up to this long for the machine's other work to fall below"
         f" {_QUIET_CORES:g} cores (the work running beside each run is printed either way)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-other", type=float, metavar="CORES",
+        help=f"run a configuration again (up to {_AGAIN} times; every run is printed) when the machine's"
+        " other work during it took more than this many cores on average",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
     _SPY_FORMAT[0] = args.profile_format
@@ -433,14 +441,27 @@ def main() -> int:
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = tree  # the children's (workers, coordinator) package
-                    one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
+                    for attempt in range(1 + _AGAIN):
+                        one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
+                        cores = one["cpu_others"] / one["seconds"]
+                        busy = args.max_other is not None and cores > args.max_other
+                        again = busy and attempt < _AGAIN
+                        print(
+                            f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s (check"
+                            f" {one['check_seconds']:.1f} s; other work on the machine meanwhile:"
+                            f" {one['cpu_others']:.1f} CPU s, {cores:.2f} cores)"
+                            + (
+                                " - not counted, run again"
+                                if again
+                                else " - kept, still busy"
+                                if busy
+                                else ""
+                            ),
+                            flush=True,
+                        )
+                        if not again:
+                            break
                     runs[key].append(one)
-                    print(
-                        f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s (check"
-                        f" {one['check_seconds']:.1f} s; other work on the machine meanwhile:"
-                        f" {one['cpu_others']:.1f} CPU s)",
-                        flush=True,
-                    )
             print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
             results = {key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _, _ in plan}
             for tag, _ in trees:
