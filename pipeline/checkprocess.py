@@ -6,12 +6,12 @@ Beside the read pass, the check's event loop and the reading thread took turns a
 answer waited for the read pass to let go of it, and the read pass for each answer. In a child interpreter the
 check has a core of its own. The child is a fresh interpreter (``python -c``, not a fork: the parent may run
 threads already), started before it is needed (``prestart``, first thing in ``python -m pipeline refresh``),
-so that its imports (aiohttp, httpx, the settings) run on the other core while the parent still starts up.
+so that its imports (aiohttp, httpx) run on the other core while the parent still starts up.
 This module imports none of them: the parent does not need the HTTP stack to hand the check over.
 
-Two pipes, each message a length and a pickle. To the child: the settings, batches of URLs (``put``), then
-``finish``; the end of that pipe (the parent cancelled, or died) cancels the check and the child exits at
-once. From the child: each observation as it comes (the caller's ``on_result`` sees it on this module's
+Two pipes, each message a length and a pickle. To the child: the settings as plain data (``plain``: no
+pydantic in the child), batches of URLs (``put``), then ``finish``; the end of that pipe (the parent
+cancelled, or died) cancels the check and the child exits at once. From the child: each observation as it comes (the caller's ``on_result`` sees it on this module's
 reading thread), then every observation and the per-host figures, or the error the check ended with. The
 child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): a stop request is the parent's
 to act on, and it cancels the child. A child that dies (killed, out of memory) ends the check with
@@ -31,6 +31,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pipeline.errors import CheckProcessLost, Interrupted
@@ -141,7 +142,7 @@ class CheckProcess:
         if self._child is None:
             self._check_here(CheckProcessLost(f"the check's process could not start: {self._unstarted}"))
             return
-        self._command(("start", settings, keep_pages))
+        self._command(("start", plain(settings), keep_pages))
         self._reader.start()
 
     def put(
@@ -281,6 +282,28 @@ class CheckProcess:
                 error: BaseException = message[1]
                 error.add_note(f"in the check's process:\n{message[2]}")
                 return error
+
+
+def plain(value: Any) -> Any:
+    """Settings as the child reads them: each model a ``SimpleNamespace`` of its fields' values and its own
+    properties (``http.agent``), lists and dicts of those, other values as they are.
+
+    The check reads its settings and never builds them; unpickling the models would load pydantic and the
+    settings' models in the child (60-80 ms of its start-up, before its first request). The values are the
+    model's own, so every setting keeps its one definition (and its default) in ``pipeline.config``.
+    """
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict):
+        names = [*fields]
+        for cls in type(value).__mro__:
+            if not cls.__module__.startswith(("pydantic", "builtins")):
+                names.extend(name for name, member in vars(cls).items() if isinstance(member, property))
+        return SimpleNamespace(**{name: plain(getattr(value, name)) for name in names})
+    if isinstance(value, list | tuple):
+        return type(value)(plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 _early: list[CheckProcess] = []  # started by ``prestart``, taken by the next ``spawn``
