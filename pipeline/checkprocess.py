@@ -11,11 +11,12 @@ This module imports none of them: the parent does not need the HTTP stack to han
 
 Two pipes, each message a length and a pickle. To the child: the settings as plain data (``plain``: no
 pydantic in the child), batches of URLs (``put``), then ``finish``; the end of that pipe (the parent
-cancelled, or died) cancels the check and the child exits at once. From the child: each observation as it comes (the caller's ``on_result`` sees it on this module's
-reading thread), then every observation and the per-host figures, or the error the check ended with. The
-child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): a stop request is the parent's
-to act on, and it cancels the child. A child that dies (killed, out of memory) ends the check with
-``CheckProcessLost``; one that cannot start leaves the check to a thread of the parent, as before.
+cancelled, or died) cancels the check and the child exits at once. From the child: each observation as it
+comes (the caller's ``on_result`` sees it on this module's reading thread), then every observation and the
+per-host figures, or the error the check ended with. The child ignores SIGINT and SIGTERM (a Ctrl-C reaches
+the whole process group): a stop request is the parent's to act on, and it cancels the child. A child that
+dies (killed, out of memory) ends the check with ``CheckProcessLost``; one that cannot start leaves the check
+to a thread of the parent, as before.
 """
 
 from __future__ import annotations
