@@ -174,7 +174,7 @@ class CheckProcess:
                 self._check_here(self._unready_failure())
         if self._here is not None:
             return self._here.finish()
-        self.cancel()  # the child has exited or is about to: its pipes and its process are let go
+        self._let_go()
         outcome, self._outcome = self._outcome, None
         if isinstance(outcome, BaseException):
             raise outcome
@@ -214,15 +214,28 @@ class CheckProcess:
         self._close_commands()
         if self._child is None:
             return
+        self._reap()
+        if self._reader.ident is not None:
+            self._reader.join()
+        else:
+            self._results.close()
+
+    def _let_go(self) -> None:
+        """After the child's last message: its pipes closed; it exits by itself, reaped on a thread meanwhile
+        (the run's tail waited 5-8 ms for its exit, the kernel tearing down its heap)."""
+        self._close_commands()
+        if self._reader.ident is not None:
+            self._reader.join()
+        if self._child is not None:
+            threading.Thread(target=self._reap, name="check-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
+        assert self._child is not None
         try:
             self._child.wait(timeout=5)
         except subprocess.TimeoutExpired:  # stuck (it exits at once when it sees the pipe end)
             self._child.kill()
             self._child.wait()
-        if self._reader.ident is not None:
-            self._reader.join()
-        else:
-            self._results.close()
 
     def _close_commands(self) -> None:
         with self._lock:

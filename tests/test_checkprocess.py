@@ -375,3 +375,27 @@ def test_the_check_process_loads_no_pydantic(local_site: LocalSite, tmp_path: Pa
     expected = sorted((url, obs.outcome.value, obs.http_status) for url, obs in stream.finish().items())
     assert outcomes == str(expected)
     assert loaded == ""
+
+
+def test_finish_does_not_wait_for_the_child_to_exit(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finish`` returns once the child's last message is in, not after its exit; the child is reaped."""
+    local_site.route("/ok", body=b"fine")
+    # The same child, whose exit after its last message takes two seconds.
+    lingering = "import os, time; _exit = os._exit; os._exit = lambda code: (time.sleep(2), _exit(code)); "
+    monkeypatch.setattr(checkprocess, "_CHILD", lingering + checkprocess._CHILD)
+    check = checkprocess.CheckProcess()
+    assert check._child is not None
+    check.start(make_settings(tmp_path))
+    check.put([local_site.url("/ok")], {}, {})
+    started = time.monotonic()
+    found = check.finish()
+    waited = time.monotonic() - started
+
+    assert [(obs.outcome.value, obs.http_status) for obs in found.values()] == [("success", 200)]
+    assert waited < 1.5 and check._child.poll() is None  # still exiting
+    deadline = time.monotonic() + 10
+    while check._child.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert check._child.returncode == 0  # reaped by the parent: no zombie left
