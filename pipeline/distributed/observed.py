@@ -59,7 +59,8 @@ _TABLES = ("dist_observations", "dist_shards", "dist_counts")
 # Whether everything _SCHEMA makes is there already: one read, no lock. Each DDL statement of _SCHEMA locks
 # its table even when there is nothing to do (``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` takes an ACCESS
 # EXCLUSIVE lock on ``dist_observations``), so a task starting would wait on every other worker's insert in
-# flight, and hold up the next ones and the coordinator's reads meanwhile.
+# flight, and hold up the next ones and the coordinator's reads meanwhile. A table, index or column added to
+# _SCHEMA must be asked for here too, or a database made before it never gets it.
 _SCHEMA_PRESENT = (
     "SELECT to_regclass('dist_jobs') IS NOT NULL AND to_regclass('dist_shards') IS NOT NULL"
     " AND to_regclass('dist_counts') IS NOT NULL AND to_regclass('dist_observations_seq') IS NOT NULL"
