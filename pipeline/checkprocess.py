@@ -181,7 +181,7 @@ class CheckProcess:
         self._arrived.clear()
         if self._here is not None:
             return self._here.finish()
-        self.cancel()  # the child has exited or is about to: its pipes and its process are let go
+        self._let_go()
         outcome, self._outcome = self._outcome, None
         if isinstance(outcome, BaseException):
             raise outcome
@@ -230,6 +230,18 @@ class CheckProcess:
             self._reader.join()
         else:
             self._results.close()
+
+    def _let_go(self) -> None:
+        """The checks ended: the pipes closed, and the child, exiting on its own, reaped on a thread.
+
+        Waiting for its exit here (the kernel freeing a second interpreter's memory) held the verdicts up
+        by about 7 ms after the last answer; ``cancel`` still waits for it.
+        """
+        self._close_commands()
+        if self._reader.ident is not None:
+            self._reader.join()
+        if self._child is not None:
+            threading.Thread(target=self._child.wait, name="check-reaper", daemon=True).start()
 
     def _close_commands(self) -> None:
         with self._lock:

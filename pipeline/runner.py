@@ -355,6 +355,7 @@ def _finish(run: Run) -> RunOutcome:
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
+    store.checkpoint_aside()  # while the report files are written
     return _write_reports(run, run_report, stored, summary)
 
 
