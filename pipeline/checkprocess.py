@@ -6,16 +6,17 @@ Beside the read pass, the check's event loop and the reading thread took turns a
 answer waited for the read pass to let go of it, and the read pass for each answer. In a child interpreter the
 check has a core of its own. The child is a fresh interpreter (``python -c``, not a fork: the parent may run
 threads already), started before it is needed (``prestart``, first thing in ``python -m pipeline refresh``),
-so that its imports (aiohttp, httpx, the settings) run on the other core while the parent still starts up.
+so that its imports (aiohttp, httpx) run on the other core while the parent still starts up.
 This module imports none of them: the parent does not need the HTTP stack to hand the check over.
 
-Two pipes, each message a length and a pickle. To the child: the settings, batches of URLs (``put``), then
-``finish``; the end of that pipe (the parent cancelled, or died) cancels the check and the child exits at
-once. From the child: each observation as it comes (the caller's ``on_result`` sees it on this module's
-reading thread), then every observation and the per-host figures, or the error the check ended with. The
-child ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group): a stop request is the parent's
-to act on, and it cancels the child. A child that dies (killed, out of memory) ends the check with
-``CheckProcessLost``; one that cannot start leaves the check to a thread of the parent, as before.
+Two pipes, each message a length and a pickle. To the child: the settings as plain data (``plain``: no
+pydantic in the child), batches of URLs (``put``), then ``finish``; the end of that pipe (the parent
+cancelled, or died) cancels the check and the child exits at once. From the child: each observation as it
+comes (the caller's ``on_result`` sees it on this module's reading thread), then every observation and the
+per-host figures, or the error the check ended with. The child ignores SIGINT and SIGTERM (a Ctrl-C reaches
+the whole process group): a stop request is the parent's to act on, and it cancels the child. A child that
+dies (killed, out of memory) ends the check with ``CheckProcessLost``; one that cannot start leaves the check
+to a thread of the parent, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pipeline.errors import CheckProcessLost, Interrupted
@@ -144,7 +146,7 @@ class CheckProcess:
         if self._child is None:
             self._check_here(CheckProcessLost(f"the check's process could not start: {self._unstarted}"))
             return
-        self._command(("start", settings, keep_pages))
+        self._command(("start", plain(settings), keep_pages))
         self._reader.start()
 
     def put(
@@ -221,15 +223,28 @@ class CheckProcess:
         self._close_commands()
         if self._child is None:
             return
+        self._reap()
+        if self._reader.ident is not None:
+            self._reader.join()
+        else:
+            self._results.close()
+
+    def _let_go(self) -> None:
+        """After the child's last message: its pipes closed; it exits by itself, reaped on a thread meanwhile
+        (the run's tail waited 5-8 ms for its exit, the kernel tearing down its heap)."""
+        self._close_commands()
+        if self._reader.ident is not None:
+            self._reader.join()
+        if self._child is not None:
+            threading.Thread(target=self._reap, name="check-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
+        assert self._child is not None
         try:
             self._child.wait(timeout=5)
         except subprocess.TimeoutExpired:  # stuck (it exits at once when it sees the pipe end)
             self._child.kill()
             self._child.wait()
-        if self._reader.ident is not None:
-            self._reader.join()
-        else:
-            self._results.close()
 
     def _let_go(self) -> None:
         """The checks ended: the pipes closed, and the child, exiting on its own, reaped on a thread.
@@ -303,6 +318,28 @@ class CheckProcess:
                 error: BaseException = message[1]
                 error.add_note(f"in the check's process:\n{message[2]}")
                 return error
+
+
+def plain(value: Any) -> Any:
+    """Settings as the child reads them: each model a ``SimpleNamespace`` of its fields' values and its own
+    properties (``http.agent``), lists and dicts of those, other values as they are.
+
+    The check reads its settings and never builds them; unpickling the models would load pydantic and the
+    settings' models in the child (60-80 ms of its start-up, before its first request). The values are the
+    model's own, so every setting keeps its one definition (and its default) in ``pipeline.config``.
+    """
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict):
+        names = [*fields]
+        for cls in type(value).__mro__:
+            if not cls.__module__.startswith(("pydantic", "builtins")):
+                names.extend(name for name, member in vars(cls).items() if isinstance(member, property))
+        return SimpleNamespace(**{name: plain(getattr(value, name)) for name in names})
+    if isinstance(value, list | tuple):
+        return type(value)(plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 _early: list[CheckProcess] = []  # started by ``prestart``, taken by the next ``spawn``

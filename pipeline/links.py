@@ -17,11 +17,13 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-from pipeline.config import LinkSettings
 from pipeline.models import FieldPath, LinkRef, format_field_path
+
+if TYPE_CHECKING:  # the settings are read, never built, here: the check's process loads no pydantic
+    from pipeline.config import LinkSettings
 
 _SCHEMES = {"http", "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from localsite import LocalSite, make_settings
@@ -298,3 +300,102 @@ def test_an_error_in_the_child_says_where_it_was_raised(
         stream.finish()
     notes = "".join(getattr(raised.value, "__notes__", []))
     assert "in the check's process" in notes and "broken_add" in notes
+
+
+def _namespace_dict(value: object) -> object:
+    if isinstance(value, SimpleNamespace):
+        return {name: _namespace_dict(item) for name, item in vars(value).items()}
+    if isinstance(value, dict):
+        return {key: _namespace_dict(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_namespace_dict(item) for item in value]
+    return value
+
+
+def test_the_settings_reach_the_child_as_plain_data_with_the_models_values(tmp_path: Path) -> None:
+    """``plain`` keeps every field's value (nested models, per-host rules) and the models' properties."""
+    settings = make_settings(
+        tmp_path,
+        http={
+            "contact": "ops@example.org",
+            "hosts": {"example.com": {"accept": "200..=299", "headers": {"X": "1"}}},
+        },
+    )
+    sent = checkprocess.plain(settings)
+
+    values = _namespace_dict(sent)
+    assert isinstance(values, dict)
+    properties = {
+        ("http", "agent"): settings.http.agent,
+        ("state", "database"): settings.state.database,
+        ("state", "lock_file"): settings.state.lock_file,
+        ("celery", "leases"): settings.celery.leases,
+    }
+    assert {(section, name): values[section].pop(name) for section, name in properties} == properties
+    assert values == settings.model_dump()
+    assert sent.http.hosts["example.com"].headers == {"X": "1"}
+
+
+def test_the_check_process_loads_no_pydantic(local_site: LocalSite, tmp_path: Path) -> None:
+    """The child's imports and the settings it is sent load neither pydantic nor the settings' models, and
+    a check made with those settings observes what one made with the models does."""
+    local_site.route("/ok", body=b"fine")
+    local_site.route("/gone", status=404)
+    settings = make_settings(tmp_path)
+    urls = [local_site.url("/ok"), local_site.url("/gone")]
+    probe = textwrap.dedent(
+        """
+        import pickle, sys
+        sys.modules["httpx._main"] = None  # as the child does (checkprocess._CHILD)
+        import pipeline.checkchild
+        from pipeline.check.stream import CheckStream
+        settings, urls = pickle.loads(sys.stdin.buffer.read())
+        stream = CheckStream(settings)
+        stream.start()
+        stream.put(urls, {}, {})
+        found = stream.finish()
+        print(sorted((url, obs.outcome.value, obs.http_status) for url, obs in found.items()))
+        print(" ".join(name for name in ("pydantic", "pipeline.config") if name in sys.modules))
+        """
+    )
+    home = str(Path(checkprocess.__file__).resolve().parents[1])
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}  # no test sitecustomize
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", probe],
+        input=pickle.dumps((checkprocess.plain(settings), urls)),
+        capture_output=True,
+        check=True,
+        env={**env, "PYTHONPATH": home},
+        cwd=tmp_path,
+    )
+    outcomes, loaded = done.stdout.decode().splitlines()
+    stream = CheckStream(settings)
+    stream.start()
+    stream.put(urls, {}, {})
+    expected = sorted((url, obs.outcome.value, obs.http_status) for url, obs in stream.finish().items())
+    assert outcomes == str(expected)
+    assert loaded == ""
+
+
+def test_finish_does_not_wait_for_the_child_to_exit(
+    local_site: LocalSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finish`` returns once the child's last message is in, not after its exit; the child is reaped."""
+    local_site.route("/ok", body=b"fine")
+    # The same child, whose exit after its last message takes two seconds.
+    lingering = "import os, time; _exit = os._exit; os._exit = lambda code: (time.sleep(2), _exit(code)); "
+    monkeypatch.setattr(checkprocess, "_CHILD", lingering + checkprocess._CHILD)
+    check = checkprocess.CheckProcess()
+    assert check._child is not None
+    check.start(make_settings(tmp_path))
+    check.put([local_site.url("/ok")], {}, {})
+    started = time.monotonic()
+    found = check.finish()
+    waited = time.monotonic() - started
+
+    assert [(obs.outcome.value, obs.http_status) for obs in found.values()] == [("success", 200)]
+    assert waited < 1.5 and check._child.poll() is None  # still exiting
+    deadline = time.monotonic() + 10
+    while check._child.returncode is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert check._child.returncode == 0  # reaped by the parent: no zombie left

@@ -132,7 +132,7 @@ def test_other_settings_or_a_vanished_file_are_not_served_from_the_history(
 
 def test_the_process_pool_read_equals_the_single_process_read(tmp_path: Path) -> None:
     """Above the threshold the read runs in two processes; paths, refs, sketches, flags and errors equal."""
-    root, _ = _corpus(tmp_path, 40)
+    root, _ = _corpus(tmp_path, 560)  # more than the first batches, which are parsed here
     serial = collect(make_settings(tmp_path, corpus={"roots": [str(root)], "read_processes": 1}))
     pooled_settings = make_settings(
         tmp_path,
@@ -146,39 +146,42 @@ def test_the_process_pool_read_equals_the_single_process_read(tmp_path: Path) ->
 
 
 def test_the_pool_is_used_only_above_the_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below pool_min_files the files are parsed in this process; at or above it, in worker processes."""
-    root, _ = _corpus(tmp_path, 10)
+    """Below pool_min_files the files are parsed in this process; at or above it, all but the first batches
+    (the first 500, read while the others are still being found) in worker processes."""
+    root, _ = _corpus(tmp_path, 560)
     reads = _counting(monkeypatch)  # only this process's reads are seen
     collect(
         make_settings(
             tmp_path,
-            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 13, "pool_min_bytes": 0},
+            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 563, "pool_min_bytes": 0},
         )
     )
-    assert len(reads) == 12
+    assert len(reads) == 562
+    first = reads[:500]
     reads.clear()
     collect(
         make_settings(
             tmp_path,
-            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 12, "pool_min_bytes": 0},
+            corpus={"roots": [str(root)], "read_processes": 2, "pool_min_files": 562, "pool_min_bytes": 0},
         )
     )
-    assert reads == []
+    assert reads == first
 
 
 def test_small_files_are_parsed_here_below_pool_min_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files holding fewer than pool_min_bytes in all are parsed in this process; at or above, in workers."""
-    root, _ = _corpus(tmp_path, 10)
+    """Files holding fewer than pool_min_bytes in all are parsed in this process; at or above, in workers
+    (all but the first batches)."""
+    root, _ = _corpus(tmp_path, 560)
     total = sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
     reads = _counting(monkeypatch)
     corpus = {"roots": [str(root)], "read_processes": 2, "pool_min_files": 1}
     collect(make_settings(tmp_path, corpus={**corpus, "pool_min_bytes": total + 1}))
-    assert len(reads) == 12
+    assert len(reads) == 562
     reads.clear()
     collect(make_settings(tmp_path, corpus={**corpus, "pool_min_bytes": total}))
-    assert reads == []
+    assert len(reads) == 500
 
 
 def test_a_stop_request_ends_the_pool_read_with_what_it_has(tmp_path: Path) -> None:
@@ -211,7 +214,8 @@ def test_a_read_only_history_from_before_the_files_table_reads_every_file(tmp_pa
 
 
 def test_the_first_batch_handed_on_is_small_and_the_later_ones_full(tmp_path: Path) -> None:
-    """``on_batch`` sees 50 articles first (their URLs start the checks sooner), then 500 at a time."""
+    """``on_batch`` sees 50, 150 and 300 articles first (their URLs start the checks sooner), then 500 at
+    a time."""
     root = tmp_path / "c"
     root.mkdir()
     for n in range(560):
@@ -221,8 +225,31 @@ def test_the_first_batch_handed_on_is_small_and_the_later_ones_full(tmp_path: Pa
 
     corpus = collect(settings, on_batch=lambda _corpus, paths: sizes.append(len(paths)))
 
-    assert sizes == [50, 500, 10]
+    assert sizes == [50, 150, 300, 60]
     assert len(corpus.paths) == 560
+
+
+def test_the_first_batch_is_handed_on_before_the_other_files_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first 50, 150 and 300 files are read and handed on as they are found, before the rest of the
+    corpus is; the read is the same."""
+    _, settings = _corpus(tmp_path, 600)
+    whole = collect(settings)
+    found: list[object] = []
+    real = readpass.discover
+
+    def counting(*args: object) -> object:
+        for hit in real(*args):  # type: ignore[arg-type]
+            found.append(hit)
+            yield hit
+
+    monkeypatch.setattr(readpass, "discover", counting)
+    seen_then: list[int] = []
+    corpus = collect(settings, on_batch=lambda _corpus, _paths: seen_then.append(len(found)))
+
+    assert seen_then == [50, 200, 500, 602]
+    _same(corpus, whole)
 
 
 def test_kept_refs_and_sketches_equal_the_documents(tmp_path: Path) -> None:

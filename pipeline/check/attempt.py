@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, wait_exponential_jitter
@@ -24,8 +25,10 @@ from pipeline.check.http import (
 )
 from pipeline.check.queue import STALL_AFTER, Host, HostQueue
 from pipeline.check.retry import outcome_for_status, parse_retry_after
-from pipeline.config import Settings
 from pipeline.models import FetchedPage, Observation, Outcome, Validators, host_key
+
+if TYPE_CHECKING:  # the settings are read, never built, here: the check's process loads no pydantic
+    from pipeline.config import Settings
 
 _PERMANENT = frozenset({301, 308})
 _HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -14,7 +14,7 @@ import itertools
 import threading
 from collections import ChainMap, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
@@ -24,10 +24,12 @@ from pipeline.check.hosts import HostControl
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, add_probes
-from pipeline.config import Settings
 from pipeline.errors import Interrupted
 from pipeline.models import Observation, Outcome, Validators, host_key
 from pipeline.runreport import HostStats
+
+if TYPE_CHECKING:  # the settings are read, never built, here: the check's process loads no pydantic
+    from pipeline.config import Settings
 
 
 def _target(url: str) -> tuple[str, httpx.URL] | Observation:

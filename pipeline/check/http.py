@@ -29,7 +29,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
@@ -38,9 +38,11 @@ from aiohttp.connector import Connection
 from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 
-from pipeline.config import HttpSettings, Settings
 from pipeline.errors import AddressRefused
 from pipeline.links import ends_in_number, whatwg_ipv4
+
+if TYPE_CHECKING:  # the settings are read, never built, here: the check's process loads no pydantic
+    from pipeline.config import HttpSettings, Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -28,10 +29,12 @@ from pipeline.check.batch import _few_collections, _new_host, _target
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
 from pipeline.check.workers import Workers, probe_of
-from pipeline.config import Settings
 from pipeline.errors import Interrupted
 from pipeline.models import Observation, Validators
 from pipeline.runreport import HostStats
+
+if TYPE_CHECKING:  # the settings are read, never built, here: the check's process loads no pydantic
+    from pipeline.config import Settings
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
 _Targets = dict[str, tuple[str, httpx.URL] | Observation]  # URL -> its host key and parsed form (``_target``)

@@ -1,0 +1,224 @@
+"""Timeline of ``pipeline refresh --check-only`` on ``pipeline bench``'s workload; prints figures only.
+
+The same server, URLs and articles as ``pipeline bench --check-only`` (``pipeline.tools.bench``), the same
+command; the server also notes when its first and last requests arrived (``time.monotonic``, one clock for
+every process on Linux), so each run prints its whole time and where it went: from the command's start to
+its first request, the requests' span, and from the last answer to the command's exit.
+
+``--home DIR`` (repeatable) runs the pipeline found in DIR (a checkout holding ``pipeline/``); with several,
+their runs are interleaved round by round, so a machine whose load drifts treats them alike. Medians at the
+end. ``--trace`` also notes, in every process of the command, when chosen events happened (the first import of
+some modules, the first and the 50th and last article opened, the history's database connected, the first
+connection to the server, the exit) through an audit hook installed by a ``sitecustomize`` module: it costs a
+little itself, so the plain runs' figures are the ones to quote. Run under ``chrt -r 1`` for figures a loaded
+machine can still compare.
+
+    .venv/bin/python bench/startup_bench.py --repeat 5 --home /tmp/before --home . [--trace]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.tools.bench import _SERVER, _urls
+
+# The server's handler also notes its first and last request's arrival (not the stats' own).
+_STAMPED = _SERVER.replace(
+    'async def handle(request):\n    if request.path == "/__stats":\n'
+    "        return web.json_response(seen)\n",
+    "STAMPS = []\n"
+    "async def handle(request):\n"
+    '    if request.path == "/__stats":\n'
+    '        return web.json_response({"first": STAMPS[0] if STAMPS else None, "last": STAMPS[-1] if STAMPS '
+    'else None, "count": len(STAMPS)})\n'
+    '    if request.path == "/__reset":\n'
+    "        STAMPS.clear()\n"
+    "        return web.json_response({})\n"
+    "    STAMPS.append(time.monotonic())\n",
+)
+assert _STAMPED != _SERVER, "pipeline.tools.bench's server changed: update the timeline's stamp"
+
+# In every process of the command: an audit hook writing "pid seconds event" lines for chosen events.
+_SITE = r"""
+import os, sys, time
+_out = os.open(os.environ["STARTUP_TRACE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+_pid = os.getpid()
+_WATCHED = {"pipeline.cli", "pipeline.config", "pipeline.runner", "pipeline.check.stream", "aiohttp",
+            "httpx", "pydantic", "pipeline.checkchild", "pipeline.health.history", "jinja2",
+            "pipeline.report.render"}
+_seen = set()
+_articles = [0]
+def _note(what):
+    os.write(_out, f"{_pid} {time.monotonic():.6f} {what}\n".encode())
+def _hook(event, args):
+    if event == "import":
+        name = args[0]
+        if name in _WATCHED and name not in _seen:
+            _seen.add(name)
+            _note("import " + name)
+    elif event == "open":
+        path = args[0]
+        if isinstance(path, str) and path.endswith(".md") and "/corpus/" in path:
+            _articles[0] += 1
+            if _articles[0] in (1, 50, 5000):
+                _note(f"article {_articles[0]} opened")
+    elif event == "sqlite3.connect":
+        _note("sqlite3.connect")
+    elif event == "socket.connect" and "connect" not in _seen:
+        _seen.add("connect")
+        _note("first connect")
+    elif event == "os._exit" or event == "sys.exit":
+        _note(event)
+sys.addaudithook(_hook)
+_note("started")
+"""
+
+
+def _corpus(work: Path, urls: list[str], hosts: int, per_host: int) -> Path:
+    """The articles and settings of ``pipeline.tools.bench._refresh_check_only``; the settings' path."""
+    corpus = work / "corpus"
+    corpus.mkdir()
+    for n, url in enumerate(urls):
+        (corpus / f"{n:06d}.md").write_text(f'---\ntitle: "Article {n}"\nampWebUrl: "{url}"\n---\nBody\n')
+    config = {
+        "corpus": {"roots": [str(corpus)]},
+        "http": {
+            "allow_networks": ["127.0.0.0/8"],
+            "max_concurrency": max(hosts * per_host, 1),
+            "per_host_concurrency": per_host,
+        },
+        "retry": {"attempts": 2, "backoff_initial": 0.1},
+        "health": {"archive": {"enabled": False}},
+        "state": {"dir": str(work / "state")},
+        "reports": {"dir": str(work / "reports")},
+    }
+    (work / "pipeline.yaml").write_text(json.dumps(config))
+    return work / "pipeline.yaml"
+
+
+def _get(port: int, path: str) -> dict[str, float | None]:
+    with urllib.request.urlopen(f"http://127.0.0.2:{port}{path}", timeout=10) as answer:
+        result: dict[str, float | None] = json.loads(answer.read())
+    return result
+
+
+def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, object]:
+    """One run of the command from ``home``; its figures (seconds from its start)."""
+    _get(port, "/__reset")
+    env = {**os.environ, "PYTHONPATH": str(home)}
+    if trace is not None:
+        env["PYTHONPATH"] = f"{trace.parent / 'site'}:{home}"
+        env["STARTUP_TRACE"] = str(trace)
+    state = config.parent / "state"
+    if state.exists():  # each run on a fresh history, as the bench's
+        subprocess.run(["rm", "-rf", str(state), str(config.parent / "reports")], check=True)
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=home,  # ``-m`` puts the current folder first on sys.path
+    )
+    ended = time.monotonic()
+    stamps = _get(port, "/__stats")
+    first, last = stamps["first"], stamps["last"]
+    figures: dict[str, object] = {
+        "home": str(home),
+        "exit": done.returncode,
+        "seconds": ended - started,
+        "first": (first - started) if first is not None else None,
+        "span": (last - first) if first is not None and last is not None else None,
+        "after": (ended - last) if last is not None else None,
+        "requests": stamps["count"],
+    }
+    if done.returncode != 0 or os.environ.get("STARTUP_DEBUG"):
+        figures["stderr"] = done.stderr[-1500:]
+    events = [
+        (float(at) - started, pid, what)
+        for _, pid, at, what in (
+            line.split(" ", 3) for line in done.stderr.splitlines() if line.startswith("TL ")
+        )
+    ]
+    if trace is not None:
+        for line in trace.read_text().splitlines():
+            pid, at, what = line.split(" ", 2)
+            events.append((float(at) - started, pid, what))
+        trace.unlink()
+    if events:
+        figures["events"] = sorted(events)
+    return figures
+
+
+def main() -> int:
+    """Run the rounds and print each run and the medians."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--home", action="append", type=Path, help="a checkout holding pipeline/")
+    parser.add_argument("--trace", action="store_true", help="note chosen events in every process")
+    args = parser.parse_args()
+    homes = [home.resolve() for home in args.home or [Path(__file__).resolve().parents[1]]]
+    urls, hosts, per_host, latency = 5000, 20, 10, 0.1
+    server = subprocess.Popen(
+        [sys.executable, "-c", _STAMPED, str(hosts), str(latency), "0", "2", "0.05"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ports: list[int] = json.loads(server.stdout.readline())
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            config = _corpus(work, _urls(urls, ports), hosts, per_host)
+            trace = None
+            if args.trace:
+                (work / "site").mkdir()
+                (work / "site" / "sitecustomize.py").write_text(_SITE)
+                trace = work / "trace.txt"
+            print(f"load average before: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            results: dict[str, list[dict[str, object]]] = {str(home): [] for home in homes}
+            for number in range(args.repeat):
+                for home in homes:
+                    figures = _run(home, config, ports[0], trace)
+                    results[str(home)].append(figures)
+                    print(
+                        f"round {number + 1} {home}: {figures['seconds']:.3f} s (exit {figures['exit']}), "
+                        f"first request {figures['first']:.3f} s, span {figures['span']:.3f} s, "
+                        f"after the last {figures['after']:.3f} s, {figures['requests']} requests"
+                    )
+                    if "stderr" in figures:
+                        print(figures["stderr"])
+                    for at, pid, what in figures.get("events", []):  # type: ignore[attr-defined]
+                        print(f"    {at:7.3f} {pid:>8} {what}")
+            print(f"load average after: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            for home, runs in results.items():
+                medians = {
+                    key: statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
+                    for key in ("seconds", "first", "span", "after")
+                }
+                ratio = medians["seconds"] / 2.5
+                print(
+                    f"median of {len(runs)} {home}: {medians['seconds']:.3f} s ({ratio:.2f}x the 2.50 s "
+                    f"bound), first request {medians['first']:.3f} s, span {medians['span']:.3f} s, "
+                    f"after the last {medians['after']:.3f} s"
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
