@@ -246,18 +246,6 @@ class CheckProcess:
             self._child.kill()
             self._child.wait()
 
-    def _let_go(self) -> None:
-        """The checks ended: the pipes closed, and the child, exiting on its own, reaped on a thread.
-
-        Waiting for its exit here (the kernel freeing a second interpreter's memory) held the verdicts up
-        by about 7 ms after the last answer; ``cancel`` still waits for it.
-        """
-        self._close_commands()
-        if self._reader.ident is not None:
-            self._reader.join()
-        if self._child is not None:
-            threading.Thread(target=self._child.wait, name="check-reaper", daemon=True).start()
-
     def _close_commands(self) -> None:
         with self._lock:
             commands, self._commands = self._commands, None
