@@ -448,30 +448,3 @@ def test_loading_parses_each_distinct_time_once(tmp_path: Path) -> None:
 
     assert len(loaded) == 50 and {h.last_checked_at for h in loaded.values()} == {now}
     assert len(parsed) == len(set(parsed)) <= 2
-
-
-def test_a_write_after_the_checkpoint_aside_is_kept_and_the_log_is_merged_at_close(tmp_path: Path) -> None:
-    """``checkpoint_aside`` copies the log into the file on a thread; a later write lands; no log is left."""
-    path = tmp_path / "h.db"
-    store = HistoryStore(path)
-    store.start_run("r1", T0, "refresh")
-    store.record(
-        [LinkResult("https://a.test/", LinkStatus.OK, 200, last_success_at=T0, checked_at=T0)], "r1", T0
-    )
-    store.checkpoint_aside()
-    assert store._aside is not None
-    store._aside.join()
-    alone = tmp_path / "alone.db"  # the file without its log: holds what the checkpoint copied into it
-    alone.write_bytes(path.read_bytes())
-    with sqlite3.connect(alone) as copy:
-        assert copy.execute("SELECT url FROM links").fetchall() == [("https://a.test/",)]
-    store.record(
-        [LinkResult("https://b.test/", LinkStatus.OK, 200, last_success_at=T0, checked_at=T0)], "r1", T0
-    )
-    store.close()
-    assert not (tmp_path / "h.db-wal").exists()
-    with sqlite3.connect(path) as db:
-        assert [row[0] for row in db.execute("SELECT url FROM links ORDER BY url")] == [
-            "https://a.test/",
-            "https://b.test/",
-        ]
