@@ -3,7 +3,7 @@
     .venv/bin/python bench/worker_bench.py [--urls 20000] [--hosts 200] [--latency-ms 100] [--per-host 8]
                                            [--workers 1,2,4] [--repeat 3] [--pool prefork]
                                            [--profile FOLDER [--profile-workers]] [--logs FOLDER]
-                                           [--ab FOLDER]
+                                           [--ab FOLDER] [--settle SECONDS] [--max-other CORES]
 
 Starts, on loopback only: a web server (``--server-processes`` bare asyncio processes) answering 200 after
 ``latency`` on ``hosts`` addresses 127.0.1.1 … (one host each), which counts the requests in flight per
@@ -18,13 +18,20 @@ of the whole command, the check phase's own time (from the coordinator's "checke
 log line), the per-host peak in flight the server counted (must be <= per_host), the coordinator's peak
 RSS (its own ``wait4`` rusage, workers not included); then the ratio of 4 workers to 1 (target >= 2.5),
 and the CPU seconds each part used during the command (coordinator, workers with their pool processes,
-the test server, PostgreSQL, Redis). ``--profile FOLDER`` samples the coordinator (``--profile-workers``:
-every worker and its pool processes too) with ``py-spy record`` (``pip install py-spy``) into
-collapsed-stack files there, beside the logs (``bench/profile_summary.py`` sums them); its timings are then
-not the benchmark's figures (``--profile-format speedscope`` keeps the samples in order: a timeline).
+the test server, PostgreSQL, Redis), and the other work the machine did meanwhile (its busy CPU seconds
+less all of those: other sessions' work, which slows a run beside it; printed for each run too). Each run's
+database is dropped once it is measured (kept, its autovacuum ran during the next run). ``--profile
+FOLDER`` samples the coordinator (``--profile-workers``: every worker and its pool processes too) with
+``py-spy record`` (``pip install py-spy``) into collapsed-stack files there, beside the logs
+(``bench/profile_summary.py`` sums them); its timings are then not the benchmark's figures
+(``--profile-format speedscope`` keeps the samples in order: a timeline).
 ``--ab FOLDER`` (a folder holding another commit's ``pipeline/``, e.g. unpacked by ``git archive``) runs
 every configuration once more with that package, coordinator and workers, right after this tree's: an
-A/B that sees the same moment's load.
+A/B that sees the same moment's load. ``--settle SECONDS`` starts each run only once the machine's other
+work has fallen below a quarter of a core (or after that long): the interleaving still spreads what is
+left over every configuration, and each run's line says what ran beside it. ``--max-other CORES`` runs a
+configuration again (up to 3 times) when other work took more than that many cores on average beside it;
+every run is printed, the medians count the last run of each.
 """
 
 from __future__ import annotations
@@ -102,6 +109,13 @@ _CHECKED = re.compile(r"checked (\d+) of (\d+) URLs .* in ([\d.]+) s")
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: every state but idle and
+    iowait), to tell what other work ran beside a run."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / _TICK
 
 
 def _cpu(pid: int) -> float:
@@ -200,6 +214,14 @@ def _fresh_database(postgres: Postgres, name: str) -> str:
     return f"{base}/{name}"
 
 
+def _drop_database(postgres: Postgres, name: str) -> None:
+    """Drop a run's database once it is measured: kept, the autovacuum of its tables (the run's deleted
+    dispatch rows, its new links) ran during the next run, whatever configuration that was."""
+    base = postgres.url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def _ready(workers: Workers) -> None:
     """Wait until every worker logged that it is ready (the clock starts after)."""
     deadline = time.monotonic() + 120
@@ -209,6 +231,23 @@ def _ready(workers: Workers) -> None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"worker {index} did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)
+
+
+_QUIET_CORES = 0.25  # --settle: the other work a run may start beside
+_AGAIN = 3  # --max-other: a run beside more other work than that is run again at most this many times
+
+
+def _settle(limit_s: float) -> tuple[float, float]:
+    """Wait, at most ``limit_s`` seconds, until the machine's busy CPU over half a second (the bench's own
+    processes idle: workers ready, no run) is below ``_QUIET_CORES`` cores; (seconds waited, the cores
+    busy when the run starts)."""
+    start = time.monotonic()
+    while True:
+        busy = _machine_busy()
+        time.sleep(0.5)
+        cores = (_machine_busy() - busy) / 0.5
+        if cores < _QUIET_CORES or time.monotonic() - start >= limit_s:
+            return time.monotonic() - start, cores
 
 
 _SPY_FORMAT = ["raw"]  # --profile-format: "speedscope" keeps the samples' order (a timeline per thread)
@@ -273,7 +312,10 @@ def _summary(label: str, figures: list[dict[str, float]], urls: int, per_host: i
         flush=True,
     )
     cpu = "  ".join(f"{key[4:]} {median[key]:.1f}" for key in _CPU)
-    print(f"{'':<22} CPU s: {cpu}  ({1000 * sum(median[k] for k in _CPU) / urls:.2f} ms a URL in all)")
+    print(
+        f"{'':<22} CPU s: {cpu}  ({1000 * sum(median[k] for k in _CPU) / urls:.2f} ms a URL in all);"
+        f" other work on the machine: {median['cpu_others']:.1f}"
+    )
     return median
 
 
@@ -299,6 +341,16 @@ def main() -> int:
         help="a folder holding another tree's pipeline/ package: every configuration runs with it too",
     )  # fmt: skip
     parser.add_argument("--logs", type=Path, help="keep every run's coordinator and worker logs here")
+    parser.add_argument(
+        "--settle", type=float, default=0.0, metavar="SECONDS",
+        help=f"before each run, wait up to this long for the machine's other work to fall below"
+        f" {_QUIET_CORES:g} cores (the work running beside each run is printed either way)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-other", type=float, metavar="CORES",
+        help=f"run a configuration again (up to {_AGAIN} times; every run is printed) when the machine's"
+        " other work during it took more than this many cores on average",
+    )  # fmt: skip
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",") if n]
     _SPY_FORMAT[0] = args.profile_format
@@ -321,13 +373,20 @@ def main() -> int:
 
             def once(executor: str, count: int = 0) -> dict[str, float]:
                 """A fresh history database (every URL due); ``count`` workers started on it first."""
-                state = _fresh_database(postgres, f"bench{next(rounds)}")
+                database = f"bench{next(rounds)}"
+                state = _fresh_database(postgres, database)
                 config = _config(folder, corpus, state, redis.url if count else "", args.per_host)
                 options = ["--concurrency", str(args.concurrency), "--pool", args.pool, "--loglevel", "INFO"]
                 workers = Workers(config, folder / "logs", count, options)
                 spies: list[subprocess.Popen[bytes]] = []
                 try:
                     _ready(workers.start())
+                    if args.settle > 0:
+                        waited, cores = _settle(args.settle)
+                        print(
+                            f"    waited {waited:.1f} s for a quiet machine ({cores:.2f} cores busy)",
+                            flush=True,
+                        )
                     name = f"{executor}-{count}-{next(rounds)}"
                     if args.profile:
                         args.profile.mkdir(parents=True, exist_ok=True)
@@ -345,10 +404,17 @@ def main() -> int:
                         "cpu_redis": [redis.process.pid] if redis.process else [],
                     }
                     before = {key: sum(map(_cpu, pids)) for key, pids in others.items()}
+                    busy = _machine_busy()
                     figures = _refresh(config, executor, folder, profile)
-                    return figures | {key: sum(map(_cpu, pids)) - before[key] for key, pids in others.items()}
+                    busy = _machine_busy() - busy
+                    figures |= {key: sum(map(_cpu, pids)) - before[key] for key, pids in others.items()}
+                    # What else the machine did meanwhile (other sessions' work): a run beside a busy
+                    # neighbour is slower for it, which its time alone does not say.
+                    figures["cpu_others"] = max(0.0, busy - sum(figures[key] for key in _CPU))
+                    return figures
                 finally:
                     workers.stop()
+                    _drop_database(postgres, database)
                     for spy in spies:  # py-spy writes its file when the process it samples ends
                         spy.wait(timeout=60)
                     kept = args.profile or args.logs  # the logs (beside the samples): each shard's time
@@ -375,13 +441,29 @@ def main() -> int:
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = tree  # the children's (workers, coordinator) package
-                    one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
+                    for attempt in range(1 + _AGAIN):
+                        one = _once(label, lambda: once(executor, count), web, args.urls)  # noqa: B023
+                        cores = one["cpu_others"] / one["seconds"]
+                        busy = args.max_other is not None and cores > args.max_other
+                        again = busy and attempt < _AGAIN
+                        print(
+                            f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s (check"
+                            f" {one['check_seconds']:.1f} s; other work on the machine meanwhile:"
+                            f" {one['cpu_others']:.1f} CPU s, {cores:.2f} cores)"
+                            + (
+                                " - not counted, run again"
+                                if again
+                                else " - kept, still busy"
+                                if busy
+                                else ""
+                            ),
+                            flush=True,
+                        )
+                        if not again:
+                            break
                     runs[key].append(one)
-                    print(f"  round {round_ + 1}: {label}: {one['seconds']:.1f} s", flush=True)
             print(f"load average at the end: {os.getloadavg()[0]:.1f}", flush=True)
-            results = {
-                key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _, _ in plan
-            }
+            results = {key: _summary(label, runs[key], args.urls, args.per_host) for key, label, _, _ in plan}
             for tag, _ in trees:
                 if f"1{tag}" in results and f"4{tag}" in results:
                     one, four = results[f"1{tag}"], results[f"4{tag}"]

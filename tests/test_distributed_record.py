@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,30 @@ def test_a_row_the_database_refuses_stops_the_check_and_reaches_the_task(shared:
         with pytest.raises(psycopg.DataError):
             recorder.finish()
     assert stop.is_set()
+
+
+def test_a_task_starting_never_waits_on_another_workers_open_batch(database: str, shared: Shared) -> None:
+    """Opening the dispatch tables once they exist takes no table lock: another worker's uncommitted batch
+    does not hold up a task that starts meanwhile."""
+    shared.open_job("j")
+    opened: dict[str, object] = {}
+
+    def open_tables() -> None:
+        try:
+            opened["connection"] = Shared(database, 5)
+        except Exception as exc:  # the DDL's lock wait ran into the statement timeout
+            opened["error"] = exc
+
+    with psycopg.connect(database) as other:  # a transaction left open, as a batch in flight
+        other.execute("INSERT INTO dist_observations (job, url, data) VALUES ('j', 'http://h/x', '[]')")
+        started = time.monotonic()
+        opener = threading.Thread(target=open_tables, daemon=True)
+        opener.start()
+        opener.join(timeout=3)
+        waited = time.monotonic() - started
+        other.rollback()
+    opener.join(timeout=10)
+    connection = opened.get("connection")
+    if isinstance(connection, Shared):
+        connection.close()
+    assert "error" not in opened and waited < 3

@@ -10,7 +10,8 @@ bumped by the rows really inserted, nothing while the dispatch is closed); a fin
 rows once it has read them.
 
 The tables are created under a transaction-scoped advisory lock: many workers opening a fresh database at
-once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then fail one of them).
+once would otherwise race in ``CREATE TABLE IF NOT EXISTS`` (PostgreSQL can then fail one of them). Once
+they exist, a connection only reads that they do: the DDL would lock the tables at every task's start.
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ counted AS (
 SELECT yes FROM open
 """
 _TABLES = ("dist_observations", "dist_shards", "dist_counts")
+# Whether everything _SCHEMA makes is there already: one read, no lock. Each DDL statement of _SCHEMA locks
+# its table even when there is nothing to do (``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` takes an ACCESS
+# EXCLUSIVE lock on ``dist_observations``), so a task starting would wait on every other worker's insert in
+# flight, and hold up the next ones and the coordinator's reads meanwhile. A table, index or column added to
+# _SCHEMA must be asked for here too, or a database made before it never gets it.
+_SCHEMA_PRESENT = (
+    "SELECT to_regclass('dist_jobs') IS NOT NULL AND to_regclass('dist_shards') IS NOT NULL"
+    " AND to_regclass('dist_counts') IS NOT NULL AND to_regclass('dist_observations_seq') IS NOT NULL"
+    " AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('dist_observations')"
+    " AND attname = 'seq' AND NOT attisdropped)"
+)
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('pipeline.distributed.schema'))"
 
 DatabaseError = psycopg.OperationalError  # the database went away or cannot be reached: retry, then fail
@@ -71,10 +83,12 @@ class Shared:
             url, autocommit=True, options=f"-c statement_timeout={statement_ms}", **liveness(timeout_s)
         )
         try:
-            with self._conn.transaction():
-                self._conn.execute(_LOCK)
-                for statement in _SCHEMA:
-                    self._conn.execute(statement)
+            present = self._conn.execute(_SCHEMA_PRESENT).fetchone()
+            if not (present and present[0]):
+                with self._conn.transaction():
+                    self._conn.execute(_LOCK)
+                    for statement in _SCHEMA:
+                        self._conn.execute(statement)
         except BaseException:
             self._conn.close()  # a failed DDL must not leak the connection
             raise
