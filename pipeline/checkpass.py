@@ -141,13 +141,16 @@ def check_pass(
         del observations[url]  # in place: a copy of every observation would be held beside them
     evidence_now = observations
     del observations
+    # Rows staged while the check ran stand where the observation recorded is the one staged (``staging``).
+    staged = run.early.confirm(evidence_now) if run.early is not None else set()
+    run.early = None
     run.results, judged = verdicts(
         run.plan.urls, evidence_now, run.history, run.outage, settings, now, suspect
     )
     if run.kind == "partial":
         run.results, judged = uncounted(run.results, judged, run.history, evidence_now)
     if not run.options.dry_run:
-        run.store.record(judged, run.run_id, now)
+        run.store.record(judged, run.run_id, now, staged)
         store_pages(run.store, digest, due_set, now)
     # Quiet: nothing but the history to go on (a basis for reusing the last write pass, ``reuse``).
     run.quiet = not due_set and not evidence_now and not digest.pages and not digest.refused

@@ -30,6 +30,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pipeline")
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
+_MEANWHILE = 0.05  # seconds between hand-overs to ``finish``'s ``meanwhile`` (and looks at the stop request)
 _HEADER = struct.Struct("<Q")
 _SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the interpreter lock waits at most (see checkchild)
 
@@ -114,6 +116,7 @@ class CheckProcess:
         # dropped unless kept): gathered here as they come, the end's message names them instead of holding
         # them again (pickling 5,000 observations twice cost about 85 ms after the last answer).
         self._observed: dict[str, Observation] = {}
+        self._arrived: deque[Observation] = deque()  # the same, in arrival order, for ``finish``'s meanwhile
         self._keep_pages = True
         self._settings: Settings | None = None
         self._unanswered: list[tuple[Any, ...]] = []  # batches sent before the child said it was ready
@@ -157,21 +160,27 @@ class CheckProcess:
         elif urls:
             self._command(("put", list(urls), dict(fetch_body), dict(validators)))
 
-    def finish(self) -> dict[str, Observation]:
+    def finish(self, meanwhile: Callable[[list[Observation]], None] | None = None) -> dict[str, Observation]:
         """No more URLs: wait for the checks to end and return every observation.
 
-        Raises ``Interrupted`` within a fifth of a second of a stop request (the child is cancelled), and
-        ``CheckProcessLost`` when the child died.
+        ``meanwhile`` is handed the observations that arrived (their kept form, as returned), a list every
+        twentieth of a second while the checks still run (this thread is idle then); what arrives after
+        the last hand-over is only in the result. Raises ``Interrupted`` within a fifth of a second of a
+        stop request (the child is cancelled), and ``CheckProcessLost`` when the child died.
         """
         if self._here is None:
             self._command(("finish",))
             while self._reader.is_alive():
-                self._reader.join(_POLL)
+                self._reader.join(_POLL if meanwhile is None else _MEANWHILE)
                 if self._stop is not None and self._stop.is_set():
                     self.cancel()
                     raise Interrupted
+                if meanwhile is not None and self._arrived and self._reader.is_alive():
+                    arrived = self._arrived
+                    meanwhile([arrived.popleft() for _ in range(len(arrived))])
             if self._unready_failure() is not None:
                 self._check_here(self._unready_failure())
+        self._arrived.clear()
         if self._here is not None:
             return self._here.finish()
         self._let_go()
@@ -284,7 +293,8 @@ class CheckProcess:
                 for obs in message[1]:
                     if self._on_result is not None:
                         self._on_result(obs)
-                    self._observed[obs.url] = self._kept(obs)
+                    kept = self._observed[obs.url] = self._kept(obs)
+                    self._arrived.append(kept)
             elif kind == "done":
                 if self._host_stats is not None:
                     self._host_stats.update(message[2])

@@ -178,7 +178,7 @@ class Feed:
             self.stream.put(rest, fetch_body, {u: v for u, v in run.validators.items() if u in fetch_body})
             if run.options.show_progress:
                 self.progress.set_total(len(self.sent))
-        observations = self.stream.finish()
+        observations = self.stream.finish(run.early)  # the answered URLs' rows staged meanwhile
         self._restore_switch_interval()
         self.digest.drain()
         for url, known in flags.items():

@@ -32,6 +32,7 @@ from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import verdict
 from pipeline.health.history import HistoryStore
+from pipeline.health.staging import EarlyRows
 from pipeline.health.verdict import baseline
 from pipeline.ignore import filter_for
 from pipeline.links import normalize_url
@@ -125,6 +126,9 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 _read(run, feed)
                 _plan(run, feed)
                 memory.release()  # what the parse left
+                memory.keep_from_collections()  # the corpus and the imports: not rescanned again
+                if feed is not None and store.stages:  # the answered URLs' rows, made as they arrive
+                    run.early = EarlyRows(store, run.run_id, run.history, settings.health, set(run.extra))
             except BaseException:
                 if feed is not None:
                     feed.cancel()
@@ -160,6 +164,7 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
             memory.release()
         return _finish(run)
     finally:
+        memory.thaw()
         if run.prepared is not None:
             run.prepared.close()  # not taken: nothing was due, or the run stopped before its check
         store.close()
@@ -350,6 +355,7 @@ def _finish(run: Run) -> RunOutcome:
         keep_reports=settings.reports.keep_runs,
         kind=run.kind,
     )
+    store.checkpoint_aside()  # while the report files are written
     return _write_reports(run, run_report, stored, summary)
 
 

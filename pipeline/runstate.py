@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 from pipeline.config import Settings
 from pipeline.console import Progress
 from pipeline.health.history import HistoryStore
+from pipeline.health.staging import EarlyRows
 from pipeline.ignore import LinkFilter
 from pipeline.models import (
     Change,
@@ -73,6 +74,7 @@ class Run:
     progress: Progress | None = None
     checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
     prepared: Prepared | None = None  # executor: celery: the check's dispatch, made ready during the read
+    early: EarlyRows | None = None  # the answered URLs' history rows, staged while the check runs
     # A quiet night (no due URL checked, no page read, no image probed) and what its evidence is made
     # from (``pipeline.reuse``); ``reuse``: the last write pass's URL digests stand for it.
     quiet: bool = False

@@ -11,7 +11,8 @@ import pytest
 from pipeline.config import HealthSettings
 from pipeline.errors import PathUnusable
 from pipeline.health import history
-from pipeline.health.history import RECENT, HistoryStore
+from pipeline.health.history import HistoryStore
+from pipeline.health.staging import RECENT
 from pipeline.health.verdict import judge
 from pipeline.models import LinkResult, LinkStatus, Observation, Outcome, StoredPage
 

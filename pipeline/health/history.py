@@ -19,18 +19,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
 from pipeline.health.database import Texts, _dt, upsert
-from pipeline.health.readcache import ReadCache
+from pipeline.health.staging import StagedLinks, link_row
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
 from pipeline.text import iso
 
-RECENT = 10  # statuses kept per URL
 _NEVER_STORED = frozenset({LinkStatus.INVALID, LinkStatus.SKIPPED})
 _WRITE_CHUNK = 5000  # rows built and written at a time (above postgres.BULK_ROWS: still one COPY each)
 _PAGE_COLUMNS = (
@@ -50,7 +49,7 @@ _PAGE_COLUMNS = (
 )
 
 
-class HistoryStore(ReadCache):
+class HistoryStore(StagedLinks):
     """Link and run history in one SQLite file (created with its folder on first use)."""
 
     # ---- links ------------------------------------------------------------------------------------
@@ -94,47 +93,34 @@ class HistoryStore(ReadCache):
             )
         return found
 
-    def record(self, results: Iterable[LinkResult], run_id: str, now: datetime) -> None:
+    def record(
+        self, results: Iterable[LinkResult], run_id: str, now: datetime, staged: Container[str] = ()
+    ) -> None:
         """Store this run's verdicts in one transaction.
 
         Skipped and invalid URLs were never requested, and a carried verdict (``checked_at`` before
-        ``now``) is old evidence: neither changes the stored history.
+        ``now``) is old evidence: neither changes the stored history. ``staged``: URLs whose rows were
+        staged while the check ran (``staging.EarlyRows.confirm``), copied with ``now`` instead.
         """
         fresh = [
             r
             for r in results
-            if r.status not in _NEVER_STORED and (r.checked_at is None or r.checked_at >= now)
+            if r.status not in _NEVER_STORED
+            and (r.checked_at is None or r.checked_at >= now)
+            and r.url not in staged
         ]
-        if not fresh:
+        if not fresh and not self._staging:
             return
         with self._transaction():  # a chunk at a time: a night's rows are never all built at once
             for chunk in (fresh[at : at + _WRITE_CHUNK] for at in range(0, len(fresh), _WRITE_CHUNK)):
                 self._upsert(chunk, self.load(r.url for r in chunk), run_id, now)
+            self._record_staged(now, copy=bool(staged))
 
     def _upsert(
         self, fresh: list[LinkResult], previous: dict[str, UrlHistory], run_id: str, now: datetime
     ) -> None:
-        rows, text = [], Texts()
-        for r in fresh:
-            before = previous.get(r.url)
-            recent = (*(before.recent if before else ()), r.status.value)[-RECENT:]
-            rows.append(
-                (
-                    r.url,
-                    r.status.value,
-                    r.http_status,
-                    r.final_url,
-                    text(r.redirects),
-                    r.reason,
-                    text(r.first_failed_at),
-                    text(r.last_success_at),
-                    text(r.checked_at or now),
-                    r.consecutive_failures,
-                    r.failure_kind if r.consecutive_failures else None,
-                    text(recent),
-                    run_id,
-                )
-            )
+        text = Texts()
+        rows = [link_row(r, previous.get(r.url), run_id, now, text) for r in fresh]
         self._db.executemany(
             "INSERT INTO links (url, status, http_status, final_url, redirects, reason, first_failed_at,"
             " last_success_at, last_checked_at, consecutive_failures, failure_kind, recent, last_run_id)"
