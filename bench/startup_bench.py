@@ -192,6 +192,10 @@ def main() -> int:
             for number in range(args.repeat):
                 for home in homes:
                     figures = _run(home, config, ports[0], trace)
+                    if figures["first"] is None:  # no request reached the server: say why, then stop
+                        print(f"round {number + 1} {home}: exit {figures['exit']}, no request made")
+                        print(figures.get("stderr", ""))
+                        return 1
                     results[str(home)].append(figures)
                     print(
                         f"round {number + 1} {home}: {figures['seconds']:.3f} s (exit {figures['exit']}), "

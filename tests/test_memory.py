@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 
 import pytest
 
 from pipeline import memory
+from pipeline.check.batch import _few_collections
 
 
 def test_release_uses_malloc_trim_on_glibc() -> None:
@@ -26,3 +28,17 @@ def test_release_is_a_no_op_without_malloc_trim(monkeypatch: pytest.MonkeyPatch)
         memory.release()
     finally:
         memory._trim.cache_clear()
+
+
+def test_a_check_in_this_process_leaves_the_runners_frozen_objects_frozen() -> None:
+    """The check's own collector pause does not thaw what ``keep_from_collections`` set aside first."""
+    memory.keep_from_collections()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with _few_collections():
+            pass
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        memory.thaw()
+    assert gc.get_freeze_count() == 0

@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any
 
 from pipeline.health.database import Texts, _dt, upsert
-from pipeline.health.staging import StagedLinks, link_row
+from pipeline.health.staging import LINK_UPSERT, StagedLinks, link_row
 from pipeline.models import LinkResult, LinkStatus, Snapshot, StoredPage, UrlHistory
 from pipeline.runreport import RunReport
 from pipeline.text import iso
@@ -124,15 +124,7 @@ class HistoryStore(StagedLinks):
         self._db.executemany(
             "INSERT INTO links (url, status, http_status, final_url, redirects, reason, first_failed_at,"
             " last_success_at, last_checked_at, consecutive_failures, failure_kind, recent, last_run_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (url) DO UPDATE SET status = excluded.status,"
-            " http_status = excluded.http_status, final_url = excluded.final_url,"
-            " redirects = excluded.redirects, reason = excluded.reason,"
-            " first_failed_at = excluded.first_failed_at, last_success_at = excluded.last_success_at,"
-            " last_checked_at = excluded.last_checked_at,"
-            " consecutive_failures = excluded.consecutive_failures,"
-            " failure_kind = excluded.failure_kind, recent = excluded.recent,"
-            " last_run_id = excluded.last_run_id",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" + LINK_UPSERT,
             rows,
         )
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import HealthSettings
-from pipeline.health.database import Texts
+from pipeline.health.database import Texts, upsert
 from pipeline.health.readcache import ReadCache
 from pipeline.health.verdict import judge
 from pipeline.models import ANSWERED, LinkResult, Observation, UrlHistory
@@ -38,6 +38,8 @@ _COLUMNS = (
     "url, status, http_status, final_url, redirects, reason, first_failed_at, last_success_at,"
     " last_checked_at, consecutive_failures, failure_kind, recent, last_run_id"
 )
+# A stored row replaced by its new one: every column but the key (one clause for both ways of writing).
+LINK_UPSERT = upsert("url", tuple(column.strip() for column in _COLUMNS.split(",")[1:]))
 _TIMES = (7, 8)  # last_success_at and last_checked_at: ``now`` for every answered URL
 _STAGED = (
     "url, status, http_status, final_url, redirects, reason, first_failed_at, consecutive_failures,"
@@ -49,15 +51,7 @@ _STAGE = f"INSERT OR REPLACE INTO temp.staged_links ({_STAGED}) VALUES ({', '.jo
 _COPY = (
     f"INSERT INTO links ({_COLUMNS}) SELECT url, status, http_status, final_url, redirects, reason,"
     " first_failed_at, ?1, ?1, consecutive_failures, failure_kind, recent, last_run_id"
-    " FROM temp.staged_links WHERE true"
-    " ON CONFLICT (url) DO UPDATE SET status = excluded.status,"
-    " http_status = excluded.http_status, final_url = excluded.final_url,"
-    " redirects = excluded.redirects, reason = excluded.reason,"
-    " first_failed_at = excluded.first_failed_at, last_success_at = excluded.last_success_at,"
-    " last_checked_at = excluded.last_checked_at,"
-    " consecutive_failures = excluded.consecutive_failures,"
-    " failure_kind = excluded.failure_kind, recent = excluded.recent,"
-    " last_run_id = excluded.last_run_id"
+    " FROM temp.staged_links WHERE true" + LINK_UPSERT
 )
 # A moment no check ends at: the ``now`` an early verdict is judged with (never stored: see ``_TIMES``).
 _STAGED_AT = datetime.max.replace(tzinfo=UTC)
