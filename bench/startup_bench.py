@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.tools.bench import _SERVER, _urls
+from pipeline.tools.bench import _SERVER, _urls, check_only_workload
 
 # The server's handler also notes its first and last request's arrival (not the stats' own).
 _STAMPED = _SERVER.replace(
@@ -83,28 +83,6 @@ def _hook(event, args):
 sys.addaudithook(_hook)
 _note("started")
 """
-
-
-def _corpus(work: Path, urls: list[str], hosts: int, per_host: int) -> Path:
-    """The articles and settings of ``pipeline.tools.bench._refresh_check_only``; the settings' path."""
-    corpus = work / "corpus"
-    corpus.mkdir()
-    for n, url in enumerate(urls):
-        (corpus / f"{n:06d}.md").write_text(f'---\ntitle: "Article {n}"\nampWebUrl: "{url}"\n---\nBody\n')
-    config = {
-        "corpus": {"roots": [str(corpus)]},
-        "http": {
-            "allow_networks": ["127.0.0.0/8"],
-            "max_concurrency": max(hosts * per_host, 1),
-            "per_host_concurrency": per_host,
-        },
-        "retry": {"attempts": 2, "backoff_initial": 0.1},
-        "health": {"archive": {"enabled": False}},
-        "state": {"dir": str(work / "state")},
-        "reports": {"dir": str(work / "reports")},
-    }
-    (work / "pipeline.yaml").write_text(json.dumps(config))
-    return work / "pipeline.yaml"
 
 
 def _get(port: int, path: str) -> dict[str, float | None]:
@@ -181,7 +159,7 @@ def main() -> int:
         ports: list[int] = json.loads(server.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            config = _corpus(work, _urls(urls, ports), hosts, per_host)
+            config = check_only_workload(work, _urls(urls, ports), hosts, per_host)
             trace = None
             if args.trace:
                 (work / "site").mkdir()

@@ -117,8 +117,8 @@ def _measure(url_file: str, hosts: int, per_host: int) -> None:
     print(json.dumps({"seconds": seconds, "checked": len(results), "ok": good, "peak_rss_mb": peak_mb}))
 
 
-def _refresh_check_only(work: Path, urls: list[str], hosts: int, per_host: int) -> dict[str, float]:
-    """``pipeline refresh --check-only`` over one article per URL, in a child process; its figures."""
+def check_only_workload(work: Path, urls: list[str], hosts: int, per_host: int) -> Path:
+    """One article per URL and the settings to check them with, in ``work``; the settings' path."""
     corpus = work / "corpus"
     corpus.mkdir()
     for n, url in enumerate(urls):
@@ -136,6 +136,12 @@ def _refresh_check_only(work: Path, urls: list[str], hosts: int, per_host: int) 
         "reports": {"dir": str(work / "reports")},
     }
     (work / "pipeline.yaml").write_text(json.dumps(config))  # JSON is YAML
+    return work / "pipeline.yaml"
+
+
+def _refresh_check_only(work: Path, urls: list[str], hosts: int, per_host: int) -> dict[str, float]:
+    """``pipeline refresh --check-only`` over one article per URL, in a child process; its figures."""
+    check_only_workload(work, urls, hosts, per_host)
     # Not --quiet: the run's own log lines say how long its read pass and its checks took.
     command = [sys.executable, "-m", "pipeline", "refresh", "--check-only"]
     started = time.perf_counter()
