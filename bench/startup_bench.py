@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.tools.bench import _SERVER, _urls, check_only_workload
+from pipeline.tools.bench import _SERVER, _urls, check_only_workload, start_server
 
 # The server's handler also notes its first and last request's arrival (not the stats' own).
 _STAMPED = _SERVER.replace(
@@ -149,14 +149,8 @@ def main() -> int:
     args = parser.parse_args()
     homes = [home.resolve() for home in args.home or [Path(__file__).resolve().parents[1]]]
     urls, hosts, per_host, latency = 5000, 20, 10, 0.1
-    server = subprocess.Popen(
-        [sys.executable, "-c", _STAMPED, str(hosts), str(latency), "0", "2", "0.05"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, ports = start_server(hosts, latency, script=_STAMPED)
     try:
-        assert server.stdout is not None
-        ports: list[int] = json.loads(server.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             config = check_only_workload(work, _urls(urls, ports), hosts, per_host)

@@ -241,6 +241,17 @@ def _server_stats(port: int) -> dict[str, int]:
     return stats
 
 
+def start_server(
+    hosts: int, latency_s: float, rate_limit: bool = False, script: str = _SERVER
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """The local server (``script``: ``_SERVER`` or a variant of it) in its own process; its ports."""
+    arguments = [str(hosts), str(latency_s), "1" if rate_limit else "0", str(_RETRY_AFTER), str(_GRACE)]
+    server = subprocess.Popen([sys.executable, "-c", script, *arguments], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    ports: list[int] = json.loads(server.stdout.readline())
+    return server, ports
+
+
 def run_benchmark(
     urls: int = 5000,
     hosts: int = 20,
@@ -252,23 +263,8 @@ def run_benchmark(
     repeat: int = 1,
 ) -> int:
     """Run one benchmark configuration and print its figures; 0 when every URL was checked OK."""
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _SERVER,
-            str(hosts),
-            str(latency_ms / 1000),
-            "1" if rate_limit else "0",
-            str(_RETRY_AFTER),
-            str(_GRACE),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, ports = start_server(hosts, latency_ms / 1000, rate_limit)
     try:
-        assert server.stdout is not None
-        ports: list[int] = json.loads(server.stdout.readline())
         with tempfile.TemporaryDirectory() as tmp:
             url_file = Path(tmp) / "urls.txt"
             url_file.write_text("\n".join(_urls(urls, ports)) + "\n")
