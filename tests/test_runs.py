@@ -440,22 +440,30 @@ def test_sigterm_during_start_up_exits_5(tmp_path: Path) -> None:
 
 
 def test_sigterm_at_exit_exits_5(tmp_path: Path) -> None:
-    """SIGTERM after the run's last log line, while the process is exiting, still gives exit code 5."""
+    """SIGTERM after the run's last log line, while the process is exiting, gives exit code 5, never -15.
+
+    The one moment that may give 0 is the one README names: the microseconds between the exit path's last
+    look at the signals and the kernel tearing the process down (the run had finished; the signal is lost).
+    The test's signal follows the last log line closely, so it lands there now and then: a 0 is allowed,
+    death by the signal (the bug this guards against) or any other code is not, and most signals give 5.
+    """
     config = _config(tmp_path, _offline_corpus(tmp_path))
-    sent = 0
-    for _ in range(6):
+    codes: list[int] = []
+    for _ in range(20):
         process = _start_run(config, tmp_path)
         assert process.stderr is not None
         for line in process.stderr:
             if ": 1 articles, 1 URLs" in line:  # the one-line summary: the last thing a run logs
                 break
-        if _terminate_if_alive(process.pid):
-            sent += 1
-            process.communicate(timeout=30)
-            assert process.returncode == ExitCode.INTERRUPTED
-        else:
-            process.communicate(timeout=30)
-    assert sent >= 1
+        sent = _terminate_if_alive(process.pid)
+        _, stderr = process.communicate(timeout=30)
+        assert "Traceback" not in stderr
+        if sent:
+            codes.append(process.returncode)
+            if len(codes) == 4:
+                break
+    assert codes and set(codes) <= {ExitCode.INTERRUPTED, 0}, codes
+    assert codes.count(ExitCode.INTERRUPTED) >= 1, codes
 
 
 def test_sigterm_mid_check_exits_5(tmp_path: Path, local_site: LocalSite) -> None:
