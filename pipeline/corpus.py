@@ -133,12 +133,14 @@ def read_article(path: Path, max_bytes: int) -> Article:
     try:
         # Never blocks: a FIFO or a device put in an article's place is refused before any read.
         fd, info = open_regular(path, path)
-        with os.fdopen(fd, "rb") as handle:
+        try:
             if info.st_size > max_bytes:
                 raise FrontMatterError(
                     f"{path}: the file is too large ({info.st_size} bytes; the limit is {max_bytes})"
                 )
-            raw = handle.read(max_bytes + 1)
+            raw = _read_up_to(fd, info.st_size, max_bytes + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise FrontMatterError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     if len(raw) > max_bytes:
@@ -147,3 +149,21 @@ def read_article(path: Path, max_bytes: int) -> Article:
         return Article(path, parse(raw))
     except FrontMatterError as exc:
         raise FrontMatterError(f"{path}: {exc}") from None
+
+
+_GROWTH_CHUNK = 1 << 16  # what a file grown since its stat is read on by
+
+
+def _read_up_to(fd: int, size: int, limit: int) -> bytes:
+    """The open file's bytes, at most ``limit`` of them: its ``size`` as stat-ed in one read, then what it
+    grew by since.
+
+    A read asked for ``limit`` bytes at once makes a buffer of that size (10 MB by default) for every
+    file, which cost more than reading a small article itself.
+    """
+    chunks = [os.read(fd, min(size + 1, limit))]
+    got = len(chunks[0])
+    while chunks[-1] and got < limit:
+        chunks.append(os.read(fd, min(limit - got, _GROWTH_CHUNK)))
+        got += len(chunks[-1])
+    return b"".join(chunks)

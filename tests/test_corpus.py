@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from unprivileged import run_unprivileged
 
-from pipeline.corpus import Article, discover, read_article
+from pipeline.corpus import Article, _read_up_to, discover, read_article
 from pipeline.errors import FrontMatterError
 from pipeline.models import FileError
 
@@ -137,6 +137,22 @@ def test_read_article_errors_name_the_path(tmp_path: Path, content: bytes, limit
 
     with pytest.raises(FrontMatterError, match=f"^{re.escape(str(path))}: {message}"):
         read_article(path, limit)
+
+
+def test_a_file_grown_since_its_stat_is_read_on_up_to_the_limit(tmp_path: Path) -> None:
+    """Bytes written after the stat are read too (past one chunk), and never more than the limit."""
+    path = tmp_path / "grown.md"
+    content = os.urandom(200_000)
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_up_to(fd, 10, len(content) + 1) == content  # stat-ed at 10 bytes, then it grew
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert _read_up_to(fd, 10, 150_001) == content[:150_001]
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert _read_up_to(fd, len(content), len(content) + 1) == content
+    finally:
+        os.close(fd)
 
 
 def test_read_article_on_a_folder_or_missing_file(tmp_path: Path) -> None:
