@@ -10,10 +10,13 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 from markdown_it import MarkdownIt
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
@@ -475,6 +478,56 @@ def test_rerender_from_json_matches_what_was_written(tmp_path: Path) -> None:
     stored = json.loads((run_dir / "report.json").read_text())
 
     assert render_markdown(stored) == (run_dir / "report.md").read_text()
+
+
+@pytest.fixture
+def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The temporary folder Jinja keeps compiled templates in, here; fresh environments before and after."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _render._environments.cache_clear()
+    yield tmp_path
+    _render._environments.cache_clear()
+
+
+def _both(report: dict[str, Any]) -> tuple[str, str]:
+    """Markdown and HTML of ``report`` from freshly made environments (as a new process makes them)."""
+    _render._environments.cache_clear()
+    return render_markdown(report), render_html(report, _trend())
+
+
+def test_compiled_templates_are_reused_and_a_damaged_entry_is_compiled_again(
+    private_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second process compiles no template; damaged or unusable cache entries change no report."""
+    report = _load("report_typical.json")
+    compiled: list[str] = []
+    real_compile = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: str, name: str | None = None, *args: Any) -> Any:
+        compiled.append(str(name))
+        return real_compile(self, source, name, *args)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+
+    first = _both(report)
+    entries = sorted((private_temp / f"_jinja2-cache-{os.getuid()}").iterdir())
+    assert sorted(compiled) == ["report.html.j2", "report.md.j2"] and len(entries) == 2
+
+    compiled.clear()
+    assert _both(report) == first
+    assert compiled == []
+
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:40] + b"damaged")
+    assert _both(report) == first
+    assert sorted(compiled) == ["report.html.j2", "report.md.j2"]
+
+    compiled.clear()
+    for entry in entries:
+        entry.unlink()
+    entries[0].parent.chmod(0o755)  # Jinja uses no folder that others may read
+    assert _both(report) == first
+    assert sorted(compiled) == ["report.html.j2", "report.md.j2"]
 
 
 def _run(i: int) -> dict[str, Any]:
