@@ -130,6 +130,38 @@ def test_client_sends_user_agent_and_never_follows_redirects(local_site: LocalSi
     assert local_site.hits[0].headers["User-Agent"] == "ua-test/1"
 
 
+def test_requests_carry_their_host_and_the_configured_headers_and_no_body(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Every request names its host first, then the configured headers and a caller's own, and has no body."""
+    settings = make_settings(tmp_path, http={"user_agent": "ua-test/1"})
+    local_site.route("/h", 200, body=b"here")
+    expected = [
+        ("Host", local_site.url("").split("/")[2]),
+        ("User-Agent", "ua-test/1"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("Accept", "*/*"),
+    ]
+
+    async def go() -> None:
+        async with build_transport(settings) as transport:
+            sender = Sender(transport, settings.http)
+            for method in ("HEAD", "GET"):
+                await (await sender.send(method, local_site.url("/h"))).aclose()
+            url = httpx.URL(local_site.url("/h"))
+            headers = sender.headers_for(url).copy()
+            headers["Range"] = "bytes=0-9"
+            await (await sender.send("GET", url, headers)).aclose()
+            assert "Range" not in sender.headers_for(url)  # the caller's copy, not the shared headers
+
+    asyncio.run(go())
+    assert [list(hit.headers.items()) for hit in local_site.hits] == [
+        expected,
+        expected,
+        [*expected, ("Range", "bytes=0-9")],
+    ]
+
+
 def test_client_keeps_no_cookies(local_site: LocalSite, tmp_path: Path) -> None:
     """A Set-Cookie from one response is not sent with the next request."""
     local_site.route("/c", 200, headers={"Set-Cookie": "session=abc; Path=/"})
