@@ -221,6 +221,9 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
             max_field_size=http.max_header_bytes,
             max_headers=256,
             auto_decompress=False,
+            # A check asks what every visitor would get: no cookie is kept from one answer for the next
+            # request (aiohttp's own jar keeps them for host names, refusing only addresses').
+            cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
             response_class=_ReasonResponse,
         )
