@@ -7,6 +7,7 @@ are ``checkprocess``'s (``_send``, ``_receive``); this module holds only what ru
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import pickle
@@ -15,7 +16,9 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pipeline.checkprocess import _SWITCH_INTERVAL, _receive, _send
+from pipeline.checkprocess import _SWITCH_INTERVAL, _receive, _send, _wire
+
+_GATHER = 0.01  # seconds the check's observations gather before they go to the parent together
 
 if TYPE_CHECKING:
     from pipeline.models import Observation
@@ -35,27 +38,39 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
     # sender (pickling observations): with Python's 5 ms default, an answer could wait that long for it.
     sys.setswitchinterval(_SWITCH_INTERVAL)
     _, settings, keep_pages = first
-    waiting: queue.SimpleQueue[Observation | None] = queue.SimpleQueue()
+    waiting: queue.SimpleQueue[list[Observation] | None] = queue.SimpleQueue()
     lock = threading.Lock()
     sent: set[str] = set()  # the URLs observed: the parent keeps the observations, this process only these
+    gathered: list[Observation] = []  # observed on the check's loop since the last hand-over to the sender
+
+    def observed(obs: Observation) -> None:
+        # Handed to the sender every _GATHER seconds, not one by one: each hand-over woke the sender (a
+        # thread switch, a pickle, a write, and the parent's relay woken in turn) for one observation.
+        if not gathered:
+            asyncio.get_running_loop().call_later(_GATHER, hand_over)
+        gathered.append(obs)
+
+    def hand_over() -> None:
+        waiting.put(gathered.copy())
+        gathered.clear()
 
     def sender() -> None:
         # Off the event loop: the observations go back in batches of whatever came meanwhile.
         while True:
-            batch = [waiting.get()]
+            batches = [waiting.get()]
             while not waiting.empty():
-                batch.append(waiting.get())
-            kept = [obs for obs in batch if obs is not None]
+                batches.append(waiting.get())
+            kept = [obs for batch in batches if batch is not None for obs in batch]
             sent.update(obs.url for obs in kept)
             if kept:
                 with lock:
-                    _send(results, ("observations", kept))
-            if batch[-1] is None:
+                    _send(results, ("observations", _wire(kept)))
+            if batches[-1] is None:
                 return
 
     host_stats: dict[str, HostStats] = {}
     stream = CheckStream(
-        settings, on_result=waiting.put, keep_pages=keep_pages, host_stats=host_stats, keep_observations=False
+        settings, on_result=observed, keep_pages=keep_pages, host_stats=host_stats, keep_observations=False
     )
     sending = threading.Thread(target=sender, name="send-results", daemon=True)
     sending.start()
@@ -71,6 +86,8 @@ def _child(commands: BinaryIO, results: BinaryIO) -> None:
             message = ("error", _picklable(exc), traceback.format_exc())
         else:
             message = ("done", sent, host_stats)  # their URLs (see CheckProcess._observed), once all are sent
+        # The check's loop has ended: what it observed since its last hand-over is this thread's to send.
+        hand_over()
         waiting.put(None)
         sending.join()  # every observation before the outcome
         with lock:

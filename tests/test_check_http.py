@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import httpx
 import pytest
-from localsite import LocalSite, closed_port, make_settings, tls_material
+from localsite import LocalSite, closed_port, make_settings, serving, tls_material
 
 from pipeline.check.http import (
     AddressGuard,
@@ -130,19 +130,58 @@ def test_client_sends_user_agent_and_never_follows_redirects(local_site: LocalSi
     assert local_site.hits[0].headers["User-Agent"] == "ua-test/1"
 
 
-def test_client_keeps_no_cookies(local_site: LocalSite, tmp_path: Path) -> None:
-    """A Set-Cookie from one response is not sent with the next request."""
-    local_site.route("/c", 200, headers={"Set-Cookie": "session=abc; Path=/"})
+def test_requests_carry_their_host_and_the_configured_headers_and_no_body(
+    local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Every request names its host first, then the configured headers and a caller's own, and has no body."""
+    settings = make_settings(tmp_path, http={"user_agent": "ua-test/1"})
+    local_site.route("/h", 200, body=b"here")
+    expected = [
+        ("Host", local_site.url("").split("/")[2]),
+        ("User-Agent", "ua-test/1"),
+        ("Accept-Encoding", "gzip, deflate"),
+        ("Accept", "*/*"),
+    ]
 
     async def go() -> None:
-        settings = make_settings(tmp_path)
         async with build_transport(settings) as transport:
             sender = Sender(transport, settings.http)
-            for _ in range(2):
-                await (await sender.send("GET", local_site.url("/c"))).aclose()
+            for method in ("HEAD", "GET"):
+                await (await sender.send(method, local_site.url("/h"))).aclose()
+            url = httpx.URL(local_site.url("/h"))
+            headers = sender.headers_for(url).copy()
+            headers["Range"] = "bytes=0-9"
+            await (await sender.send("GET", url, headers)).aclose()
+            assert "Range" not in sender.headers_for(url)  # the caller's copy, not the shared headers
 
     asyncio.run(go())
-    assert all("Cookie" not in hit.headers for hit in local_site.hits)
+    assert [list(hit.headers.items()) for hit in local_site.hits] == [
+        expected,
+        expected,
+        [*expected, ("Range", "bytes=0-9")],
+    ]
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["address", "name"])
+def test_client_keeps_no_cookies(tmp_path: Path, named: bool) -> None:
+    """A Set-Cookie from one response is not sent with the next request, to an address or a host name
+    (aiohttp's default jar already refuses cookies from an address: the name is the case that counts)."""
+    with serving(1, first_address=1) as site:  # 127.0.0.1, where localhost resolves
+        site.route("/c", 200, headers={"Set-Cookie": "session=abc; Path=/"})
+        url = site.url("/c").replace("127.0.0.1", "localhost") if named else site.url("/c")
+
+        async def go() -> None:
+            settings = make_settings(tmp_path)
+            async with build_transport(settings) as transport:
+                sender = Sender(transport, settings.http)
+                for _ in range(2):
+                    await (await sender.send("GET", url)).aclose()
+
+        asyncio.run(go())
+        hits = list(site.hits)
+
+    assert len(hits) == 2
+    assert all("Cookie" not in hit.headers for hit in hits)
 
 
 def test_the_tls_context_is_made_once_until_the_ca_bundle_changes(tmp_path: Path) -> None:

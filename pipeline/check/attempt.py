@@ -236,7 +236,7 @@ class _Checker:
                                 redirects=tuple(hops),
                                 reason=f"redirect to {current}: {refusal}",
                             )
-                    headers = self._sender.headers
+                    headers = self._sender.headers_for(current)
                     extra = self._rules.headers(*_host_port(current))  # this hop's host only
                     if extra or conditional or (use_range and want):
                         headers = headers.copy()

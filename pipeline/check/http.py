@@ -221,6 +221,9 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
             max_field_size=http.max_header_bytes,
             max_headers=256,
             auto_decompress=False,
+            # A check asks what every visitor would get: no cookie is kept from one answer for the next
+            # request (aiohttp's own jar keeps them for host names, refusing only addresses').
+            cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
             response_class=_ReasonResponse,
         )
@@ -229,23 +232,49 @@ def build_transport(settings: Settings) -> httpx.AsyncBaseTransport:
 
 
 class Sender:
-    """Sends one request straight to the transport: the configured headers (``headers``, which a caller
+    """Sends one request straight to the transport: the configured headers (``headers_for``, which a caller
     may copy and extend) and per-phase timeouts; redirects, cookies and auth are the caller's business."""
 
     def __init__(self, transport: httpx.AsyncBaseTransport, http: HttpSettings) -> None:
         self._transport = transport
-        self.headers = httpx.Headers(default_headers(http))
+        self._headers = httpx.Headers(default_headers(http))
         self._extensions = {"timeout": timeouts(http).as_dict()}
+        self._by_netloc: dict[bytes, httpx.Headers] = {}  # the headers with each host's Host header first
+
+    def headers_for(self, url: httpx.URL) -> httpx.Headers:
+        """The headers of a request to ``url``: its Host header first, as httpx.Request would put it, then
+        the configured ones; made once per host, not for every request (never change them: copy)."""
+        headers = self._by_netloc.get(url.netloc)
+        if headers is None:
+            if len(self._by_netloc) >= _HOSTS_KEPT:
+                self._by_netloc.clear()
+            headers = self._by_netloc[url.netloc] = httpx.Headers([(b"Host", url.netloc), *self._headers.raw])
+        return headers
 
     async def send(
         self, method: str, url: httpx.URL | str, headers: httpx.Headers | None = None
     ) -> httpx.Response:
+        """``method`` on ``url`` with ``headers`` (Host included), by default ``headers_for(url)``."""
+        if isinstance(url, str):
+            url = httpx.URL(url)
+        # A request given its (empty) body as a stream skips httpx's making of a body and of the headers
+        # that go with it, two thirds of the request's making (the Host header, the only one it adds here,
+        # is in ``headers_for``); read, so that the transport sends no body rather than a chunked empty one.
         request = httpx.Request(
-            method, url, headers=self.headers if headers is None else headers, extensions=self._extensions
+            method,
+            url,
+            headers=self.headers_for(url) if headers is None else headers,
+            extensions=self._extensions,
+            stream=_NO_BODY,
         )
+        request.read()
         response = await self._transport.handle_async_request(request)
         response.request = request  # as AsyncClient does; not every transport sets it
         return response
+
+
+_NO_BODY = httpx.ByteStream(b"")
+_HOSTS_KEPT = 1024  # hosts whose headers a Sender keeps made (about 600 bytes each)
 
 
 async def read_capped(
