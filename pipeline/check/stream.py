@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the settings are read, never built, here: the check's proce
     from pipeline.config import Settings
 
 _POLL = 0.2  # seconds between looks at the stop request while waiting for the checks to end
-_Targets = dict[str, tuple[str, httpx.URL] | Observation]  # URL -> its host key and parsed form (``_target``)
+_Targets = dict[str, tuple[str, httpx.URL] | Observation]  # URL -> host key, parsed origin (``_target``)
 
 
 class CheckStream:
