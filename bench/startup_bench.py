@@ -3,7 +3,8 @@
 The same server, URLs and articles as ``pipeline bench --check-only`` (``pipeline.tools.bench``), the same
 command; the server also notes when its first and last requests arrived (``time.monotonic``, one clock for
 every process on Linux), so each run prints its whole time and where it went: from the command's start to
-its first request, the requests' span, and from the last answer to the command's exit.
+its first request, the requests' span, and from the last answer to the command's exit; and its CPU seconds
+(user+sys of the whole process tree), the figure that compares where the command is CPU-bound.
 
 ``--home DIR`` (repeatable) runs the pipeline found in DIR (a checkout holding ``pipeline/``); with several,
 their runs are interleaved round by round, so a machine whose load drifts treats them alike. Medians at the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -101,6 +103,7 @@ def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, o
     state = config.parent / "state"
     if state.exists():  # each run on a fresh history, as the bench's
         subprocess.run(["rm", "-rf", str(state), str(config.parent / "reports")], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config)],
@@ -111,6 +114,7 @@ def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, o
         cwd=home,  # ``-m`` puts the current folder first on sys.path
     )
     ended = time.monotonic()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stamps = _get(port, "/__stats")
     first, last = stamps["first"], stamps["last"]
     figures: dict[str, object] = {
@@ -121,6 +125,8 @@ def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, o
         "span": (last - first) if first is not None and last is not None else None,
         "after": (ended - last) if last is not None else None,
         "requests": stamps["count"],
+        # The whole process tree's (the run, its check process, its read pool: each reaped by its parent).
+        "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
     }
     if done.returncode != 0 or os.environ.get("STARTUP_DEBUG"):
         figures["stderr"] = done.stderr[-1500:]
@@ -172,7 +178,8 @@ def main() -> int:
                     print(
                         f"round {number + 1} {home}: {figures['seconds']:.3f} s (exit {figures['exit']}), "
                         f"first request {figures['first']:.3f} s, span {figures['span']:.3f} s, "
-                        f"after the last {figures['after']:.3f} s, {figures['requests']} requests"
+                        f"after the last {figures['after']:.3f} s, {figures['requests']} requests, "
+                        f"CPU {figures['cpu']:.2f} s"
                     )
                     if "stderr" in figures:
                         print(figures["stderr"])
@@ -182,13 +189,13 @@ def main() -> int:
             for home, runs in results.items():
                 medians = {
                     key: statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
-                    for key in ("seconds", "first", "span", "after")
+                    for key in ("seconds", "first", "span", "after", "cpu")
                 }
                 ratio = medians["seconds"] / 2.5
                 print(
                     f"median of {len(runs)} {home}: {medians['seconds']:.3f} s ({ratio:.2f}x the 2.50 s "
                     f"bound), first request {medians['first']:.3f} s, span {medians['span']:.3f} s, "
-                    f"after the last {medians['after']:.3f} s"
+                    f"after the last {medians['after']:.3f} s, CPU {medians['cpu']:.2f} s"
                 )
     finally:
         server.terminate()
