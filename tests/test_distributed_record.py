@@ -15,6 +15,7 @@ from pipeline.distributed import codec
 from pipeline.distributed.coordinator import _Dispatch
 from pipeline.distributed.observed import Shared
 from pipeline.distributed.tasks import _Recorder
+from pipeline.errors import EngineUnavailable
 from pipeline.extract.pages import PageReader
 from pipeline.models import FetchedPage, Observation, Outcome
 
@@ -154,6 +155,36 @@ def test_a_row_that_commits_after_a_later_one_is_still_collected(
 
         assert set(found) == {"http://h/early", "http://h/late"}
         assert found["http://h/late"].observation.url == "http://h/late"
+    finally:
+        dispatch.close()
+
+
+def test_a_shard_a_worker_could_not_check_ends_the_wait(database: str, tmp_path: Path) -> None:
+    """A shard recorded with its error ends the coordinator's wait with that error while other shards are
+    still out, whether or not rows arrived beside it."""
+    dispatch = _Dispatch(celery_settings(tmp_path, "redis://127.0.0.1:9/0", database), None)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            dispatch.wait([{"shard": 0}, {"shard": 1}, {"shard": 2}], None)
+        except BaseException as exc:
+            raised.append(exc)
+
+    try:
+        dispatch.shared.open_job(dispatch.job)
+        row = codec.encode(codec.Observed(Observation("http://h/a", Outcome.SUCCESS, 200)))
+        dispatch.shared.record(dispatch.job, [("http://h/a", row)], 0)
+        dispatch.shared.finish_shard(dispatch.job, 0, "[]")
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        time.sleep(0.5)  # polls that see nothing new
+        dispatch.shared.finish_shard(dispatch.job, 1, "[]", "ValueError: boom")
+        waiter.join(timeout=4)  # far less than the stall limit and the broker's check
+        assert not waiter.is_alive(), "the wait went on past the shard's error"
+        assert len(raised) == 1 and isinstance(raised[0], EngineUnavailable)
+        assert "shard 1: ValueError: boom" in str(raised[0])
+        assert "http://h/a" in dispatch.found
     finally:
         dispatch.close()
 

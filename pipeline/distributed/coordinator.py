@@ -194,16 +194,20 @@ class _Dispatch:
             if self.stop is not None and self.stop.is_set():
                 raise Interrupted
             time.sleep(_POLL_S)
-            count, finished = self.database(lambda: self.shared.progress(self.job))
-            self.gather()
+            # Most polls find nothing new: rows come with their shard's counter bumped (one statement), and
+            # a shard's error with its row in dist_shards, so each is read only once its count has moved.
+            count, ended = self.database(lambda: self.shared.progress(self.job))
             if count != counted:
+                self.gather()
                 if progress is not None:
                     progress.advance(count - counted)
                 counted, last_change, resends = count, time.monotonic(), 0
-            errors = self.database(lambda: self.shared.shard_errors(self.job))
-            if errors:
-                shard, error = errors[0]
-                raise EngineUnavailable(f"a worker could not check shard {shard}: {error}")
+            if ended != finished:
+                finished = ended
+                errors = self.database(lambda: self.shared.shard_errors(self.job))
+                if errors:
+                    shard, error = errors[0]
+                    raise EngineUnavailable(f"a worker could not check shard {shard}: {error}")
             if time.monotonic() - last_broker > _BROKER_CHECK_S:
                 self._broker(self._connected)
                 last_broker = time.monotonic()
