@@ -75,9 +75,13 @@ def request_url(url: str) -> httpx.URL:
     has_authority = bool(base.userinfo or base.host or base.port is not None)
     validate_path(path, has_scheme=True, has_authority=has_authority)  # as urlparse checks it
     made = httpx.URL.__new__(httpx.URL)
-    made._uri_reference = base._replace(
-        path=_quote(normalize_path(path), PATH_SAFE),
-        query=None if query is None else _quote(query, QUERY_SAFE),
-        fragment=None if fragment is None else _quote(fragment, FRAG_SAFE),
+    made._uri_reference = ParseResult(
+        base.scheme,
+        base.userinfo,
+        base.host,
+        base.port,
+        _quote(normalize_path(path), PATH_SAFE),
+        None if query is None else _quote(query, QUERY_SAFE),
+        None if fragment is None else _quote(fragment, FRAG_SAFE),
     )
     return made
