@@ -163,12 +163,12 @@ class _Dispatch:
         """Refuse workers that could not take part: one whose history database lacks this dispatch (its
         ``state.url`` names another database: it would drop every task as if the run were over), or
         workers keeping their host leases in different Redis servers (each would keep a host's cap alone)."""
-        where = redacted(self.url)
         elsewhere = sorted(node for node, answer in answers.items() if answer.get("sees_job") is False)
         if elsewhere:
             raise EngineUnavailable(
                 f"the history database of worker {', '.join(elsewhere)} does not hold this run's dispatch:"
-                f" state.url must name this run's ({where}) on every worker; no article was written"
+                f" state.url must name this run's ({redacted(self.url)}) on every worker; no article was"
+                " written"
             )
         servers: dict[str, list[str]] = {}
         for node, answer in sorted(answers.items()):
