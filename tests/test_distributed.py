@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from celeryworkers import NoProgress, worker_config, workers
+from celeryworkers import NoProgress, fresh_database, worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
+from rabbitserver import rabbit_server
 from redisserver import redis_server
 from test_refresh import HTML, _article, _serve_world
 from test_runs import _cli, _config, _one_line_error
@@ -51,6 +52,18 @@ def engine(broker: str, database: str, tmp_path: Path) -> Iterator[tuple[str, st
         yield broker, database, folder
 
 
+@pytest.fixture
+def amqp_engine(broker: str, database: str, tmp_path: Path) -> Iterator[tuple[str, str, Path, str]]:
+    """3 real workers on a RabbitMQ broker, their leases in Redis; yields (broker, database, logs, leases)."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    with (
+        rabbit_server() as rabbit,
+        workers(worker_config(folder, rabbit.url, database, lease_url=broker), 3, folder),
+    ):
+        yield rabbit.url, database, folder, broker
+
+
 def _checked_by_workers(folder: Path) -> int:
     """URLs the workers say they checked (their log lines)."""
     found = re.findall(r"shard \d+ of \w+: (\d+) URLs checked", _logs(folder))
@@ -69,10 +82,10 @@ def _logs(folder: Path) -> str:
     return "".join(path.read_text(errors="replace") for path in sorted(folder.glob("worker*.log")))
 
 
-def _celery(settings: Settings, broker: str, database: str) -> Settings:
+def _celery(settings: Settings, broker: str, database: str, leases: str | None = None) -> Settings:
     data = settings.model_dump(mode="json")
     data["executor"] = "celery"
-    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30}
+    data["celery"] = {"broker_url": broker, "wait_timeout": 20, "visibility_timeout": 30, "lease_url": leases}
     data["state"]["url"] = database
     return parse_settings(data)
 
@@ -112,6 +125,28 @@ def test_celery_run_equals_the_local_run(
     engine: tuple[str, str, Path], local_site: LocalSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The same corpus and local web give the same verdicts, changes and article bytes on 3 workers."""
+    _assert_equal_runs(*engine, None, local_site, tmp_path, caplog)
+
+
+def test_celery_run_on_rabbitmq_equals_the_local_run(
+    amqp_engine: tuple[str, str, Path, str],
+    local_site: LocalSite,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same with RabbitMQ as the broker (``amqp://``) and the per-host leases in Redis."""
+    _assert_equal_runs(*amqp_engine, local_site, tmp_path, caplog)
+
+
+def _assert_equal_runs(
+    broker: str,
+    database: str,
+    logs: Path,
+    leases: str | None,
+    local_site: LocalSite,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="pipeline")
     corpus = _world(local_site, tmp_path / "local")
     page = b"<html><head><title>Access denied</title></head></html>"
@@ -125,7 +160,9 @@ def test_celery_run_equals_the_local_run(
         make_settings(
             tmp_path / "celery", corpus={"roots": [str(tmp_path / "celery" / "corpus")]}, **sections
         ),
-        *engine[:2],
+        broker,
+        database,
+        leases,
     )
 
     local_report = _run(local)
@@ -139,10 +176,11 @@ def test_celery_run_equals_the_local_run(
     assert remote_report["politeness"] == local_report["politeness"]
     assert _files(tmp_path / "celery" / "corpus") == _files(corpus)
     assert len(local_site.hits) == 2 * requests_local  # every URL once more, no request twice
-    assert _checked_by_workers(engine[2]) >= len(remote_report["links"])  # the workers did every check
+    assert _checked_by_workers(logs) >= len(remote_report["links"])  # the workers did every check
     assert "in 3 shards for 3 worker processes" in caplog.text  # 4 hosts, one shard per process
-    assert _workers_that_checked(engine[2]) >= 2  # the work spread over the workers
-    with psycopg.connect(engine[1]) as db:  # the coordinator read the workers' rows back and removed them
+    assert _workers_that_checked(logs) >= 2  # the work spread over the workers
+    assert f"transport:   {broker.split('://')[0]}://" in _logs(logs)  # on the broker asked for
+    with psycopg.connect(database) as db:  # the coordinator read the workers' rows back and removed them
         assert db.execute("SELECT count(*) FROM dist_observations").fetchone() == (0,)
 
 
@@ -225,6 +263,54 @@ def test_no_worker_is_exit_9_saying_so(
     _one_line_error(result.stderr, "engine unavailable: no worker answered on redis://127.0.0.1:")
     assert _files(tmp_path / "corpus") == before
     assert _history_runs(database) == 0
+
+
+def test_a_worker_on_another_history_database_is_exit_9_naming_it(
+    broker: str, pg: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A worker whose state.url names another database would drop every task as if the run were over: the
+    coordinator asks before its dispatch and stops at once, naming the worker, touching nothing."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    other = fresh_database(pg, "stray_history")
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+    before = _files(tmp_path / "corpus")
+
+    with workers(worker_config(folder, broker, other), 1, folder, "-n", "stray@%h"):
+        started = time.monotonic()
+        result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+        took = time.monotonic() - started
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(
+        result.stderr, "the history database of worker stray@", "does not hold this run's dispatch"
+    )
+    assert took < 30  # not the minutes of a stall and its resends
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0
+    assert not local_site.hits
+
+
+def test_workers_on_different_lease_servers_are_exit_9_saying_so(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Two workers keeping their host leases in two Redis servers would each keep a host's cap alone: the
+    run refuses them before its dispatch."""
+    folder, second = tmp_path / "workers", tmp_path / "workers2"
+    folder.mkdir()
+    second.mkdir()
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+
+    with (
+        redis_server() as leases,
+        workers(worker_config(folder, broker, database), 1, folder, "-n", "own@%h"),
+        workers(worker_config(second, broker, database, lease_url=leases.url), 1, second, "-n", "apart@%h"),
+    ):
+        result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "keep their host leases in 2 different Redis servers", "apart@")
+    assert not local_site.hits
 
 
 def test_executor_flag_overrides_the_config_and_celery_needs_postgres(

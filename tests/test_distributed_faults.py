@@ -7,6 +7,7 @@ the loopback test site, whose held responses make a fault land while a task is r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ import yaml
 from celeryworkers import workers
 from localsite import LocalSite, closed_port
 from pgserver import PostgresServer, postgres_instance
+from rabbitserver import rabbit_server
 from redisserver import RedisServer, redis_server
 from test_refresh import _article, _serve_world
 
@@ -188,11 +190,30 @@ def _local_run(site: LocalSite, folder: Path) -> tuple[dict[str, str], dict[str,
 
 
 # ---- a worker killed mid-task -------------------------------------------------------------------------
+@contextlib.contextmanager
+def _broker_of_kind(kind: str, redis: RedisServer) -> Iterator[dict[str, str]]:
+    """The ``celery`` keys of a broker of ``kind``: the Redis itself, or a RabbitMQ with leases in it."""
+    if kind == "redis":
+        yield {"broker_url": redis.url}
+    else:
+        with rabbit_server() as rabbit:
+            yield {"broker_url": rabbit.url, "lease_url": redis.url}
+
+
+@pytest.mark.parametrize("kind", ["redis", "amqp"])
 def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_one(
-    local_site: LocalSite, broker: RedisServer, pg: PostgresServer, tmp_path: Path
+    kind: str, local_site: LocalSite, broker: RedisServer, pg: PostgresServer, tmp_path: Path
 ) -> None:
     """kill -9 of the worker holding a task: the task comes back to another worker, the run completes with
-    the verdicts and files of an unkilled run, and each URL's observation counts once in the history."""
+    the verdicts and files of an unkilled run, and each URL's observation counts once in the history.
+    With RabbitMQ too: there the task comes back when the dead worker's connection closes."""
+    with _broker_of_kind(kind, broker) as celery:
+        _kill_a_worker_mid_task(celery, local_site, pg, tmp_path)
+
+
+def _kill_a_worker_mid_task(
+    celery: dict[str, str], local_site: LocalSite, pg: PostgresServer, tmp_path: Path
+) -> None:
     expected_statuses, expected_files = _local_run(local_site, tmp_path / "local")
     local_site.reset()
     state_url = _new_database(pg)
@@ -200,7 +221,7 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
     folder.mkdir()
     corpus = _world(local_site, folder)
     # Redelivery takes visibility_timeout plus the transport's sweep: the coordinator must wait longer.
-    config = _config(folder, corpus, broker.url, state_url, celery={"wait_timeout": 60})
+    config = _config(folder, corpus, celery["broker_url"], state_url, celery={"wait_timeout": 60, **celery})
     first, second = folder / "first", folder / "second"
     first.mkdir()
     second.mkdir()
@@ -234,6 +255,7 @@ def test_worker_killed_mid_task_is_redelivered_and_the_run_matches_an_unkilled_o
     # the only worker left, which asked again only what the killed one had not recorded.
     assert time.monotonic() - killed_at < 30
     assert "pipeline.check_shard" in _log(second)
+    assert f"transport:   {celery['broker_url'].split('://')[0]}://" in _log(second)  # the broker asked for
     for host in held_hosts:
         assert local_site.count("/held", host_index=host) == 2
         assert all(local_site.count(path, host_index=host) == 1 for path in answered)
