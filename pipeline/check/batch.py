@@ -12,7 +12,6 @@ import contextlib
 import functools
 import gc
 import itertools
-import re
 import threading
 from collections import ChainMap, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -25,6 +24,7 @@ from pipeline.check.attempt import _Checker, _host_port
 from pipeline.check.hosts import HostControl
 from pipeline.check.http import build_transport
 from pipeline.check.queue import Host, HostQueue
+from pipeline.check.urls import origin_of
 from pipeline.check.workers import Workers, add_probes
 from pipeline.errors import Interrupted
 from pipeline.models import Observation, Outcome, Validators, host_key
@@ -42,26 +42,12 @@ def _target(url: str) -> tuple[str, httpx.URL] | Observation:
     # httpx refuses such a URL only for its scheme, user, host or port (the path, query and fragment are
     # quoted, never refused; a path after an authority starts with "/" by construction). Anything else,
     # and every refusal (for httpx's own message), goes through the whole parse.
-    origin = _origin(url)
+    origin = origin_of(url)
     if origin is not None:
         target = _origin_target(origin)
         if not isinstance(target, Observation):
             return target
     return _parsed_target(url)
-
-
-def _origin(url: str) -> str | None:
-    """``scheme://authority`` of a printable http(s) URL of sane length, as httpx splits it; else None."""
-    scheme, found, _ = url.partition("://")
-    if not found or scheme.lower() not in ("http", "https") or len(url) > _LONGEST or not url.isprintable():
-        return None
-    end = _AUTHORITY_END.search(url, len(scheme) + 3)
-    assert end is not None  # the pattern matches at the end of the text at the latest
-    return url[: end.start()]
-
-
-_LONGEST = 8192  # characters; httpx refuses URLs past 65,536, far from any taken by the fast path
-_AUTHORITY_END = re.compile(r"[/?#]|\Z")  # httpx's authority: up to the first of these
 
 
 def _parsed_target(url: str) -> tuple[str, httpx.URL] | Observation:

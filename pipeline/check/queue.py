@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from pipeline.check.hosts import HostControl
+from pipeline.check.urls import request_url
 
 STALL_AFTER = 5.0  # seconds without an answer after which a request no longer holds a halved host's slot
 
@@ -142,7 +143,7 @@ class HostQueue:
             self._wake(everyone=True)  # idle workers can leave
         elif self.ready:
             self._wake()
-        return host, url, httpx.URL(url)
+        return host, url, request_url(url)
 
     def add(self, host: Host, url: str, *, first: bool = False) -> None:
         """Queue one more URL on ``host`` (a host not seen before joins); ``first`` puts it ahead of the
