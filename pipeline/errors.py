@@ -58,12 +58,13 @@ class OutsideRoots(FrontMatterError):
 
 
 class LockHeld(Exception):
-    """Another process holds the run lock; the message names the file and, if known, the pid."""
+    """Another process holds the run lock; the message names the file (or the shared history) and, if
+    known, the holder (its pid, or for a shared history its host and pid)."""
 
-    def __init__(self, path: Path, pid: int | None) -> None:
+    def __init__(self, path: Path | str, pid: int | None, holder: str | None = None) -> None:
         self.path = path
         self.pid = pid
-        holder = f"process {pid}" if pid is not None else "another process"
+        holder = holder or (f"process {pid}" if pid is not None else "another process")
         super().__init__(f"{path}: {holder} holds the run lock; another run is in progress, nothing was done")
 
 

@@ -7,6 +7,7 @@ scheduler's daemon (``pipeline schedule``), which is handed this function; the r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -66,7 +67,7 @@ def run_once(
         if dry_run:  # writes nothing, so it needs no lock (and must not create the state folder for one)
             outcome = run_refresh(settings, options, plan_out)
         else:
-            with run_lock(settings.state.lock_file):
+            with run_lock(settings.state.lock_file), _shared_history_lock(settings):
                 outcome = run_refresh(settings, options, plan_out)
     except LockHeld as exc:
         log.error("%s", exc)
@@ -103,3 +104,16 @@ def run_once(
         log.error("cannot write %s: %s", output.path, exc.strerror or exc)
         return int(ExitCode.FILES_FAILED)
     return output.exit_code(outcome.report, int(outcome.exit_code))
+
+
+_LOCK_CONNECT_S = 10.0  # a history that does not answer by then is left to the run's own open to report
+
+
+def _shared_history_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """The run lock of a PostgreSQL history (several machines may share one), else nothing more."""
+    from pipeline.health import postgres
+
+    url = settings.state.url
+    if url is None or not postgres.is_postgres(url):
+        return contextlib.nullcontext()
+    return postgres.history_lock(url, _LOCK_CONNECT_S)

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from celeryworkers import NoProgress, worker_config, workers
+from celeryworkers import NoProgress, fresh_database, worker_config, workers
 from localsite import LocalSite, closed_port, make_settings
 from rabbitserver import rabbit_server
 from redisserver import redis_server
@@ -263,6 +263,54 @@ def test_no_worker_is_exit_9_saying_so(
     _one_line_error(result.stderr, "engine unavailable: no worker answered on redis://127.0.0.1:")
     assert _files(tmp_path / "corpus") == before
     assert _history_runs(database) == 0
+
+
+def test_a_worker_on_another_history_database_is_exit_9_naming_it(
+    broker: str, pg: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """A worker whose state.url names another database would drop every task as if the run were over: the
+    coordinator asks before its dispatch and stops at once, naming the worker, touching nothing."""
+    folder = tmp_path / "workers"
+    folder.mkdir()
+    other = fresh_database(pg, "stray_history")
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+    before = _files(tmp_path / "corpus")
+
+    with workers(worker_config(folder, broker, other), 1, folder, "-n", "stray@%h"):
+        started = time.monotonic()
+        result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+        took = time.monotonic() - started
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(
+        result.stderr, "the history database of worker stray@", "does not hold this run's dispatch"
+    )
+    assert took < 30  # not the minutes of a stall and its resends
+    assert _files(tmp_path / "corpus") == before
+    assert _history_runs(database) == 0
+    assert not local_site.hits
+
+
+def test_workers_on_different_lease_servers_are_exit_9_saying_so(
+    broker: str, database: str, local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Two workers keeping their host leases in two Redis servers would each keep a host's cap alone: the
+    run refuses them before its dispatch."""
+    folder, second = tmp_path / "workers", tmp_path / "workers2"
+    folder.mkdir()
+    second.mkdir()
+    config = _coordinator(tmp_path, local_site, {"dir": str(tmp_path / "state"), "url": database}, broker)
+
+    with (
+        redis_server() as leases,
+        workers(worker_config(folder, broker, database), 1, folder, "-n", "own@%h"),
+        workers(worker_config(second, broker, database, lease_url=leases.url), 1, second, "-n", "apart@%h"),
+    ):
+        result = _cli("refresh", "--config", str(config), "--executor", "celery", cwd=tmp_path)
+
+    assert result.returncode == ExitCode.ENGINE_UNAVAILABLE, result.stderr
+    _one_line_error(result.stderr, "keep their host leases in 2 different Redis servers", "apart@")
+    assert not local_site.hits
 
 
 def test_executor_flag_overrides_the_config_and_celery_needs_postgres(

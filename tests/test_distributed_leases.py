@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -13,6 +16,7 @@ from redisserver import redis_server
 
 from pipeline.config import Settings
 from pipeline.distributed.coordinator import check_remote
+from pipeline.distributed.leases import Leases
 from pipeline.distributed.sharding import shard_host
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
@@ -140,3 +144,67 @@ def test_stopping_the_run_stops_the_workers(database: str, local_site: LocalSite
     assert _started_between(local_site, stopped + 3.0, time.monotonic()) == 0
     assert len(local_site.hits) < len(urls)  # the shard was not finished for nobody
     assert "the run is over (its dispatch is closed); stopped" in logs
+
+
+@contextmanager
+def _slow_link(port: int, delay: float) -> Iterator[str]:
+    """A TCP proxy to 127.0.0.1:``port`` that holds every chunk ``delay`` seconds each way (a Redis one
+    network away); yields its redis:// URL."""
+    ready: list[tuple[int, asyncio.Event]] = []
+    loop = asyncio.new_event_loop()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            await asyncio.sleep(delay)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(forward(reader, upstream_writer), forward(upstream_reader, writer))
+
+    async def serve() -> None:
+        server = await asyncio.start_server(client, "127.0.0.1", 0)
+        stop = asyncio.Event()
+        ready.append((server.sockets[0].getsockname()[1], stop))
+        await stop.wait()
+        server.close()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    while not ready:
+        time.sleep(0.01)
+    proxy_port, stop = ready[0]
+    try:
+        yield f"redis://127.0.0.1:{proxy_port}/0"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=5)
+        loop.close()
+
+
+def test_many_host_leases_are_taken_and_renewed_in_one_round_trip_each() -> None:
+    """A shard of 300 hosts over a link of 20 ms each way: taking, renewing and releasing its leases each
+    cost one round trip, not one per host (300 x 40 ms = 12 s, four TTLs: the first leases would expire
+    before the last were taken, and every renewal would find some gone)."""
+    hosts = [f"host{n}.example" for n in range(300)]
+    with redis_server() as server, _slow_link(server.port, 0.02) as url:
+        started = time.monotonic()
+        with Leases(url, ttl_s=3.0) as leases:
+            assert leases.hold(hosts, give_up=lambda: False) == "held"
+            taken_in = time.monotonic() - started
+            time.sleep(3.5)  # past the TTL: only renewals keep the leases
+            direct = redis.Redis.from_url(server.url)
+            alive = sum(bool(direct.exists(f"pipeline:lease:{host}")) for host in hosts)
+            lost = leases.lost.is_set()
+        left = sum(bool(direct.exists(f"pipeline:lease:{host}")) for host in hosts)
+        direct.close()
+
+    assert taken_in < 1.0
+    assert alive == len(hosts) and not lost
+    assert left == 0  # released on exit

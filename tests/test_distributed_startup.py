@@ -136,6 +136,7 @@ def test_counting_the_workers_does_not_wait_for_its_broker_connection_to_close(
     dispatch = _Dispatch.__new__(_Dispatch)
     dispatch.celery = CelerySettings(broker_url=redis_url, wait_timeout=5)
     dispatch.app = build_app(dispatch.celery, None)
+    dispatch.job = "a-dispatch"
     try:
         assert dispatch._processes() == 0  # no worker: none answered within the window
         assert closing.wait(10) and not may_close.is_set()  # its connection is still being closed

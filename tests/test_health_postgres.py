@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +14,9 @@ from typing import Any
 import psycopg
 import pytest
 import test_health_history as sqlite_tests
+from localsite import LocalSite
 from pgserver import postgres_server
-from test_runs import _cli, _config, _offline_corpus
+from test_runs import _cli, _config, _offline_corpus, _one_line_error
 
 from pipeline.errors import PathUnusable
 from pipeline.health import postgres
@@ -300,3 +304,49 @@ def test_twenty_five_thousand_verdicts_are_recorded_and_loaded(
 
     assert len(loaded) == 25_000
     assert loaded[results[0].url].recent == ("ok", "ok") and loaded[results[-1].url].recent == ("ok",)
+
+
+def test_two_runs_on_one_postgres_history_never_overlap(
+    new_database: Callable[[], str], local_site: LocalSite, tmp_path: Path
+) -> None:
+    """Two machines sharing a history each have their own state folder, so their lock files cannot keep
+    their runs apart: a second run while the first checks is exit 4, naming the first's host and pid; once
+    the first has ended, it runs."""
+    local_site.route("/slow", body=b"ok", delay=4.0)
+    url = new_database()
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    corpus = first_dir / "corpus"
+    corpus.mkdir()
+    (corpus / "slow.md").write_text(
+        f'---\ntitle: s\nwebUrl: "{local_site.url("/slow")}"\n---\n', encoding="utf-8"
+    )
+    first_config = _config(first_dir, corpus, state={"dir": str(first_dir / "state"), "url": url})
+    second_config = _config(
+        second_dir, _offline_corpus(second_dir), state={"dir": str(second_dir / "state"), "url": url}
+    )
+
+    first = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "refresh", "--quiet", "--config", str(first_config)],
+        cwd=first_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not local_site.count("/slow"):  # the first run is checking: it holds the history
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr
+            time.sleep(0.05)
+        refused = _cli("refresh", "--config", str(second_config), cwd=second_dir)
+    finally:
+        _, first_err = first.communicate(timeout=60)
+    after = _cli("refresh", "--config", str(second_config), cwd=second_dir)
+
+    assert refused.returncode == ExitCode.LOCKED, refused.stderr
+    _one_line_error(refused.stderr, "holds the run lock", f"pid {first.pid}", "127.0.0.1")
+    assert first.returncode == ExitCode.OK, first_err
+    assert after.returncode == ExitCode.OK, after.stderr
+    with HistoryStore(tmp_path / "unused", url=url, read_only=True) as store:
+        assert len(store.list_runs(5)) == 2  # the first run and the one after it; the refused one left none

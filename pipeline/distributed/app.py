@@ -81,4 +81,22 @@ def build_app(celery: CelerySettings, state_url: str | None) -> Celery:
 
         tasks.check_shard(payload, state_url, celery, str(task.request.hostname or ""))
 
+    if state_url is not None:
+        _answer_setup(state_url, celery)
     return app
+
+
+SETUP = "pipeline_setup"  # the inspect command a coordinator broadcasts before its dispatch
+
+
+def _answer_setup(state_url: str, celery: CelerySettings) -> None:
+    """Register, in this worker, the answer to ``SETUP``: its pool's size (what Celery's ``stats`` says)
+    and what ``tasks.describe`` tells of its database and leases. Run by the worker's main process."""
+    from celery.worker.control import inspect_command
+
+    from pipeline.distributed import tasks
+
+    @inspect_command(name=SETUP, args=[("job", str)], signature="<job>")  # type: ignore[untyped-decorator]
+    def pipeline_setup(state: Any, job: str = "", **_: object) -> dict[str, Any]:
+        pool = int(state.consumer.pool.info.get("max-concurrency") or 1)
+        return {"pool": pool, **tasks.describe(job, state_url, celery)}

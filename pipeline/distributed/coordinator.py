@@ -27,7 +27,7 @@ from celery import Celery
 
 from pipeline.config import Settings
 from pipeline.distributed import codec, observed
-from pipeline.distributed.app import TASK, build_app
+from pipeline.distributed.app import SETUP, TASK, build_app
 from pipeline.distributed.sharding import shard_host, shards
 from pipeline.errors import EngineUnavailable, Interrupted, PathUnusable
 from pipeline.extract.pages import Advances, PageReader
@@ -139,16 +139,48 @@ class _Dispatch:
         conn = self.app.connection_for_write()
         try:
             conn.ensure_connection(max_retries=1, timeout=max(1.0, self.celery.wait_timeout / 10))
-            # Every worker's answer within the window, not the first only: each says its pool's size.
-            answers = self.app.control.inspect(timeout=_COUNT_S, connection=conn).stats() or {}
+            # Every worker's answer within the window, not the first only: each says its pool's size, and
+            # whether it sees this dispatch and which leases' Redis it uses (``SETUP``).
+            replies = self.app.control.broadcast(
+                SETUP, arguments={"job": self.job}, reply=True, timeout=_COUNT_S, connection=conn
+            )
+            answers = {node: answer for reply in replies or [] for node, answer in reply.items()}
+            if not answers:  # none yet, or workers of an earlier release, which know only Celery's stats
+                stats = self.app.control.inspect(timeout=_COUNT_S, connection=conn).stats() or {}
+                answers = {
+                    node: {"pool": stat.get("pool", {}).get("max-concurrency")}
+                    for node, stat in stats.items()
+                }
         finally:
             # Closed on a thread of its own: closing the channel that collected the answers first reads the
             # answer of its last poll of the reply queue (kombu's BRPOP, up to 1 s): 0.5 s of the dispatch's
             # set-up in a profile, before the first shard could leave.
             threading.Thread(target=conn.release, name="broker-close", daemon=True).start()
-        return sum(
-            max(1, int(answer.get("pool", {}).get("max-concurrency") or 1)) for answer in answers.values()
-        )
+        self._agreed(answers)
+        return sum(max(1, int(answer.get("pool") or 1)) for answer in answers.values())
+
+    def _agreed(self, answers: dict[str, dict[str, Any]]) -> None:
+        """Refuse workers that could not take part: one whose history database lacks this dispatch (its
+        ``state.url`` names another database: it would drop every task as if the run were over), or
+        workers keeping their host leases in different Redis servers (each would keep a host's cap alone)."""
+        elsewhere = sorted(node for node, answer in answers.items() if answer.get("sees_job") is False)
+        if elsewhere:
+            raise EngineUnavailable(
+                f"the history database of worker {', '.join(elsewhere)} does not hold this run's dispatch:"
+                f" state.url must name this run's ({redacted(self.url)}) on every worker; no article was"
+                " written"
+            )
+        servers: dict[str, list[str]] = {}
+        for node, answer in sorted(answers.items()):
+            if answer.get("leases"):
+                servers.setdefault(str(answer["leases"]), []).append(node)
+        if len(servers) > 1:
+            groups = "; ".join(", ".join(nodes) for nodes in servers.values())
+            raise EngineUnavailable(
+                f"the workers keep their host leases in {len(servers)} different Redis servers ({groups}):"
+                " per-host politeness cannot hold across them; give them one celery.lease_url (or one"
+                " Redis broker_url); no article was written"
+            )
 
     def await_workers(self) -> int:
         """Wait for the broker and for at least one worker to answer; the pool processes of the workers

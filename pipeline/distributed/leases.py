@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Literal
 
 import redis
+from redis.client import Pipeline
 
 log = logging.getLogger("pipeline")
 
@@ -74,7 +75,7 @@ class Leases:
         patience = time.monotonic() + 2 * self._ttl_ms / 1000
         waited = False
         while True:
-            taken = [key for key in keys if self._redis.set(key, self._token, nx=True, px=self._ttl_ms)]
+            taken = self._each(keys, lambda pipe, key: pipe.set(key, self._token, nx=True, px=self._ttl_ms))
             if len(taken) == len(keys):
                 with self._lock:
                     self._held = keys
@@ -96,9 +97,18 @@ class Leases:
             held, self._held = self._held, []
         self._release_quietly(held)
 
-    def _release(self, keys: list[str]) -> None:
+    def _each(self, keys: list[str], command: Callable[[Pipeline, str], object]) -> list[str]:
+        """``command`` on every key in one round trip (a pipeline, not a transaction: each command is
+        atomic alone, which is all a lease needs); the keys it answered true for. A shard of thousands
+        of hosts took as many round trips per renewal, which a slow link to Redis could stretch past the
+        TTL."""
+        pipe = self._redis.pipeline(transaction=False)
         for key in keys:
-            self._redis.eval(_RELEASE, 1, key, self._token)
+            command(pipe, key)
+        return [key for key, answer in zip(keys, pipe.execute(), strict=True) if answer]
+
+    def _release(self, keys: list[str]) -> None:
+        self._each(keys, lambda pipe, key: pipe.eval(_RELEASE, 1, key, self._token))
 
     def _release_quietly(self, keys: list[str]) -> None:
         try:
@@ -110,11 +120,15 @@ class Leases:
         while not self._stop.wait(self._ttl_ms / 3000):
             with self._lock:
                 held = list(self._held)
-            for key in held:
-                try:
-                    if not self._redis.eval(_RENEW, 1, key, self._token, self._ttl_ms):
-                        log.warning("lease %s was lost (expired and taken by another task)", key)
-                        self.lost.set()
-                except redis.RedisError as exc:  # Redis away: the lease may expire unseen; stop checking
-                    log.warning("cannot renew lease %s: %s", key, exc)
-                    self.lost.set()
+            try:
+                renewed = self._each(
+                    held, lambda pipe, key: pipe.eval(_RENEW, 1, key, self._token, self._ttl_ms)
+                )
+            except redis.RedisError as exc:  # Redis away: the leases may expire unseen; stop checking
+                log.warning("cannot renew host leases: %s", exc)
+                self.lost.set()
+                continue
+            if len(renewed) < len(held):
+                lost = sorted(set(held) - set(renewed))
+                log.warning("lease %s was lost (expired and taken by another task)", ", ".join(lost)[:300])
+                self.lost.set()

@@ -187,3 +187,12 @@ class Shared:
             " ON CONFLICT DO NOTHING",
             (job, shard, host_stats, error),
         )
+
+
+def holds_job(url: str, job: str, timeout_s: float) -> bool:
+    """Whether the database at ``url`` holds the open dispatch ``job``: read only, so a worker asked before
+    a dispatch (its ``state.url`` perhaps another database) neither creates tables nor locks any."""
+    with psycopg.connect(url, autocommit=True, **liveness(timeout_s)) as conn:
+        if conn.execute("SELECT to_regclass('dist_jobs')").fetchone() == (None,):
+            return False  # a statement naming the missing table would fail, not answer false
+        return conn.execute("SELECT 1 FROM dist_jobs WHERE job = %s", (job,)).fetchone() is not None

@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import psycopg
 import redis
 from celery.exceptions import Reject
 
@@ -138,6 +139,32 @@ class _Recorder:
         self._writer.join()
         if self._error is not None:
             raise self._error
+
+
+def describe(job: str, state_url: str, celery: CelerySettings) -> dict[str, Any]:
+    """What this worker tells a coordinator before its dispatch: ``sees_job``, whether its history database
+    holds the dispatch ``job`` (None: that database cannot be reached now, and its tasks will wait for it),
+    and ``leases``, the run id of its leases' Redis (None: unreachable), which must be every worker's.
+
+    Why: a worker whose ``state.url`` names another database drops every task it takes, as if the run were
+    over, and workers on different lease servers would each keep a host's cap alone; both looked like a run
+    that stalls, and ended after minutes of resends with no word of the cause."""
+    patience = min(5.0, celery.wait_timeout)
+    try:
+        sees: bool | None = observed.holds_job(state_url, job, patience)
+    except psycopg.Error as exc:
+        log.warning("cannot reach the history database to answer the coordinator: %s", exc)
+        sees = None
+    try:
+        client = redis.Redis.from_url(celery.leases, socket_timeout=patience, socket_connect_timeout=patience)
+        try:
+            leases: str | None = str(client.info("server")["run_id"])
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        log.warning("cannot reach the leases' Redis to answer the coordinator: %s", exc)
+        leases = None
+    return {"sees_job": sees, "leases": leases}
 
 
 def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings, worker: str = "") -> None:

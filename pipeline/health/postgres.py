@@ -10,9 +10,13 @@ types, and the schema version lives in a one-row ``schema_version`` table (SQLit
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMES = ("postgresql://", "postgres://")
+log = logging.getLogger("pipeline")
 
 
 def is_postgres(url: str | None) -> bool:
@@ -234,3 +239,43 @@ def columns(db: Connection, table: str) -> set[str]:
         (table,),
     )
     return {row[0] for row in rows}
+
+
+# The run lock of a shared history: a session advisory lock of this key (two int4: "pipe", "hist").
+_RUN_KEY = (0x70697065, 0x68697374)
+
+
+@contextmanager
+def history_lock(url: str, timeout_s: float) -> Iterator[None]:
+    """Hold, for the block, the run lock of the history at ``url``: one run at a time on a history that
+    several machines share (the state folder's lock file keeps apart only the runs of one machine).
+
+    A session advisory lock on a connection of its own, named after this host and pid so that a second
+    run's message can say who holds it (``LockHeld``, at once); the server drops it when the holder's
+    connection ends, a killed run included. A database that cannot be reached is left to the history's own
+    open, which reports it (exit 6, or the engine's retries)."""
+    import psycopg
+
+    from pipeline.errors import LockHeld
+
+    holder = f"pipeline on {socket.gethostname()}, pid {os.getpid()}"
+    try:
+        conn = psycopg.connect(url, autocommit=True, application_name=holder[:63], **liveness(timeout_s))
+    except psycopg.Error as exc:
+        log.debug("no run lock on the history (cannot connect): %s", exc)
+        yield
+        return
+    try:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", _RUN_KEY).fetchone()
+        if not (row and row[0]):
+            other = conn.execute(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.objsubid = 2"
+                " AND l.granted AND l.database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database())",
+                _RUN_KEY,
+            ).fetchone()
+            raise LockHeld(redacted(url), None, holder=(other and other[0]) or "another run")
+        yield
+    finally:
+        conn.close()  # the lock goes with the session
