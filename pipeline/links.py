@@ -46,6 +46,25 @@ def normalize_url(raw: str) -> tuple[str | None, str]:
         return None, "empty URL"
     if _BAD_CHARACTER.search(text):
         return None, "URL contains white space or control characters"
+    # Everything but the path and query is judged and rewritten from the origin (``scheme://netloc``, as
+    # urlsplit splits it) alone: normalised once per origin, the path and query then kept as written.
+    colon = text.find(":")
+    if text[colon : colon + 3] == "://" and text[:colon].isascii() and text[:colon].lower() in _SCHEMES:
+        end = _NETLOC_END.search(text, colon + 3)
+        assert end is not None  # the pattern matches at the end of the text at the latest
+        origin, reason = _normalize_origin(text[: end.start()])
+        if origin is None:
+            return None, reason
+        path, _, query = text[end.start() :].partition("#")[0].partition("?")
+        return f"{origin}{path or '/'}{'?' if query else ''}{query}", ""
+    return _normalize(text)
+
+
+_NETLOC_END = re.compile(r"[/?#]|\Z")  # urlsplit's netloc: up to the first of these
+
+
+def _normalize(text: str) -> tuple[str | None, str]:
+    """``normalize_url`` of a stripped text free of white space and control characters, parsed whole."""
     try:
         parts = urlsplit(text)
     except ValueError as exc:
@@ -73,6 +92,17 @@ def normalize_url(raw: str) -> tuple[str | None, str]:
         netloc = f"{userinfo}@{netloc}"
     path = parts.path or "/"
     return urlunsplit(SplitResult(scheme, netloc, path, parts.query, "")), ""
+
+
+@functools.lru_cache(maxsize=1 << 12)  # a corpus names far fewer origins than URLs: one parse an origin
+def _normalize_origin(origin: str) -> tuple[str | None, str]:
+    """``scheme://netloc`` normalised, without the path ``/`` that ``_normalize`` gives it; else (None, why).
+
+    urlsplit takes the scheme, the netloc and so the host, port and user from the origin alone, and every
+    refusal is about them: an origin's verdict is that of every URL under it.
+    """
+    normalized, reason = _normalize(origin)
+    return (normalized[:-1] if normalized is not None else None), reason
 
 
 @functools.lru_cache(maxsize=1 << 12)  # a corpus names far fewer hosts than URLs: one parse a host

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import LinkSettings
-from pipeline.links import extract_refs, normalize_url
+from pipeline.links import _normalize, extract_refs, normalize_url
 from pipeline.models import field_spec, format_field_path
 
 SEED = next((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
@@ -162,3 +164,27 @@ def test_a_normalized_url_normalizes_to_itself(raw: str) -> None:
     once = normalize_url(raw)[0]
 
     assert once is not None and normalize_url(once) == (once, "")
+
+
+_NETLOC = st.text(st.sampled_from("aZ09.-_~:@[]%!$&'()*+,;=\u00e9\u0430\uff0f"), max_size=20)
+_AFTER = st.text(st.sampled_from("/?#aZ09.-%:@[]\u00e9"), max_size=20)
+
+
+@settings(max_examples=3000)
+@given(
+    st.sampled_from(["http", "https", "HTTPS", "ftp", "", "http:", "h\u0131tp"]),
+    st.sampled_from(["://", ":/", ":", "//"]),
+    st.one_of(_NETLOC, st.sampled_from(["127.0.0.5:41234", "[::1]:80", "u:p@H.com:80", "h:99999", "127.1"])),
+    _AFTER,
+)
+@example("http", "://", "Example.COM:80", "")
+@example("http", "://", "h", "/p#a?b")
+@example("https", "://", "h", "?")
+@example("http", "://", "[zz]", "/x")
+def test_the_origin_alone_gives_the_whole_urls_normalisation(
+    scheme: str, sep: str, netloc: str, rest: str
+) -> None:
+    """Normalising a URL from its origin's normalisation gives what parsing the whole URL gives: the same
+    URL, or the same refusal."""
+    raw = scheme + sep + netloc + rest  # no white space: ``_normalize`` takes the text as stripped and vetted
+    assert normalize_url(raw) == _normalize(raw)

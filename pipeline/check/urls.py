@@ -1,14 +1,14 @@
-"""A URL to request, parsed as httpx parses it, its scheme and authority once per origin.
+"""A URL to request, parsed: ``request_url`` (the same ``httpx.URL`` as ``httpx.URL(url)``, faster).
 
-Reads no settings. Returns ``origin_of`` (the ``scheme://authority`` text of a URL on the fast path) and
-``request_url`` (the ``httpx.URL`` of a URL the check requests, equal to ``httpx.URL(url)``); no I/O.
+Reads no settings. Returns ``httpx.URL``s; no I/O. Also ``origin_of``, the ``scheme://authority`` of a URL as
+httpx splits it, which ``pipeline.check.batch`` parses alone to judge a URL and find its host.
 
-Why: httpx parses a URL in about 45 us here, a check's largest single cost per URL after the request
-itself, and most of it is the scheme, the authority and their checks, which every URL of a host shares.
-For a URL on the fast path (http or https, printable, of sane length), the origin's parse is kept and only
-the path, query and fragment are made, with httpx's own functions, in httpx's own order:
-``tests/test_check_urls.py`` pins the result to ``httpx.URL(url)``'s on generated URLs. ``httpx<0.29`` is
-pinned: its private parser's names are used here and nowhere else.
+A host's queued URLs wait as their text (``pipeline.check.queue``) and are parsed when a worker takes one:
+httpx's parse of a whole URL cost 37-85 us here (a tenth of the check process's work per request), most of it
+in the origin (the authority's pattern, the host's IP address validated, the port) and in quoting. The
+origin is parsed once per origin instead, and only the rest (path, query, fragment) for each URL, by httpx's
+own functions in httpx's order (``httpx._urlparse.urlparse``, pinned with httpx below 0.29), so that every
+part comes out as httpx makes it (8 us); a URL off this path, and any refusal, goes through ``httpx.URL``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from httpx._urlparse import (
 
 _LONGEST = 8192  # characters; httpx refuses URLs past 65,536, far from any taken by the fast path
 _AUTHORITY_END = re.compile(r"[/?#]|\Z")  # httpx's authority: up to the first of these
-# What httpx's URL_REGEX matches after the authority.
-_REST = re.compile(r"(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?")
 
 
 def origin_of(url: str) -> str | None:
@@ -44,44 +42,45 @@ def origin_of(url: str) -> str | None:
     return url[: end.start()]
 
 
-_KEPT = {safe: UNRESERVED_CHARACTERS + safe for safe in (PATH_SAFE, QUERY_SAFE, FRAG_SAFE)}
-
-
-def _quote(text: str, safe: str) -> str:
-    """httpx's ``quote``: most parts need no escaping and have no ``%``, so ``quote`` would return them
-    as they are (its own fast test, without its search for ``%xx`` first)."""
-    if "%" not in text and not text.rstrip(_KEPT[safe]):
-        return text
-    return quote(text, safe=safe)
-
-
-@functools.lru_cache(maxsize=4096)  # a corpus has far fewer origins than URLs
-def _parsed_origin(text: str) -> ParseResult | None:
-    try:
-        return httpx.URL(text)._uri_reference
-    except httpx.InvalidURL:
-        return None
-
-
 def request_url(url: str) -> httpx.URL:
-    """``httpx.URL(url)`` (``httpx.InvalidURL`` for a URL it refuses)."""
-    found = origin_of(url)
-    base = _parsed_origin(found) if found is not None else None
-    if found is None or base is None:
+    """``httpx.URL(url)``: the same parts, with the origin's parse made once per origin (raises as it)."""
+    origin = origin_of(url)
+    parsed = _parsed_origin(origin) if origin is not None else None
+    if origin is None or parsed is None:
         return httpx.URL(url)
-    rest = _REST.match(url, len(found))
-    assert rest is not None  # every part of the pattern may be empty
-    path, query, fragment = rest.group("path", "query", "fragment")
-    has_authority = bool(base.userinfo or base.host or base.port is not None)
-    validate_path(path, has_scheme=True, has_authority=has_authority)  # as urlparse checks it
+    # As httpx's pattern splits what follows the authority: the path up to "?" or "#", the query up to "#".
+    rest, hashed, fragment = url[len(origin) :].partition("#")
+    path, asked, query = rest.partition("?")
+    try:
+        validate_path(path, has_scheme=True, has_authority=True)
+    except httpx.InvalidURL:
+        return httpx.URL(url)  # for httpx's own error
     made = httpx.URL.__new__(httpx.URL)
-    made._uri_reference = ParseResult(
-        base.scheme,
-        base.userinfo,
-        base.host,
-        base.port,
-        _quote(normalize_path(path), PATH_SAFE),
-        None if query is None else _quote(query, QUERY_SAFE),
-        None if fragment is None else _quote(fragment, FRAG_SAFE),
+    made._uri_reference = parsed._replace(
+        path=_quoted(normalize_path(path), PATH_SAFE, _PATH_KEPT),
+        query=_quoted(query, QUERY_SAFE, _QUERY_KEPT) if asked else None,
+        fragment=_quoted(fragment, FRAG_SAFE, _FRAG_KEPT) if hashed else None,
     )
     return made
+
+
+def _quoted(text: str, safe: str, kept: str) -> str:
+    """httpx's ``quote(text, safe)``: a text made only of characters it keeps (``kept``) comes back as it is
+    from httpx too, so it is returned without httpx's search for "%xx" sequences in it."""
+    return text if not text.rstrip(kept) else quote(text, safe=safe)
+
+
+# What httpx's quote never escapes in each part (its own fast path's test: unreserved or safe).
+_PATH_KEPT = UNRESERVED_CHARACTERS + PATH_SAFE
+_QUERY_KEPT = UNRESERVED_CHARACTERS + QUERY_SAFE
+_FRAG_KEPT = UNRESERVED_CHARACTERS + FRAG_SAFE
+
+
+@functools.lru_cache(maxsize=4096)  # a corpus has far fewer hosts than URLs
+def _parsed_origin(origin: str) -> ParseResult | None:
+    """The parse of an origin with a scheme and a host (what the fast path needs), else None."""
+    try:
+        parsed: ParseResult = httpx.URL(origin)._uri_reference
+    except httpx.InvalidURL:
+        return None
+    return parsed if parsed.scheme and parsed.host else None
