@@ -243,7 +243,6 @@ def _check(
                         fetch_body=fetch_body,
                         on_result=recorder.direct,
                         keep_pages=False,
-                        keep_observations=False,  # the recorder has each one: none kept here (~8 us each)
                         validators=validators,
                         host_stats=stats,
                         stop=stop,  # a lease lost or the run over: stop within a fifth of a second
