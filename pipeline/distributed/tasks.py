@@ -33,6 +33,7 @@ from pipeline.distributed.leases import Leases
 from pipeline.engineconfig import CelerySettings
 from pipeline.errors import Interrupted
 from pipeline.extract.pages import PageReader
+from pipeline.health.postgres import redacted
 from pipeline.models import Observation
 from pipeline.runreport import HostStats
 
@@ -183,8 +184,19 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings,
         raise Reject(str(exc), requeue=True) from exc
     try:
         try:
-            if not shared.job_open(job) or shared.shard_done(job, shard):
-                log.info("shard %d of %s: already done or no longer wanted", shard, job)
+            if not shared.job_open(job):
+                # A worker asked before the dispatch was checked (pipeline_setup); one that started later and
+                # names another database than the coordinator's lands here too: say so, not only "done".
+                log.warning(
+                    "shard %d of %s: no such dispatch in this worker's history database (%s): the run is"
+                    " over, or this worker's state.url is not the coordinator's; dropped",
+                    shard,
+                    job,
+                    redacted(state_url),
+                )
+                return
+            if shared.shard_done(job, shard):
+                log.info("shard %d of %s: already done by another copy", shard, job)
                 return
             _check(shared, payload, job, shard, celery, worker)
         except observed.DatabaseError as exc:
