@@ -185,8 +185,8 @@ def check_shard(payload: dict[str, Any], state_url: str, celery: CelerySettings,
     try:
         try:
             if not shared.job_open(job):
-                # A worker asked before the dispatch was checked (pipeline_setup); one that started later and
-                # names another database than the coordinator's lands here too: say so, not only "done".
+                # The workers that answered before the dispatch had their database checked (pipeline_setup);
+                # one started later on another database than the coordinator's lands here: say so.
                 log.warning(
                     "shard %d of %s: no such dispatch in this worker's history database (%s): the run is"
                     " over, or this worker's state.url is not the coordinator's; dropped",
