@@ -259,23 +259,31 @@ def history_lock(url: str, timeout_s: float) -> Iterator[None]:
     from pipeline.errors import LockHeld
 
     holder = f"pipeline on {socket.gethostname()}, pid {os.getpid()}"
+    conn = None
     try:
         conn = psycopg.connect(url, autocommit=True, application_name=holder[:63], **liveness(timeout_s))
+        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", _RUN_KEY).fetchone()
+        other = None if row and row[0] else _lock_holder(conn)
     except psycopg.Error as exc:
-        log.debug("no run lock on the history (cannot connect): %s", exc)
+        log.debug("no run lock on the history (the database did not answer): %s", exc)
+        if conn is not None:
+            conn.close()
         yield
         return
     try:
-        row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", _RUN_KEY).fetchone()
-        if not (row and row[0]):
-            other = conn.execute(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.objsubid = 2"
-                " AND l.granted AND l.database = (SELECT oid FROM pg_database"
-                " WHERE datname = current_database())",
-                _RUN_KEY,
-            ).fetchone()
-            raise LockHeld(redacted(url), None, holder=(other and other[0]) or "another run")
+        if other is not None:
+            raise LockHeld(redacted(url), None, holder=other)
         yield
     finally:
         conn.close()  # the lock goes with the session
+
+
+def _lock_holder(conn: psycopg.Connection[Any]) -> str:
+    """The ``application_name`` of the session holding the run lock (a run names itself there)."""
+    row = conn.execute(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.classid = %s AND l.objid = %s AND l.objsubid = 2"
+        " AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        _RUN_KEY,
+    ).fetchone()
+    return str(row[0]) if row and row[0] else "another run"
