@@ -38,6 +38,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS dist_counts (job TEXT NOT NULL, shard INTEGER NOT NULL, recorded BIGINT"
     " NOT NULL, PRIMARY KEY (job, shard))",
 )
+# Whether the coordinator still waits for a dispatch: asked by a task before its work and by a worker
+# answering the coordinator's setup check.
+_JOB_OPEN = "SELECT 1 FROM dist_jobs WHERE job = %s"
 # Data-modifying CTEs always run to completion: the rows, then the shard's counter bumped by the rows
 # really inserted (a redelivered URL adds nothing), both only while the dispatch is open.
 _RECORD = """
@@ -159,7 +162,7 @@ class Shared:
     # ---- a worker ------------------------------------------------------------------------------------
     def job_open(self, job: str) -> bool:
         """Whether the coordinator still waits for this dispatch."""
-        return self._conn.execute("SELECT 1 FROM dist_jobs WHERE job = %s", (job,)).fetchone() is not None
+        return self._conn.execute(_JOB_OPEN, (job,)).fetchone() is not None
 
     def shard_done(self, job: str, shard: int) -> bool:
         row = self._conn.execute("SELECT 1 FROM dist_shards WHERE job = %s AND shard = %s", (job, shard))
@@ -195,4 +198,4 @@ def holds_job(url: str, job: str, timeout_s: float) -> bool:
     with psycopg.connect(url, autocommit=True, **liveness(timeout_s)) as conn:
         if conn.execute("SELECT to_regclass('dist_jobs')").fetchone() == (None,):
             return False  # a statement naming the missing table would fail, not answer false
-        return conn.execute("SELECT 1 FROM dist_jobs WHERE job = %s", (job,)).fetchone() is not None
+        return conn.execute(_JOB_OPEN, (job,)).fetchone() is not None
