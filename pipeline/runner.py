@@ -32,7 +32,7 @@ from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import verdict
 from pipeline.health.history import HistoryStore
-from pipeline.health.staging import EarlyRows
+from pipeline.health.staging import STAGED_AT, EarlyRows
 from pipeline.health.verdict import baseline
 from pipeline.ignore import filter_for
 from pipeline.links import normalize_url
@@ -46,10 +46,12 @@ from pipeline.plan import Plan, counts, plan_requests, print_plan
 from pipeline.readpass import Corpus, collect
 from pipeline.report import build
 from pipeline.report import files as report
+from pipeline.report.early import EARLY_ROWS, EarlyLinks
 from pipeline.report.render import prepare as prepare_reports
 from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
+from pipeline.text import iso
 from pipeline.write import AnyOf, write_pass
 
 if TYPE_CHECKING:
@@ -128,7 +130,10 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
                 memory.release()  # what the parse left
                 memory.keep_from_collections()  # the corpus and the imports: not rescanned again
                 if feed is not None and store.stages:  # the answered URLs' rows, made as they arrive
-                    run.early = EarlyRows(store, run.run_id, run.history, settings.health, set(run.extra))
+                    run.early_links = _early_links(run)
+                    run.early = EarlyRows(
+                        store, run.run_id, run.history, settings.health, set(run.extra), run.early_links
+                    )
             except BaseException:
                 if feed is not None:
                     feed.cancel()
@@ -168,6 +173,13 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
         if run.prepared is not None:
             run.prepared.close()  # not taken: nothing was due, or the run stopped before its check
         store.close()
+
+
+def _early_links(run: Run) -> EarlyLinks | None:
+    """The answered URLs' report rows, made while the check runs, for a report held whole anyway."""
+    if len(run.plan.urls) > EARLY_ROWS:
+        return None
+    return EarlyLinks(run.corpus.refs, run.previous, iso(STAGED_AT) or "")
 
 
 def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:
@@ -337,14 +349,17 @@ def _finish(run: Run) -> RunOutcome:
         kind=run.kind,
         outage_streak=streak,
         checked=run.counts.due,
+        early=run.early_links,
     )
+    lines = run.early_links.lines if run.early_links is not None else None
     # The report holds what the rest reads; the corpus and the verdicts go before its files are made.
-    run.corpus, run.results, run.previous, run.changes = Corpus(), {}, {}, ()
+    run.corpus, run.results, run.previous, run.changes, run.early_links = Corpus(), {}, {}, (), None
     memory.release()
     if options.dry_run:
         return RunOutcome(run.exit_code, run_report, None)
     # Compressed as it is made (the JSON is never held whole), with report.md/html's summary in that pass.
-    stored, summary = report.stored_copy_and_summary(run_report)
+    stored, summary = report.stored_copy_and_summary(run_report, lines)
+    del lines
     store.finish_run(
         run.run_id,
         finished,

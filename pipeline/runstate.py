@@ -32,8 +32,9 @@ from pipeline.plan import Counts, Plan
 from pipeline.readpass import Corpus
 from pipeline.runreport import HostStats
 
-if TYPE_CHECKING:  # Celery is imported only by a run that uses it
+if TYPE_CHECKING:  # Celery only for a run that uses it; the early report rows only for their type
     from pipeline.distributed.prepared import Prepared
+    from pipeline.report.early import EarlyLinks
 
 
 @dataclass
@@ -75,6 +76,7 @@ class Run:
     checked_at: datetime | None = None  # when this run's checks ended: the time of its evidence
     prepared: Prepared | None = None  # executor: celery: the check's dispatch, made ready during the read
     early: EarlyRows | None = None  # the answered URLs' history rows, staged while the check runs
+    early_links: EarlyLinks | None = None  # and their report rows (``report.early``)
     # A quiet night (no due URL checked, no page read, no image probed) and what its evidence is made
     # from (``pipeline.reuse``); ``reuse``: the last write pass's URL digests stand for it.
     quiet: bool = False

@@ -20,7 +20,7 @@ Reads: the run's history, due URLs, ``health.*`` (through ``verdict.judge``). Wr
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +54,7 @@ _COPY = (
     " FROM temp.staged_links WHERE true" + LINK_UPSERT
 )
 # A moment no check ends at: the ``now`` an early verdict is judged with (never stored: see ``_TIMES``).
-_STAGED_AT = datetime.max.replace(tzinfo=UTC)
+STAGED_AT = datetime.max.replace(tzinfo=UTC)
 
 
 def link_row(
@@ -118,7 +118,8 @@ class EarlyRows:
 
     ``history`` is the run's (loaded before the check: no verdict is recorded between, so it is what
     ``record`` would load); ``skip``: URLs asked only to judge the network (the baseline and canaries,
-    never recorded). Which rows stand is decided by ``confirm`` on the observations the run records.
+    never recorded); ``judged`` sees each staged verdict (``report.early``), judged at ``STAGED_AT``.
+    Which rows stand is decided by ``confirm`` on the observations the run records.
     """
 
     def __init__(
@@ -128,9 +129,11 @@ class EarlyRows:
         history: Mapping[str, UrlHistory],
         health: HealthSettings,
         skip: Container[str],
+        judged: Callable[[LinkResult], None] | None = None,
     ) -> None:
         self._store, self._run_id, self._history, self._health = store, run_id, history, health
         self._skip = skip
+        self._judged = judged
         self._staged: dict[str, Observation] = {}  # URL -> the observation its staged row was made from
         self._broken = False
 
@@ -141,10 +144,12 @@ class EarlyRows:
         for obs in arrived:
             if obs.outcome not in ANSWERED or obs.url in self._skip:
                 continue  # a failure waits for the outage guard; the baseline is not recorded
-            result = judge(obs, self._history.get(obs.url), self._health, _STAGED_AT)
-            row = link_row(result, self._history.get(obs.url), self._run_id, _STAGED_AT, text)
+            result = judge(obs, self._history.get(obs.url), self._health, STAGED_AT)
+            row = link_row(result, self._history.get(obs.url), self._run_id, STAGED_AT, text)
             rows.append(tuple(value for column, value in enumerate(row) if column not in _TIMES))
             self._staged[obs.url] = obs
+            if self._judged is not None:
+                self._judged(result)
         try:
             self._store.stage_links(rows)
         except sqlite3.Error:  # a temporary table that cannot be written: every row is made at the end

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Settings
 from pipeline.models import (
@@ -46,6 +46,9 @@ from pipeline.runreport import (
 )
 from pipeline.spool import Spool
 from pipeline.text import iso, printable
+
+if TYPE_CHECKING:
+    from pipeline.report.early import EarlyLinks
 
 
 def _config_summary(settings: Settings) -> dict[str, Any]:
@@ -99,7 +102,7 @@ def _json_native(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float)
 
 
-def _index(
+def index_of(
     refs: Mapping[Path, Sequence[LinkRef]],
 ) -> tuple[list[str], list[tuple[str, int | None]], dict[str, array[int]], dict[str, str]]:
     """Where each URL is written, compactly: the articles' printable names, the distinct (field path, line)
@@ -129,7 +132,7 @@ def _index(
 _SPOT_BITS = 32  # distinct (field path, line) pairs of a corpus: far fewer than 2**32
 
 
-def _places(
+def places_of(
     packed: array[int], names: list[str], spots: list[tuple[str, int | None]]
 ) -> tuple[LinkPlace, ...]:
     """A URL's places: each article (by its printable name, sorted) with its field paths and lines."""
@@ -143,6 +146,32 @@ def _places(
         paths.append(field_path)
         lines.append(line)
     return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
+
+
+def link_row(
+    url: str,
+    result: LinkResult,
+    before: LinkStatus | None,
+    places: tuple[LinkPlace, ...],
+    copy: Snapshot | None,
+) -> LinkRow:
+    """A URL's report row: its verdict, its stored verdict before this run, its places, its archive copy."""
+    return LinkRow(
+        url=url,
+        status=str(result.status),
+        http_status=result.http_status,
+        final_url=result.final_url,
+        redirects=tuple(result.redirects),
+        reason=result.reason,
+        host=host_key(url) if result.status is not LinkStatus.INVALID else "",
+        previous_status=str(before) if before else None,
+        first_failed_at=iso(result.first_failed_at),
+        last_success_at=iso(result.last_success_at),
+        consecutive_failures=result.consecutive_failures,
+        checked_at=iso(result.checked_at),
+        articles=places,
+        archive=_copy(copy),
+    )
 
 
 def _weight_of_places(row: LinkRow) -> int:
@@ -174,14 +203,16 @@ def build_report(
     kind: str = "complete",
     outage_streak: OutageStreak | None = None,
     checked: int | None = None,
+    early: EarlyLinks | None = None,
 ) -> RunReport:
     """The whole report for one run (``archive``: copies of dead links, by URL; ``host_stats``: the
-    checker's per-host politeness figures; ``checked``: URLs requested because they were due).
+    checker's per-host politeness figures; ``checked``: URLs requested because they were due; ``early``:
+    the rows of answered URLs made while the check ran, and the index of ``refs`` made then).
 
     The link and change rows go to spools (temporary files) one at a time, as they are made: a report
     of a million links is never held whole."""
     copies = archive or {}
-    names, spots, index, invalid = _index(refs)
+    names, spots, index, invalid = early.index if early is not None else index_of(refs)
     links: Spool[LinkRow] = Spool(weigh=_weight_of_places)
     by_status = dict.fromkeys(STATUSES, 0)
     dead_now = back = 0
@@ -191,22 +222,10 @@ def build_report(
             status = LinkStatus.INVALID if url in invalid else LinkStatus.SKIPPED
             reason = invalid.get(url) or excluded.get(url) or "not checked"
             result = LinkResult(url, status, reason=reason)
-        before = previous.get(url)
-        row = LinkRow(
-            url=url,
-            status=str(result.status),
-            http_status=result.http_status,
-            final_url=result.final_url,
-            redirects=tuple(result.redirects),
-            reason=result.reason,
-            host=host_key(url) if result.status is not LinkStatus.INVALID else "",
-            previous_status=str(before) if before else None,
-            first_failed_at=iso(result.first_failed_at),
-            last_success_at=iso(result.last_success_at),
-            consecutive_failures=result.consecutive_failures,
-            checked_at=iso(result.checked_at),
-            articles=_places(index.pop(url), names, spots),
-            archive=_copy(copies.get(url)),
+        places = index.pop(url)
+        made = early.take(url, result) if early is not None and url not in copies else None
+        row = made or link_row(
+            url, result, previous.get(url), places_of(places, names, spots), copies.get(url)
         )
         links.append(row)
         by_status[row.status] = by_status.get(row.status, 0) + 1

@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.report.build import json_default
 from pipeline.report.render import html_chunks, render_markdown
 from pipeline.report.view import Summariser, Summary, summarise
-from pipeline.runreport import LinkRow, RunInfo, RunReport
+from pipeline.runreport import ChangeRow, LinkRow, RunInfo, RunReport
 from pipeline.text import json_text
 
 LATEST = "latest"
@@ -54,11 +54,16 @@ def dump_json(document: Any, indent: int | None = 2) -> str:
 _ROWS = ("links", "changes", "discovered")  # the parts of a report that grow with the corpus
 
 
-def json_chunks(report: RunReport, on_link: Callable[[LinkRow], None] | None = None) -> Iterator[str]:
+def json_chunks(
+    report: RunReport,
+    on_link: Callable[[LinkRow], None] | None = None,
+    lines: dict[str, str] | None = None,
+) -> Iterator[str]:
     """report.json's text a row at a time, never held whole: the document indented as ``dump_json``
     writes it, but each link and change row on one line (greppable, and written by json's C encoder:
     indented rows cost ten times as much on a night that changes nothing). ``on_link`` sees each link
-    row as it is written (the summary of report.md/html, made in the same pass)."""
+    row as it is written (the summary of report.md/html, made in the same pass); ``lines``: link rows'
+    lines encoded already, by URL (``report.early``), taken as they are written."""
     shell = replace(report, links=(), changes=(), discovered=()).to_json()
     keys = list(shell)
     yield "{"
@@ -67,7 +72,10 @@ def json_chunks(report: RunReport, on_link: Callable[[LinkRow], None] | None = N
         rows = getattr(report, key) if key in _ROWS else ()
         if rows:
             yield f'\n  "{key}": ['
-            yield from _row_lines(rows, on_link if key == "links" else None)
+            if key == "links":
+                yield from _row_lines(rows, on_link, lines or {})
+            else:
+                yield from _row_lines(rows, None, {})
             yield "\n  ]" + end
         else:
             yield f'\n  "{key}": {_nested(shell[key], 1)}{end}'
@@ -77,12 +85,15 @@ def json_chunks(report: RunReport, on_link: Callable[[LinkRow], None] | None = N
 _ROWS_PER_CHUNK = 256  # rows encoded, escaped and handed on together: one call each, not one per row
 
 
-def _row_lines(rows: Iterable[Any], on_row: Callable[[Any], None] | None) -> Iterator[str]:
+def _row_lines(
+    rows: Iterable[Any], on_row: Callable[[Any], None] | None, encoded: dict[str, str]
+) -> Iterator[str]:
     lines: list[str] = []
     for count, row in enumerate(rows):
         if on_row is not None:
             on_row(row)
-        lines.append(("," if count else "") + "\n    " + _ENCODER.encode(row.to_json()))
+        line = encoded.pop(row.url, None) if encoded else None
+        lines.append(("," if count else "") + "\n    " + (line or encode_row(row)))
         if len(lines) == _ROWS_PER_CHUNK:
             yield json_text("".join(lines))
             lines.clear()
@@ -99,26 +110,35 @@ def _nested(value: Any, depth: int) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
 
 
+def encode_row(row: LinkRow | ChangeRow) -> str:
+    """A link or change row as its one line of report.json."""
+    return _ENCODER.encode(row.to_json())
+
+
 def _encoded(chunks: Iterable[str]) -> Iterator[bytes]:
     # "replace": a stray surrogate from the web must cost one character, never the whole report.
     for chunk in chunks:
         yield chunk.encode("utf-8", errors="replace")
 
 
-def stored_copy(report: RunReport, on_link: Callable[[LinkRow], None] | None = None) -> bytes:
+def stored_copy(
+    report: RunReport,
+    on_link: Callable[[LinkRow], None] | None = None,
+    lines: dict[str, str] | None = None,
+) -> bytes:
     """report.json compressed, as the history keeps it (``HistoryStore.finish_run``), made a row at a time
-    (``on_link``: see ``json_chunks``)."""
+    (``on_link``, ``lines``: see ``json_chunks``)."""
     packer = zlib.compressobj(6)
-    pieces = [packer.compress(chunk) for chunk in _encoded(json_chunks(report, on_link))]
+    pieces = [packer.compress(chunk) for chunk in _encoded(json_chunks(report, on_link, lines))]
     pieces.append(packer.flush())
     return b"".join(pieces)
 
 
-def stored_copy_and_summary(report: RunReport) -> tuple[bytes, Summary]:
+def stored_copy_and_summary(report: RunReport, lines: dict[str, str] | None = None) -> tuple[bytes, Summary]:
     """The history's copy (``stored_copy``) and what report.md/html show (``view.summarise``), made in
-    one pass over the link rows."""
+    one pass over the link rows (``lines``: see ``json_chunks``)."""
     summariser = Summariser(report.politeness)
-    stored = stored_copy(report, summariser.add)
+    stored = stored_copy(report, summariser.add, lines)
     return stored, summariser.summary()
 
 
