@@ -176,8 +176,8 @@ def refresh(settings: Settings, options: RunOptions, out: TextIO) -> RunOutcome:
 
 
 def _early_links(run: Run) -> EarlyLinks | None:
-    """The answered URLs' report rows, made while the check runs, for a report held whole anyway."""
-    if len(run.plan.urls) > EARLY_ROWS:
+    """The answered URLs' report rows, made while the check runs, for a small run (``report.early``)."""
+    if len(run.plan.urls) > EARLY_ROWS or len(run.corpus.paths) > EARLY_ROWS:
         return None
     return EarlyLinks(run.corpus.refs, run.previous, iso(STAGED_AT) or "")
 
@@ -310,6 +310,7 @@ def _write(run: Run, evidence: Evidence, checked: Container[str]) -> None:
 def _finish(run: Run) -> RunOutcome:
     """Per-file errors and the exit code, then the history's run row and the report files."""
     settings, options, store = run.settings, run.options, run.store
+    run.early = None  # a run stopped mid-check still holds it (and through it the early rows)
     errors = run.corpus.errors + run.write_errors
     _log_file_errors(errors)
     if run.exit_code is ExitCode.OK and errors:
@@ -359,7 +360,6 @@ def _finish(run: Run) -> RunOutcome:
         return RunOutcome(run.exit_code, run_report, None)
     # Compressed as it is made (the JSON is never held whole), with report.md/html's summary in that pass.
     stored, summary = report.stored_copy_and_summary(run_report, lines)
-    del lines
     store.finish_run(
         run.run_id,
         finished,

@@ -17,6 +17,7 @@ from pipeline import runner
 from pipeline.health.staging import STAGED_AT
 from pipeline.health.verdict import judge, verdicts
 from pipeline.models import LinkRef, LinkResult, LinkStatus, Observation, Outcome, RunOptions, UrlHistory
+from pipeline.report import early as early_module
 from pipeline.report.build import build_report
 from pipeline.report.early import EarlyLinks, untimed
 from pipeline.report.files import stored_copy
@@ -113,6 +114,27 @@ def test_rows_made_early_give_the_report_and_the_stored_copy_made_at_the_end() -
     assert not early.lines  # each line is taken as its row is written
 
 
+def test_rows_are_made_early_only_while_their_places_stay_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A URL cited by more articles than the bound allows gets its row at the end, like a spooled row."""
+    monkeypatch.setattr(early_module, "EARLY_ROWS", 3)
+    paths = [Path(f"{n}.md") for n in range(4)]
+    refs = {path: [LinkRef(path, "webUrl", A, A)] for path in paths}  # A: four places
+    refs[paths[0]].append(LinkRef(paths[0], "ampWebUrl", B, B))
+    refs[paths[1]].append(LinkRef(paths[1], "ampWebUrl", C, C))
+    settings = make_settings(Path("/nonexistent"))
+    early = EarlyLinks(refs, {}, STAGED_TEXT)
+    for url in (A, B, C):
+        early(judge(Observation(url, Outcome.SUCCESS, 200, url), None, settings.health, STAGED_AT))
+    final = {
+        url: judge(Observation(url, Outcome.SUCCESS, 200, url), None, settings.health, DAY0)
+        for url in (A, B, C)
+    }
+    assert early.take(A, final[A]) is None  # 4 places: past the bound on its own
+    assert early.take(B, final[B]) is not None and early.take(C, final[C]) is not None
+
+
 def _corpus(root: Path, urls: list[str]) -> Path:
     corpus = root / "corpus"
     corpus.mkdir(parents=True)
@@ -128,7 +150,7 @@ def test_a_run_with_early_rows_writes_the_report_a_run_without_them_writes(
     local_site.route("/ok", body=b"ok")
     local_site.route("/moved", 301, headers={"Location": "/ok"})
     local_site.route("/gone", 404)
-    local_site.route("/slow", body=b"ok", delay=0.6)  # the check still runs after the others answered
+    local_site.route("/slow", body=b"ok", delay=1.0)  # the check still runs after the others answered
     urls = [local_site.url(path) for path in ("/ok", "/ok?2", "/moved", "/gone", "/slow")]
     taken: list[str] = []
     real_take = EarlyLinks.take

@@ -148,7 +148,7 @@ def places_of(
     return tuple(LinkPlace(a, tuple(paths), tuple(lines)) for a, (paths, lines) in sorted(where.items()))
 
 
-def link_row(
+def report_row(
     url: str,
     result: LinkResult,
     before: LinkStatus | None,
@@ -224,7 +224,7 @@ def build_report(
             result = LinkResult(url, status, reason=reason)
         places = index.pop(url)
         made = early.take(url, result) if early is not None and url not in copies else None
-        row = made or link_row(
+        row = made or report_row(
             url, result, previous.get(url), places_of(places, names, spots), copies.get(url)
         )
         links.append(row)

@@ -9,25 +9,29 @@ its line encoded; ``build_report`` takes both when the URL's final verdict is th
 time, and writes the time in. Any other URL (a failure, a later answer replacing the staged one, an archive
 copy found at the end) gets its row the ordinary way, so the report is the one it would have been.
 
-Only for a report held whole in memory anyway (``EARLY_ROWS`` URLs at most): a large corpus would hold a
-row and a line per URL through its whole check, above the memory it is allowed per article.
+Only for a run of at most ``EARLY_ROWS`` articles and URLs, and rows of at most that many places in all: the
+report's spool holds that much as it is anyway, while a large corpus would hold a row and a line per URL
+(and the index of its citations) through its whole check, above the memory it is allowed per article.
 
 Reads: the run's refs (after the read pass), its stored verdicts, each staged verdict. Settings: none.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from pipeline.models import LinkRef, LinkResult, LinkStatus
-from pipeline.report.build import index_of, link_row, places_of
+from pipeline.report.build import index_of, places_of, report_row
 from pipeline.report.files import encode_row
 from pipeline.runreport import LinkRow
 from pipeline.text import iso
 
-EARLY_ROWS = 8192  # URLs of a run whose rows may be made early (a report's rows held as they are: spool.py)
+# The articles and URLs of a run whose rows may be made early, and the places those rows may hold: what a
+# report's spool holds as it is (``spool._IN_MEMORY``), so no run holds more rows than its report would.
+EARLY_ROWS = 8192
 
 
 class EarlyLinks:
@@ -46,14 +50,20 @@ class EarlyLinks:
         self._made: dict[str, tuple[LinkResult, LinkRow, str]] = {}  # URL -> staged verdict, its row, line
         self.lines: dict[str, str] = {}  # URL -> report.json line of each row taken (``stored_copy``)
         self._now: tuple[datetime, str] | None = None  # the run's time, and its text
+        self._weight = 0  # the places of the rows made
 
     def __call__(self, result: LinkResult) -> None:
-        """A staged verdict (``EarlyRows``): its row and line, for a URL the report lists."""
+        """A staged verdict (``EarlyRows``): its row and line, for a URL the report lists, while the rows
+        made weigh less than ``EARLY_ROWS`` places (the spool's weighing: a URL every article cites is
+        never held whole)."""
         names, spots, index, _ = self.index
         places = index.get(result.url)
-        if places is None:
-            return  # a URL asked only to judge the network
-        row = link_row(
+        if places is None or result.url in self._made:
+            return  # a URL asked only to judge the network, or staged again (``take`` compares verdicts)
+        if self._weight + len(places) > EARLY_ROWS:
+            return
+        self._weight += len(places)
+        row = report_row(
             result.url, result, self._previous.get(result.url), places_of(places, names, spots), None
         )
         line = encode_row(row)
@@ -74,11 +84,7 @@ class EarlyLinks:
             self._now = (result.checked_at, iso(result.checked_at) or "")
         now = self._now[1]
         self.lines[url] = line.replace(self._staged_text, now)
-        # The row is this module's alone until it is returned: its two times are written in place (a copy
-        # of a frozen row costs 5 µs, a third of what making it early saves).
-        object.__setattr__(row, "last_success_at", now)
-        object.__setattr__(row, "checked_at", now)
-        return row
+        return dataclasses.replace(row, last_success_at=now, checked_at=now)
 
 
 def untimed(result: LinkResult) -> tuple[object, ...]:
