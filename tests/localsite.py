@@ -259,3 +259,12 @@ def make_settings(tmp: Path, ca: Path | None = None, **sections: dict[str, objec
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     return parse_settings(data, "test settings")
+
+
+def one_article_per_url(root: Path, urls: Sequence[str]) -> Path:
+    """``root/corpus``: one article per URL, naming it in ``ampWebUrl``; the corpus folder."""
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for n, url in enumerate(urls):
+        (corpus / f"a{n:03d}.md").write_text(f'---\ntitle: "A {n}"\nampWebUrl: "{url}"\n---\nBody\n')
+    return corpus

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localsite import LocalSite, make_settings
+from localsite import LocalSite, make_settings, one_article_per_url
+from test_report_build import _report
 
 from pipeline import runner
 from pipeline.health.staging import STAGED_AT
 from pipeline.health.verdict import judge, verdicts
 from pipeline.models import LinkRef, LinkResult, LinkStatus, Observation, Outcome, RunOptions, UrlHistory
 from pipeline.report import early as early_module
-from pipeline.report.build import build_report
 from pipeline.report.early import EarlyLinks, untimed
 from pipeline.report.files import stored_copy
 from pipeline.runner import refresh
@@ -52,30 +52,7 @@ def _another(value: Any) -> Any:
     return DAY0 - timedelta(days=3) if value is None else None
 
 
-def _report(early: EarlyLinks | None, refs: Any, results: Any, previous: Any) -> Any:
-    settings = make_settings(Path("/nonexistent"))
-    return build_report(
-        run_id="r1",
-        started=DAY0,
-        finished=DAY0,
-        exit_code=0,
-        mode="check-only",
-        outage=None,
-        settings=settings,
-        articles=len(refs),
-        refs=refs,
-        results=results,
-        previous=previous,
-        excluded={},
-        changes=[],
-        discovered=[],
-        refused_pages=[],
-        errors=[],
-        early=early,
-    )
-
-
-def test_rows_made_early_give_the_report_and_the_stored_copy_made_at_the_end() -> None:
+def test_rows_made_early_give_the_report_and_the_stored_copy_made_at_the_end(tmp_path: Path) -> None:
     """Answered URLs' early rows stand in the report where the final verdict is the staged one, with the
     run's time; every other URL's row is made at the end; the report and its stored copy are the same."""
     a, b = Path("a.md"), Path("b.md")
@@ -98,14 +75,15 @@ def test_rows_made_early_give_the_report_and_the_stored_copy_made_at_the_end() -
         D: Observation(D, Outcome.SUCCESS, 200, D, reason=f"HTTP 200 {STAGED_TEXT}"),  # the moment's text
     }
     final = {**staged, C: Observation(C, Outcome.HARD, 404, C, reason="HTTP 404")}
-    results, _ = verdicts([A, B, C, D], final, history, None, settings, DAY0)
+    table, _ = verdicts([A, B, C, D], final, history, None, settings, DAY0)
+    results = dict(table.items())
 
     early = EarlyLinks(refs, previous, STAGED_TEXT)
     for obs in staged.values():
         early(judge(obs, history.get(obs.url), settings.health, STAGED_AT))
-    with_early = _report(early, refs, results, previous)
+    with_early = _report(refs, results, tmp_path, previous=previous, early=early)
     taken = dict(early.lines)
-    plain = _report(None, refs, results, previous)
+    plain = _report(refs, results, tmp_path, previous=previous)
 
     assert set(taken) == {A, B}  # C's verdict changed; D's reason holds the moment's text
     assert list(with_early.links) == list(plain.links)
@@ -135,14 +113,6 @@ def test_rows_are_made_early_only_while_their_places_stay_within_the_bound(
     assert early.take(B, final[B]) is not None and early.take(C, final[C]) is not None
 
 
-def _corpus(root: Path, urls: list[str]) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir(parents=True)
-    for n, url in enumerate(urls):
-        (corpus / f"a{n:03d}.md").write_text(f'---\ntitle: "A {n}"\nampWebUrl: "{url}"\n---\nBody\n')
-    return corpus
-
-
 def test_a_run_with_early_rows_writes_the_report_a_run_without_them_writes(
     tmp_path: Path, local_site: LocalSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,10 +133,12 @@ def test_a_run_with_early_rows_writes_the_report_a_run_without_them_writes(
 
     monkeypatch.setattr(EarlyLinks, "take", take)
     reports = {}
-    for name, most in (("early", runner.EARLY_ROWS), ("plain", 0)):
+    for name, most in (("early", early_module.EARLY_ROWS), ("plain", 0)):
         root = tmp_path / "run"  # one folder for both: the report names the articles' paths
         shutil.rmtree(root, ignore_errors=True)
-        settings = make_settings(root, corpus={"roots": [str(_corpus(root, urls))]}, retry={"attempts": 1})
+        settings = make_settings(
+            root, corpus={"roots": [str(one_article_per_url(root, urls))]}, retry={"attempts": 1}
+        )
         monkeypatch.setattr(runner, "EARLY_ROWS", most)
         options = RunOptions(now=lambda: DAY0, show_progress=False, mode="check-only")
         outcome = refresh(settings, options, io.StringIO())

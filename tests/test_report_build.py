@@ -45,6 +45,7 @@ def _report(refs: object, results: dict[str, LinkResult], tmp_path: Path, **extr
         results=results,
         previous=extra.get("previous", {}),  # type: ignore[arg-type]
         excluded=extra.get("excluded", {}),  # type: ignore[arg-type]
+        early=extra.get("early"),  # type: ignore[arg-type]
         changes=(),
         discovered=(),
         refused_pages=(),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from localsite import LocalSite, make_settings
+from localsite import LocalSite, make_settings, one_article_per_url
 
 from pipeline.config import Settings
 from pipeline.health import staging
@@ -111,14 +111,6 @@ def test_staged_rows_that_no_record_takes_are_dropped(tmp_path: Path) -> None:
 # ---- whole runs -----------------------------------------------------------------------------------
 
 
-def _corpus(root: Path, urls: list[str]) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir(parents=True)
-    for n, url in enumerate(urls):
-        (corpus / f"a{n:03d}.md").write_text(f'---\ntitle: "A {n}"\nampWebUrl: "{url}"\n---\nBody\n')
-    return corpus
-
-
 def _settings(root: Path, corpus: Path) -> Settings:
     return make_settings(
         root,
@@ -158,7 +150,7 @@ def test_an_outage_found_at_the_end_records_the_answers_staged_and_no_failure(
     results = {}
     for name, stage in (("staged", True), ("plain", False)):
         root = tmp_path / name
-        settings = _settings(root, _corpus(root, urls))
+        settings = _settings(root, one_article_per_url(root, urls))
         with monkeypatch.context() as patched:
             if not stage:
                 patched.setattr(HistoryStore, "stages", False)
@@ -179,7 +171,7 @@ def test_a_run_stopped_mid_check_records_none_of_its_staged_rows(
 ) -> None:
     """A stop request after rows were staged leaves the history and the articles as an unstaged run does."""
     urls = _serve(local_site)
-    corpus = _corpus(tmp_path, urls)
+    corpus = one_article_per_url(tmp_path, urls)
     settings = _settings(tmp_path, corpus)
     stop = threading.Event()
     staged = _spy_staging(monkeypatch, after=stop.set)  # as SIGTERM's handler does, mid-check
