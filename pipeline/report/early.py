@@ -3,9 +3,9 @@
 Why: the parent process is idle while its check's process asks the URLs, and after the last answer a run
 spent about a third of its tail on ``pipeline bench --check-only``'s 5,000 links building their report rows
 and encoding them as report.json lines. An answered URL (``ok`` or ``redirected``) has its verdict as soon
-as it is staged (``health.staging``), all but the moment the checks end, which fills its
-``last_success_at`` and ``checked_at``. So its row is made then, with ``STAGED_TEXT`` for that moment, and
-its line encoded; ``build_report`` takes both when the URL's final verdict is the staged one with the run's
+as it is staged (``health.staging``), all but the moment the checks end, which fills its ``last_success_at``
+and ``checked_at``. So its row is made then, with the text of ``staging.STAGED_AT`` for that moment, and its
+line encoded; ``build_report`` takes both when the URL's final verdict is the staged one with the run's
 time, and writes the time in. Any other URL (a failure, a later answer replacing the staged one, an archive
 copy found at the end) gets its row the ordinary way, so the report is the one it would have been.
 
