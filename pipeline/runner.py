@@ -32,7 +32,7 @@ from pipeline.extract.pages import PageReader
 from pipeline.frontmatter.replace import remove_leftovers
 from pipeline.health import verdict
 from pipeline.health.history import HistoryStore
-from pipeline.health.staging import STAGED_AT, EarlyRows
+from pipeline.health.staging import EarlyRows
 from pipeline.health.verdict import baseline
 from pipeline.ignore import filter_for
 from pipeline.links import normalize_url
@@ -51,7 +51,6 @@ from pipeline.report.render import prepare as prepare_reports
 from pipeline.report.view import Summary
 from pipeline.runreport import OutageStreak, RunReport
 from pipeline.runstate import Run
-from pipeline.text import iso
 from pipeline.write import AnyOf, write_pass
 
 if TYPE_CHECKING:
@@ -179,7 +178,7 @@ def _early_links(run: Run) -> EarlyLinks | None:
     """The answered URLs' report rows, made while the check runs, for a small run (``report.early``)."""
     if len(run.plan.urls) > EARLY_ROWS or len(run.corpus.paths) > EARLY_ROWS:
         return None
-    return EarlyLinks(run.corpus.refs, run.previous, iso(STAGED_AT) or "")
+    return EarlyLinks(run.corpus.refs, run.previous)
 
 
 def _prepare_remote(settings: Settings, options: RunOptions) -> Prepared | None:

@@ -19,14 +19,12 @@ from pipeline.health.staging import STAGED_AT
 from pipeline.health.verdict import judge, verdicts
 from pipeline.models import LinkRef, LinkResult, LinkStatus, Observation, Outcome, RunOptions, UrlHistory
 from pipeline.report import early as early_module
-from pipeline.report.early import EarlyLinks, untimed
+from pipeline.report.early import STAGED_TEXT, EarlyLinks, untimed
 from pipeline.report.files import stored_copy
 from pipeline.runner import refresh
-from pipeline.text import iso
 
 DAY0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 A, B, C, D, E = (f"http://example.test/{name}" for name in "abcde")
-STAGED_TEXT = iso(STAGED_AT) or ""
 
 
 def test_untimed_holds_every_field_of_a_verdict_but_its_url_and_its_two_times() -> None:
@@ -78,7 +76,7 @@ def test_rows_made_early_give_the_report_and_the_stored_copy_made_at_the_end(tmp
     table, _ = verdicts([A, B, C, D], final, history, None, settings, DAY0)
     results = dict(table.items())
 
-    early = EarlyLinks(refs, previous, STAGED_TEXT)
+    early = EarlyLinks(refs, previous)
     for obs in staged.values():
         early(judge(obs, history.get(obs.url), settings.health, STAGED_AT))
     with_early = _report(refs, results, tmp_path, previous=previous, early=early)
@@ -102,7 +100,7 @@ def test_rows_are_made_early_only_while_their_places_stay_within_the_bound(
     refs[paths[0]].append(LinkRef(paths[0], "ampWebUrl", B, B))
     refs[paths[1]].append(LinkRef(paths[1], "ampWebUrl", C, C))
     settings = make_settings(Path("/nonexistent"))
-    early = EarlyLinks(refs, {}, STAGED_TEXT)
+    early = EarlyLinks(refs, {})
     for url in (A, B, C):
         early(judge(Observation(url, Outcome.SUCCESS, 200, url), None, settings.health, STAGED_AT))
     final = {

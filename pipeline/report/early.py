@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.health.staging import STAGED_AT
 from pipeline.models import LinkRef, LinkResult, LinkStatus
 from pipeline.report.build import index_of, places_of, report_row
 from pipeline.report.files import encode_row
@@ -32,21 +33,20 @@ from pipeline.text import iso
 # The articles and URLs of a run whose rows may be made early, and the places those rows may hold: what a
 # report's spool holds as it is (``spool._IN_MEMORY``), so no run holds more rows than its report would.
 EARLY_ROWS = 8192
+STAGED_TEXT = iso(STAGED_AT) or ""
 
 
 class EarlyLinks:
     """The report rows (and report.json lines) of the answered URLs, made as their verdicts are staged.
 
-    ``staged_at`` is the moment the staged verdicts were judged with (``health.staging``): no check ends
+    ``STAGED_TEXT`` is the moment the staged verdicts were judged with (``health.staging``): no check ends
     then, so its text in a row or a line can only be the run's time to come.
     """
 
-    def __init__(
-        self, refs: Mapping[Path, Sequence[LinkRef]], previous: Mapping[str, LinkStatus], staged_at: str
-    ):
+    def __init__(self, refs: Mapping[Path, Sequence[LinkRef]], previous: Mapping[str, LinkStatus]):
         self.index = index_of(refs)  # the report's own, made now instead of after the last answer
         self._previous = previous
-        self._staged_text = staged_at
+        self._staged_text = STAGED_TEXT
         self._made: dict[str, tuple[LinkResult, LinkRow, str]] = {}  # URL -> staged verdict, its row, line
         self.lines: dict[str, str] = {}  # URL -> report.json line of each row taken (``stored_copy``)
         self._now: tuple[datetime, str] | None = None  # the run's time, and its text
