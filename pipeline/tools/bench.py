@@ -213,8 +213,9 @@ def _lychee() -> str | None:
     return str(beside) if beside.exists() else shutil.which("lychee")
 
 
-def _run_lychee(binary: str, url_file: Path, hosts: int, per_host: int) -> float:
-    command = [
+def _lychee_command(binary: str, url_file: Path, hosts: int, per_host: int) -> list[str]:
+    """lychee on the URLs in ``url_file`` with this benchmark's limits (one retry, as ours has)."""
+    return [
         binary,
         "--no-progress",
         "--max-concurrency",
@@ -227,6 +228,10 @@ def _run_lychee(binary: str, url_file: Path, hosts: int, per_host: int) -> float
         "1",
         str(url_file),
     ]
+
+
+def _run_lychee(binary: str, url_file: Path, hosts: int, per_host: int) -> float:
+    command = _lychee_command(binary, url_file, hosts, per_host)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
