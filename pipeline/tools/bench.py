@@ -143,23 +143,37 @@ def _refresh_check_only(work: Path, urls: list[str], hosts: int, per_host: int) 
     """``pipeline refresh --check-only`` over one article per URL, in a child process; its figures."""
     check_only_workload(work, urls, hosts, per_host)
     # Not --quiet: the run's own log lines say how long its read pass and its checks took.
-    command = [sys.executable, "-m", "pipeline", "refresh", "--check-only"]
-    started = time.perf_counter()
-    done = subprocess.run(
-        [*command, "--config", str(work / "pipeline.yaml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
-    )
-    seconds = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    if done.returncode != 0:
-        print(f"  pipeline refresh exited {done.returncode}: {done.stderr[-1000:]}")
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "refresh",
+        "--check-only",
+        "--config",
+        str(work / "pipeline.yaml"),
+    ]
+    log = work / "refresh.log"
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+        # This run's own peak (its largest process): getrusage's RUSAGE_CHILDREN keeps the largest of
+        # every process waited for so far, so a repeat's figure was the largest of the runs before it too.
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = log.read_text(errors="replace")
+    if child.returncode != 0:
+        print(f"  pipeline refresh exited {child.returncode}: {stderr[-1000:]}")
     latest = json.loads((work / "reports" / "latest" / "report.json").read_text())
-    figures = {"seconds": seconds, "exit": done.returncode, "ok": latest["totals"]["ok"], "rss_mb": children}
+    peak = usage.ru_maxrss / 1024
+    figures = {"seconds": seconds, "exit": child.returncode, "ok": latest["totals"]["ok"], "rss_mb": peak}
     for name, pattern in _PHASES.items():
-        found = re.search(pattern, done.stderr)
+        found = re.search(pattern, stderr)
         if found:
             figures[name] = float(found.group(1))
     return figures
