@@ -145,7 +145,7 @@ def _timed(
     stamps = _get(port, "/__stats")
     first, last = stamps["first"], stamps["last"]
     figures: dict[str, object] = {
-        "home": label,
+        "label": label,
         "started": started,
         "web_cpu": _cpu_seconds(web) - web_before,
         "exit": done.returncode,
