@@ -14,10 +14,15 @@ some modules, the first and the 50th and last article opened, the history's data
 connection to the server, the exit) through an audit hook installed by a ``sitecustomize`` module: it costs a
 little itself, so the plain runs' figures are the ones to quote. ``--peers`` also times, each round and on
 the same server, lychee (``pipeline bench``'s command for it) and ``pipeline bench``'s own check phase
-(``check_links`` in a process of its own, no read pass beside it). Run under ``chrt -r 1`` for figures a
-loaded machine can still compare.
+(``check_links`` in a process of its own, no read pass beside it). ``--floor`` also times, each round, two
+bare clients of some thirty lines that only fetch the URLs, as the check's limits allow (a worker per
+connection, ``per_host`` of them per host) and read nothing else: aiohttp alone, and httpx's request sent
+through the ``httpx_aiohttp`` transport, the check's own path. They are the floor of this machine and
+that stack: no pipeline can do the same requests sooner. Run under ``chrt -r 1`` for figures a loaded
+machine can still compare.
 
     .venv/bin/python bench/startup_bench.py --repeat 5 --home /tmp/before --home . [--trace] [--peers]
+    .venv/bin/python bench/startup_bench.py --repeat 9 --peers --floor
 """
 
 from __future__ import annotations
@@ -90,6 +95,48 @@ def _hook(event, args):
         _note(event)
 sys.addaudithook(_hook)
 _note("started")
+"""
+
+
+# A bare client (argv: the URL file, per_host, "aiohttp" or "httpx"): per_host workers per host, each fetching
+# its host's URLs one after the other over the one connector the check also has (its limits), the body
+# read whole; it prints how many answered 200. "httpx" sends httpx's request as pipeline.check.http does.
+_BARE = r"""
+import asyncio, collections, sys
+from urllib.parse import urlsplit
+import aiohttp
+url_file, per_host, stack = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if stack == "httpx":
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+async def main():
+    by_host = collections.defaultdict(list)
+    for url in open(url_file).read().split():
+        by_host[urlsplit(url).netloc].append(url)
+    connector = aiohttp.TCPConnector(limit=per_host * len(by_host), limit_per_host=per_host)
+    session = aiohttp.ClientSession(connector=connector)
+    if stack == "httpx":
+        transport = AiohttpTransport(client=session)
+        async def fetch(url):
+            response = await transport.handle_async_request(httpx.Request("GET", url))
+            await response.aread()
+            await response.aclose()
+            return response.status_code
+    else:
+        async def fetch(url):
+            async with session.get(url) as response:
+                await response.read()
+                return response.status
+    async def worker(urls):
+        answered = 0
+        while urls:
+            answered += (await fetch(urls.pop())) == 200
+        return answered
+    workers = [worker(urls) for urls in by_host.values() for _ in range(per_host)]
+    answered = sum(await asyncio.gather(*workers))
+    await session.close()
+    print(answered)
+asyncio.run(main())
 """
 
 
@@ -194,6 +241,16 @@ def _peers(
     return runs
 
 
+def _floor(url_file: Path, per_host: int, home: Path, port: int, web: int) -> list[tuple[str, Run]]:
+    """The two bare clients (``_BARE``) on the same URLs, timed as the command is."""
+    runs: list[tuple[str, Run]] = []
+    for stack in ("aiohttp", "httpx"):
+        label = f"bare {stack} client"
+        command = [sys.executable, "-c", _BARE, str(url_file), str(per_host), stack]
+        runs.append((label, functools.partial(_timed, label, command, {**os.environ}, home, port, web)))
+    return runs
+
+
 def main() -> int:
     """Run the rounds and print each run and the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,6 +258,7 @@ def main() -> int:
     parser.add_argument("--home", action="append", type=Path, help="a checkout holding pipeline/")
     parser.add_argument("--trace", action="store_true", help="note chosen events in every process")
     parser.add_argument("--peers", action="store_true", help="each round also lychee and the check alone")
+    parser.add_argument("--floor", action="store_true", help="each round also two bare clients (_BARE)")
     args = parser.parse_args()
     homes = [home.resolve() for home in args.home or [Path(__file__).resolve().parents[1]]]
     count, hosts, per_host, latency = 5000, 20, 10, 0.1
@@ -223,6 +281,8 @@ def main() -> int:
             ]
             if args.peers:
                 runs += _peers(url_file, hosts, per_host, homes[0], ports[0], server.pid)
+            if args.floor:
+                runs += _floor(url_file, per_host, homes[0], ports[0], server.pid)
             print(f"load average before: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
             results: dict[str, list[dict[str, object]]] = {label: [] for label, _ in runs}
             for number in range(args.repeat):
