@@ -17,9 +17,8 @@ the same server, lychee (``pipeline bench``'s command for it) and ``pipeline ben
 (``check_links`` in a process of its own, no read pass beside it). ``--floor`` also times, each round, two
 bare clients of some thirty lines that only fetch the URLs, as the check's limits allow (a worker per
 connection, ``per_host`` of them per host) and read nothing else: aiohttp alone, and httpx's request sent
-through the ``httpx_aiohttp`` transport, the check's own path. They are the floor of this machine and
-that stack: no pipeline can do the same requests sooner. Run under ``chrt -r 1`` for figures a loaded
-machine can still compare.
+through the ``httpx_aiohttp`` transport, the check's own path: a floor for any command on that stack on
+this machine. Run under ``chrt -r 1`` for figures a loaded machine can still compare.
 
     .venv/bin/python bench/startup_bench.py --repeat 5 --home /tmp/before --home . [--trace] [--peers]
     .venv/bin/python bench/startup_bench.py --repeat 9 --peers --floor
@@ -100,7 +99,8 @@ _note("started")
 
 # A bare client (argv: the URL file, per_host, "aiohttp" or "httpx"): per_host workers per host, each fetching
 # its host's URLs one after the other over the one connector the check also has (its limits), the body
-# read whole; it prints how many answered 200. "httpx" sends httpx's request as pipeline.check.http does.
+# read whole; it prints how many answered 200 and exits 1 unless all did. "httpx" sends httpx's request as
+# pipeline.check.http does.
 _BARE = r"""
 import asyncio, collections, sys
 from urllib.parse import urlsplit
@@ -110,8 +110,9 @@ if stack == "httpx":
     import httpx
     from httpx_aiohttp import AiohttpTransport
 async def main():
+    urls = open(url_file).read().split()
     by_host = collections.defaultdict(list)
-    for url in open(url_file).read().split():
+    for url in urls:
         by_host[urlsplit(url).netloc].append(url)
     connector = aiohttp.TCPConnector(limit=per_host * len(by_host), limit_per_host=per_host)
     session = aiohttp.ClientSession(connector=connector)
@@ -136,7 +137,8 @@ async def main():
     answered = sum(await asyncio.gather(*workers))
     await session.close()
     print(answered)
-asyncio.run(main())
+    return answered == len(urls)
+sys.exit(0 if asyncio.run(main()) else 1)
 """
 
 
