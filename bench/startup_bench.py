@@ -128,12 +128,12 @@ async def main():
             async with session.get(url) as response:
                 await response.read()
                 return response.status
-    async def worker(urls):
+    async def worker(todo):  # its host's list, shared with that host's other workers
         answered = 0
-        while urls:
-            answered += (await fetch(urls.pop())) == 200
+        while todo:
+            answered += (await fetch(todo.pop())) == 200
         return answered
-    workers = [worker(urls) for urls in by_host.values() for _ in range(per_host)]
+    workers = [worker(todo) for todo in by_host.values() for _ in range(per_host)]
     answered = sum(await asyncio.gather(*workers))
     await session.close()
     print(answered)
